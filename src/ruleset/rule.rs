@@ -1,0 +1,340 @@
+//! The structured view of one rule's words: basic matches (-p -s -d -i -o -f), each `-m module`
+//! with its options, and the target (`-j`) or goto (`-g`) with its options. The view never loses
+//! anything: words it does not understand are kept in `extra`, and the exact text stays in `Rule`.
+
+use super::Counters;
+use super::words::Word;
+use serde::Serialize;
+
+/// A value that may be negated with `!`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Negatable {
+    pub negated: bool,
+    pub value: String,
+}
+
+impl Negatable {
+    /// `value` or `!value`, as `iptables -L` shows it.
+    pub fn display(&self) -> String {
+        if self.negated {
+            format!("!{}", self.value)
+        } else {
+            self.value.clone()
+        }
+    }
+}
+
+/// One `--option [values...]` of a match or a target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OptionArg {
+    /// The option as written, e.g. `--dport`.
+    pub name: String,
+    pub negated: bool,
+    pub values: Vec<String>,
+}
+
+/// One `-m module` and its options. Options given after `-p tcp` without `-m tcp` belong to an
+/// implicit match of that protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct XMatch {
+    pub name: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub implicit: bool,
+    pub options: Vec<OptionArg>,
+}
+
+impl XMatch {
+    pub fn option(&self, name: &str) -> Option<&OptionArg> {
+        self.options.iter().find(|o| o.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// `-j`: jump, and come back on RETURN.
+    Jump,
+    /// `-g`: go to, and RETURN goes to the caller's caller.
+    Goto,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Target {
+    pub kind: TargetKind,
+    pub name: String,
+    pub options: Vec<OptionArg>,
+}
+
+/// What a rule's words mean.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RuleSpec {
+    pub protocol: Option<Negatable>,
+    pub source: Option<Negatable>,
+    pub destination: Option<Negatable>,
+    pub in_interface: Option<Negatable>,
+    pub out_interface: Option<Negatable>,
+    /// `Some(false)` for `-f`, `Some(true)` for `! -f`.
+    pub fragment: Option<bool>,
+    pub matches: Vec<XMatch>,
+    pub target: Option<Target>,
+    /// Words nfscope does not place anywhere else, in order. Kept, shown, written back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<String>,
+    /// Counters given inline with `-c PKTS BYTES`.
+    #[serde(skip)]
+    pub inline_counters: Option<Counters>,
+}
+
+/// Where `--options` currently go.
+enum Ctx {
+    None,
+    Match(usize),
+    Target,
+}
+
+fn is_option(w: &Word) -> bool {
+    !w.quoted && w.text.len() > 1 && w.text.starts_with('-')
+}
+
+fn is_bang(w: &Word) -> bool {
+    !w.quoted && w.text == "!"
+}
+
+impl RuleSpec {
+    /// Interpret a rule's words. Never fails: what is not understood goes to `extra`.
+    pub fn from_words(words: &[Word]) -> RuleSpec {
+        let mut spec = RuleSpec::default();
+        let mut ctx = Ctx::None;
+        let mut neg = false;
+        let mut i = 0;
+        while i < words.len() {
+            let w = &words[i];
+            i += 1;
+            if is_bang(w) {
+                neg = true;
+                continue;
+            }
+            let t = w.text.as_str();
+            let basic: Option<fn(&mut RuleSpec) -> &mut Option<Negatable>> = match t {
+                "-p" | "--protocol" => Some(|s| &mut s.protocol),
+                "-s" | "--source" | "--src" => Some(|s| &mut s.source),
+                "-d" | "--destination" | "--dst" => Some(|s| &mut s.destination),
+                "-i" | "--in-interface" => Some(|s| &mut s.in_interface),
+                "-o" | "--out-interface" => Some(|s| &mut s.out_interface),
+                _ => None,
+            };
+            if let Some(field) = basic.filter(|_| !w.quoted) {
+                // Old style puts the `!` after the option: `-s ! 10.0.0.1`.
+                if words.get(i).is_some_and(is_bang) {
+                    neg = true;
+                    i += 1;
+                }
+                match words.get(i) {
+                    Some(v) => {
+                        *field(&mut spec) = Some(Negatable {
+                            negated: neg,
+                            value: v.text.clone(),
+                        });
+                        i += 1;
+                    }
+                    None => spec.extra.push(w.text.clone()),
+                }
+                neg = false;
+                continue;
+            }
+            if w.quoted {
+                spec.extra.push(w.text.clone());
+                neg = false;
+                continue;
+            }
+            match t {
+                "-f" | "--fragment" => {
+                    spec.fragment = Some(neg);
+                }
+                "-m" | "--match" => match words.get(i) {
+                    Some(name) => {
+                        i += 1;
+                        spec.matches.push(XMatch {
+                            name: name.text.clone(),
+                            implicit: false,
+                            options: Vec::new(),
+                        });
+                        ctx = Ctx::Match(spec.matches.len() - 1);
+                    }
+                    None => spec.extra.push(t.to_string()),
+                },
+                "-j" | "--jump" | "-g" | "--goto" => match words.get(i) {
+                    Some(name) => {
+                        i += 1;
+                        let kind = if t == "-j" || t == "--jump" {
+                            TargetKind::Jump
+                        } else {
+                            TargetKind::Goto
+                        };
+                        spec.target = Some(Target {
+                            kind,
+                            name: name.text.clone(),
+                            options: Vec::new(),
+                        });
+                        ctx = Ctx::Target;
+                    }
+                    None => spec.extra.push(t.to_string()),
+                },
+                "-c" | "--set-counters" => {
+                    let p = words.get(i).and_then(|w| w.text.parse::<u64>().ok());
+                    let b = words.get(i + 1).and_then(|w| w.text.parse::<u64>().ok());
+                    match (p, b) {
+                        (Some(p), Some(b)) => {
+                            spec.inline_counters = Some(Counters::new(p, b));
+                            i += 2;
+                        }
+                        _ => spec.extra.push(t.to_string()),
+                    }
+                }
+                _ if t.starts_with("--") => {
+                    let mut opt = OptionArg {
+                        name: t.to_string(),
+                        negated: neg,
+                        values: Vec::new(),
+                    };
+                    if words.get(i).is_some_and(is_bang) {
+                        opt.negated = true;
+                        i += 1;
+                    }
+                    while let Some(v) = words.get(i) {
+                        if is_option(v) || is_bang(v) {
+                            break;
+                        }
+                        opt.values.push(v.text.clone());
+                        i += 1;
+                    }
+                    spec.push_option(&mut ctx, opt);
+                }
+                _ => spec
+                    .extra
+                    .push(if neg { format!("! {t}") } else { t.to_string() }),
+            }
+            neg = false;
+        }
+        spec
+    }
+
+    fn push_option(&mut self, ctx: &mut Ctx, opt: OptionArg) {
+        match ctx {
+            Ctx::Match(m) => self.matches[*m].options.push(opt),
+            Ctx::Target => {
+                if let Some(t) = self.target.as_mut() {
+                    t.options.push(opt)
+                }
+            }
+            Ctx::None => {
+                // `-p tcp --dport 22` without `-m tcp`: the protocol's implicit match.
+                let proto = self
+                    .protocol
+                    .as_ref()
+                    .filter(|p| !p.negated)
+                    .map(|p| p.value.to_ascii_lowercase());
+                match proto {
+                    Some(name) => {
+                        self.matches.push(XMatch {
+                            name,
+                            implicit: true,
+                            options: vec![opt],
+                        });
+                        *ctx = Ctx::Match(self.matches.len() - 1);
+                    }
+                    None => {
+                        self.extra.push(opt.name.clone());
+                        self.extra.extend(opt.values);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn find_match(&self, name: &str) -> Option<&XMatch> {
+        self.matches.iter().find(|m| m.name == name)
+    }
+
+    /// The comment given with `-m comment --comment`, if any.
+    pub fn comment(&self) -> Option<&str> {
+        self.find_match("comment")
+            .and_then(|m| m.option("--comment"))
+            .and_then(|o| o.values.first())
+            .map(String::as_str)
+    }
+
+    /// The target's name, or "" for a rule with no target (it only counts).
+    pub fn target_name(&self) -> &str {
+        self.target.as_ref().map_or("", |t| t.name.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ruleset::words::split;
+
+    fn spec(s: &str) -> RuleSpec {
+        RuleSpec::from_words(&split(s).unwrap())
+    }
+
+    #[test]
+    fn basic_matches_and_negations() {
+        let s = spec("! -s 10.0.0.0/8 -d 1.2.3.4/32 -i eth+ ! -o lo -p tcp ! -f -j DROP");
+        assert_eq!(s.source.as_ref().unwrap().display(), "!10.0.0.0/8");
+        assert_eq!(s.destination.as_ref().unwrap().display(), "1.2.3.4/32");
+        assert_eq!(s.in_interface.as_ref().unwrap().display(), "eth+");
+        assert_eq!(s.out_interface.as_ref().unwrap().display(), "!lo");
+        assert_eq!(s.fragment, Some(true));
+        assert_eq!(s.target_name(), "DROP");
+    }
+
+    #[test]
+    fn old_style_negation_after_option() {
+        let s = spec("-s ! 10.0.0.1 -p tcp --dport ! 22");
+        assert!(s.source.unwrap().negated);
+        let m = &s.matches[0];
+        assert!(m.implicit);
+        assert!(m.options[0].negated);
+        assert_eq!(m.options[0].values, ["22"]);
+    }
+
+    #[test]
+    fn modules_options_and_target_options() {
+        let s = spec(
+            r#"-p tcp -m tcp --dport 22 --tcp-flags FIN,SYN,RST,ACK SYN -m comment --comment "--odd one" -m conntrack ! --ctstate NEW -j LOG --log-prefix "-> x" --log-level 4"#,
+        );
+        assert_eq!(s.matches.len(), 3);
+        assert_eq!(s.matches[0].options[1].values, ["FIN,SYN,RST,ACK", "SYN"]);
+        assert_eq!(s.comment(), Some("--odd one"));
+        assert!(s.matches[2].options[0].negated);
+        let t = s.target.unwrap();
+        assert_eq!(t.options[0].values, ["-> x"]);
+        assert_eq!(t.options[1].values, ["4"]);
+    }
+
+    #[test]
+    fn goto_and_flag_options() {
+        let s = spec("-m recent --set --name SCAN --rsource -g TRAP");
+        assert_eq!(s.matches[0].options.len(), 3);
+        assert!(s.matches[0].options[0].values.is_empty());
+        let t = s.target.unwrap();
+        assert_eq!(t.kind, TargetKind::Goto);
+        assert_eq!(t.name, "TRAP");
+    }
+
+    #[test]
+    fn unknown_words_are_kept() {
+        let s = spec("-4 weird --orphan 1");
+        assert_eq!(s.extra, ["-4", "weird", "--orphan", "1"]);
+        let s = spec("-j");
+        assert_eq!(s.extra, ["-j"]);
+    }
+
+    #[test]
+    fn inline_counters() {
+        let s = spec("-c 10 20 -j ACCEPT");
+        assert_eq!(s.inline_counters, Some(Counters::new(10, 20)));
+    }
+}

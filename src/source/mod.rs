@@ -1,0 +1,237 @@
+//! Where rule sets come from: the kernel (through the system's iptables-save tools), saved files,
+//! or the bundled demo. Each source runs on its own thread and hands whole snapshots to a sink
+//! (the UI's channel); one refresh is in flight at a time.
+
+pub mod demo;
+pub mod file;
+pub mod kernel;
+
+use crate::ruleset::{Family, Ruleset};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+use thiserror::Error;
+
+/// Which iptables backend the system tools talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// iptables-nft: the rules live in nf_tables.
+    Nft,
+    /// iptables-legacy: the rules live in the old x_tables.
+    Legacy,
+}
+
+impl Backend {
+    pub fn label(self) -> &'static str {
+        match self {
+            Backend::Nft => "nf_tables",
+            Backend::Legacy => "legacy",
+        }
+    }
+}
+
+/// What to read rule sets from, as chosen on the command line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceConfig {
+    /// The running kernel, through `iptables-save -c` and `ip6tables-save -c`.
+    Kernel {
+        /// `None`: whatever `iptables-save` on the PATH is.
+        backend: Option<Backend>,
+        interval: Duration,
+    },
+    /// Saved files; either may be absent.
+    File {
+        v4: Option<PathBuf>,
+        v6: Option<PathBuf>,
+        interval: Duration,
+    },
+    /// The bundled demo world, counters advancing by themselves.
+    Demo { interval: Duration },
+}
+
+impl SourceConfig {
+    pub fn interval(&self) -> Duration {
+        match self {
+            SourceConfig::Kernel { interval, .. }
+            | SourceConfig::File { interval, .. }
+            | SourceConfig::Demo { interval } => *interval,
+        }
+    }
+}
+
+/// A failure to get a rule set, in words a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SourceError {
+    #[error(
+        "{tool} was not found: install the iptables package (e.g. `apt-get install iptables`), or try `nfscope --demo`"
+    )]
+    ToolMissing { tool: String },
+    #[error(
+        "{tool} needs root (CAP_NET_ADMIN) to read the rule set: run nfscope as root (sudo), or try `nfscope --demo` or `--file PATH`"
+    )]
+    PermissionDenied { tool: String },
+    #[error("{tool} failed (exit {status}): {stderr}")]
+    ToolFailed {
+        tool: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("{what}: {message}")]
+    Parse { what: String, message: String },
+    #[error("cannot read {path}: {message}")]
+    Io { path: String, message: String },
+}
+
+/// One family's result within a snapshot. `Absent` means the source has nothing for that family
+/// (e.g. `--file` without `--file6`), which is not an error.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FamilyData {
+    Loaded(Ruleset),
+    Absent,
+    Failed(SourceError),
+}
+
+impl FamilyData {
+    pub fn ruleset(&self) -> Option<&Ruleset> {
+        match self {
+            FamilyData::Loaded(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    pub fn error(&self) -> Option<&SourceError> {
+        match self {
+            FamilyData::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Where a snapshot came from, for the header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Kernel {
+        backend: Backend,
+    },
+    File {
+        v4: Option<String>,
+        v6: Option<String>,
+    },
+    Demo,
+}
+
+impl Origin {
+    pub fn describe(&self) -> String {
+        match self {
+            Origin::Kernel { backend } => format!("kernel · {}", backend.label()),
+            Origin::File { v4, v6 } => {
+                let names: Vec<&str> = [v4, v6].into_iter().flatten().map(String::as_str).collect();
+                format!("file · {}", names.join(", "))
+            }
+            Origin::Demo => "demo".to_string(),
+        }
+    }
+}
+
+/// Both families as read at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RulesetSnapshot {
+    /// Increases by one with every snapshot a source sends.
+    pub generation: u64,
+    pub origin: Origin,
+    /// When the refresh finished.
+    pub taken_at: SystemTime,
+    /// How long the refresh took.
+    pub took: Duration,
+    pub v4: FamilyData,
+    pub v6: FamilyData,
+    /// Things the user must know that are not errors, e.g. rules in the other backend.
+    pub warnings: Vec<String>,
+}
+
+impl RulesetSnapshot {
+    pub fn family(&self, f: Family) -> &FamilyData {
+        match f {
+            Family::V4 => &self.v4,
+            Family::V6 => &self.v6,
+        }
+    }
+
+    /// Every family error, labelled.
+    pub fn errors(&self) -> Vec<String> {
+        Family::ALL
+            .iter()
+            .filter_map(|&f| {
+                self.family(f)
+                    .error()
+                    .map(|e| format!("{}: {e}", f.label()))
+            })
+            .collect()
+    }
+}
+
+/// Where a source delivers snapshots. Returns `false` once nobody listens; the source then stops.
+pub type Sink = Box<dyn FnMut(RulesetSnapshot) -> bool + Send>;
+
+/// Read both families once (for the CLI, and the first frame).
+pub fn load_once(cfg: &SourceConfig) -> RulesetSnapshot {
+    match cfg {
+        SourceConfig::Kernel { backend, .. } => kernel::KernelReader::new(*backend).read(1),
+        SourceConfig::File { v4, v6, .. } => file::read(v4.as_deref(), v6.as_deref(), 1),
+        SourceConfig::Demo { .. } => demo::DemoWorld::new().snapshot(),
+    }
+}
+
+/// Start the source's thread: it sends a snapshot now and then one every interval until the sink
+/// says stop. The next poll starts only after the previous one finished.
+pub fn spawn(cfg: SourceConfig, sink: Sink) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("nfscope-rules".into())
+        .spawn(move || run(cfg, sink))
+}
+
+fn run(cfg: SourceConfig, mut sink: Sink) {
+    let interval = cfg.interval();
+    match cfg {
+        SourceConfig::Kernel { backend, .. } => {
+            let mut reader = kernel::KernelReader::new(backend);
+            poll_loop(interval, &mut sink, |g| Some(reader.read(g)));
+        }
+        SourceConfig::File { v4, v6, .. } => {
+            let mut watcher = file::Watcher::new(v4, v6);
+            poll_loop(interval, &mut sink, |g| watcher.poll(g));
+        }
+        SourceConfig::Demo { .. } => {
+            let mut world = demo::DemoWorld::new();
+            poll_loop(interval, &mut sink, |_| {
+                world.advance(interval);
+                Some(world.snapshot())
+            });
+        }
+    }
+}
+
+/// Call `read` every `interval` (measured start to start; a slow read delays the next one rather
+/// than overlapping it) and pass what it returns on. `None` means nothing changed.
+fn poll_loop(
+    interval: Duration,
+    sink: &mut Sink,
+    mut read: impl FnMut(u64) -> Option<RulesetSnapshot>,
+) {
+    let mut generation = 1u64;
+    loop {
+        let start = std::time::Instant::now();
+        if let Some(snap) = read(generation) {
+            generation += 1;
+            if !sink(snap) {
+                return;
+            }
+        }
+        let spent = start.elapsed();
+        std::thread::sleep(
+            interval
+                .saturating_sub(spent)
+                .max(Duration::from_millis(50)),
+        );
+    }
+}
