@@ -3,5 +3,7 @@
 //! Layers (arrows point down only): the faces `tui` and `cli` sit on the I/O edge `source`, which
 //! sits on the pure domain `ruleset`. See docs/architecture.md.
 
+pub mod cli;
 pub mod ruleset;
 pub mod source;
+pub mod tui;

@@ -2,6 +2,7 @@
 //! describes them. Pure data, no I/O; parsing lives in `parse`, writing back in `save`.
 
 pub mod parse;
+pub mod rates;
 pub mod rule;
 pub mod save;
 pub mod summary;

@@ -1,0 +1,69 @@
+//! The scriptable face: the command-line definition shared by the TUI and the subcommands.
+
+pub mod rules;
+
+use crate::source::{Backend, SourceConfig};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Inspect and edit Linux netfilter: iptables, ip6tables and conntrack.
+///
+/// Without a subcommand, opens the terminal UI.
+#[derive(Debug, Parser)]
+#[command(name = "nfscope", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the rule sets (like `iptables -L -n -v --line-numbers`, or as save text or JSON).
+    Rules(rules::RulesArgs),
+}
+
+/// Where rule sets come from. The kernel by default.
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    /// Use the bundled demo world (no root needed).
+    #[arg(long, global = true, conflicts_with_all = ["file", "file6", "backend"])]
+    pub demo: bool,
+    /// Read an IPv4 rule set saved by iptables-save (no root needed).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Read an IPv6 rule set saved by ip6tables-save (no root needed).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub file6: Option<PathBuf>,
+    /// Force the iptables backend (default: whatever `iptables-save` on this system is).
+    #[arg(long, global = true, value_enum, conflicts_with_all = ["file", "file6"])]
+    pub backend: Option<Backend>,
+    /// Seconds between refreshes.
+    #[arg(long, global = true, default_value_t = 1.0, value_name = "SECS")]
+    pub interval: f64,
+}
+
+impl SourceArgs {
+    pub fn config(&self) -> color_eyre::Result<SourceConfig> {
+        if !(self.interval.is_finite() && self.interval >= 0.1 && self.interval <= 3600.0) {
+            color_eyre::eyre::bail!("--interval must be between 0.1 and 3600 seconds");
+        }
+        let interval = Duration::from_secs_f64(self.interval);
+        Ok(if self.demo {
+            SourceConfig::Demo { interval }
+        } else if self.file.is_some() || self.file6.is_some() {
+            SourceConfig::File {
+                v4: self.file.clone(),
+                v6: self.file6.clone(),
+                interval,
+            }
+        } else {
+            SourceConfig::Kernel {
+                backend: self.backend,
+                interval,
+            }
+        })
+    }
+}

@@ -1,0 +1,291 @@
+//! `nfscope rules`: print the rule sets as a listing, as save text, or as JSON (docs/json.md).
+
+use super::SourceArgs;
+use crate::ruleset::save::{self, CounterMode, SaveOptions};
+use crate::ruleset::summary;
+use crate::ruleset::{Chain, Family, Ruleset, Table, table_rank};
+use crate::source::{self, FamilyData, RulesetSnapshot};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Like `iptables -L -n -v --line-numbers`.
+    Text,
+    /// iptables-restore input (one family: add -4 or -6 when both are loaded).
+    Save,
+    /// Machine-readable, see docs/json.md.
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RulesArgs {
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Only this table (raw, mangle, nat, filter, security).
+    #[arg(long, short = 't')]
+    pub table: Option<String>,
+    /// Only this chain.
+    #[arg(long, short = 'c')]
+    pub chain: Option<String>,
+    /// Only IPv4.
+    #[arg(short = '4', conflicts_with = "v6")]
+    pub v4: bool,
+    /// Only IPv6.
+    #[arg(short = '6')]
+    pub v6: bool,
+    /// Exact counters instead of K/M/G units (text format).
+    #[arg(long, short = 'x')]
+    pub exact: bool,
+}
+
+impl RulesArgs {
+    fn families(&self) -> Vec<Family> {
+        match (self.v4, self.v6) {
+            (true, _) => vec![Family::V4],
+            (_, true) => vec![Family::V6],
+            _ => Family::ALL.to_vec(),
+        }
+    }
+
+    /// The rule set cut down to the asked-for table and chain.
+    fn select(&self, rs: &Ruleset) -> Ruleset {
+        let mut out = rs.clone();
+        if let Some(t) = &self.table {
+            out.tables.retain(|x| &x.name == t);
+        }
+        if let Some(c) = &self.chain {
+            for t in &mut out.tables {
+                t.chains.retain(|x| &x.name == c);
+            }
+            out.tables.retain(|t| !t.chains.is_empty());
+        }
+        out
+    }
+}
+
+/// Run the subcommand; returns the exit status (0 fine, 1 a source failed, 2 nothing matched).
+pub fn run(src: &SourceArgs, args: &RulesArgs) -> color_eyre::Result<i32> {
+    let snap = source::load_once(&src.config()?);
+    let (out, code) = render(&snap, args)?;
+    print!("{out}");
+    Ok(code)
+}
+
+/// Render a snapshot as the subcommand prints it; also the exit status. Pure, for tests.
+pub fn render(snap: &RulesetSnapshot, args: &RulesArgs) -> color_eyre::Result<(String, i32)> {
+    let mut code = 0;
+    let mut sets: Vec<Ruleset> = Vec::new();
+    for f in args.families() {
+        match snap.family(f) {
+            FamilyData::Loaded(rs) => sets.push(args.select(rs)),
+            FamilyData::Failed(e) => {
+                eprintln!("nfscope: {}: {e}", f.label());
+                code = 1;
+            }
+            FamilyData::Absent => {}
+        }
+    }
+    for w in &snap.warnings {
+        eprintln!("nfscope: warning: {w}");
+    }
+    if (args.table.is_some() || args.chain.is_some())
+        && sets.iter().all(|s| s.tables.is_empty())
+        && code == 0
+    {
+        let what = match (&args.table, &args.chain) {
+            (Some(t), Some(c)) => format!("chain {c} in table {t}"),
+            (Some(t), None) => format!("table {t}"),
+            (None, Some(c)) => format!("chain {c}"),
+            (None, None) => unreachable!("checked above"),
+        };
+        eprintln!("nfscope: no {what} in the rule set");
+        code = 2;
+    }
+    let out = match args.format {
+        Format::Save => {
+            if sets.len() > 1 {
+                color_eyre::eyre::bail!(
+                    "--format save writes one family at a time: add -4 (for iptables-restore) or -6 (for ip6tables-restore)"
+                );
+            }
+            sets.iter()
+                .map(|rs| {
+                    save::write(
+                        rs,
+                        SaveOptions {
+                            counters: CounterMode::With,
+                            comments: true,
+                        },
+                    )
+                })
+                .collect()
+        }
+        Format::Text => sets
+            .iter()
+            .map(|rs| listing(rs, args.exact))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Format::Json => {
+            let doc = JsonDoc {
+                source: snap.origin.describe(),
+                families: sets.iter().map(json_family).collect(),
+            };
+            let mut s = serde_json::to_string_pretty(&doc)?;
+            s.push('\n');
+            s
+        }
+    };
+    Ok((out, code))
+}
+
+fn ordered(rs: &Ruleset) -> Vec<&Table> {
+    let mut t: Vec<&Table> = rs.tables.iter().collect();
+    t.sort_by_key(|t| table_rank(&t.name));
+    t
+}
+
+fn count(n: u64, exact: bool) -> String {
+    if exact {
+        n.to_string()
+    } else {
+        crate::tui::view::human(n)
+    }
+}
+
+/// The `iptables -L -n -v --line-numbers` listing of one family.
+pub fn listing(rs: &Ruleset, exact: bool) -> String {
+    let mut out = String::new();
+    for table in ordered(rs) {
+        let _ = writeln!(out, "# {} table {}", rs.family.label(), table.name);
+        for chain in &table.chains {
+            chain_listing(&mut out, rs.family, table, chain, exact);
+        }
+    }
+    out
+}
+
+fn chain_listing(out: &mut String, family: Family, table: &Table, chain: &Chain, exact: bool) {
+    match &chain.policy {
+        Some(p) => {
+            let _ = writeln!(
+                out,
+                "Chain {} (policy {} {} packets, {} bytes)",
+                chain.name,
+                p,
+                count(chain.counters.packets, exact),
+                count(chain.counters.bytes, exact)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "Chain {} ({} references)",
+                chain.name,
+                table.references(&chain.name)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{:<4} {:>5} {:>5} {:<10} {:<4} {:<3} {:<6} {:<6} {:<18} {:<18}",
+        "num", "pkts", "bytes", "target", "prot", "opt", "in", "out", "source", "destination"
+    );
+    for (i, r) in chain.rules.iter().enumerate() {
+        let c = summary::columns(r, family);
+        let line = format!(
+            "{:<4} {:>5} {:>5} {:<10} {:<4} {:<3} {:<6} {:<6} {:<18} {:<18} {}",
+            i + 1,
+            count(r.packets(), exact),
+            count(r.bytes(), exact),
+            c.target,
+            c.prot,
+            c.opt,
+            c.iface_in,
+            c.iface_out,
+            c.source,
+            c.destination,
+            c.rest
+        );
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out.push('\n');
+}
+
+#[derive(Serialize)]
+struct JsonDoc<'a> {
+    source: String,
+    families: Vec<JsonFamily<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonFamily<'a> {
+    family: Family,
+    tables: Vec<JsonTable<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonTable<'a> {
+    name: &'a str,
+    chains: Vec<JsonChain<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonChain<'a> {
+    name: &'a str,
+    policy: Option<&'a str>,
+    packets: u64,
+    bytes: u64,
+    references: usize,
+    rules: Vec<JsonRule<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonRule<'a> {
+    num: usize,
+    packets: u64,
+    bytes: u64,
+    /// The rule's arguments exactly as iptables-save printed them.
+    text: &'a str,
+    /// The save line, as iptables-restore reads it.
+    line: String,
+    #[serde(flatten)]
+    spec: &'a crate::ruleset::RuleSpec,
+}
+
+fn json_family(rs: &Ruleset) -> JsonFamily<'_> {
+    JsonFamily {
+        family: rs.family,
+        tables: ordered(rs)
+            .into_iter()
+            .map(|t| JsonTable {
+                name: &t.name,
+                chains: t
+                    .chains
+                    .iter()
+                    .map(|c| JsonChain {
+                        name: &c.name,
+                        policy: c.policy.as_deref(),
+                        packets: c.counters.packets,
+                        bytes: c.counters.bytes,
+                        references: t.references(&c.name),
+                        rules: c
+                            .rules
+                            .iter()
+                            .enumerate()
+                            .map(|(i, r)| JsonRule {
+                                num: i + 1,
+                                packets: r.packets(),
+                                bytes: r.bytes(),
+                                text: &r.text,
+                                line: save::rule_line(&c.name, r, CounterMode::Without),
+                                spec: &r.spec,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}

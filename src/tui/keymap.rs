@@ -1,0 +1,367 @@
+//! The one keymap table: it drives dispatch, the footer hints and the help overlay, so that help
+//! never drifts from what the keys do.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// What the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Quit,
+    Help,
+    NextScreen,
+    PrevScreen,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    FocusLeft,
+    FocusRight,
+    /// Open the chain a rule jumps to, or the rule's details.
+    Enter,
+    Back,
+    Details,
+    Filter,
+    ClearFilter,
+    ExactNumbers,
+    ClosePopup,
+}
+
+/// Where a key binding applies. Popups see keys first, then the screen, then global keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Global,
+    Rules,
+    Popup,
+}
+
+impl Scope {
+    pub fn title(self) -> &'static str {
+        match self {
+            Scope::Global => "Everywhere",
+            Scope::Rules => "Rules screen",
+            Scope::Popup => "Popups",
+        }
+    }
+}
+
+/// A key as written in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    pub code: KeyCode,
+    pub ctrl: bool,
+}
+
+const fn k(c: char) -> Key {
+    Key {
+        code: KeyCode::Char(c),
+        ctrl: false,
+    }
+}
+
+const fn code(code: KeyCode) -> Key {
+    Key { code, ctrl: false }
+}
+
+const fn ctrl(c: char) -> Key {
+    Key {
+        code: KeyCode::Char(c),
+        ctrl: true,
+    }
+}
+
+/// One row of the keymap.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding {
+    pub scope: Scope,
+    pub keys: &'static [Key],
+    pub action: Action,
+    pub help: &'static str,
+    /// Shown in the footer's short list of hints.
+    pub hint: Option<&'static str>,
+}
+
+/// Every key nfscope knows, in the order the help shows them.
+pub const KEYMAP: &[Binding] = &[
+    Binding {
+        scope: Scope::Popup,
+        keys: &[code(KeyCode::Esc), k('q'), code(KeyCode::Enter)],
+        action: Action::ClosePopup,
+        help: "close the popup",
+        hint: Some("close"),
+    },
+    Binding {
+        scope: Scope::Popup,
+        keys: &[code(KeyCode::Up), k('k')],
+        action: Action::Up,
+        help: "scroll up",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Popup,
+        keys: &[code(KeyCode::Down), k('j')],
+        action: Action::Down,
+        help: "scroll down",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Popup,
+        keys: &[code(KeyCode::PageUp)],
+        action: Action::PageUp,
+        help: "scroll a page up",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Popup,
+        keys: &[code(KeyCode::PageDown), k(' ')],
+        action: Action::PageDown,
+        help: "scroll a page down",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[code(KeyCode::Up), k('k')],
+        action: Action::Up,
+        help: "move up",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[code(KeyCode::Down), k('j')],
+        action: Action::Down,
+        help: "move down",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[code(KeyCode::PageUp)],
+        action: Action::PageUp,
+        help: "a page up",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[code(KeyCode::PageDown)],
+        action: Action::PageDown,
+        help: "a page down",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[code(KeyCode::Home), k('g')],
+        action: Action::Top,
+        help: "first row",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[code(KeyCode::End), k('G')],
+        action: Action::Bottom,
+        help: "last row",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[code(KeyCode::Left), k('h')],
+        action: Action::FocusLeft,
+        help: "focus the chain tree",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[code(KeyCode::Right), k('l')],
+        action: Action::FocusRight,
+        help: "focus the rules",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[code(KeyCode::Enter)],
+        action: Action::Enter,
+        help: "open the chain a rule jumps to, else the rule's details",
+        hint: Some("open"),
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[code(KeyCode::Backspace)],
+        action: Action::Back,
+        help: "back to the chain you came from",
+        hint: Some("back"),
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('i')],
+        action: Action::Details,
+        help: "details of the selected rule",
+        hint: Some("details"),
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('/')],
+        action: Action::Filter,
+        help: "filter the rules by text",
+        hint: Some("filter"),
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[code(KeyCode::Esc)],
+        action: Action::ClearFilter,
+        help: "clear the filter",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('x')],
+        action: Action::ExactNumbers,
+        help: "exact numbers / human units",
+        hint: Some("exact"),
+    },
+    Binding {
+        scope: Scope::Global,
+        keys: &[code(KeyCode::Tab)],
+        action: Action::NextScreen,
+        help: "next screen",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Global,
+        keys: &[code(KeyCode::BackTab)],
+        action: Action::PrevScreen,
+        help: "previous screen",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Global,
+        keys: &[k('?')],
+        action: Action::Help,
+        help: "this help",
+        hint: Some("help"),
+    },
+    Binding {
+        scope: Scope::Global,
+        keys: &[k('q'), ctrl('c')],
+        action: Action::Quit,
+        help: "quit",
+        hint: Some("quit"),
+    },
+];
+
+fn key_matches(key: &Key, ev: &KeyEvent) -> bool {
+    let is_ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
+    if key.ctrl != is_ctrl {
+        return false;
+    }
+    match (key.code, ev.code) {
+        // Terminals report shifted letters with or without SHIFT; compare the character.
+        (KeyCode::Char(a), KeyCode::Char(b)) => a == b,
+        (a, b) => a == b,
+    }
+}
+
+/// Resolve a key press, looking at the scopes in the order given (first match wins).
+pub fn resolve(ev: &KeyEvent, scopes: &[Scope]) -> Option<Action> {
+    // Ctrl-C always quits, whatever has the focus.
+    if ev.modifiers.contains(KeyModifiers::CONTROL) && ev.code == KeyCode::Char('c') {
+        return Some(Action::Quit);
+    }
+    scopes.iter().find_map(|scope| {
+        KEYMAP
+            .iter()
+            .filter(|b| b.scope == *scope)
+            .find(|b| b.keys.iter().any(|key| key_matches(key, ev)))
+            .map(|b| b.action)
+    })
+}
+
+/// How a key is written in help and hints.
+pub fn key_label(key: &Key) -> String {
+    let base = match key.code {
+        KeyCode::Char(' ') => "Space".to_string(),
+        KeyCode::Char(c) => c.to_string(),
+        KeyCode::Enter => "Enter".into(),
+        KeyCode::Esc => "Esc".into(),
+        KeyCode::Tab => "Tab".into(),
+        KeyCode::BackTab => "S-Tab".into(),
+        KeyCode::Backspace => "Bksp".into(),
+        KeyCode::Up => "↑".into(),
+        KeyCode::Down => "↓".into(),
+        KeyCode::Left => "←".into(),
+        KeyCode::Right => "→".into(),
+        KeyCode::PageUp => "PgUp".into(),
+        KeyCode::PageDown => "PgDn".into(),
+        KeyCode::Home => "Home".into(),
+        KeyCode::End => "End".into(),
+        other => format!("{other:?}"),
+    };
+    if key.ctrl {
+        format!("Ctrl-{base}")
+    } else {
+        base
+    }
+}
+
+/// The footer's hints for the given scopes: `(keys, what)` pairs.
+pub fn hints(scopes: &[Scope]) -> Vec<(String, &'static str)> {
+    KEYMAP
+        .iter()
+        .filter(|b| scopes.contains(&b.scope))
+        .filter_map(|b| b.hint.map(|h| (key_label(&b.keys[0]), h)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn press(c: KeyCode) -> KeyEvent {
+        KeyEvent::new(c, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn popups_see_keys_first() {
+        let q = press(KeyCode::Char('q'));
+        assert_eq!(
+            resolve(&q, &[Scope::Popup, Scope::Global]),
+            Some(Action::ClosePopup)
+        );
+        assert_eq!(
+            resolve(&q, &[Scope::Rules, Scope::Global]),
+            Some(Action::Quit)
+        );
+    }
+
+    #[test]
+    fn ctrl_c_always_quits() {
+        let c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(resolve(&c, &[Scope::Popup]), Some(Action::Quit));
+        assert_eq!(
+            resolve(&press(KeyCode::Char('c')), &[Scope::Rules, Scope::Global]),
+            None
+        );
+    }
+
+    #[test]
+    fn shifted_letters() {
+        let g = KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT);
+        assert_eq!(resolve(&g, &[Scope::Rules]), Some(Action::Bottom));
+    }
+
+    #[test]
+    fn no_key_is_bound_twice_in_one_scope() {
+        for (i, a) in KEYMAP.iter().enumerate() {
+            for b in &KEYMAP[i + 1..] {
+                if a.scope == b.scope {
+                    for ka in a.keys {
+                        assert!(
+                            !b.keys.contains(ka),
+                            "{:?} bound twice in {:?}",
+                            ka,
+                            a.scope
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Colours and emphasis, in one place. With NO_COLOR set, only bold, dim and reverse are used.
+
+use ratatui::style::{Color, Modifier, Style};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Theme {
+    pub color: bool,
+}
+
+impl Theme {
+    /// Colour unless the NO_COLOR convention (https://no-color.org) asks for none.
+    pub fn from_env() -> Self {
+        Theme {
+            color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+
+    fn fg(self, c: Color) -> Style {
+        if self.color {
+            Style::new().fg(c)
+        } else {
+            Style::new()
+        }
+    }
+
+    pub fn base(self) -> Style {
+        Style::new()
+    }
+
+    pub fn dim(self) -> Style {
+        if self.color {
+            Style::new().fg(Color::DarkGray)
+        } else {
+            Style::new().add_modifier(Modifier::DIM)
+        }
+    }
+
+    pub fn title(self) -> Style {
+        self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+    }
+
+    pub fn header(self) -> Style {
+        self.fg(Color::Yellow).add_modifier(Modifier::BOLD)
+    }
+
+    pub fn selected(self) -> Style {
+        if self.color {
+            Style::new()
+                .bg(Color::Blue)
+                .fg(Color::White)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().add_modifier(Modifier::REVERSED)
+        }
+    }
+
+    /// The selection in a pane that does not have the focus.
+    pub fn selected_unfocused(self) -> Style {
+        if self.color {
+            Style::new().bg(Color::DarkGray).fg(Color::White)
+        } else {
+            Style::new().add_modifier(Modifier::UNDERLINED)
+        }
+    }
+
+    /// A rule that counted packets since the last refresh.
+    pub fn hit(self) -> Style {
+        self.fg(Color::LightGreen).add_modifier(Modifier::BOLD)
+    }
+
+    pub fn error(self) -> Style {
+        self.fg(Color::Red).add_modifier(Modifier::BOLD)
+    }
+
+    pub fn warning(self) -> Style {
+        self.fg(Color::Yellow)
+    }
+
+    pub fn key(self) -> Style {
+        self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+    }
+
+    pub fn border(self) -> Style {
+        self.fg(Color::DarkGray)
+    }
+
+    pub fn border_focused(self) -> Style {
+        self.fg(Color::Cyan)
+    }
+
+    /// Colour of a target: accept green, drop/reject red, jumps blue.
+    pub fn target(self, name: &str) -> Style {
+        match name {
+            "ACCEPT" => self.fg(Color::Green),
+            "DROP" | "REJECT" => self.fg(Color::Red),
+            "RETURN" => self.fg(Color::Magenta),
+            "LOG" | "NFLOG" => self.fg(Color::Yellow),
+            "DNAT" | "SNAT" | "MASQUERADE" | "REDIRECT" | "NETMAP" => self.fg(Color::LightMagenta),
+            _ => self.fg(Color::LightBlue),
+        }
+    }
+}

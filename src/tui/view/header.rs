@@ -1,0 +1,117 @@
+//! The header (host, source, freshness, screens, problems) and the footer (hints or the filter).
+
+use crate::ruleset::Family;
+use crate::source::FamilyData;
+use crate::tui::app::{App, InputMode, Popup, Screen};
+use crate::tui::keymap::{self, Scope};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use std::time::Duration;
+
+fn took(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
+    let t = app.theme;
+    let mut top = vec![
+        Span::styled(" nfscope ", t.title()),
+        Span::raw(" "),
+        Span::styled(app.host.clone(), t.header()),
+    ];
+    let mut problems: Vec<Span> = Vec::new();
+    if let Some(s) = &app.snapshot {
+        top.push(Span::styled(format!("  {}", s.origin.describe()), t.base()));
+        top.push(Span::styled(
+            format!("  refreshed {} (took {})", app.age_label(), took(s.took)),
+            t.dim(),
+        ));
+        for f in Family::ALL {
+            match s.family(f) {
+                FamilyData::Loaded(rs) => {
+                    top.push(Span::styled(
+                        format!("  {} {} rules", f.label(), rs.rule_count()),
+                        t.base(),
+                    ));
+                }
+                FamilyData::Failed(_) => {
+                    top.push(Span::styled(format!("  {} ✗", f.label()), t.error()))
+                }
+                FamilyData::Absent => {}
+            }
+        }
+        for e in s.errors() {
+            problems.push(Span::styled(format!("  ✗ {e}"), t.error()));
+        }
+        for w in &s.warnings {
+            problems.push(Span::styled(format!("  ⚠ {w}"), t.warning()));
+        }
+    } else {
+        top.push(Span::styled(format!("  {}", app.age_label()), t.dim()));
+    }
+    let mut second: Vec<Span> = vec![Span::raw(" ")];
+    for s in Screen::ALL {
+        let style = if *s == app.screen {
+            t.selected()
+        } else {
+            t.dim()
+        };
+        second.push(Span::styled(format!(" {} ", s.title()), style));
+        second.push(Span::raw(" "));
+    }
+    second.extend(problems);
+    let lines = vec![Line::from(top), Line::from(second)];
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+pub fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
+    let t = app.theme;
+    let total = app.chain().map_or(0, |c| c.rules.len());
+    let line = if app.mode == InputMode::Filter {
+        Line::from(vec![
+            Span::styled(" filter: ", t.key()),
+            Span::raw(app.filter.clone()),
+            Span::styled("▏", t.key()),
+            Span::styled(
+                format!(
+                    "   {} of {} rules · Enter keeps · Esc clears",
+                    app.visible.len(),
+                    total
+                ),
+                t.dim(),
+            ),
+        ])
+    } else {
+        let scopes: &[Scope] = match app.popup {
+            Some(Popup::Help { .. }) | Some(Popup::Detail { .. }) => &[Scope::Popup],
+            None => &[Scope::Rules, Scope::Global],
+        };
+        let mut spans = Vec::new();
+        if !app.filter.is_empty() {
+            spans.push(Span::styled(
+                format!(
+                    " filter \"{}\": {} of {} ",
+                    app.filter,
+                    app.visible.len(),
+                    total
+                ),
+                t.warning(),
+            ));
+        }
+        for (k, what) in keymap::hints(scopes) {
+            spans.push(Span::styled(format!(" {k}"), t.key()));
+            spans.push(Span::styled(format!(" {what} "), t.dim()));
+        }
+        if app.exact {
+            spans.push(Span::styled(" [exact numbers]", t.warning()));
+        }
+        Line::from(spans)
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}

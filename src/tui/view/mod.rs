@@ -1,0 +1,112 @@
+//! Drawing. `draw` reads the App and writes a frame, nothing else.
+//!
+//! ```text
+//! ┌──────────────────────────────────────────────────────────────┐
+//! │ nfscope · host · source · refreshed … (took …) · rule counts │ header (2 lines)
+//! │ [Rules]   warnings and source errors, in place               │
+//! ├──────────────┬───────────────────────────────────────────────┤
+//! │ chain tree   │ rules of the selected chain                   │ body
+//! │ IPv4         │ num pkts bytes rate hist target prot …        │
+//! │  filter      │                                               │
+//! │   INPUT …    │                                               │
+//! ├──────────────┴───────────────────────────────────────────────┤
+//! │ key hints, or the filter being typed                         │ footer (1 line)
+//! └──────────────────────────────────────────────────────────────┘
+//! ```
+//! Popups (help, rule details) are drawn over the body.
+
+mod format;
+mod header;
+mod popup;
+mod rules;
+
+pub use format::{human, rate as format_rate, sparkline};
+
+use super::app::{App, Focus, Popup};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::Paragraph;
+
+/// Below this the screen says so instead of drawing a mess.
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 15;
+
+/// The regions of the screen.
+pub struct Areas {
+    pub header: Rect,
+    pub tree: Rect,
+    pub rules: Rect,
+    pub footer: Rect,
+}
+
+/// Below this width the chain tree is shown only while it has the focus.
+pub const NARROW: u16 = 100;
+
+/// The layout, as a pure function of the terminal size and whether the tree is shown (update uses
+/// it too, for scrolling).
+pub fn areas(size: (u16, u16), tree_shown: bool) -> Areas {
+    let full = Rect::new(0, 0, size.0, size.1);
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(full);
+    let tree_w = if tree_shown {
+        (size.0 / 4 + 1).clamp(26, 31)
+    } else {
+        0
+    };
+    let [tree, rules] =
+        Layout::horizontal([Constraint::Length(tree_w), Constraint::Min(20)]).areas(body);
+    Areas {
+        header,
+        tree,
+        rules,
+        footer,
+    }
+}
+
+/// How many rule rows fit (inside the border, below the column header).
+pub fn rules_viewport_rows(size: (u16, u16)) -> usize {
+    areas(size, true).rules.height.saturating_sub(3) as usize
+}
+
+/// How many tree rows fit inside its border.
+pub fn tree_viewport_rows(size: (u16, u16)) -> usize {
+    areas(size, true).tree.height.saturating_sub(2) as usize
+}
+
+/// Draw the whole screen.
+pub fn draw(frame: &mut Frame, app: &App) {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let msg = format!(
+            "terminal too small: {}x{}, nfscope needs at least {MIN_WIDTH}x{MIN_HEIGHT}",
+            area.width, area.height
+        );
+        let y = area.height / 2;
+        let rect = Rect::new(area.x, area.y + y, area.width, 1.min(area.height));
+        frame.render_widget(
+            Paragraph::new(Line::from(msg))
+                .centered()
+                .style(app.theme.warning()),
+            rect,
+        );
+        return;
+    }
+    let tree_shown = area.width >= NARROW || app.focus == Focus::Tree;
+    let a = areas((area.width, area.height), tree_shown);
+    header::draw(frame, app, a.header);
+    if tree_shown {
+        rules::draw_tree(frame, app, a.tree);
+    }
+    rules::draw_rules(frame, app, a.rules);
+    header::draw_footer(frame, app, a.footer);
+    match app.popup {
+        Some(Popup::Help { scroll }) => popup::draw_help(frame, app, scroll),
+        Some(Popup::Detail { scroll }) => popup::draw_detail(frame, app, scroll),
+        None => {}
+    }
+}

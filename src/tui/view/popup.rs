@@ -1,0 +1,179 @@
+//! Popups drawn over the body: the help (generated from the keymap) and a rule's details.
+
+use super::format::{human, rate};
+use crate::ruleset::rule::OptionArg;
+use crate::ruleset::save::{CounterMode, rule_line};
+use crate::tui::app::App;
+use crate::tui::keymap::{KEYMAP, Scope, key_label};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+
+fn centered(area: Rect, w_pct: u16, h_pct: u16, min_w: u16, min_h: u16) -> Rect {
+    let w = (area.width * w_pct / 100).max(min_w).min(area.width);
+    let h = (area.height * h_pct / 100).max(min_h).min(area.height);
+    let [v] = Layout::vertical([Constraint::Length(h)])
+        .flex(Flex::Center)
+        .areas(area);
+    let [r] = Layout::horizontal([Constraint::Length(w)])
+        .flex(Flex::Center)
+        .areas(v);
+    r
+}
+
+fn show(
+    frame: &mut Frame,
+    app: &App,
+    title: String,
+    lines: Vec<Line<'static>>,
+    scroll: u16,
+    w: u16,
+) {
+    let t = app.theme;
+    let area = centered(frame.area(), w, 80, 50, 10);
+    let inner_h = area.height.saturating_sub(2);
+    let max_scroll = (lines.len() as u16).saturating_sub(inner_h);
+    let block = Block::bordered()
+        .title(Line::styled(title, t.title()))
+        .title_bottom(Line::styled(" Esc closes · ↑↓ scroll ", t.dim()))
+        .border_style(t.border_focused());
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll.min(max_scroll), 0)),
+        area,
+    );
+}
+
+pub fn draw_help(frame: &mut Frame, app: &App, scroll: u16) {
+    let t = app.theme;
+    let mut lines: Vec<Line> = Vec::new();
+    for scope in [Scope::Rules, Scope::Global, Scope::Popup] {
+        lines.push(Line::styled(scope.title(), t.header()));
+        for b in KEYMAP.iter().filter(|b| b.scope == scope) {
+            let keys: Vec<String> = b.keys.iter().map(key_label).collect();
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {:<16}", keys.join(" ")), t.key()),
+                Span::raw(b.help),
+            ]));
+        }
+        lines.push(Line::raw(""));
+    }
+    lines.push(Line::styled(
+        "Rows in bold green counted packets since the last refresh. pkt/s is the rate over the last interval.",
+        t.dim(),
+    ));
+    show(frame, app, " Help ".into(), lines, scroll, 70);
+}
+
+fn opt_text(o: &OptionArg) -> String {
+    let mut s = String::new();
+    if o.negated {
+        s.push_str("! ");
+    }
+    s.push_str(&o.name);
+    for v in &o.values {
+        s.push(' ');
+        s.push_str(&crate::ruleset::words::quote(v));
+    }
+    s
+}
+
+pub fn draw_detail(frame: &mut Frame, app: &App, scroll: u16) {
+    let t = app.theme;
+    let (Some((idx, rule)), Some(key)) = (app.selected_rule(), app.selected.as_ref()) else {
+        return;
+    };
+    let stat = app.rates.chain(key).and_then(|s| s.rules.get(idx));
+    let field = |name: &str, value: String| {
+        Line::from(vec![
+            Span::styled(format!("{name:<13}"), t.header()),
+            Span::raw(value),
+        ])
+    };
+    let s = &rule.spec;
+    let mut lines = vec![
+        field(
+            "counters",
+            format!(
+                "{} packets ({}), {} bytes ({})",
+                rule.packets(),
+                human(rule.packets()),
+                rule.bytes(),
+                human(rule.bytes())
+            ),
+        ),
+        field(
+            "rate",
+            stat.and_then(|st| st.rate).map_or_else(
+                || "not known yet".into(),
+                |r| format!("{} packets/s", rate(r)),
+            ),
+        ),
+    ];
+    let basics = [
+        ("protocol", &s.protocol),
+        ("source", &s.source),
+        ("destination", &s.destination),
+        ("in interface", &s.in_interface),
+        ("out interface", &s.out_interface),
+    ];
+    for (name, v) in basics {
+        if let Some(v) = v {
+            let neg = if v.negated { "not " } else { "" };
+            lines.push(field(name, format!("{neg}{}", v.value)));
+        }
+    }
+    match s.fragment {
+        Some(false) => lines.push(field(
+            "fragments",
+            "only second and further fragments".into(),
+        )),
+        Some(true) => lines.push(field(
+            "fragments",
+            "only unfragmented packets and first fragments".into(),
+        )),
+        None => {}
+    }
+    for m in &s.matches {
+        let how = if m.implicit { " (implicit)" } else { "" };
+        lines.push(field("match", format!("{}{how}", m.name)));
+        for o in &m.options {
+            lines.push(Line::raw(format!("{:13}  {}", "", opt_text(o))));
+        }
+    }
+    match &s.target {
+        Some(tg) => {
+            let kind = match tg.kind {
+                crate::ruleset::TargetKind::Jump => "jump to",
+                crate::ruleset::TargetKind::Goto => "go to",
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{:<13}", "target"), t.header()),
+                Span::raw(format!("{kind} ")),
+                Span::styled(tg.name.clone(), t.target(&tg.name)),
+            ]));
+            for o in &tg.options {
+                lines.push(Line::raw(format!("{:13}  {}", "", opt_text(o))));
+            }
+        }
+        None => lines.push(field("target", "none: the rule only counts packets".into())),
+    }
+    if !s.extra.is_empty() {
+        lines.push(field("not parsed", s.extra.join(" ")));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("save line", t.header()));
+    lines.push(Line::raw(rule_line(&key.chain, rule, CounterMode::With)));
+    let title = format!(
+        " Rule {} of {} {} ({}) ",
+        idx + 1,
+        key.table,
+        key.chain,
+        key.family.label()
+    );
+    show(frame, app, title, lines, scroll, 80);
+}

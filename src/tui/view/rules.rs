@@ -1,0 +1,434 @@
+//! The Rules screen: the chain tree on the left, the selected chain's rules on the right, with
+//! the columns of `iptables -L -n -v --line-numbers` plus a rate and a short history.
+
+use super::format::{human, rate, sparkline};
+use crate::ruleset::Family;
+use crate::ruleset::rates::{ChainKey, RuleStat};
+use crate::ruleset::summary::{self, Columns};
+use crate::tui::app::{App, Focus, TreeRow};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
+
+fn count(app: &App, n: u64) -> String {
+    if app.exact { n.to_string() } else { human(n) }
+}
+
+fn pane(app: &App, title: Line<'static>, focused: bool) -> Block<'static> {
+    let t = app.theme;
+    Block::bordered().title(title).border_style(if focused {
+        t.border_focused()
+    } else {
+        t.border()
+    })
+}
+
+pub fn draw_tree(frame: &mut Frame, app: &App, area: Rect) {
+    let t = app.theme;
+    let focused = app.focus == Focus::Tree;
+    let block = pane(app, Line::styled(" Chains ", t.title()), focused);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    // name | policy or references | rules | pkt/s; the rule count goes first when narrow.
+    let w = inner.width;
+    let with_count = w >= 29;
+    let fixed = 6 + 4 + 2 + if with_count { 5 } else { 0 };
+    let name_w = w.saturating_sub(fixed).max(6);
+    let mut widths = vec![Constraint::Length(name_w), Constraint::Length(6)];
+    if with_count {
+        widths.push(Constraint::Length(4));
+    }
+    widths.push(Constraint::Length(4));
+
+    let sel = app.tree_index();
+    let snap = app.snapshot.as_ref();
+    let rows: Vec<Row> = app
+        .tree
+        .iter()
+        .enumerate()
+        .skip(app.tree_offset)
+        .take(inner.height as usize)
+        .map(|(i, row)| match row {
+            TreeRow::Family(f) => {
+                let failed = snap.and_then(|s| s.family(*f).error()).is_some();
+                let label = if failed {
+                    format!("{} ✗ unavailable", f.label())
+                } else {
+                    f.label().to_string()
+                };
+                Row::new(vec![Cell::from(label)]).style(if failed { t.error() } else { t.header() })
+            }
+            TreeRow::Table(_, name) => Row::new(vec![Cell::from(name.clone())]).style(t.title()),
+            TreeRow::Chain(key) => {
+                let Some(c) = app.chain_by_key(key) else {
+                    return Row::new(vec![Cell::from(format!(" {}", key.chain))]);
+                };
+                let pol = match &c.policy {
+                    Some(p) => Span::styled(p.clone(), t.target(p)),
+                    None => Span::styled(format!("{} ref", table_refs(app, key)), t.dim()),
+                };
+                let pps = app
+                    .rates
+                    .chain(key)
+                    .and_then(|s| s.rate)
+                    .map_or(String::new(), rate);
+                let mut cells = vec![Cell::from(format!(" {}", key.chain)), Cell::from(pol)];
+                if with_count {
+                    let n = c.rules.len() as u64;
+                    let n = if n < 10_000 {
+                        n.to_string()
+                    } else {
+                        format!("{}k", n / 1000)
+                    };
+                    cells.push(Cell::from(Line::from(n).right_aligned()));
+                }
+                cells.push(Cell::from(Line::from(pps).right_aligned()));
+                let r = Row::new(cells);
+                if Some(i) == sel {
+                    r.style(if focused {
+                        t.selected()
+                    } else {
+                        t.selected_unfocused()
+                    })
+                } else {
+                    r
+                }
+            }
+        })
+        .collect();
+    frame.render_widget(Table::new(rows, widths).column_spacing(1), inner);
+}
+
+fn table_refs(app: &App, key: &ChainKey) -> usize {
+    app.snapshot
+        .as_ref()
+        .and_then(|s| s.family(key.family).ruleset())
+        .and_then(|rs| rs.table(&key.table))
+        .map_or(0, |t| t.references(&key.chain))
+}
+
+/// One column of the rules table.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Col {
+    Num,
+    Pkts,
+    Bytes,
+    Rate,
+    Hist,
+    Target,
+    Prot,
+    Opt,
+    In,
+    Out,
+    Source,
+    Dest,
+    Rest,
+}
+
+impl Col {
+    fn title(self) -> &'static str {
+        match self {
+            Col::Num => "num",
+            Col::Pkts => "pkts",
+            Col::Bytes => "bytes",
+            Col::Rate => "pkt/s",
+            Col::Hist => "hist",
+            Col::Target => "target",
+            Col::Prot => "prot",
+            Col::Opt => "opt",
+            Col::In => "in",
+            Col::Out => "out",
+            Col::Source => "source",
+            Col::Dest => "destination",
+            Col::Rest => "",
+        }
+    }
+}
+
+const HIST_W: usize = 6;
+
+struct Shown<'a> {
+    num: usize,
+    cols: Columns,
+    stat: Option<&'a RuleStat>,
+    packets: u64,
+    bytes: u64,
+    jump: bool,
+}
+
+fn width_of(
+    items: &[Shown],
+    f: impl Fn(&Shown) -> usize,
+    title: &str,
+    min: usize,
+    max: usize,
+) -> u16 {
+    items
+        .iter()
+        .map(f)
+        .chain([title.chars().count(), min])
+        .max()
+        .unwrap_or(min)
+        .min(max) as u16
+}
+
+pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
+    let t = app.theme;
+    let focused = app.focus == Focus::Rules;
+    let Some(key) = app.selected.clone() else {
+        draw_empty(frame, app, area);
+        return;
+    };
+    let Some(chain) = app.chain_by_key(&key) else {
+        draw_empty(frame, app, area);
+        return;
+    };
+    let stat = app.rates.chain(&key);
+
+    // Title: where we are, how we got here, and the chain's numbers.
+    let mut title = vec![Span::raw(" ")];
+    for (k, _) in &app.back {
+        title.push(Span::styled(format!("{} › ", k.chain), t.dim()));
+    }
+    title.push(Span::styled(
+        format!("{} {}", key.table, key.chain),
+        t.title(),
+    ));
+    title.push(Span::styled(format!(" ({}) ", key.family.label()), t.dim()));
+    match &chain.policy {
+        Some(p) => {
+            title.push(Span::raw("policy "));
+            title.push(Span::styled(p.clone(), t.target(p)));
+            title.push(Span::styled(
+                format!(
+                    " {} pkts {} bytes ",
+                    count(app, chain.counters.packets),
+                    count(app, chain.counters.bytes)
+                ),
+                t.dim(),
+            ));
+        }
+        None => title.push(Span::styled(
+            format!("{} references ", table_refs(app, &key)),
+            t.dim(),
+        )),
+    }
+    if let Some(r) = stat.and_then(|s| s.rate) {
+        title.push(Span::styled(format!("· {}/s ", rate(r)), t.dim()));
+    }
+    let block = pane(app, Line::from(title), focused);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+
+    if chain.rules.is_empty() || app.visible.is_empty() {
+        let msg = if chain.rules.is_empty() {
+            match &chain.policy {
+                Some(p) => format!("No rules: every packet gets the policy, {p}."),
+                None => "No rules: packets return to the calling chain.".to_string(),
+            }
+        } else {
+            format!(
+                "No rule matches the filter \"{}\" (Esc clears it).",
+                app.filter
+            )
+        };
+        frame.render_widget(Paragraph::new(msg).style(t.dim()), inner);
+        return;
+    }
+
+    let rows_fit = inner.height.saturating_sub(1) as usize;
+    let family: Family = key.family;
+    let shown: Vec<Shown> = app
+        .visible
+        .iter()
+        .skip(app.offset)
+        .take(rows_fit)
+        .filter_map(|&i| {
+            let rule = chain.rules.get(i)?;
+            Some(Shown {
+                num: i + 1,
+                cols: summary::columns(rule, family),
+                stat: stat.and_then(|s| s.rules.get(i)),
+                packets: rule.packets(),
+                bytes: rule.bytes(),
+                jump: app.jump_target(rule).is_some(),
+            })
+        })
+        .collect();
+
+    // Widths from what is on screen; optional columns only while they fit.
+    let num_w = width_of(&shown, |s| s.num.to_string().len(), "num", 3, 7);
+    let cnt_w = if app.exact {
+        width_of(
+            &shown,
+            |s| s.bytes.to_string().len().max(s.packets.to_string().len()),
+            "bytes",
+            5,
+            20,
+        )
+    } else {
+        5
+    };
+    let target_w = width_of(&shown, |s| s.cols.target.chars().count(), "target", 6, 18);
+    let prot_w = width_of(&shown, |s| s.cols.prot.len(), "prot", 4, 8);
+    let in_w = width_of(&shown, |s| s.cols.iface_in.len(), "in", 3, 16);
+    let out_w = width_of(&shown, |s| s.cols.iface_out.len(), "out", 3, 16);
+    let src_w = width_of(&shown, |s| s.cols.source.len(), "source", 9, 43);
+    let dst_w = width_of(&shown, |s| s.cols.destination.len(), "destination", 11, 43);
+    let defaults_only = |f: &dyn Fn(&Shown) -> bool| shown.iter().all(f);
+    let opt_default = defaults_only(&|s| s.cols.opt == "--");
+    let in_default = defaults_only(&|s| s.cols.iface_in == "*");
+    let out_default = defaults_only(&|s| s.cols.iface_out == "*");
+
+    // Always: what decides a packet's fate. An interface or fragment column that says more than
+    // "any" is as important as the addresses (an "-i lo" rule must never read as "accept all").
+    let mut cols: Vec<(Col, u16)> = vec![
+        (Col::Num, num_w),
+        (Col::Pkts, cnt_w),
+        (Col::Target, target_w),
+        (Col::Prot, prot_w),
+        (Col::Source, src_w),
+        (Col::Dest, dst_w),
+    ];
+    if !opt_default {
+        cols.push((Col::Opt, 3));
+    }
+    if !in_default {
+        cols.push((Col::In, in_w));
+    }
+    if !out_default {
+        cols.push((Col::Out, out_w));
+    }
+    // The matches say much about a rule too: keep a fifth of the width for them.
+    let rest_min = (inner.width / 5).max(10);
+    let mut optional = vec![
+        (Col::Rate, 6u16),
+        (Col::Hist, HIST_W as u16),
+        (Col::Bytes, cnt_w),
+    ];
+    if opt_default {
+        optional.push((Col::Opt, 3));
+    }
+    if in_default {
+        optional.push((Col::In, in_w));
+    }
+    if out_default {
+        optional.push((Col::Out, out_w));
+    }
+    let used = |cols: &[(Col, u16)]| cols.iter().map(|(_, w)| w + 1).sum::<u16>();
+    for (c, w) in optional {
+        if used(&cols) + w + 1 + rest_min <= inner.width {
+            cols.push((c, w));
+        }
+    }
+    let order = [
+        Col::Num,
+        Col::Pkts,
+        Col::Bytes,
+        Col::Rate,
+        Col::Hist,
+        Col::Target,
+        Col::Prot,
+        Col::Opt,
+        Col::In,
+        Col::Out,
+        Col::Source,
+        Col::Dest,
+    ];
+    cols.sort_by_key(|(c, _)| order.iter().position(|o| o == c));
+    let rest_w = inner.width.saturating_sub(used(&cols));
+    cols.push((Col::Rest, rest_w));
+
+    let header = Row::new(cols.iter().map(|(c, _)| {
+        let s = c.title();
+        if matches!(c, Col::Num | Col::Pkts | Col::Bytes | Col::Rate) {
+            Cell::from(Line::from(s).right_aligned())
+        } else {
+            Cell::from(s)
+        }
+    }))
+    .style(t.header());
+
+    let selected_num = app.visible.get(app.cursor).map(|i| i + 1);
+    let rows: Vec<Row> = shown
+        .iter()
+        .map(|s| {
+            let hit = s.stat.is_some_and(|st| st.delta > 0);
+            let cells = cols.iter().map(|(c, _)| match c {
+                Col::Num => Cell::from(Line::from(s.num.to_string()).right_aligned()),
+                Col::Pkts => Cell::from(Line::from(count(app, s.packets)).right_aligned())
+                    .style(if hit { t.hit() } else { Style::new() }),
+                Col::Bytes => Cell::from(Line::from(count(app, s.bytes)).right_aligned()),
+                Col::Rate => Cell::from(
+                    Line::from(s.stat.and_then(|st| st.rate).map_or("-".to_string(), rate))
+                        .right_aligned(),
+                )
+                .style(if hit { t.hit() } else { t.dim() }),
+                Col::Hist => Cell::from(s.stat.map_or_else(
+                    || " ".repeat(HIST_W),
+                    |st| sparkline(st.history.iter(), HIST_W),
+                ))
+                .style(t.hit()),
+                Col::Target => {
+                    let name = s.cols.target.clone();
+                    let label = if s.jump { format!("{name} ›") } else { name };
+                    let style = t.target(s.cols.target.split(' ').next().unwrap_or(""));
+                    Cell::from(Span::styled(label, style))
+                }
+                Col::Prot => Cell::from(s.cols.prot.clone()),
+                Col::Opt => Cell::from(s.cols.opt.clone()),
+                Col::In => Cell::from(s.cols.iface_in.clone()),
+                Col::Out => Cell::from(s.cols.iface_out.clone()),
+                Col::Source => Cell::from(s.cols.source.clone()),
+                Col::Dest => Cell::from(s.cols.destination.clone()),
+                Col::Rest => Cell::from(s.cols.rest.clone()),
+            });
+            let row = Row::new(cells.collect::<Vec<_>>());
+            if Some(s.num) == selected_num {
+                row.style(if focused {
+                    t.selected()
+                } else {
+                    t.selected_unfocused()
+                })
+            } else {
+                row
+            }
+        })
+        .collect();
+    let widths: Vec<Constraint> = cols.iter().map(|(_, w)| Constraint::Length(*w)).collect();
+    frame.render_widget(
+        Table::new(rows, widths).header(header).column_spacing(1),
+        inner,
+    );
+}
+
+/// No chain to show: say why (still loading, or the source failed).
+fn draw_empty(frame: &mut Frame, app: &App, area: Rect) {
+    let t = app.theme;
+    let block = pane(
+        app,
+        Line::styled(" Rules ", t.title()),
+        app.focus == Focus::Rules,
+    );
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let lines: Vec<Line> = match &app.snapshot {
+        None => vec![Line::styled("Reading the rule sets…", t.dim())],
+        Some(s) => {
+            let errs = s.errors();
+            if errs.is_empty() {
+                vec![Line::styled(
+                    "The rule sets are empty: no tables are loaded.",
+                    t.dim(),
+                )]
+            } else {
+                errs.into_iter()
+                    .map(|e| Line::styled(e, t.error()))
+                    .collect()
+            }
+        }
+    };
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
