@@ -3,7 +3,8 @@
 //!
 //! iptables-restore splits on blanks; `"` and `'` open a quoted run in which blanks are kept; a
 //! backslash takes the next character literally (inside quotes too). iptables-save writes a word
-//! that needs it in double quotes with `"` and `\` escaped.
+//! that needs it in double quotes with `"`, `'` and `\` escaped (restore rejects single quotes
+//! as quoting, but nfscope also reads them, for hand-written files).
 
 /// One word of a rule, with whether any part of it was quoted (a quoted word is always a value,
 /// never an option, even when it starts with `-`).
@@ -76,7 +77,7 @@ pub fn quote(w: &str) -> String {
     let mut s = String::with_capacity(w.len() + 2);
     s.push('"');
     for c in w.chars() {
-        if matches!(c, '"' | '\\') {
+        if matches!(c, '"' | '\\' | '\'') {
             s.push('\\');
         }
         s.push(c);
