@@ -88,6 +88,14 @@ pub fn draw_detail(frame: &mut Frame, app: &App, scroll: u16) {
         return;
     };
     let stat = app.rates.chain(key).and_then(|s| s.rules.get(idx));
+    let both = |n: u64| {
+        let h = human(n);
+        if h == n.to_string() {
+            h
+        } else {
+            format!("{n} ({h})")
+        }
+    };
     let field = |name: &str, value: String| {
         Line::from(vec![
             Span::styled(format!("{name:<13}"), t.header()),
@@ -99,11 +107,9 @@ pub fn draw_detail(frame: &mut Frame, app: &App, scroll: u16) {
         field(
             "counters",
             format!(
-                "{} packets ({}), {} bytes ({})",
-                rule.packets(),
-                human(rule.packets()),
-                rule.bytes(),
-                human(rule.bytes())
+                "{} packets, {} bytes",
+                both(rule.packets()),
+                both(rule.bytes())
             ),
         ),
         field(

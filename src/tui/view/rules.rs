@@ -53,8 +53,9 @@ pub fn draw_tree(frame: &mut Frame, app: &App, area: Rect) {
         .map(|(i, row)| match row {
             TreeRow::Family(f) => {
                 let failed = snap.and_then(|s| s.family(*f).error()).is_some();
+                // The error itself is in the header and the rules pane.
                 let label = if failed {
-                    format!("{} ✗ unavailable", f.label())
+                    format!("{} ✗", f.label())
                 } else {
                     f.label().to_string()
                 };
