@@ -2,7 +2,7 @@
 //! keys sent with send-keys, the screen read with capture-pane until the expected text appears
 //! (no fixed sleeps), and the terminal checked after quitting.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -62,7 +62,7 @@ impl Tmux {
         }
     }
 
-    fn wait_file(&self, path: &PathBuf) {
+    fn wait_file(&self, path: &Path) {
         let deadline = Instant::now() + Duration::from_secs(15);
         while !path.exists() {
             assert!(
