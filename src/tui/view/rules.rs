@@ -211,10 +211,11 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
                 t.dim(),
             ));
         }
-        None => title.push(Span::styled(
-            format!("{} references ", table_refs(app, &key)),
-            t.dim(),
-        )),
+        None => {
+            let n = table_refs(app, &key);
+            let plural = if n == 1 { "" } else { "s" };
+            title.push(Span::styled(format!("{n} reference{plural} "), t.dim()));
+        }
     }
     if let Some(r) = stat.and_then(|s| s.rate) {
         title.push(Span::styled(format!("· {}/s ", rate(r)), t.dim()));
