@@ -40,9 +40,22 @@ pub struct SourceArgs {
     /// Force the iptables backend (default: whatever `iptables-save` on this system is).
     #[arg(long, global = true, value_enum, conflicts_with_all = ["file", "file6"])]
     pub backend: Option<Backend>,
-    /// Seconds between refreshes.
-    #[arg(long, global = true, default_value_t = 1.0, value_name = "SECS")]
+    /// Seconds between refreshes (0.1 to 3600).
+    #[arg(long, global = true, default_value_t = 1.0, value_name = "SECS", value_parser = parse_interval)]
     pub interval: f64,
+}
+
+/// `--interval`: checked by clap, so that a bad value is a usage error (a sentence, status 2).
+fn parse_interval(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if v.is_finite() && (0.1..=3600.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err("--interval must be between 0.1 and 3600 seconds".into())
+    }
 }
 
 impl SourceArgs {

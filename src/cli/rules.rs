@@ -61,11 +61,16 @@ impl RulesArgs {
             }
             out.tables.retain(|t| !t.chains.is_empty());
         }
+        if (self.table.is_some() || self.chain.is_some()) && out.tables.is_empty() {
+            // Nothing matched: no stray "# Completed on" line either.
+            out.trailing_comments.clear();
+        }
         out
     }
 }
 
-/// Run the subcommand; returns the exit status (0 fine, 1 a source failed, 2 nothing matched).
+/// Run the subcommand; returns the exit status (0 fine, 1 a source failed, 2 the table or chain
+/// asked for does not exist, or `--format save` was asked for both families at once).
 pub fn run(src: &SourceArgs, args: &RulesArgs) -> color_eyre::Result<i32> {
     let snap = source::load_once(&src.config()?);
     let (out, code) = render(&snap, args)?;
@@ -106,9 +111,12 @@ pub fn render(snap: &RulesetSnapshot, args: &RulesArgs) -> color_eyre::Result<(S
     let out = match args.format {
         Format::Save => {
             if sets.len() > 1 {
-                color_eyre::eyre::bail!(
-                    "--format save writes one family at a time: add -4 (for iptables-restore) or -6 (for ip6tables-restore)"
+                // A usage error, told in a sentence (not an error report with a backtrace), with
+                // clap's status for usage errors.
+                eprintln!(
+                    "nfscope: --format save writes one family at a time: add -4 (for iptables-restore) or -6 (for ip6tables-restore)"
                 );
+                return Ok((String::new(), 2));
             }
             sets.iter()
                 .map(|rs| {
@@ -125,6 +133,7 @@ pub fn render(snap: &RulesetSnapshot, args: &RulesArgs) -> color_eyre::Result<(S
         Format::Text => sets
             .iter()
             .map(|rs| listing(rs, args.exact))
+            .filter(|l| !l.is_empty())
             .collect::<Vec<_>>()
             .join("\n"),
         Format::Json => {

@@ -204,11 +204,13 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Build a rule from its argument text (what follows `-A CHAIN`).
+    /// Build a rule from its argument text (what follows `-A CHAIN`) and its `[pkts:bytes]`
+    /// prefix. Counters given inline (`-c PKTS BYTES`) win over the prefix, as in
+    /// iptables-restore (which, with `-c`, rejects a line that has both).
     pub fn from_text(text: &str, counters: Option<Counters>) -> Result<Rule, String> {
         let toks = words::split(text)?;
         let spec = RuleSpec::from_words(&toks);
-        let counters = counters.or(spec.inline_counters);
+        let counters = spec.inline_counters.or(counters);
         Ok(Rule {
             counters,
             text: text.trim().to_string(),

@@ -125,4 +125,19 @@ mod tests {
             "*filter\n:INPUT DROP [0:0]\n:T - [0:0]\n-A INPUT -m comment --comment \"a \\\"b\\\"\" -j T\n-A T -j RETURN\nCOMMIT\n"
         );
     }
+
+    #[test]
+    fn inline_counters_are_written_once() {
+        // Counters given inline only: no prefix is added (restore -c rejects two -c).
+        let text = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -c 10 20 -j ACCEPT\nCOMMIT\n";
+        let rs = parse(text, Family::V4).unwrap();
+        assert_eq!(write(&rs, SaveOptions::default()), text);
+        // A prefix as well: the inline counters win, as in iptables-restore, and the prefix,
+        // which would make `iptables-restore -c` fail, is not written back.
+        let both = "*filter\n:INPUT ACCEPT [0:0]\n[8:9] -A INPUT -c 10 20 -j ACCEPT\nCOMMIT\n";
+        let rs = parse(both, Family::V4).unwrap();
+        let rule = &rs.tables[0].chains[0].rules[0];
+        assert_eq!(rule.counters, Some(Counters::new(10, 20)));
+        assert_eq!(write(&rs, SaveOptions::default()), text);
+    }
 }
