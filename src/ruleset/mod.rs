@@ -5,6 +5,7 @@ pub mod parse;
 pub mod rule;
 pub mod save;
 pub mod summary;
+pub mod synth;
 pub mod words;
 
 pub use parse::{ParseError, parse};
