@@ -173,10 +173,11 @@ impl NetNs {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Load a rule set with `iptables-{nft,legacy}-restore -c` (or ip6tables-).
+    /// Load a rule set with `iptables-{nft,legacy}-restore -w -c` (or ip6tables-). `-w`: the
+    /// legacy tools share one lock file across namespaces, and tests run in parallel.
     pub fn restore(&self, family: Family, backend: Backend, text: &str) {
         let tool = tool_name(family, backend, "restore");
-        let out = self.exec_with_input(&[&tool, "-c"], text);
+        let out = self.exec_with_input(&[&tool, "-w", "-c"], text);
         assert!(
             out.status.success(),
             "{tool} -c failed in {}: {}",
@@ -190,10 +191,10 @@ impl NetNs {
         self.exec_ok(&[&tool_name(family, backend, "save"), "-c"])
     }
 
-    /// Run `iptables-{nft,legacy}` (or ip6tables-) with arguments.
+    /// Run `iptables-{nft,legacy} -w` (or ip6tables-) with arguments.
     pub fn iptables(&self, family: Family, backend: Backend, args: &[&str]) -> String {
         let tool = tool_name(family, backend, "");
-        let mut all = vec![tool.as_str()];
+        let mut all = vec![tool.as_str(), "-w"];
         all.extend_from_slice(args);
         self.exec_ok(&all)
     }
