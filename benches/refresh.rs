@@ -1,1 +1,134 @@
-fn main() {}
+//! One kernel refresh at real scale, against the system tools alone, in the same run: a
+//! throwaway network namespace gets a 50,000-rule kube-proxy rule set (IPv4), then rounds
+//! alternate between (a) `iptables-save -c` + `ip6tables-save -c` run by themselves and (b) one
+//! full `KernelReader::read()` (run both, parse both), both through the same `ip netns exec`
+//! prefix. Prints the medians and the ratio b/a per backend; the target is b/a <= 1.25.
+//!
+//! Needs root and network namespaces; prints "skipped" and exits 0 without them. The namespace
+//! is always deleted. `cargo bench --bench refresh [-- RULES [ROUNDS]]`; run without `--bench`
+//! (as `cargo test --benches` does) it only makes a small smoke run.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::NetNs;
+use nfscope::ruleset::{self, Family, synth};
+use nfscope::source::Backend;
+use nfscope::source::kernel::{KernelReader, find_tool, save_tool, time_refresh, tool_command};
+use std::time::{Duration, Instant};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// (a): both save tools, one after the other, output collected, nothing else.
+fn tools_alone(ns: &str, backend: Backend) -> (Duration, String) {
+    let start = Instant::now();
+    let mut v4 = String::new();
+    for family in Family::ALL {
+        let tool = save_tool(family, Some(backend));
+        let out = tool_command(&tool, Some(ns))
+            .expect("the tool is installed")
+            .arg("-c")
+            .output()
+            .expect("the tool runs");
+        assert!(out.status.success(), "{tool} failed");
+        if family == Family::V4 {
+            v4 = String::from_utf8(out.stdout).expect("UTF-8");
+        }
+    }
+    (start.elapsed(), v4)
+}
+
+fn bench_backend(backend: Backend, rules: usize, rounds: usize, full: bool) {
+    let tools_present = Family::ALL.iter().all(|&f| {
+        find_tool(&save_tool(f, Some(backend))).is_some()
+            && find_tool(&common::tool_name(f, backend, "restore")).is_some()
+    });
+    if !tools_present {
+        println!("{}: skipped (tools not installed)", backend.label());
+        return;
+    }
+    let ns = match NetNs::create(&format!("bench{}", backend.label())) {
+        Ok(ns) => ns,
+        Err(why) => {
+            println!("skipped: needs root and network namespaces ({why})");
+            return;
+        }
+    };
+    let text = synth::kube_proxy(rules);
+    let start = Instant::now();
+    ns.restore(Family::V4, backend, &text);
+    println!(
+        "{}: loaded {rules} rules in {:.0} ms",
+        backend.label(),
+        ms(start.elapsed())
+    );
+
+    let mut reader = KernelReader::new(Some(backend)).in_netns(ns.name());
+    // Warm up both paths; the reader's first read also looks at the other backend.
+    let first = reader.read(0);
+    assert!(first.errors().is_empty(), "{:?}", first.errors());
+    let got = first.v4.ruleset().map_or(0, ruleset::Ruleset::rule_count);
+    assert_eq!(got, rules, "the reader sees every rule");
+    drop(first);
+    let (_, sample) = tools_alone(ns.name(), backend);
+
+    let (mut alone, mut refresh) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        alone.push(tools_alone(ns.name(), backend).0);
+        refresh.push(time_refresh(&mut reader));
+    }
+    let parse_only = {
+        let t = Instant::now();
+        let rs = ruleset::parse(&sample, Family::V4).expect("parses");
+        let d = t.elapsed();
+        drop(rs);
+        d
+    };
+    println!(
+        "  samples a: {:?}\n  samples b: {:?}",
+        alone.iter().map(|d| ms(*d).round()).collect::<Vec<_>>(),
+        refresh.iter().map(|d| ms(*d).round()).collect::<Vec<_>>()
+    );
+    let (a, b) = (median(alone), median(refresh));
+    let ratio = b.as_secs_f64() / a.as_secs_f64();
+    println!(
+        "{}: tools alone {:.1} ms, nfscope refresh {:.1} ms, ratio {:.2} ({}), \
+         parse alone {:.1} ms, medians of {rounds}",
+        backend.label(),
+        ms(a),
+        ms(b),
+        ratio,
+        match (full, ratio <= 1.25) {
+            (false, _) => "smoke run, no target",
+            (true, true) => "target <= 1.25 met",
+            (true, false) => "target <= 1.25 MISSED",
+        },
+        ms(parse_only),
+    );
+    // `ns` is dropped here: the namespace is deleted, on panic too.
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let full = args.iter().any(|a| a == "--bench");
+    let nums: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let (rules, rounds) = if full {
+        (
+            nums.first().copied().unwrap_or(50_000),
+            nums.get(1).copied().unwrap_or(5).max(1),
+        )
+    } else {
+        println!("smoke run (use `cargo bench --bench refresh` for the real one)");
+        (2_000, 1)
+    };
+    for backend in [Backend::Nft, Backend::Legacy] {
+        bench_backend(backend, rules, rounds, full);
+    }
+}

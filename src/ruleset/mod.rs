@@ -6,9 +6,10 @@ pub mod rates;
 pub mod rule;
 pub mod save;
 pub mod summary;
+pub mod synth;
 pub mod words;
 
-pub use parse::{ParseError, parse};
+pub use parse::{ParseError, Parser, parse};
 pub use rule::{Negatable, OptionArg, RuleSpec, Target, TargetKind, XMatch};
 
 use serde::Serialize;
@@ -196,9 +197,6 @@ pub struct Rule {
     /// The arguments after `-A CHAIN`, exactly as written (quoting included), so that they are
     /// written back byte for byte.
     pub text: String,
-    /// The same arguments split into words, quotes removed.
-    #[serde(skip)]
-    pub words: Vec<String>,
     /// What the words mean, as far as nfscope understands them.
     pub spec: RuleSpec,
 }
@@ -208,15 +206,24 @@ impl Rule {
     /// prefix. Counters given inline (`-c PKTS BYTES`) win over the prefix, as in
     /// iptables-restore (which, with `-c`, rejects a line that has both).
     pub fn from_text(text: &str, counters: Option<Counters>) -> Result<Rule, String> {
-        let toks = words::split(text)?;
-        let spec = RuleSpec::from_words(&toks);
+        let toks = words::split_ref(text)?;
+        let spec = RuleSpec::from_word_refs(&toks);
         let counters = spec.inline_counters.or(counters);
         Ok(Rule {
             counters,
             text: text.trim().to_string(),
-            words: toks.into_iter().map(|w| w.text).collect(),
             spec,
         })
+    }
+
+    /// The arguments split into words, quotes removed. Computed on demand: keeping them for
+    /// every rule doubled the allocations of a parse and cost ~60 MB on 100k rules.
+    pub fn words(&self) -> Vec<String> {
+        words::split(&self.text)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| w.text)
+            .collect()
     }
 
     pub fn packets(&self) -> u64 {

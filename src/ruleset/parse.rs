@@ -6,6 +6,7 @@
 //! its line and says what is wrong in a sentence.
 
 use super::{Chain, Counters, Family, Rule, Ruleset, Table, builtin_chains};
+use std::collections::HashMap;
 use thiserror::Error;
 
 /// A malformed line: where, and what is wrong with it.
@@ -55,23 +56,53 @@ fn is_chain_name_ok(name: &str) -> bool {
         && !name.contains(char::is_whitespace)
 }
 
+/// The table being read, with an index of its chains: kube-proxy tables have tens of thousands,
+/// and a linear search per rule made parsing quadratic.
 struct Open {
     table: Table,
     line: usize,
+    index: HashMap<String, usize>,
+    /// The chain the previous rule went to; consecutive rules almost always share it.
+    last: Option<usize>,
 }
 
 impl Open {
+    fn new(table: Table, line: usize) -> Self {
+        Open {
+            table,
+            line,
+            index: HashMap::new(),
+            last: None,
+        }
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        match self.last {
+            Some(i) if self.table.chains[i].name == name => Some(i),
+            _ => self.index.get(name).copied(),
+        }
+    }
+
+    fn push_chain(&mut self, chain: Chain) -> usize {
+        let i = self.table.chains.len();
+        self.index.insert(chain.name.clone(), i);
+        self.table.chains.push(chain);
+        i
+    }
+
     fn chain_mut(&mut self, name: &str, line: usize) -> Result<&mut Chain, ParseError> {
-        if self.table.chain_index(name).is_none() {
-            if builtin_chains(&self.table.name).contains(&name) {
+        let i = match self.find(name) {
+            Some(i) => i,
+            None if builtin_chains(&self.table.name).contains(&name) => {
                 // Built-in chains exist without being declared.
-                self.table.chains.push(Chain {
+                self.push_chain(Chain {
                     name: name.to_string(),
                     policy: Some("ACCEPT".into()),
                     counters: Counters::default(),
                     rules: Vec::new(),
-                });
-            } else {
+                })
+            }
+            None => {
                 return err(
                     line,
                     format!(
@@ -80,34 +111,60 @@ impl Open {
                     ),
                 );
             }
-        }
-        let i = self.table.chain_index(name).unwrap_or_default();
+        };
+        self.last = Some(i);
         Ok(&mut self.table.chains[i])
     }
 }
 
 /// Parse a whole save file of one family.
 pub fn parse(text: &str, family: Family) -> Result<Ruleset, ParseError> {
-    let mut rs = Ruleset::empty(family);
-    let mut open: Option<Open> = None;
-    let mut pending_comments: Vec<String> = Vec::new();
+    let mut p = Parser::new(family);
+    for line in text.lines() {
+        p.line(line)?;
+    }
+    p.finish()
+}
 
-    for (idx, raw) in text.lines().enumerate() {
-        let n = idx + 1;
+/// A parser fed one line at a time, so that a tool's output can be parsed while the tool is
+/// still printing it (see `source::kernel`). `parse` is this over the lines of a text.
+pub struct Parser {
+    rs: Ruleset,
+    open: Option<Open>,
+    pending_comments: Vec<String>,
+    /// Lines seen so far (the number of the last one).
+    n: usize,
+}
+
+impl Parser {
+    pub fn new(family: Family) -> Self {
+        Parser {
+            rs: Ruleset::empty(family),
+            open: None,
+            pending_comments: Vec::new(),
+            n: 0,
+        }
+    }
+
+    /// Read the next line (without its line break; a trailing `\r` is fine). After an error
+    /// the parser is of no further use.
+    pub fn line(&mut self, raw: &str) -> Result<(), ParseError> {
+        self.n += 1;
+        let n = self.n;
         let line = raw.trim_end();
         let line = line.trim_start();
         if line.is_empty() {
-            continue;
+            return Ok(());
         }
         if line.starts_with('#') {
-            match open.as_mut() {
+            match self.open.as_mut() {
                 Some(o) => o.table.inner_comments.push(line.to_string()),
-                None => pending_comments.push(line.to_string()),
+                None => self.pending_comments.push(line.to_string()),
             }
-            continue;
+            return Ok(());
         }
         if let Some(name) = line.strip_prefix('*') {
-            if let Some(o) = &open {
+            if let Some(o) = &self.open {
                 return err(
                     n,
                     format!(
@@ -120,27 +177,31 @@ pub fn parse(text: &str, family: Family) -> Result<Ruleset, ParseError> {
             if name.is_empty() || name.contains(char::is_whitespace) {
                 return err(n, format!("{line:?} does not name a table"));
             }
-            if rs.table(name).is_some() {
+            if self.rs.table(name).is_some() {
                 return err(n, format!("table {name:?} appears twice"));
             }
             let mut table = Table::new(name);
-            table.leading_comments = std::mem::take(&mut pending_comments);
-            open = Some(Open { table, line: n });
-            continue;
+            table.leading_comments = std::mem::take(&mut self.pending_comments);
+            self.open = Some(Open::new(table, n));
+            return Ok(());
         }
         if line == "COMMIT" {
-            match open.take() {
-                Some(o) => rs.tables.push(o.table),
-                None => {
-                    return err(
-                        n,
-                        "COMMIT without a table: a \"*table\" line must come first",
-                    );
+            return match self.open.take() {
+                Some(mut o) => {
+                    // Most user chains hold two or three rules but grew room for four.
+                    for c in &mut o.table.chains {
+                        c.rules.shrink_to_fit();
+                    }
+                    self.rs.tables.push(o.table);
+                    Ok(())
                 }
-            }
-            continue;
+                None => err(
+                    n,
+                    "COMMIT without a table: a \"*table\" line must come first",
+                ),
+            };
         }
-        let Some(o) = open.as_mut() else {
+        let Some(o) = self.open.as_mut() else {
             return err(
                 n,
                 format!(
@@ -150,22 +211,25 @@ pub fn parse(text: &str, family: Family) -> Result<Ruleset, ParseError> {
             );
         };
         if let Some(decl) = line.strip_prefix(':') {
-            parse_chain_decl(o, decl, n)?;
-            continue;
+            return parse_chain_decl(o, decl, n);
         }
-        parse_command(o, line, n)?;
+        parse_command(o, line, n)
     }
-    if let Some(o) = open {
-        return err(
-            o.line,
-            format!(
-                "table {:?} opened here is never closed with COMMIT (the file may be cut short)",
-                o.table.name
-            ),
-        );
+
+    /// The end of the input: the rule set, or why it is incomplete.
+    pub fn finish(mut self) -> Result<Ruleset, ParseError> {
+        if let Some(o) = self.open {
+            return err(
+                o.line,
+                format!(
+                    "table {:?} opened here is never closed with COMMIT (the file may be cut short)",
+                    o.table.name
+                ),
+            );
+        }
+        self.rs.trailing_comments = self.pending_comments;
+        Ok(self.rs)
     }
-    rs.trailing_comments = pending_comments;
-    Ok(rs)
 }
 
 fn truncate(s: &str) -> String {
@@ -197,7 +261,7 @@ fn parse_chain_decl(o: &mut Open, decl: &str, n: usize) -> Result<(), ParseError
             format!("unexpected {extra:?} after the chain's counters"),
         );
     }
-    if o.table.chain(name).is_some() {
+    if o.find(name).is_some() {
         return err(
             n,
             format!(
@@ -231,7 +295,7 @@ fn parse_chain_decl(o: &mut Open, decl: &str, n: usize) -> Result<(), ParseError
             }
         }
     };
-    o.table.chains.push(Chain {
+    o.push_chain(Chain {
         name: name.to_string(),
         policy,
         counters,

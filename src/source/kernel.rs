@@ -4,8 +4,10 @@
 
 use super::{Backend, FamilyData, Origin, RulesetSnapshot, SourceError};
 use crate::ruleset::{self, Family};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Directories searched after $PATH: non-root users often lack the sbin folders in theirs.
@@ -45,68 +47,278 @@ pub fn backend_from_version(out: &str) -> Backend {
     }
 }
 
+/// The command that runs `tool` (looked up on this host) in this process's network namespace,
+/// or, with `netns`, in the named one through `ip netns exec NAME` (still argv, no shell).
+pub fn tool_command(tool: &str, netns: Option<&str>) -> Result<Command, SourceError> {
+    let path = find_tool(tool).ok_or_else(|| SourceError::ToolMissing { tool: tool.into() })?;
+    Ok(match netns {
+        None => Command::new(path),
+        Some(ns) => {
+            let ip = find_tool("ip").ok_or_else(|| SourceError::ToolFailed {
+                tool: tool.into(),
+                status: "-".into(),
+                stderr: format!(
+                    "`ip` (iproute2) was not found, and it is needed to enter network namespace {ns:?}"
+                ),
+            })?;
+            let mut c = Command::new(ip);
+            c.args(["netns", "exec", ns]).arg(path);
+            c
+        }
+    })
+}
+
+fn spawn_failed(tool: &str, e: &std::io::Error) -> SourceError {
+    SourceError::ToolFailed {
+        tool: tool.into(),
+        status: "-".into(),
+        stderr: e.to_string(),
+    }
+}
+
 /// Ask the system's `iptables-save` which backend it is.
 pub fn detect_backend() -> Result<Backend, SourceError> {
+    detect_backend_in(None)
+}
+
+/// `detect_backend`, with the tool run inside a network namespace when one is given.
+pub fn detect_backend_in(netns: Option<&str>) -> Result<Backend, SourceError> {
     let tool = "iptables-save";
-    let path = find_tool(tool).ok_or_else(|| SourceError::ToolMissing { tool: tool.into() })?;
-    let out = Command::new(path)
+    let out = tool_command(tool, netns)?
         .arg("--version")
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| SourceError::ToolFailed {
-            tool: tool.into(),
-            status: "-".into(),
-            stderr: e.to_string(),
-        })?;
+        .map_err(|e| spawn_failed(tool, &e))?;
+    if !out.status.success() {
+        return Err(tool_error(
+            tool,
+            out.status,
+            &String::from_utf8_lossy(&out.stderr),
+        ));
+    }
     Ok(backend_from_version(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Turn a failed run into a sentence: permission problems are told apart from the rest.
+fn tool_error(tool: &str, status: ExitStatus, stderr: &str) -> SourceError {
+    let stderr = stderr.trim();
+    let lower = stderr.to_ascii_lowercase();
+    if lower.contains("permission denied")
+        || lower.contains("must be root")
+        || lower.contains("operation not permitted")
+    {
+        return SourceError::PermissionDenied { tool: tool.into() };
+    }
+    SourceError::ToolFailed {
+        tool: tool.into(),
+        status: status
+            .code()
+            .map_or_else(|| "signal".into(), |c| c.to_string()),
+        stderr: first_line(stderr),
+    }
 }
 
 /// Run a save tool and return its standard output.
 pub fn run_save(tool: &str) -> Result<String, SourceError> {
-    let path = find_tool(tool).ok_or_else(|| SourceError::ToolMissing { tool: tool.into() })?;
-    let out = Command::new(&path)
+    run_save_in(tool, None)
+}
+
+/// `run_save`, inside a network namespace when one is given.
+pub fn run_save_in(tool: &str, netns: Option<&str>) -> Result<String, SourceError> {
+    let out = tool_command(tool, netns)?
         .arg("-c")
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| SourceError::ToolFailed {
-            tool: tool.into(),
-            status: "-".into(),
-            stderr: e.to_string(),
-        })?;
-    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        .map_err(|e| spawn_failed(tool, &e))?;
     if !out.status.success() {
-        let lower = stderr.to_ascii_lowercase();
-        if lower.contains("permission denied")
-            || lower.contains("must be root")
-            || lower.contains("operation not permitted")
-        {
-            return Err(SourceError::PermissionDenied { tool: tool.into() });
-        }
-        return Err(SourceError::ToolFailed {
-            tool: tool.into(),
-            status: out
-                .status
-                .code()
-                .map_or_else(|| "signal".into(), |c| c.to_string()),
-            stderr: first_line(&stderr),
-        });
+        return Err(tool_error(
+            tool,
+            out.status,
+            &String::from_utf8_lossy(&out.stderr),
+        ));
     }
-    String::from_utf8(out.stdout).map_err(|_| SourceError::Parse {
+    String::from_utf8(out.stdout).map_err(|_| not_utf8(tool))
+}
+
+fn not_utf8(tool: &str) -> SourceError {
+    SourceError::Parse {
         what: tool.into(),
         message: "the output is not valid UTF-8".into(),
-    })
+    }
 }
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
 }
 
+/// One family as a save tool printed it.
+#[derive(Debug)]
+pub struct Saved {
+    pub ruleset: ruleset::Ruleset,
+    /// The tool said legacy tables exist too. iptables-nft 1.8.9 says so on stderr (older
+    /// releases on stdout, as a `#` line); both are looked at.
+    pub legacy_tables_hint: bool,
+}
+
+const LEGACY_HINT: &str = "iptables-legacy tables present";
+
+/// Run a save tool (`-c`) and parse what it prints while it prints it. On a large rule set the
+/// tool writes for a while (100+ ms for 50k rules); parsing each chunk as it arrives, on the
+/// other core, hides most of the parse behind the tool. A failed run wins over a parse error
+/// of its partial output.
+pub fn save_and_parse(
+    tool: &str,
+    family: Family,
+    netns: Option<&str>,
+) -> Result<Saved, SourceError> {
+    let mut child = tool_command(tool, netns)?
+        .arg("-c")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| spawn_failed(tool, &e))?;
+    let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(spawn_failed(
+            tool,
+            &std::io::Error::other("no pipe to the tool"),
+        ));
+    };
+    // stderr is read on its own so that a chatty tool can never block on a full pipe.
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    // stdout is drained by a thread into a channel so the tool never waits for the parser.
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    });
+
+    let mut feed = Feeder::new(family);
+    for chunk in rx {
+        feed.chunk(&chunk);
+    }
+    let _ = out_reader.join();
+    let err_bytes = err_reader.join().unwrap_or_default();
+    let status = child.wait().map_err(|e| spawn_failed(tool, &e))?;
+    let stderr_text = String::from_utf8_lossy(&err_bytes);
+    if !status.success() {
+        return Err(tool_error(tool, status, &stderr_text));
+    }
+    let (result, hint) = feed.finish();
+    let ruleset = result.map_err(|e| match e {
+        FeedError::Utf8 => not_utf8(tool),
+        FeedError::Parse(e) => SourceError::Parse {
+            what: format!("{tool} output"),
+            message: e.to_string(),
+        },
+    })?;
+    Ok(Saved {
+        ruleset,
+        legacy_tables_hint: hint || stderr_text.contains(LEGACY_HINT),
+    })
+}
+
+enum FeedError {
+    Utf8,
+    Parse(ruleset::ParseError),
+}
+
+/// Cuts a byte stream into lines for the parser; keeps the first error and ignores the rest.
+struct Feeder {
+    parser: ruleset::Parser,
+    /// The start of a line whose end has not arrived yet.
+    carry: Vec<u8>,
+    error: Option<FeedError>,
+    hint: bool,
+}
+
+impl Feeder {
+    fn new(family: Family) -> Self {
+        Feeder {
+            parser: ruleset::Parser::new(family),
+            carry: Vec::new(),
+            error: None,
+            hint: false,
+        }
+    }
+
+    fn chunk(&mut self, chunk: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        let Some(last) = chunk.iter().rposition(|&b| b == b'\n') else {
+            self.carry.extend_from_slice(chunk);
+            return;
+        };
+        let (whole, rest) = chunk.split_at(last + 1);
+        if self.carry.is_empty() {
+            self.lines(whole);
+        } else {
+            let mut joined = std::mem::take(&mut self.carry);
+            joined.extend_from_slice(whole);
+            self.lines(&joined);
+        }
+        self.carry.extend_from_slice(rest);
+    }
+
+    fn lines(&mut self, bytes: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            self.error = Some(FeedError::Utf8);
+            return;
+        };
+        for line in text.lines() {
+            if line.starts_with('#') && line.contains(LEGACY_HINT) {
+                self.hint = true;
+            }
+            if let Err(e) = self.parser.line(line) {
+                self.error = Some(FeedError::Parse(e));
+                return;
+            }
+        }
+    }
+
+    fn finish(mut self) -> (Result<ruleset::Ruleset, FeedError>, bool) {
+        if !self.carry.is_empty() {
+            let last = std::mem::take(&mut self.carry);
+            self.lines(&last);
+        }
+        let result = match self.error {
+            Some(e) => Err(e),
+            None => self.parser.finish().map_err(FeedError::Parse),
+        };
+        (result, self.hint)
+    }
+}
+
 /// Reads both families from the kernel, keeping what it learnt between polls.
 pub struct KernelReader {
     forced: Option<Backend>,
     backend: Option<Backend>,
+    netns: Option<String>,
     polls: u64,
     other_backend_warning: Option<String>,
+    /// Whether the last poll's tools said legacy tables exist.
+    legacy_hint: bool,
 }
 
 /// How often (in polls) to look at the other backend; it costs a process per family.
@@ -117,16 +329,29 @@ impl KernelReader {
         KernelReader {
             forced,
             backend: forced,
+            netns: None,
             polls: 0,
             other_backend_warning: None,
+            legacy_hint: false,
         }
+    }
+
+    /// Read the rules of a named network namespace (`ip netns add NAME`) instead of this
+    /// process's own: every tool then runs as `ip netns exec NAME tool ...`.
+    pub fn in_netns(mut self, name: impl Into<String>) -> Self {
+        self.netns = Some(name.into());
+        self
+    }
+
+    pub fn netns(&self) -> Option<&str> {
+        self.netns.as_deref()
     }
 
     fn backend(&mut self) -> Backend {
         if let Some(b) = self.backend {
             return b;
         }
-        let b = detect_backend().unwrap_or(Backend::Nft);
+        let b = detect_backend_in(self.netns.as_deref()).unwrap_or(Backend::Nft);
         self.backend = Some(b);
         b
     }
@@ -135,22 +360,14 @@ impl KernelReader {
     pub fn read(&mut self, generation: u64) -> RulesetSnapshot {
         let backend = self.backend();
         let start = Instant::now();
-        let mut warnings = Vec::new();
-        let tool_backend = self.forced;
+        let forced = self.forced;
+        let netns = self.netns.clone();
+        let mut hint = false;
         let mut read_family = |family: Family| -> FamilyData {
-            let tool = save_tool(family, tool_backend);
-            match run_save(&tool) {
-                Ok(text) => {
-                    if text.contains("iptables-legacy tables present") && backend == Backend::Nft {
-                        warnings.push(legacy_present_warning());
-                    }
-                    match ruleset::parse(&text, family) {
-                        Ok(rs) => FamilyData::Loaded(rs),
-                        Err(e) => FamilyData::Failed(SourceError::Parse {
-                            what: format!("{tool} output"),
-                            message: e.to_string(),
-                        }),
-                    }
+            match save_and_parse(&save_tool(family, forced), family, netns.as_deref()) {
+                Ok(saved) => {
+                    hint |= saved.legacy_tables_hint;
+                    FamilyData::Loaded(saved.ruleset)
                 }
                 Err(e) => FamilyData::Failed(e),
             }
@@ -158,12 +375,25 @@ impl KernelReader {
         let v4 = read_family(Family::V4);
         let v6 = read_family(Family::V6);
         let took = start.elapsed();
-        if self.polls % OTHER_BACKEND_EVERY == 0 {
-            self.other_backend_warning = other_backend_warning(backend);
+        // Look at the other backend now and then, and at once when the tools start hinting.
+        let new_hint = hint && !self.legacy_hint;
+        self.legacy_hint = hint;
+        if self.polls % OTHER_BACKEND_EVERY == 0 || new_hint {
+            self.other_backend_warning = other_backend_warning(backend, netns.as_deref());
         }
         self.polls += 1;
-        warnings.extend(self.other_backend_warning.clone());
-        warnings.dedup();
+        let mut warnings = Vec::new();
+        match &self.other_backend_warning {
+            Some(w) => warnings.push(w.clone()),
+            // The tool says legacy tables exist, but we cannot look inside them ourselves.
+            None if hint
+                && backend == Backend::Nft
+                && find_tool(&save_tool(Family::V4, Some(Backend::Legacy))).is_none() =>
+            {
+                warnings.push(legacy_present_warning())
+            }
+            None => {}
+        }
         RulesetSnapshot {
             generation,
             origin: Origin::Kernel { backend },
@@ -180,17 +410,39 @@ fn legacy_present_warning() -> String {
     "legacy iptables tables are present too: their rules still filter packets (see `iptables-legacy-save`)".to_string()
 }
 
+/// Whether the kernel has no legacy tables at all in the namespace, from
+/// /proc/net/ip{,6}_tables_names (a missing file: the module is not even loaded). `false` when
+/// unsure, and the tools are asked.
+fn no_legacy_tables(netns: Option<&str>) -> bool {
+    const FILES: [&str; 2] = ["/proc/net/ip_tables_names", "/proc/net/ip6_tables_names"];
+    match netns {
+        None => FILES.iter().all(|f| match std::fs::read_to_string(f) {
+            Ok(s) => s.trim().is_empty(),
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        }),
+        // /proc/net shows the namespace of the process reading it, so read it from inside.
+        Some(_) => {
+            let Ok(mut cmd) = tool_command("cat", netns) else {
+                return false;
+            };
+            let Ok(out) = cmd.args(FILES).stdin(Stdio::null()).output() else {
+                return false;
+            };
+            let err = String::from_utf8_lossy(&out.stderr);
+            out.stdout.iter().all(u8::is_ascii_whitespace)
+                && err.lines().all(|l| l.contains("No such file"))
+        }
+    }
+}
+
 /// Whether the backend we do not show holds any rule (or a non-ACCEPT policy), as a warning.
-fn other_backend_warning(shown: Backend) -> Option<String> {
+fn other_backend_warning(shown: Backend, netns: Option<&str>) -> Option<String> {
     let other = match shown {
         Backend::Nft => Backend::Legacy,
         Backend::Legacy => Backend::Nft,
     };
-    // The legacy tables of this network namespace are listed here; none means nothing to run.
-    if other == Backend::Legacy
-        && std::fs::read_to_string("/proc/net/ip_tables_names").is_ok_and(|s| s.trim().is_empty())
-        && std::fs::read_to_string("/proc/net/ip6_tables_names").is_ok_and(|s| s.trim().is_empty())
-    {
+    // The legacy tables of the network namespace are listed in procfs; none means nothing to run.
+    if other == Backend::Legacy && no_legacy_tables(netns) {
         return None;
     }
     let mut holders = Vec::new();
@@ -199,7 +451,7 @@ fn other_backend_warning(shown: Backend) -> Option<String> {
         if find_tool(&tool).is_none() {
             continue;
         }
-        if let Ok(text) = run_save(&tool)
+        if let Ok(text) = run_save_in(&tool, netns)
             && let Ok(rs) = ruleset::parse(&text, family)
             && holds_rules(&rs)
         {
@@ -229,11 +481,14 @@ pub fn holds_rules(rs: &ruleset::Ruleset) -> bool {
         .any(|c| !c.rules.is_empty() || c.policy.as_deref().is_some_and(|p| p != "ACCEPT"))
 }
 
-/// Time one full refresh of both families (used by benchmarks).
+/// Time one full refresh of both families (used by benchmarks): running the tools and
+/// parsing, not dropping the snapshot afterwards.
 pub fn time_refresh(reader: &mut KernelReader) -> Duration {
     let start = Instant::now();
-    let _ = reader.read(0);
-    start.elapsed()
+    let snap = reader.read(0);
+    let took = start.elapsed();
+    drop(snap);
+    took
 }
 
 #[cfg(test)]
@@ -276,5 +531,55 @@ mod tests {
             e.to_string().contains("install the iptables package"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn missing_tool_in_a_namespace_says_what_to_install() {
+        let e =
+            save_and_parse("nfscope-no-such-tool-save", Family::V4, Some("nowhere")).unwrap_err();
+        assert!(matches!(e, SourceError::ToolMissing { .. }), "{e}");
+    }
+
+    /// Feed `text` cut every `step` bytes, as a pipe may deliver it.
+    fn fed(text: &str, step: usize) -> (Result<ruleset::Ruleset, String>, bool) {
+        let mut f = Feeder::new(Family::V4);
+        for chunk in text.as_bytes().chunks(step) {
+            f.chunk(chunk);
+        }
+        let (r, hint) = f.finish();
+        let r = r.map_err(|e| match e {
+            FeedError::Utf8 => "utf8".to_string(),
+            FeedError::Parse(e) => e.to_string(),
+        });
+        (r, hint)
+    }
+
+    #[test]
+    fn chunked_feeding_parses_like_the_whole_text() {
+        let text = format!(
+            "{}# Warning: iptables-legacy tables present, use iptables-legacy-save to see them\r\n*raw\r\n:OUTPUT ACCEPT [1:2]\r\n-A OUTPUT -m comment --comment \"é ü\" -j ACCEPT\r\nCOMMIT",
+            ruleset::synth::kube_proxy(300)
+        );
+        let whole = ruleset::parse(&text, Family::V4).unwrap();
+        for step in [1, 2, 3, 7, 64, 4096, text.len()] {
+            let (r, hint) = fed(&text, step);
+            assert_eq!(r.unwrap(), whole, "step {step}");
+            assert!(hint);
+        }
+        let (r, hint) = fed(&ruleset::synth::kube_proxy(30), 5);
+        assert!(r.is_ok() && !hint);
+    }
+
+    #[test]
+    fn chunked_feeding_reports_the_first_error_with_its_line() {
+        let text = "*filter\n:INPUT ACCEPT [0:0]\n-A NOPE -j ACCEPT\n-A ALSO_NOPE\nCOMMIT\n";
+        let (r, _) = fed(text, 5);
+        let e = r.unwrap_err();
+        assert!(e.starts_with("line 3:") && e.contains("NOPE"), "{e}");
+        let mut f = Feeder::new(Family::V4);
+        f.chunk(b"*filter\n-A INPUT -m comment --comment \xff\nCOMMIT\n");
+        assert!(matches!(f.finish().0, Err(FeedError::Utf8)));
+        let (r, _) = fed("*filter\n:INPUT ACCEPT [0:0]\n", 4);
+        assert!(r.unwrap_err().contains("never closed"));
     }
 }
