@@ -364,7 +364,7 @@ fn check_document(doc: &Value, models: &[Ruleset]) {
                     ] {
                         check_negatable(&r[k], &format!("{what} {k}"));
                     }
-                    assert!(r["fragment"].is_null() || r["fragment"].is_boolean());
+                    assert!(r["fragment"].is_null() || r["fragment"]["negated"].is_boolean());
                     for m in r["matches"].as_array().unwrap() {
                         let mk = keys(m);
                         assert!(

@@ -10,7 +10,7 @@ pub mod synth;
 pub mod words;
 
 pub use parse::{ParseError, Parser, parse};
-pub use rule::{Negatable, OptionArg, RuleSpec, Target, TargetKind, XMatch};
+pub use rule::{Fragment, Negatable, OptionArg, RuleSpec, Target, TargetKind, XMatch};
 
 use serde::Serialize;
 

@@ -24,6 +24,12 @@ impl Negatable {
     }
 }
 
+/// The `-f` match: with `negated`, `! -f`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Fragment {
+    pub negated: bool,
+}
+
 /// One `--option [values...]` of a match or a target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OptionArg {
@@ -73,8 +79,8 @@ pub struct RuleSpec {
     pub destination: Option<Negatable>,
     pub in_interface: Option<Negatable>,
     pub out_interface: Option<Negatable>,
-    /// `Some(false)` for `-f`, `Some(true)` for `! -f`.
-    pub fragment: Option<bool>,
+    /// `-f` (second and further fragments) or `! -f` (unfragmented packets and first fragments).
+    pub fragment: Option<Fragment>,
     pub matches: Vec<XMatch>,
     pub target: Option<Target>,
     /// Words nfscope does not place anywhere else, in order. Kept, shown, written back.
@@ -175,7 +181,7 @@ impl RuleSpec {
             }
             match t {
                 "-f" | "--fragment" => {
-                    spec.fragment = Some(neg);
+                    spec.fragment = Some(Fragment { negated: neg });
                 }
                 "-m" | "--match" => match words.get(i) {
                     Some(name) => {
@@ -311,7 +317,7 @@ mod tests {
         assert_eq!(s.destination.as_ref().unwrap().display(), "1.2.3.4/32");
         assert_eq!(s.in_interface.as_ref().unwrap().display(), "eth+");
         assert_eq!(s.out_interface.as_ref().unwrap().display(), "!lo");
-        assert_eq!(s.fragment, Some(true));
+        assert_eq!(s.fragment, Some(Fragment { negated: true }));
         assert_eq!(s.target_name(), "DROP");
     }
 

@@ -30,8 +30,8 @@ pub fn columns(rule: &Rule, family: Family) -> Columns {
         None => String::new(),
     };
     let opt = match s.fragment {
-        Some(false) => "-f",
-        Some(true) => "!f",
+        Some(f) if f.negated => "!f",
+        Some(_) => "-f",
         None => "--",
     };
     Columns {

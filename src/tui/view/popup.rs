@@ -134,11 +134,11 @@ pub fn draw_detail(frame: &mut Frame, app: &App, scroll: u16) {
         }
     }
     match s.fragment {
-        Some(false) => lines.push(field(
+        Some(f) if !f.negated => lines.push(field(
             "fragments",
             "only second and further fragments".into(),
         )),
-        Some(true) => lines.push(field(
+        Some(_) => lines.push(field(
             "fragments",
             "only unfragmented packets and first fragments".into(),
         )),
