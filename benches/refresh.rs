@@ -17,6 +17,10 @@ use nfscope::source::Backend;
 use nfscope::source::kernel::{KernelReader, find_tool, save_tool, time_refresh, tool_command};
 use std::time::{Duration, Instant};
 
+/// The binary's allocator (src/main.rs), so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]

@@ -7,6 +7,7 @@
 mod common;
 
 use common::{NetNs, have_tools, tables_of};
+use nfscope::ruleset::rates::{ChainKey, RateTracker};
 use nfscope::ruleset::{self, Family, Ruleset, save, synth};
 use nfscope::source::kernel::KernelReader;
 use nfscope::source::{Backend, FamilyData, Origin, RulesetSnapshot, SourceError};
@@ -329,6 +330,51 @@ fn counters_move_with_traffic(backend: Backend) {
         assert_eq!(dnat(a), dnat(b), "{label}");
         // And the read still equals the tool's output (nothing moves between the two).
         assert_matches_tool(&ns, backend, family, a);
+    }
+    // The rates the Rules screen shows: the probe rule moved, the DNAT rule did not.
+    let mut rates = RateTracker::new();
+    rates.update(
+        before.taken_at,
+        Family::ALL.iter().map(|&f| loaded(&before, f)),
+    );
+    rates.update(
+        after.taken_at,
+        Family::ALL.iter().map(|&f| loaded(&after, f)),
+    );
+    for family in Family::ALL {
+        let label = format!("{} {}", backend.label(), family.label());
+        let key = |table: &str, chain: &str| ChainKey {
+            family,
+            table: table.into(),
+            chain: chain.into(),
+        };
+        let rs = loaded(&after, family);
+        let index = |table: &str, chain: &str, needle: &str| {
+            rs.table(table)
+                .and_then(|t| t.chain(chain))
+                .and_then(|c| c.rules.iter().position(|r| r.text.contains(needle)))
+                .expect("rule present")
+        };
+        let input = rates.chain(&key("filter", "INPUT")).expect("INPUT stats");
+        let probe = &input.rules[index("filter", "INPUT", "probe port")];
+        assert!(
+            probe.rate.is_some_and(|r| r > 0.0),
+            "{label}: probe rate {:?}",
+            probe.rate
+        );
+        assert!(probe.delta >= 3, "{label}: probe delta {}", probe.delta);
+        assert!(
+            input.rate.is_some_and(|r| r > 0.0),
+            "{label}: INPUT chain rate"
+        );
+        let pre = rates
+            .chain(&key("nat", "PREROUTING"))
+            .expect("PREROUTING stats");
+        assert_eq!(
+            pre.rules[index("nat", "PREROUTING", "DNAT")].rate,
+            Some(0.0),
+            "{label}"
+        );
     }
 }
 

@@ -211,14 +211,14 @@ fn cover(cov: &mut Coverage, rs: &Ruleset) {
                 }
                 let s = &r.spec;
                 for m in s.matches.iter().filter(|m| !m.implicit) {
-                    cov.modules.insert(m.name.clone());
+                    cov.modules.insert(m.name.to_string());
                     if m.options.iter().any(|o| o.negated) {
                         cov.negated_option = true;
                     }
                 }
                 if let Some(tg) = &s.target {
                     if t.chain(&tg.name).is_none_or(|ch| ch.is_builtin()) {
-                        cov.targets.insert(tg.name.clone());
+                        cov.targets.insert(tg.name.to_string());
                     }
                     if tg.kind == TargetKind::Goto {
                         cov.gotos += 1;

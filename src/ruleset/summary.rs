@@ -26,7 +26,7 @@ pub fn columns(rule: &Rule, family: Family) -> Columns {
     let s = &rule.spec;
     let target = match &s.target {
         Some(t) if t.kind == super::TargetKind::Goto => format!("{} (goto)", t.name),
-        Some(t) => t.name.clone(),
+        Some(t) => t.name.to_string(),
         None => String::new(),
     };
     let opt = match s.fragment {

@@ -47,6 +47,22 @@ pub fn split(s: &str) -> Result<Vec<Word>, String> {
     Ok(split_ref(s)?.iter().map(WordRef::to_word).collect())
 }
 
+/// Where the word at the start of `s` stops: at a blank, a quote or a backslash. Bytes first
+/// (nearly every word is ASCII); a non-ASCII byte falls back to Unicode's idea of a blank.
+fn plain_word_end(s: &str) -> usize {
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        if b >= 0x80 {
+            return i + s[i..]
+                .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'))
+                .unwrap_or(s.len() - i);
+        }
+        if b.is_ascii_whitespace() || b == 0x0b || matches!(b, b'"' | b'\'' | b'\\') {
+            return i;
+        }
+    }
+    s.len()
+}
+
 /// `split`, borrowing plain words from `s` instead of copying them.
 pub fn split_ref(s: &str) -> Result<Vec<WordRef<'_>>, String> {
     // Sized for the common case (one blank between words) so the vector never grows.
@@ -58,9 +74,7 @@ pub fn split_ref(s: &str) -> Result<Vec<WordRef<'_>>, String> {
             return Ok(out);
         }
         // Fast path: a plain word (no quote, no backslash) is copied in one piece. Most words are.
-        let end = rest
-            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'))
-            .unwrap_or(rest.len());
+        let end = plain_word_end(rest);
         let stop = rest[end..].chars().next();
         if stop.is_none_or(char::is_whitespace) {
             out.push(WordRef {

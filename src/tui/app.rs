@@ -523,7 +523,7 @@ impl App {
         let key = ChainKey {
             family: sel.family,
             table: sel.table.clone(),
-            chain: t.name.clone(),
+            chain: t.name.to_string(),
         };
         self.chain_by_key(&key).map(|_| key)
     }
