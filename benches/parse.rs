@@ -74,6 +74,26 @@ fn main() {
         ms(wmin),
         ms(wmed)
     );
+    // What the UI thread does with each new snapshot: rates for every rule, and dropping the
+    // previous snapshot.
+    let rs = ruleset::parse(&text, Family::V4).expect("the generated rules parse");
+    let mut tracker = nfscope::ruleset::rates::RateTracker::new();
+    let t0 = std::time::SystemTime::UNIX_EPOCH;
+    let mut rate_times = Vec::new();
+    for i in 0..rounds {
+        let t = Instant::now();
+        tracker.update(t0 + Duration::from_secs(i as u64), [&rs]);
+        rate_times.push(t.elapsed());
+    }
+    let (rmin, rmed) = stats(rate_times);
+    println!(
+        "rates for {rules} rules (UI thread, per refresh): min {:.1} ms, median {:.1} ms",
+        ms(rmin),
+        ms(rmed)
+    );
+    let t = Instant::now();
+    drop(black_box(rs));
+    println!("drop {rules} rules: {:.1} ms", ms(t.elapsed()));
     if full {
         let target = 150.0 * rules as f64 / 100_000.0;
         println!(

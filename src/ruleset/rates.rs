@@ -5,8 +5,9 @@
 //! counter that went down (zeroed, or the rule was replaced) restarts its rate: never negative.
 
 use super::{Counters, Family, Ruleset};
-use std::collections::{HashMap, VecDeque};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use rustc_hash::{FxHashMap, FxHasher};
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
 use std::time::SystemTime;
 
 /// How many past rates a rule remembers for its sparkline.
@@ -40,29 +41,25 @@ pub struct ChainKey {
     pub chain: String,
 }
 
-/// What we remember of a rule between snapshots.
-#[derive(Debug, Clone)]
-struct Seen {
-    counters: Counters,
-    history: VecDeque<f64>,
-}
-
+/// What we remember of a chain between snapshots: each rule's identity and counters, aligned
+/// with the stats (which own the histories).
 #[derive(Debug, Clone, Default)]
 struct ChainMemory {
-    rules: HashMap<(u64, u32), Seen>,
+    ids: Vec<(u64, u32)>,
+    counters: Vec<Counters>,
     policy: Counters,
 }
 
 /// Keeps the previous snapshot's counters and turns each new snapshot into rates.
 #[derive(Debug, Default)]
 pub struct RateTracker {
-    memory: HashMap<ChainKey, ChainMemory>,
+    memory: FxHashMap<ChainKey, ChainMemory>,
     last: Option<SystemTime>,
-    stats: HashMap<ChainKey, ChainStat>,
+    stats: FxHashMap<ChainKey, ChainStat>,
 }
 
 fn text_hash(text: &str) -> u64 {
-    let mut h = DefaultHasher::new();
+    let mut h = FxHasher::default();
     text.hash(&mut h);
     h.finish()
 }
@@ -84,15 +81,17 @@ impl RateTracker {
         self.stats.get(key)
     }
 
-    /// Take a new snapshot of the given families, taken at `at`.
+    /// Take a new snapshot of the given families, taken at `at`. Runs on the UI thread for
+    /// every refresh, so it moves histories instead of copying them, and looks a rule up by
+    /// content only when it is not where it was (most refreshes move nothing).
     pub fn update<'a>(&mut self, at: SystemTime, rulesets: impl IntoIterator<Item = &'a Ruleset>) {
         let secs = self
             .last
             .and_then(|l| at.duration_since(l).ok())
             .map(|d| d.as_secs_f64())
             .filter(|s| *s > 0.0);
-        let mut memory = HashMap::with_capacity(self.memory.len());
-        let mut stats = HashMap::with_capacity(self.memory.len());
+        let mut memory = FxHashMap::default();
+        let mut stats = FxHashMap::default();
         for rs in rulesets {
             for table in &rs.tables {
                 for chain in &table.chains {
@@ -101,67 +100,10 @@ impl RateTracker {
                         table: table.name.clone(),
                         chain: chain.name.clone(),
                     };
-                    let mut old = self.memory.remove(&key).unwrap_or_default();
-                    let mut mem = ChainMemory {
-                        rules: HashMap::with_capacity(chain.rules.len()),
-                        policy: chain.counters,
-                    };
-                    let mut occurrences: HashMap<u64, u32> = HashMap::new();
-                    let mut st = ChainStat {
-                        rules: Vec::with_capacity(chain.rules.len()),
-                        ..Default::default()
-                    };
-                    let mut total = 0.0;
-                    let mut any = false;
-                    for rule in &chain.rules {
-                        let h = text_hash(&rule.text);
-                        let occ = occurrences.entry(h).or_insert(0);
-                        let id = (h, *occ);
-                        *occ += 1;
-                        let c = rule.counters.unwrap_or_default();
-                        let prev = old.rules.remove(&id);
-                        let (r, delta, mut history) = match prev {
-                            Some(p) => {
-                                let r = rate(c.packets, p.counters.packets, secs);
-                                let d = c.packets.saturating_sub(p.counters.packets);
-                                let history = if c.packets < p.counters.packets {
-                                    VecDeque::new()
-                                } else {
-                                    p.history
-                                };
-                                (r, d, history)
-                            }
-                            None => (None, 0, VecDeque::new()),
-                        };
-                        if let Some(r) = r {
-                            history.push_back(r);
-                            while history.len() > HISTORY {
-                                history.pop_front();
-                            }
-                            total += r;
-                            any = true;
-                        }
-                        st.rules.push(RuleStat {
-                            rate: r,
-                            delta,
-                            history: history.clone(),
-                        });
-                        mem.rules.insert(
-                            id,
-                            Seen {
-                                counters: c,
-                                history,
-                            },
-                        );
-                    }
-                    if chain.policy.is_some() && self.last.is_some() {
-                        st.policy_rate = rate(chain.counters.packets, old.policy.packets, secs);
-                        if let Some(p) = st.policy_rate {
-                            total += p;
-                            any = true;
-                        }
-                    }
-                    st.rate = any.then_some(total);
+                    let old = self.memory.remove(&key).unwrap_or_default();
+                    let mut old_stat = self.stats.remove(&key).unwrap_or_default();
+                    let (mem, st) =
+                        track_chain(chain, &old, &mut old_stat, secs, self.last.is_some());
                     stats.insert(key.clone(), st);
                     memory.insert(key, mem);
                 }
@@ -171,6 +113,85 @@ impl RateTracker {
         self.stats = stats;
         self.last = Some(at);
     }
+}
+
+/// One chain's new memory and stats from its old ones.
+fn track_chain(
+    chain: &super::Chain,
+    old: &ChainMemory,
+    old_stat: &mut ChainStat,
+    secs: Option<f64>,
+    seen_before: bool,
+) -> (ChainMemory, ChainStat) {
+    let n = chain.rules.len();
+    let mut mem = ChainMemory {
+        ids: Vec::with_capacity(n),
+        counters: Vec::with_capacity(n),
+        policy: chain.counters,
+    };
+    let mut st = ChainStat {
+        rules: Vec::with_capacity(n),
+        ..Default::default()
+    };
+    let mut occurrences: FxHashMap<u64, u32> = FxHashMap::default();
+    // Built only when a rule is not at its old position.
+    let mut by_id: Option<FxHashMap<(u64, u32), usize>> = None;
+    let mut total = 0.0;
+    let mut any = false;
+    for (i, rule) in chain.rules.iter().enumerate() {
+        let h = text_hash(&rule.text);
+        let occ = occurrences.entry(h).or_insert(0);
+        let id = (h, *occ);
+        *occ += 1;
+        let c = rule.counters.unwrap_or_default();
+        let prev = if old.ids.get(i) == Some(&id) {
+            Some(i)
+        } else {
+            by_id
+                .get_or_insert_with(|| old.ids.iter().enumerate().map(|(j, id)| (*id, j)).collect())
+                .get(&id)
+                .copied()
+        };
+        let (r, delta, mut history) = match prev {
+            Some(j) => {
+                let p = old.counters[j];
+                let history = match old_stat.rules.get_mut(j) {
+                    Some(s) if c.packets >= p.packets => std::mem::take(&mut s.history),
+                    _ => VecDeque::new(),
+                };
+                (
+                    rate(c.packets, p.packets, secs),
+                    c.packets.saturating_sub(p.packets),
+                    history,
+                )
+            }
+            None => (None, 0, VecDeque::new()),
+        };
+        if let Some(r) = r {
+            history.push_back(r);
+            while history.len() > HISTORY {
+                history.pop_front();
+            }
+            total += r;
+            any = true;
+        }
+        st.rules.push(RuleStat {
+            rate: r,
+            delta,
+            history,
+        });
+        mem.ids.push(id);
+        mem.counters.push(c);
+    }
+    if chain.policy.is_some() && seen_before {
+        st.policy_rate = rate(chain.counters.packets, old.policy.packets, secs);
+        if let Some(p) = st.policy_rate {
+            total += p;
+            any = true;
+        }
+    }
+    st.rate = any.then_some(total);
+    (mem, st)
 }
 
 #[cfg(test)]
