@@ -2,7 +2,7 @@
 //! keys sent with send-keys, the screen read with capture-pane until the expected text appears
 //! (no fixed sleeps), and the terminal checked after quitting.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -83,39 +83,94 @@ impl Drop for Tmux {
     }
 }
 
+/// nfscope started in a tmux pane by a shell that, once nfscope exits, records its exit status
+/// and the terminal's modes, then keeps the pane open so the screen can still be read.
+struct Run {
+    tmux: Tmux,
+    dir: PathBuf,
+}
+
+impl Run {
+    /// `launch` is the shell command that runs nfscope; `{bin}` stands for the binary.
+    fn start(tag: &str, size: (u16, u16), launch: &str) -> Option<Run> {
+        let tmux = Tmux::new(tag)?;
+        let dir = std::env::temp_dir().join(format!("nfscope-e2e-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let launch = launch
+            .replace("{bin}", env!("CARGO_BIN_EXE_nfscope"))
+            .replace("{dir}", &dir.display().to_string());
+        let script = format!(
+            "{launch}; echo $? > {d}/code; stty -a > {d}/stty; touch {d}/done; sleep 30",
+            d = dir.display()
+        );
+        let (w, h) = (size.0.to_string(), size.1.to_string());
+        tmux.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            &w,
+            "-y",
+            &h,
+            "sh",
+            "-c",
+            &script,
+        ]);
+        Some(Run { tmux, dir })
+    }
+
+    /// Wait for nfscope to exit and return its status.
+    fn exit_status(&self) -> String {
+        self.tmux.wait_file(&self.dir.join("done"));
+        std::fs::read_to_string(self.dir.join("code"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    /// The terminal is back: main screen, cursor shown, cooked mode with echo and signals.
+    fn assert_terminal_restored(&self) {
+        assert_eq!(
+            self.tmux
+                .cmd(&["display", "-p", "-t", "t", "#{alternate_on}"])
+                .trim(),
+            "0"
+        );
+        assert_eq!(
+            self.tmux
+                .cmd(&["display", "-p", "-t", "t", "#{cursor_flag}"])
+                .trim(),
+            "1"
+        );
+        let modes = std::fs::read_to_string(self.dir.join("stty")).expect("stty output");
+        let words: Vec<&str> = modes.split_whitespace().collect();
+        for m in ["icanon", "echo", "isig"] {
+            assert!(
+                words.contains(&m),
+                "terminal mode {m:?} not restored: {modes}"
+            );
+        }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[test]
 fn demo_navigate_help_quit_and_terminal_restored() {
-    let Some(tmux) = Tmux::new("nav") else { return };
-    let dir = std::env::temp_dir().join(format!("nfscope-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let done = dir.join("done");
-    let stty = dir.join("stty");
-    let bin = env!("CARGO_BIN_EXE_nfscope");
-    // After nfscope exits, record the terminal modes, then leave the pane open for inspection.
-    let script = format!(
-        "{bin} --demo; echo $? > {d}.code; stty -a > {s}; touch {d}; sleep 30",
-        d = done.display(),
-        s = stty.display()
-    );
-    tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        "sh",
-        "-c",
-        &script,
-    ]);
-
+    let Some(run) = Run::start("nav", (100, 30), "{bin} --demo") else {
+        return;
+    };
+    let tmux = &run.tmux;
     tmux.wait_for("filter INPUT (IPv4)");
     // Walk down to the first rule that jumps to a user chain (marked with ›) and open it.
-    let screen = tmux.screen();
     // The rules pane is the last box on each line; its first word is the rule number.
-    let num: usize = screen
+    let num: usize = tmux
+        .screen()
         .lines()
         .filter(|l| l.contains(" › "))
         .find_map(|l| {
@@ -142,79 +197,26 @@ fn demo_navigate_help_quit_and_terminal_restored() {
     tmux.keys(&["Escape"]);
 
     tmux.keys(&["q"]);
-    tmux.wait_file(&done);
-
-    let code = std::fs::read_to_string(dir.join("done.code")).unwrap_or_default();
-    assert_eq!(code.trim(), "0", "nfscope exits 0 on q");
-    // The terminal is back: main screen, cursor shown, cooked mode with echo.
-    assert_eq!(
-        tmux.cmd(&["display", "-p", "-t", "t", "#{alternate_on}"])
-            .trim(),
-        "0"
-    );
-    assert_eq!(
-        tmux.cmd(&["display", "-p", "-t", "t", "#{cursor_flag}"])
-            .trim(),
-        "1"
-    );
-    let modes = std::fs::read_to_string(&stty).expect("stty output");
-    let words: Vec<&str> = modes.split_whitespace().collect();
-    for m in ["icanon", "echo", "isig"] {
-        assert!(
-            words.contains(&m),
-            "terminal mode {m:?} not restored: {modes}"
-        );
-    }
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(run.exit_status(), "0", "nfscope exits 0 on q");
+    run.assert_terminal_restored();
 }
 
 #[test]
 fn sigterm_and_too_small_terminal() {
-    let Some(tmux) = Tmux::new("small") else {
+    // The inner shell execs nfscope, so its pid is nfscope's.
+    let launch = "sh -c 'echo $$ > {dir}/pid; exec {bin} --demo'";
+    let Some(run) = Run::start("small", (50, 12), launch) else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("nfscope-e2e-small-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let done = dir.join("done");
-    let stty = dir.join("stty");
-    let bin = env!("CARGO_BIN_EXE_nfscope");
-    let script = format!(
-        "sh -c 'echo $$ > {d}.pid; exec {bin} --demo'; stty -a > {s}; touch {d}; sleep 30",
-        d = done.display(),
-        s = stty.display()
-    );
-    tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "50",
-        "-y",
-        "12",
-        "sh",
-        "-c",
-        &script,
-    ]);
+    let tmux = &run.tmux;
     tmux.wait_for("terminal too small");
     tmux.cmd(&["resize-window", "-t", "t", "-x", "90", "-y", "26"]);
     tmux.wait_for("filter INPUT (IPv4)");
-    let pid = std::fs::read_to_string(dir.join("done.pid")).expect("pid");
+    let pid = std::fs::read_to_string(run.dir.join("pid")).expect("pid");
     Command::new("kill")
         .args(["-TERM", pid.trim()])
         .status()
         .expect("kill");
-    tmux.wait_file(&done);
-    assert_eq!(
-        tmux.cmd(&["display", "-p", "-t", "t", "#{alternate_on}"])
-            .trim(),
-        "0"
-    );
-    let modes = std::fs::read_to_string(&stty).expect("stty output");
-    let words: Vec<&str> = modes.split_whitespace().collect();
-    assert!(
-        words.contains(&"icanon") && words.contains(&"echo"),
-        "{modes}"
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(run.exit_status(), "0", "SIGTERM is a clean quit");
+    run.assert_terminal_restored();
 }

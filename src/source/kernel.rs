@@ -83,9 +83,14 @@ pub fn detect_backend() -> Result<Backend, SourceError> {
 
 /// `detect_backend`, with the tool run inside a network namespace when one is given.
 pub fn detect_backend_in(netns: Option<&str>) -> Result<Backend, SourceError> {
-    let tool = "iptables-save";
+    let out = run_tool("iptables-save", "--version", netns)?;
+    Ok(backend_from_version(&String::from_utf8_lossy(&out)))
+}
+
+/// Run `tool arg` (in `netns` when given) and return its standard output, or why it failed.
+fn run_tool(tool: &str, arg: &str, netns: Option<&str>) -> Result<Vec<u8>, SourceError> {
     let out = tool_command(tool, netns)?
-        .arg("--version")
+        .arg(arg)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| spawn_failed(tool, &e))?;
@@ -96,7 +101,7 @@ pub fn detect_backend_in(netns: Option<&str>) -> Result<Backend, SourceError> {
             &String::from_utf8_lossy(&out.stderr),
         ));
     }
-    Ok(backend_from_version(&String::from_utf8_lossy(&out.stdout)))
+    Ok(out.stdout)
 }
 
 /// Turn a failed run into a sentence: permission problems are told apart from the rest.
@@ -125,19 +130,7 @@ pub fn run_save(tool: &str) -> Result<String, SourceError> {
 
 /// `run_save`, inside a network namespace when one is given.
 pub fn run_save_in(tool: &str, netns: Option<&str>) -> Result<String, SourceError> {
-    let out = tool_command(tool, netns)?
-        .arg("-c")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| spawn_failed(tool, &e))?;
-    if !out.status.success() {
-        return Err(tool_error(
-            tool,
-            out.status,
-            &String::from_utf8_lossy(&out.stderr),
-        ));
-    }
-    String::from_utf8(out.stdout).map_err(|_| not_utf8(tool))
+    String::from_utf8(run_tool(tool, "-c", netns)?).map_err(|_| not_utf8(tool))
 }
 
 fn not_utf8(tool: &str) -> SourceError {
