@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use nfscope::cli::{self, Cli, Command};
+use std::io::IsTerminal;
 
 /// A refresh of a large rule set allocates and frees millions of small strings; glibc's malloc
 /// spent ~40% of a 100k-rule parse consolidating and unlinking chunks. The benchmarks use the
@@ -10,11 +11,25 @@ use nfscope::cli::{self, Cli, Command};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> color_eyre::Result<()> {
-    color_eyre::install()?;
+    // Colours in reports only for a person at a terminal, not for a log file.
+    let theme = if std::io::stderr().is_terminal() {
+        color_eyre::config::Theme::dark()
+    } else {
+        color_eyre::config::Theme::new()
+    };
+    color_eyre::config::HookBuilder::default()
+        .theme(theme)
+        .install()?;
     let cli = Cli::parse();
     match &cli.command {
         None => {
             let cfg = cli.source.config()?;
+            if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+                eprintln!(
+                    "nfscope: the interactive UI needs a terminal; for a pipe or a file use `nfscope rules` (see `nfscope rules --help`)"
+                );
+                std::process::exit(1);
+            }
             nfscope::tui::run(cfg)
         }
         Some(Command::Rules(args)) => {

@@ -841,3 +841,16 @@ fn without_root_the_kernel_source_says_to_run_as_root_or_use_demo() {
     }
     assert!(!run.stderr.contains("panicked"), "{run:?}");
 }
+
+#[test]
+fn the_ui_without_a_terminal_says_what_to_use_instead() {
+    // `output()` gives the child pipes, not a terminal.
+    let r = nfscope(&["--demo"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("needs a terminal"), "{r:?}");
+    assert!(r.stderr.contains("nfscope rules"), "{r:?}");
+    assert!(
+        !r.stderr.contains('\u{1b}'),
+        "no colour codes into a pipe: {r:?}"
+    );
+}
