@@ -4,6 +4,7 @@
 //! sits on the pure domain `ruleset`. See docs/architecture.md.
 
 pub mod cli;
+pub mod conntrack;
 pub mod ruleset;
 pub mod source;
 pub mod tui;
