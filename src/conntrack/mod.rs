@@ -2,6 +2,8 @@
 //! protocol state, status flags, timeout, mark, zone and optional counters and timestamps. Pure
 //! data, no I/O: decoding from netlink and /proc lives in the sources.
 
+pub mod procfs;
+
 use crate::ruleset::{Counters, Family};
 use serde::Serialize;
 use std::net::IpAddr;

