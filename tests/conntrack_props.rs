@@ -10,6 +10,7 @@
 //! 256 cases per property by default (set PROPTEST_CASES for more). Failures are not persisted to
 //! files: turn a shrunk counter-example into a plain `#[test]` at the bottom instead.
 
+use nfscope::conntrack::filter::Filter;
 use nfscope::conntrack::procfs::parse_proc;
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -112,6 +113,94 @@ proptest! {
     #[test]
     fn line_soup_never_panics(lines in vec(soup_line(), 0..12)) {
         check(&lines.join("\n"));
+    }
+}
+
+/// Pieces of filter expressions, right and wrong.
+const FILTER_FRAGMENTS: &[&str] = &[
+    "proto",
+    "state",
+    "ctstate",
+    "src",
+    "dst",
+    "addr",
+    "sport",
+    "dport",
+    "port",
+    "mark",
+    "zone",
+    "family",
+    "timeout",
+    "packets",
+    "helper",
+    "assured",
+    "unreplied",
+    "dnat",
+    "prot",
+    "!",
+    "=",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "~",
+    ",",
+    "/",
+    "-",
+    ":",
+    "tcp",
+    "ESTABLISHED",
+    "INVALID",
+    "10.0.0.0",
+    "8",
+    "33",
+    "::1",
+    "2001:db8::",
+    "22",
+    "65535",
+    "65536",
+    "0x",
+    "0xff",
+    "99999999999999999999",
+    "ipv4",
+    "é",
+    "ß",
+    " ",
+    "\t",
+];
+
+fn filter_soup() -> impl Strategy<Value = String> {
+    vec(select(FILTER_FRAGMENTS), 0..16).prop_map(|ws| ws.concat())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn filter_parsing_never_panics(expr in "\\PC{0,40}") {
+        check_filter(&expr);
+    }
+
+    #[test]
+    fn filter_soup_never_panics(expr in filter_soup()) {
+        check_filter(&expr);
+    }
+}
+
+fn check_filter(expr: &str) {
+    match Filter::parse(expr) {
+        Ok(f) => assert_eq!(f.source(), expr.trim()),
+        Err(e) => {
+            let chars = expr.chars().count();
+            assert!(
+                e.column >= 1 && e.column <= chars,
+                "{e}: column {} of {chars}",
+                e.column
+            );
+            assert!(e.len >= 1);
+            assert!(e.message.contains(&format!("column {}", e.column)), "{e}");
+        }
     }
 }
 
