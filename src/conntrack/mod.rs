@@ -4,6 +4,8 @@
 
 pub mod filter;
 pub mod procfs;
+pub mod synth;
+pub mod table;
 
 use crate::ruleset::{Counters, Family};
 use serde::Serialize;
