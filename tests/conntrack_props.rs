@@ -5,16 +5,21 @@
 //!     numbers, IPv6 addresses); every error names a line that exists, at most one error per
 //!     line, and entries plus errors never outnumber the non-blank lines;
 //! (b) no input makes `filter::Filter::parse` panic, and an error's column lies within the
-//!     expression.
+//!     expression (and the message names it);
+//! (c) over a synthetic table, the compiled filter obeys its own algebra: `a b` holds exactly
+//!     when `a` and `b` do, `key!=v` and `!key=v` exactly when `key=v` does not, `!flag` exactly
+//!     when `flag` does not, and `key=v1,v2` exactly when `key=v1` or `key=v2` does.
 //!
 //! 256 cases per property by default (set PROPTEST_CASES for more). Failures are not persisted to
 //! files: turn a shrunk counter-example into a plain `#[test]` at the bottom instead.
 
 use nfscope::conntrack::filter::Filter;
 use nfscope::conntrack::procfs::parse_proc;
+use nfscope::conntrack::{Entry, synth};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
+use std::sync::LazyLock;
 
 fn config() -> ProptestConfig {
     let mut c = ProptestConfig {
@@ -201,6 +206,116 @@ fn check_filter(expr: &str) {
             assert!(e.len >= 1);
             assert!(e.message.contains(&format!("column {}", e.column)), "{e}");
         }
+    }
+}
+
+/// Valid `key=value` terms (each also negatable and combinable into lists).
+const TERMS: &[(&str, &str)] = &[
+    ("proto", "tcp"),
+    ("proto", "udp"),
+    ("proto", "icmp"),
+    ("proto", "50"),
+    ("state", "ESTABLISHED"),
+    ("state", "TIME_WAIT"),
+    ("state", "NEW"),
+    ("ctstate", "NEW"),
+    ("ctstate", "ESTABLISHED"),
+    ("src", "10.0.0.0/24"),
+    ("src", "10.0.0.1"),
+    ("dst", "198.51.100.0/25"),
+    ("addr", "203.0.113.1"),
+    ("rsrc", "10.0.1.0/24"),
+    ("addr", "2001:db8::/32"),
+    ("sport", "1024-30000"),
+    ("dport", "443"),
+    ("dport", "0:1023"),
+    ("port", "53"),
+    ("mark", "0x10"),
+    ("mark", "0/0xf0"),
+    ("zone", "1"),
+    ("family", "ipv6"),
+    ("timeout", "100"),
+];
+const FLAGS: &[&str] = &[
+    "assured",
+    "unreplied",
+    "seen_reply",
+    "dnat",
+    "snat",
+    "nat",
+    "dying",
+];
+const COMPARISONS: &[&str] = &[
+    "timeout<30",
+    "timeout>=300",
+    "packets>10",
+    "bytes<=5000",
+    "dport<1024",
+    "sport>60000",
+    "zone<1",
+];
+
+static WORLD: LazyLock<Vec<Entry>> = LazyLock::new(|| synth::entries(600));
+
+fn hits(expr: &str) -> Vec<bool> {
+    let f = Filter::parse(expr).unwrap_or_else(|e| panic!("{expr:?}: {e}"));
+    WORLD.iter().map(|e| f.matches(e)).collect()
+}
+
+fn any_term() -> impl Strategy<Value = String> {
+    prop_oneof![
+        select(TERMS).prop_map(|(k, v)| format!("{k}={v}")),
+        select(FLAGS).prop_map(str::to_string),
+        select(COMPARISONS).prop_map(str::to_string),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..config() })]
+
+    #[test]
+    fn terms_combine_by_and(a in any_term(), b in any_term()) {
+        let (ha, hb, both) = (hits(&a), hits(&b), hits(&format!("{a} {b}")));
+        for i in 0..WORLD.len() {
+            prop_assert_eq!(both[i], ha[i] && hb[i], "{} {} on entry {}", a, b, i);
+        }
+    }
+
+    #[test]
+    fn negation_is_complement(t in select(TERMS), f in select(FLAGS)) {
+        let (k, v) = t;
+        let pos = hits(&format!("{k}={v}"));
+        let ne = hits(&format!("{k}!={v}"));
+        let bang = hits(&format!("!{k}={v}"));
+        let (fl, nfl) = (hits(f), hits(&format!("!{f}")));
+        for i in 0..WORLD.len() {
+            prop_assert_eq!(ne[i], !pos[i]);
+            prop_assert_eq!(bang[i], !pos[i]);
+            prop_assert_eq!(nfl[i], !fl[i]);
+        }
+    }
+
+    #[test]
+    fn lists_are_any_of((a, b) in select(TERMS).prop_flat_map(|a| {
+        let same: Vec<(&str, &str)> = TERMS.iter().copied().filter(|t| t.0 == a.0).collect();
+        (Just(a), select(same))
+    })) {
+        let list = hits(&format!("{}={},{}", a.0, a.1, b.1));
+        let (ha, hb) = (hits(&format!("{}={}", a.0, a.1)), hits(&format!("{}={}", b.0, b.1)));
+        for i in 0..WORLD.len() {
+            prop_assert_eq!(list[i], ha[i] || hb[i]);
+        }
+    }
+}
+
+#[test]
+fn the_terms_are_not_vacuous() {
+    for (k, v) in TERMS {
+        let n = hits(&format!("{k}={v}")).iter().filter(|h| **h).count();
+        if *k != "timeout" {
+            assert!(n > 0, "{k}={v} matches nothing in the synthetic world");
+        }
+        assert!(n < WORLD.len(), "{k}={v} matches everything");
     }
 }
 
