@@ -68,6 +68,12 @@ fn main() {
     }
     let (min, med) = stats(builds);
     println!("build table from a dump of {n}: min {min:.1} ms, median {med:.1} ms");
+    println!(
+        "table memory: {:.1} MB, {} bytes per entry (of which the Entry itself: {} bytes)",
+        table.heap_bytes() as f64 / 1e6,
+        table.heap_bytes() / n.max(1),
+        std::mem::size_of::<nfscope::conntrack::Entry>()
+    );
 
     // Update events: every entry's timeout ticks once, as a refresh storm would.
     let events: Vec<CtEvent> = dump
