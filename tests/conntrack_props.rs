@@ -203,7 +203,10 @@ fn check_filter(expr: &str) {
                 "{e}: column {} of {chars}",
                 e.column
             );
-            assert!(e.len >= 1);
+            assert!(
+                e.len >= 1 && e.column + e.len - 1 <= chars,
+                "{e}: underline past the end"
+            );
             assert!(e.message.contains(&format!("column {}", e.column)), "{e}");
         }
     }

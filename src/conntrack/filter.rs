@@ -459,7 +459,7 @@ fn parse_term(expr: &str, start: usize, word: &str) -> Result<Term, FilterError>
     let mut at = value_at;
     for v in value.split(',') {
         let vcol = column(expr, at);
-        let bad = |why: String| fail(expr, at, v.max("?"), why);
+        let bad = |why: String| fail(expr, at, v, why);
         if v.is_empty() {
             // Point at the stray comma: the one before, or for a leading comma the one here.
             let comma = if at > value_at { at - 1 } else { at };
@@ -848,7 +848,8 @@ mod tests {
         assert_eq!(e.column, 12);
         assert!(e.message.contains(r#"did you mean "assured""#), "{e}");
         let e = error("dport=22,x");
-        assert_eq!(e.column, 10);
+        assert_eq!((e.column, e.len), (10, 1));
+        assert_eq!(error("dport=123456").len, 6);
         assert!(e.message.contains("not a port number"), "{e}");
         assert!(
             error("state=ESTABLISH")
