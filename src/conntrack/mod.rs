@@ -1,6 +1,13 @@
 //! The conntrack model: one entry per tracked connection, with its original and reply tuples,
 //! protocol state, status flags, timeout, mark, zone and optional counters and timestamps. Pure
-//! data, no I/O: decoding from netlink and /proc lives in the sources.
+//! data, no I/O: the sources read sockets and files and hand the bytes or text to the decoders
+//! here.
+//!
+//! - `procfs`: the `/proc/net/nf_conntrack` and older `/proc/net/ip_conntrack` text;
+//! - `filter`: the filter expression language (docs/conntrack-filter.md);
+//! - `table`: the live table that dumps and events ([`table::CtEvent`]) keep current, with
+//!   sorting, grouping and the summary counts;
+//! - `synth`: a deterministic synthetic table for benchmarks, tests and the demo.
 
 pub mod filter;
 pub mod procfs;
