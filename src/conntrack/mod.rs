@@ -1,6 +1,18 @@
 //! The conntrack model: one entry per tracked connection, with its original and reply tuples,
 //! protocol state, status flags, timeout, mark, zone and optional counters and timestamps. Pure
-//! data, no I/O: decoding from netlink and /proc lives in the sources.
+//! data, no I/O: the sources read sockets and files and hand the bytes or text to the decoders
+//! here.
+//!
+//! - `procfs`: the `/proc/net/nf_conntrack` and older `/proc/net/ip_conntrack` text;
+//! - `filter`: the filter expression language (docs/conntrack-filter.md);
+//! - `table`: the live table that dumps and events ([`table::CtEvent`]) keep current, with
+//!   sorting, grouping and the summary counts;
+//! - `synth`: a deterministic synthetic table for benchmarks, tests and the demo.
+
+pub mod filter;
+pub mod procfs;
+pub mod synth;
+pub mod table;
 
 pub mod format;
 
@@ -218,11 +230,13 @@ pub const STATUS_FLAGS: [(u32, &str); 16] = [
 ];
 
 impl Status {
+    pub const EXPECTED: u32 = 1;
     pub const SEEN_REPLY: u32 = 1 << 1;
     pub const ASSURED: u32 = 1 << 2;
     pub const SRC_NAT: u32 = 1 << 4;
     pub const DST_NAT: u32 = 1 << 5;
     pub const DYING: u32 = 1 << 9;
+    pub const UNTRACKED: u32 = 1 << 12;
 
     pub fn has(self, bit: u32) -> bool {
         self.0 & bit != 0
@@ -357,12 +371,43 @@ impl Entry {
 
     /// The user-land state a `-m conntrack --ctstate` match would see for the next packet of
     /// the original direction, as far as the entry tells.
+    /// An untracked template is UNTRACKED; an expected connection (a helper's data channel) is
+    /// RELATED until it sees a reply.
     pub fn ctstate(&self) -> &'static str {
-        if self.status.has(Status::SEEN_REPLY) {
+        if self.status.has(Status::UNTRACKED) {
+            "UNTRACKED"
+        } else if self.status.has(Status::SEEN_REPLY) {
             "ESTABLISHED"
+        } else if self.status.has(Status::EXPECTED) {
+            "RELATED"
         } else {
             "NEW"
         }
+    }
+
+    /// The state shown in a row: the protocol's own where it has one (TCP's `TIME_WAIT`), else
+    /// the user-land one ([`Entry::ctstate`]).
+    pub fn state_label(&self) -> &str {
+        match &self.state {
+            Some(s) => s.name(),
+            None => self.ctstate(),
+        }
+    }
+
+    /// Packets in both directions, when accounting is on.
+    pub fn packets(&self) -> Option<u64> {
+        Some(
+            self.orig_packets?
+                .saturating_add(self.reply_packets.unwrap_or(0)),
+        )
+    }
+
+    /// Bytes in both directions, when accounting is on.
+    pub fn bytes(&self) -> Option<u64> {
+        Some(
+            self.orig_bytes?
+                .saturating_add(self.reply_bytes.unwrap_or(0)),
+        )
     }
 }
 
