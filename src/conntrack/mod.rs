@@ -4,6 +4,8 @@
 
 use crate::ruleset::{Counters, Family};
 use serde::Serialize;
+
+pub mod decode;
 use std::net::IpAddr;
 
 /// The layer-4 protocol, by number, named the way conntrack-tools prints it.
