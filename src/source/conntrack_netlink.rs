@@ -6,8 +6,8 @@
 
 use crate::conntrack::Entry;
 use crate::conntrack::decode::{
-    self, AttrWriter, CTA_ID, CTA_STATUS, CTA_TIMEOUT, CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_ZONE,
-    CpuStats, DecodeError, IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_GET_STATS,
+    self, AttrWriter, CTA_ID, CTA_TIMEOUT, CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_ZONE, CpuStats,
+    DecodeError, IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_GET_STATS,
     IPCTNL_MSG_CT_GET_STATS_CPU, IPCTNL_MSG_CT_NEW, NFNL_SUBSYS_CTNETLINK,
 };
 use crate::ruleset::Family;
@@ -350,11 +350,26 @@ impl CtSocket {
         result
     }
 
+    /// The raw payload (nfgenmsg and attributes) of every entry of a dump, undecoded, for
+    /// callers that decode lazily or measure; returns whether the kernel marked the dump
+    /// interrupted (NLM_F_DUMP_INTR). Decode each with [`decode::entry`].
+    pub fn dump_payloads(
+        &mut self,
+        family: Option<Family>,
+        each: impl FnMut(&[u8]) -> Result<(), CtError>,
+    ) -> Result<bool, CtError> {
+        let af = family.map_or(0, decode::af);
+        self.dump_raw("dumping the table", IPCTNL_MSG_CT_GET, af, each)
+    }
+
     /// Every entry of the table, of one family or (`None`) both. A dump the kernel marks
     /// interrupted is started again, a few times; the last attempt is returned regardless.
     pub fn dump(&mut self, family: Option<Family>) -> Result<Vec<Entry>, CtError> {
         let af = family.map_or(0, decode::af);
-        let mut entries = Vec::new();
+        // Sized from the table's count (one cheap request): no regrowth and copying of a
+        // large Vec while the dump streams in, and no slack left behind.
+        let hint = self.table_stats().map_or(0, |(count, _)| count as usize);
+        let mut entries = Vec::with_capacity(hint + hint / 32 + 16);
         for _ in 0..DUMP_ATTEMPTS {
             entries.clear();
             let interrupted = self.dump_raw("dumping the table", IPCTNL_MSG_CT_GET, af, |p| {
@@ -475,8 +490,8 @@ impl CtSocket {
     }
 
     /// Create entries (IPCTNL_MSG_CT_NEW), e.g. to fill a test namespace's table quickly.
-    /// Each needs its tuples and a timeout; status, mark and zone are passed on. Returns how many
-    /// the kernel accepted.
+    /// Each needs its tuples and a timeout; mark and zone are passed on, the status is not
+    /// (the kernel answers EBUSY to status bits it owns). Returns how many the kernel accepted.
     pub fn create(&mut self, entries: &[Entry]) -> Result<usize, CtError> {
         let requests: Vec<_> = entries.iter().map(create_request).collect();
         let codes = self.batch("creating entries", &requests)?;
@@ -504,11 +519,6 @@ fn create_request(e: &Entry) -> (u16, u16, u8, Vec<u8>) {
     w.tuple(CTA_TUPLE_ORIG, &e.orig, e.proto);
     w.tuple(CTA_TUPLE_REPLY, &e.reply, e.proto);
     w.put(CTA_TIMEOUT, &e.timeout.max(1).to_be_bytes());
-    // Only the bits user space may set (SEEN_REPLY, ASSURED).
-    let status = e.status.0 & 0b110;
-    if status != 0 {
-        w.put(CTA_STATUS, &status.to_be_bytes());
-    }
     if e.mark != 0 {
         w.put(decode::CTA_MARK, &e.mark.to_be_bytes());
     }
