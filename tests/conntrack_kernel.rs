@@ -667,3 +667,37 @@ fn lost_events_are_counted_and_a_resync_matches_conntrack() {
         table.len()
     );
 }
+
+#[test]
+fn proc_fallback_reads_the_same_table() {
+    let Some(ns) = tracked_ns("ctproc") else {
+        return;
+    };
+    let _held = make_traffic(&ns);
+    let (net, proc) = in_ns(&ns, || {
+        (ct::dump(None), nfscope::source::conntrack_proc::read(None))
+    });
+    // /proc has no kernel id, and its `use` counts the reader's own reference.
+    let rows = |v: Vec<Entry>| {
+        let mut rows: Vec<(Row, u32)> = v
+            .iter()
+            .map(|e| {
+                let (mut r, t) = row_of(e);
+                (r.id, r.use_count) = (0, 0);
+                (r, t)
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let (net, proc) = (
+        rows(net.unwrap()),
+        rows(proc.expect("/proc/net/nf_conntrack")),
+    );
+    assert!(net.len() >= 10);
+    assert_eq!(net.len(), proc.len());
+    for ((a, ta), (b, tb)) in net.iter().zip(&proc) {
+        assert_eq!(a, b, "netlink vs /proc");
+        assert!(ta.abs_diff(*tb) <= 2);
+    }
+}

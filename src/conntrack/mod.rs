@@ -6,6 +6,7 @@ use crate::ruleset::{Counters, Family};
 use serde::Serialize;
 
 pub mod decode;
+pub mod procfs;
 use std::net::IpAddr;
 
 /// The layer-4 protocol, by number, named the way conntrack-tools prints it.
@@ -220,6 +221,7 @@ pub const STATUS_FLAGS: [(u32, &str); 16] = [
 impl Status {
     pub const SEEN_REPLY: u32 = 1 << 1;
     pub const ASSURED: u32 = 1 << 2;
+    pub const CONFIRMED: u32 = 1 << 3;
     pub const SRC_NAT: u32 = 1 << 4;
     pub const DST_NAT: u32 = 1 << 5;
     pub const DYING: u32 = 1 << 9;

@@ -64,6 +64,8 @@ pub enum CtError {
         errno: Option<i32>,
         message: String,
     },
+    #[error("cannot read {path}: {message}")]
+    Proc { path: String, message: String },
     #[error("the kernel sent a conntrack message nfscope cannot read: {0}")]
     Decode(#[from] DecodeError),
 }

@@ -3,6 +3,7 @@
 //! (the UI's channel); one refresh is in flight at a time.
 
 pub mod conntrack_netlink;
+pub mod conntrack_proc;
 pub mod demo;
 pub mod file;
 pub mod kernel;
