@@ -567,6 +567,8 @@ pub enum CtEventKind {
 /// One change, as the kernel announced it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CtEvent {
+    /// Serialized as `event`, the key `nfscope conntrack --watch` prints.
+    #[serde(rename = "event")]
     pub kind: CtEventKind,
     pub entry: Entry,
 }
@@ -716,6 +718,31 @@ mod tests {
         assert_eq!((ms[1].seq, ms[1].payload.len()), (8, 7));
         assert_eq!(ms[1].payload[0], 10);
         assert!(messages(&out[..10]).next().is_none());
+    }
+
+    #[test]
+    fn events_serialize_as_the_watch_schema() {
+        let e = crate::conntrack::decode::entry(&{
+            let mut w = AttrWriter::default();
+            w.buf.extend_from_slice(&[2, 0, 0, 0]);
+            let t = crate::conntrack::Tuple {
+                src: "10.0.0.1".parse().unwrap(),
+                dst: "10.0.0.2".parse().unwrap(),
+                sport: Some(1),
+                dport: Some(2),
+                icmp: None,
+            };
+            w.tuple(CTA_TUPLE_ORIG, &t, crate::conntrack::Proto::UDP);
+            w.buf
+        })
+        .unwrap();
+        let v = serde_json::to_value(CtEvent {
+            kind: CtEventKind::Destroy,
+            entry: e,
+        })
+        .unwrap();
+        assert_eq!(v["event"], "destroy");
+        assert_eq!(v["entry"]["proto"], "udp");
     }
 
     #[test]
