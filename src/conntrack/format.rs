@@ -1,14 +1,21 @@
 //! Entries as text, the way `conntrack -L` prints them (and `-o extended`, with the family in
 //! front), so that people can read nfscope's output with the habits they have.
 
-use super::{Entry, Status, Tuple};
+use super::{Entry, Proto, Status, Tuple};
 use crate::ruleset::Family;
 use std::fmt::Write;
 
-fn tuple(out: &mut String, t: &Tuple) {
+fn tuple(out: &mut String, proto: Proto, t: &Tuple) {
     let _ = write!(out, "src={} dst={} ", t.src, t.dst);
-    if let (Some(s), Some(d)) = (t.sport, t.dport) {
-        let _ = write!(out, "sport={s} dport={d} ");
+    match (t.sport, t.dport) {
+        // GRE keys travel in the port fields; conntrack-tools prints them in hex.
+        (Some(s), Some(d)) if proto == Proto::GRE => {
+            let _ = write!(out, "srckey={s:#x} dstkey={d:#x} ");
+        }
+        (Some(s), Some(d)) => {
+            let _ = write!(out, "sport={s} dport={d} ");
+        }
+        _ => {}
     }
     if let Some(i) = &t.icmp {
         let _ = write!(out, "type={} code={} id={} ", i.kind, i.code, i.id);
@@ -42,12 +49,12 @@ pub fn line(e: &Entry, layout: Layout) -> String {
     if let Some(s) = &e.state {
         let _ = write!(out, "{} ", s.name());
     }
-    tuple(&mut out, &e.orig);
+    tuple(&mut out, e.proto, &e.orig);
     counters(&mut out, e.orig_packets, e.orig_bytes);
     if !e.status.has(Status::SEEN_REPLY) {
         out.push_str("[UNREPLIED] ");
     }
-    tuple(&mut out, &e.reply);
+    tuple(&mut out, e.proto, &e.reply);
     counters(&mut out, e.reply_packets, e.reply_bytes);
     if e.status.has(Status::ASSURED) {
         out.push_str("[ASSURED] ");

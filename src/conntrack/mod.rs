@@ -3,18 +3,19 @@
 //! data, no I/O: the sources read sockets and files and hand the bytes or text to the decoders
 //! here.
 //!
+//! - `decode`: ctnetlink messages (binary) to entries and statistics;
 //! - `procfs`: the `/proc/net/nf_conntrack` and older `/proc/net/ip_conntrack` text;
 //! - `filter`: the filter expression language (docs/conntrack-filter.md);
 //! - `table`: the live table that dumps and events ([`table::CtEvent`]) keep current, with
 //!   sorting, grouping and the summary counts;
 //! - `synth`: a deterministic synthetic table for benchmarks, tests and the demo.
 
+pub mod decode;
 pub mod filter;
+pub mod format;
 pub mod procfs;
 pub mod synth;
 pub mod table;
-
-pub mod format;
 
 use crate::ruleset::{Counters, Family};
 use serde::Serialize;
@@ -233,6 +234,7 @@ impl Status {
     pub const EXPECTED: u32 = 1;
     pub const SEEN_REPLY: u32 = 1 << 1;
     pub const ASSURED: u32 = 1 << 2;
+    pub const CONFIRMED: u32 = 1 << 3;
     pub const SRC_NAT: u32 = 1 << 4;
     pub const DST_NAT: u32 = 1 << 5;
     pub const DYING: u32 = 1 << 9;

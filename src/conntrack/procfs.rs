@@ -8,7 +8,7 @@
 //! counters, a flag (`[ASSURED]`, `[OFFLOAD]`, `[HW_OFFLOAD]`), then `mark=`, `secctx=`, `zone=`,
 //! `delta-time=` and `use=` as the kernel was built. Tuples carry `src= dst=` and `sport= dport=`
 //! (TCP, UDP, UDP-Lite, SCTP, DCCP), `type= code= id=` (ICMP, ICMPv6) or `srckey= dstkey=` (GRE,
-//! read and dropped: the model has no keys). `zone-orig=`/`zone-reply=`, `helper=`, `id=`,
+//! kept in the port fields, where ctnetlink puts them too). `zone-orig=`/`zone-reply=`, `helper=`, `id=`,
 //! `labels=` and `timestamp=` are read too, since conntrack-tools and patched kernels print them.
 //!
 //! One bad line never loses the good ones: [`parse_proc`] returns every entry it could read and
@@ -295,8 +295,15 @@ fn parse_line_at(line: &str, now_ns: Option<u64>) -> Result<Option<Entry>, Strin
             // ICMP's id belongs to the tuple; after both tuples it is the entry's (conntrack -o id).
             "id" if proto.is_icmp() && started && t.id.is_none() => t.id = Some(num(key, v)?),
             "id" => id = num(key, v)?,
+            // GRE keys (PPTP call ids) live where the ports are, as ctnetlink sends them.
             "srckey" | "dstkey" => {
-                num_or_hex(key, v)?;
+                let k = u16::try_from(num_or_hex(key, v)?)
+                    .map_err(|_| format!("{key}={v} is not a 16-bit GRE key"))?;
+                if key == "srckey" {
+                    t.sport = Some(k);
+                } else {
+                    t.dport = Some(k);
+                }
             }
             "packets" => t.packets = Some(num(key, v)?),
             "bytes" => t.bytes = Some(num(key, v)?),
@@ -385,14 +392,17 @@ pub fn write_line(e: &Entry) -> String {
                 .join(":"),
         };
         let _ = write!(s, "src={} dst={} ", a(t.src), a(t.dst));
-        if let (Some(sp), Some(dp)) = (t.sport, t.dport) {
-            let _ = write!(s, "sport={sp} dport={dp} ");
+        match (t.sport, t.dport) {
+            (Some(sp), Some(dp)) if e.proto == Proto::GRE => {
+                let _ = write!(s, "srckey={sp:#x} dstkey={dp:#x} ");
+            }
+            (Some(sp), Some(dp)) => {
+                let _ = write!(s, "sport={sp} dport={dp} ");
+            }
+            _ => {}
         }
         if let Some(i) = t.icmp {
             let _ = write!(s, "type={} code={} id={} ", i.kind, i.code, i.id);
-        }
-        if e.proto == Proto::GRE {
-            s.push_str("srckey=0x0 dstkey=0x0 ");
         }
         if let (Some(p), Some(b)) = (packets, bytes) {
             let _ = write!(s, "packets={p} bytes={b} ");
@@ -539,7 +549,7 @@ mod tests {
              helper=pptp zone=0 delta-time=42 use=2",
         );
         assert_eq!(e.proto, Proto::GRE);
-        assert_eq!((e.orig.sport, e.helper.as_deref()), (None, Some("pptp")));
+        assert_eq!((e.orig.sport, e.helper.as_deref()), (Some(0), Some("pptp")));
         assert_eq!(e.start_ns, None, "no clock, no start time");
         let (es, errs) = parse_proc_at(
             "ipv4 2 unknown 99 580 src=10.0.0.1 dst=10.0.0.2 src=10.0.0.2 dst=10.0.0.1 \

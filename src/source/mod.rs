@@ -2,9 +2,12 @@
 //! or the bundled demo. Each source runs on its own thread and hands whole snapshots to a sink
 //! (the UI's channel); one refresh is in flight at a time.
 
+pub mod conntrack_netlink;
+pub mod conntrack_proc;
 pub mod demo;
 pub mod file;
 pub mod kernel;
+pub mod netns;
 
 use crate::ruleset::{Family, Ruleset};
 use std::path::PathBuf;

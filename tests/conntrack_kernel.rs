@@ -1,0 +1,703 @@
+//! The netlink conntrack source against a real kernel, each test in a throwaway network
+//! namespace of its own. nfscope's socket is always opened on a thread that entered that
+//! namespace first (`source::netns::run_in`), so the host's conntrack table is never read,
+//! subscribed to or changed. Traffic is made on the namespace's loopback by sockets opened the
+//! same way, and by `ping`; the reference is `conntrack -L -o extended,id` in the same namespace.
+//! Needs root (skipped otherwise, failed under CI=true).
+
+mod common;
+
+use common::{NetNs, have_tools, skip};
+use nfscope::conntrack::{Entry, EntryKey, Proto, Status, TcpState};
+use nfscope::ruleset::Family;
+use nfscope::source::Backend;
+use nfscope::source::conntrack_netlink::{
+    self as ct, CtError, CtEventKind, CtMessage, CtSocket, SubscribeOptions, Subscription,
+};
+use nfscope::source::kernel::find_tool;
+use nfscope::source::netns;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// Rules that make conntrack track both families in the namespace, with a DNAT for each family
+/// (so reply tuples differ), a connmark and a zone.
+const V4_RULES: &str = "*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A PREROUTING -p udp -m udp --dport 5400 -j CT --zone 5
+-A OUTPUT -p udp -m udp --dport 5400 -j CT --zone 5
+COMMIT
+*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A OUTPUT -p udp -m udp --dport 5353 -j CONNMARK --set-xmark 0x7/0xffffffff
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A OUTPUT -d 127.0.0.2/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 127.0.0.1:80
+-A OUTPUT -d 127.0.0.2/32 -p udp -m udp --dport 8053 -j DNAT --to-destination 127.0.0.1:5300
+COMMIT
+";
+
+const V6_RULES: &str = "*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A OUTPUT -p udp -m udp --dport 5353 -j CONNMARK --set-xmark 0x9/0xffffffff
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A OUTPUT -d ::1/128 -p tcp -m tcp --dport 8080 -j DNAT --to-destination [::1]:80
+COMMIT
+";
+
+/// A namespace with conntrack active in both families and accounting on, or `None` (skipped).
+fn tracked_ns(test: &str) -> Option<NetNs> {
+    if find_tool("conntrack").is_none() {
+        return skip("needs the conntrack tool (conntrack-tools)");
+    }
+    if !have_tools(Backend::Nft) {
+        return None;
+    }
+    let ns = NetNs::for_test(test)?;
+    ns.restore(Family::V4, Backend::Nft, V4_RULES);
+    ns.restore(Family::V6, Backend::Nft, V6_RULES);
+    ns.exec_ok(&["sysctl", "-qw", "net.netfilter.nf_conntrack_acct=1"]);
+    Some(ns)
+}
+
+/// Run `f` on a thread inside the namespace.
+fn in_ns<T: Send + 'static>(ns: &NetNs, f: impl FnOnce() -> T + Send + 'static) -> T {
+    netns::run_in(ns.name(), f).expect("enter the test's network namespace")
+}
+
+fn dump(ns: &NetNs) -> Vec<Entry> {
+    in_ns(ns, || ct::dump(None)).expect("nfscope's dump")
+}
+
+/// Sockets that keep connections open until dropped.
+struct Held {
+    _tcp: Vec<TcpStream>,
+    _udp: Vec<UdpSocket>,
+    _listen: Vec<TcpListener>,
+}
+
+/// A TCP connection through `to`, accepted by `listener`, with a few bytes each way; the
+/// connection is kept (returned) or closed.
+fn tcp_pair(listener: &TcpListener, to: &str, keep: bool, held: &mut Held) {
+    let mut c = TcpStream::connect(to).expect("connect");
+    let (mut a, _) = listener.accept().expect("accept");
+    c.write_all(b"ping").unwrap();
+    let mut buf = [0u8; 4];
+    a.read_exact(&mut buf).unwrap();
+    a.write_all(b"pong").unwrap();
+    c.read_exact(&mut buf).unwrap();
+    if keep {
+        held._tcp.extend([c, a]);
+    }
+}
+
+/// TCP (kept open, closed, through DNAT), UDP (unreplied, replied, marked, zoned, through
+/// DNAT) on both families' loopback, made from inside the namespace.
+fn make_traffic(ns: &NetNs) -> Held {
+    let held = in_ns(ns, || {
+        let mut held = Held {
+            _tcp: vec![],
+            _udp: vec![],
+            _listen: vec![],
+        };
+        let l4 = TcpListener::bind("127.0.0.1:80").unwrap();
+        tcp_pair(&l4, "127.0.0.2:8080", true, &mut held); // DNAT, ESTABLISHED
+        tcp_pair(&l4, "127.0.0.1:80", false, &mut held); // closed: TIME_WAIT or so
+        let l6 = TcpListener::bind("[::1]:80").unwrap();
+        tcp_pair(&l6, "[::1]:8080", true, &mut held); // DNAT in IPv6
+        held._listen.extend([l4, l6]);
+
+        let server = UdpSocket::bind("127.0.0.1:5300").unwrap();
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.send_to(b"q", "127.0.0.1:5300").unwrap();
+        let mut buf = [0u8; 8];
+        let (_, from) = server.recv_from(&mut buf).unwrap();
+        server.send_to(b"a", from).unwrap();
+        c.send_to(b"q", "127.0.0.2:8053").unwrap(); // DNAT to the same server
+        let (_, from) = server.recv_from(&mut buf).unwrap();
+        server.send_to(b"a", from).unwrap();
+        for to in [
+            "127.0.0.1:5353",
+            "127.0.0.1:5400",
+            "[::1]:5353",
+            "[::1]:5400",
+        ] {
+            let bind = if to.starts_with('[') {
+                "[::1]:0"
+            } else {
+                "127.0.0.1:0"
+            };
+            let s = UdpSocket::bind(bind).unwrap();
+            s.send_to(b"x", to).unwrap();
+            held._udp.push(s);
+        }
+        held._udp.extend([server, c]);
+        held
+    });
+    ns.exec_ok(&["ping", "-c1", "-q", "127.0.0.1"]);
+    ns.exec_ok(&["ping", "-6", "-c1", "-q", "::1"]);
+    // Let the last replies and closes be processed.
+    std::thread::sleep(Duration::from_millis(200));
+    held
+}
+
+/// One entry as compared: every field `conntrack -L -o extended,id` prints, as text.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
+struct Row {
+    family: String,
+    proto: u8,
+    state: Option<String>,
+    orig: BTreeMap<String, String>,
+    reply: BTreeMap<String, String>,
+    assured: bool,
+    unreplied: bool,
+    mark: u32,
+    zone: u16,
+    use_count: u32,
+    id: u32,
+}
+
+/// Parse `conntrack -L -o extended,id`: `ipv4 2 tcp 6 431999 ESTABLISHED src=.. dst=..
+/// sport=.. dport=.. packets=.. bytes=.. [UNREPLIED] src=.. (reply) ... [ASSURED] mark=0
+/// zone=5 use=1 id=123`. The timeout is returned beside the row.
+fn parse_conntrack(text: &str) -> Vec<(Row, u32)> {
+    let mut rows = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let t: Vec<&str> = line.split_whitespace().collect();
+        assert!(t.len() > 5, "an odd conntrack line: {line}");
+        let mut r = Row {
+            family: t[0].to_string(),
+            proto: t[3].parse().unwrap(),
+            ..Row::default()
+        };
+        let timeout: u32 = t[4].parse().unwrap();
+        let mut dir = 0;
+        let mut after_use = false;
+        for tok in &t[5..] {
+            if let Some(flag) = tok.strip_prefix('[') {
+                match flag.trim_end_matches(']') {
+                    "ASSURED" => r.assured = true,
+                    "UNREPLIED" => r.unreplied = true,
+                    _ => {}
+                }
+                continue;
+            }
+            let Some((k, v)) = tok.split_once('=') else {
+                r.state = Some(tok.to_string());
+                continue;
+            };
+            match k {
+                "src" => {
+                    dir += 1;
+                    side(&mut r, dir).insert(k.into(), v.into());
+                }
+                "mark" => r.mark = v.parse().unwrap(),
+                "zone" => r.zone = v.parse().unwrap(),
+                "use" => {
+                    r.use_count = v.parse().unwrap();
+                    after_use = true;
+                }
+                "id" if after_use => r.id = v.parse().unwrap(),
+                _ => {
+                    side(&mut r, dir).insert(k.into(), v.into());
+                }
+            }
+        }
+        rows.push((r, timeout));
+    }
+    rows
+}
+
+/// A field of a tuple, or "" where it has none (ICMP has no ports).
+fn at<'a>(t: &'a BTreeMap<String, String>, k: &str) -> &'a str {
+    t.get(k).map_or("", String::as_str)
+}
+
+fn side(r: &mut Row, dir: usize) -> &mut BTreeMap<String, String> {
+    if dir <= 1 { &mut r.orig } else { &mut r.reply }
+}
+
+/// The same view of an nfscope entry.
+fn row_of(e: &Entry) -> (Row, u32) {
+    let tuple = |t: &nfscope::conntrack::Tuple, packets: Option<u64>, bytes: Option<u64>| {
+        let mut m = BTreeMap::new();
+        m.insert("src".to_string(), t.src.to_string());
+        m.insert("dst".to_string(), t.dst.to_string());
+        if let Some(p) = t.sport {
+            m.insert("sport".into(), p.to_string());
+        }
+        if let Some(p) = t.dport {
+            m.insert("dport".into(), p.to_string());
+        }
+        if let Some(i) = t.icmp {
+            m.insert("type".into(), i.kind.to_string());
+            m.insert("code".into(), i.code.to_string());
+            m.insert("id".into(), i.id.to_string());
+        }
+        if let Some(p) = packets {
+            m.insert("packets".into(), p.to_string());
+        }
+        if let Some(b) = bytes {
+            m.insert("bytes".into(), b.to_string());
+        }
+        m
+    };
+    let r = Row {
+        family: match e.family {
+            Family::V4 => "ipv4".into(),
+            Family::V6 => "ipv6".into(),
+        },
+        proto: e.proto.0,
+        state: e.state.as_ref().map(|s| s.name().to_string()),
+        orig: tuple(&e.orig, e.orig_packets, e.orig_bytes),
+        reply: tuple(&e.reply, e.reply_packets, e.reply_bytes),
+        assured: e.status.has(Status::ASSURED),
+        unreplied: !e.status.has(Status::SEEN_REPLY),
+        mark: e.mark,
+        zone: e.zone,
+        use_count: e.use_count.unwrap_or(0),
+        id: e.id,
+    };
+    (r, e.timeout)
+}
+
+/// Both families. Newer conntrack-tools list every family without `-f`, older ones IPv4 only:
+/// both are asked, and an entry seen twice (same kernel id) counts once.
+fn conntrack_list(ns: &NetNs) -> Vec<(Row, u32)> {
+    let mut all = parse_conntrack(&ns.exec_ok(&["conntrack", "-L", "-o", "extended,id"]));
+    all.extend(parse_conntrack(&ns.exec_ok(&[
+        "conntrack",
+        "-L",
+        "-f",
+        "ipv6",
+        "-o",
+        "extended,id",
+    ])));
+    let mut seen = BTreeSet::new();
+    all.retain(|(r, _)| seen.insert(r.id));
+    all
+}
+
+/// Rows sorted by id (ids are unique), timeouts beside them.
+fn by_id(mut rows: Vec<(Row, u32)>) -> Vec<(Row, u32)> {
+    rows.sort_by_key(|(r, _)| r.id);
+    rows
+}
+
+#[test]
+fn dump_equals_conntrack_list_field_by_field() {
+    let Some(ns) = tracked_ns("ctdump") else {
+        return;
+    };
+    let _held = make_traffic(&ns);
+    let ours = by_id(dump(&ns).iter().map(row_of).collect());
+    let theirs = by_id(conntrack_list(&ns));
+
+    // What the traffic must have made, so the comparison below is not vacuous.
+    let has = |f: &dyn Fn(&Row) -> bool| ours.iter().any(|(r, _)| f(r));
+    assert!(has(&|r| r.family == "ipv4"
+        && r.state.as_deref() == Some("ESTABLISHED")
+        && at(&r.orig, "dport") == "8080"
+        && at(&r.reply, "sport") == "80"
+        && r.assured));
+    assert!(has(&|r| r.family == "ipv6"
+        && at(&r.orig, "dport") == "8080"
+        && at(&r.reply, "sport") == "80"));
+    assert!(has(&|r| r.proto == 17
+        && at(&r.orig, "dport") == "8053"
+        && at(&r.reply, "sport") == "5300"));
+    assert!(has(&|r| r.proto == 17 && r.mark == 7 && r.unreplied));
+    assert!(has(&|r| r.family == "ipv6" && r.proto == 17 && r.mark == 9));
+    assert!(has(&|r| r.proto == 17 && r.zone == 5));
+    assert!(has(&|r| r.proto == 1
+        && at(&r.orig, "type") == "8"
+        && at(&r.reply, "type") == "0"));
+    assert!(has(&|r| r.proto == 58
+        && at(&r.orig, "type") == "128"
+        && at(&r.reply, "type") == "129"));
+    assert!(has(&|r| r.orig.contains_key("packets")), "counters are on");
+
+    assert_eq!(
+        ours.len(),
+        theirs.len(),
+        "nfscope: {ours:#?}\nconntrack: {theirs:#?}"
+    );
+    for ((a, ta), (b, tb)) in ours.iter().zip(&theirs) {
+        assert_eq!(a, b, "nfscope vs conntrack -L");
+        assert!(
+            ta.abs_diff(*tb) <= 2,
+            "timeouts {ta} vs {tb} differ by more than 2 s for {a:?}"
+        );
+    }
+}
+
+#[test]
+fn statistics_count_the_table() {
+    let Some(ns) = tracked_ns("ctstats") else {
+        return;
+    };
+    let _held = make_traffic(&ns);
+    let n = dump(&ns).len();
+    let stats = in_ns(&ns, ct::stats).unwrap();
+    assert_eq!(stats.count as usize, n);
+    assert!(stats.max.is_some_and(|m| m > 0));
+    assert!(!stats.cpus.is_empty());
+    // No traffic since: every per-CPU counter equals what `conntrack -S` prints.
+    let text = ns.exec_ok(&["conntrack", "-S"]);
+    assert_eq!(
+        text.lines().count(),
+        stats.cpus.len(),
+        "one line per CPU:\n{text}"
+    );
+    let mut compared = 0;
+    for line in text.lines() {
+        let fields: BTreeMap<&str, &str> = line
+            .split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .collect();
+        let cpu: u16 = fields["cpu"].parse().unwrap();
+        let ours = stats
+            .cpus
+            .iter()
+            .find(|c| c.cpu == cpu)
+            .expect("the same CPUs");
+        let ours = serde_json::to_value(ours).unwrap();
+        for (k, v) in &fields {
+            if let Some(n) = ours.get(*k) {
+                assert_eq!(n.to_string(), *v, "cpu {cpu} {k}");
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 8 * stats.cpus.len(), "{text}");
+    let count = ns.exec_ok(&["conntrack", "-C"]);
+    assert_eq!(count.trim(), stats.count.to_string());
+}
+
+/// Drop CAP_NET_ADMIN from this thread's effective set (capabilities are per thread).
+fn drop_net_admin() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    const CAP_NET_ADMIN: u32 = 12;
+    let mut h = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut d = [Data::default(); 2];
+    // SAFETY: capget/capset with a version-3 header and two data structs, as documented.
+    unsafe {
+        assert_eq!(
+            libc::syscall(libc::SYS_capget, &raw mut h, d.as_mut_ptr()),
+            0
+        );
+        d[0].effective &= !(1 << CAP_NET_ADMIN);
+        assert_eq!(libc::syscall(libc::SYS_capset, &raw mut h, d.as_ptr()), 0);
+    }
+}
+
+#[test]
+fn without_cap_net_admin_the_error_says_what_to_do() {
+    let Some(ns) = tracked_ns("ctperm") else {
+        return;
+    };
+    let err = in_ns(&ns, || {
+        drop_net_admin();
+        ct::dump(None)
+    })
+    .expect_err("a dump without CAP_NET_ADMIN is refused");
+    assert_eq!(err, CtError::PermissionDenied);
+    assert_eq!(
+        err.to_string(),
+        "reading conntrack needs CAP_NET_ADMIN: run as root, or try `nfscope --demo`"
+    );
+}
+
+/// Events about connections to `port`, until `until` says stop or two seconds pass.
+fn events_for(
+    sub: &mut Subscription,
+    port: u16,
+    mut until: impl FnMut(&[(CtEventKind, Entry)]) -> bool,
+) -> Vec<(CtEventKind, Entry)> {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline && !until(&seen) {
+        match sub.recv().expect("receive events") {
+            Some(CtMessage::Event(ev)) if ev.entry.orig.dport == Some(port) => {
+                seen.push((ev.kind, ev.entry));
+            }
+            Some(CtMessage::Lost(n)) => panic!("{n} events lost with a large buffer"),
+            _ => {}
+        }
+    }
+    seen
+}
+
+#[test]
+fn events_new_update_destroy_in_order() {
+    let Some(ns) = tracked_ns("ctevents") else {
+        return;
+    };
+    let mut sub = in_ns(&ns, || {
+        Subscription::open(SubscribeOptions {
+            timeout: Some(Duration::from_millis(100)),
+            ..SubscribeOptions::default()
+        })
+    })
+    .expect("subscribe inside the namespace");
+    let _held = in_ns(&ns, || {
+        let mut held = Held {
+            _tcp: vec![],
+            _udp: vec![],
+            _listen: vec![],
+        };
+        let l = TcpListener::bind("127.0.0.1:7000").unwrap();
+        tcp_pair(&l, "127.0.0.1:7000", true, &mut held);
+        held._listen.push(l);
+        held
+    });
+    let established = |s: &[(CtEventKind, Entry)]| {
+        s.iter()
+            .any(|(_, e)| e.state == Some(nfscope::conntrack::State::Tcp(TcpState::Established)))
+    };
+    let mut seen = events_for(&mut sub, 7000, established);
+    assert!(established(&seen), "no ESTABLISHED update: {seen:#?}");
+    ns.exec_ok(&["conntrack", "-D", "-p", "tcp", "--dport", "7000"]);
+    seen.extend(events_for(&mut sub, 7000, |s| {
+        s.iter().any(|(k, _)| *k == CtEventKind::Destroy)
+    }));
+    let kinds: Vec<CtEventKind> = seen.iter().map(|(k, _)| *k).collect();
+    assert_eq!(kinds.first(), Some(&CtEventKind::New), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&CtEventKind::Destroy), "{kinds:?}");
+    assert!(
+        kinds[1..kinds.len() - 1]
+            .iter()
+            .all(|k| *k == CtEventKind::Update)
+            && kinds.len() >= 3,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        seen[0].1.state,
+        Some(nfscope::conntrack::State::Tcp(TcpState::SynSent))
+    );
+    // Every event is about the same connection.
+    let key = seen[0].1.key();
+    assert!(seen.iter().all(|(_, e)| e.key() == key));
+    assert_eq!(sub.lost_total(), 0);
+}
+
+#[test]
+fn delete_one_entry_and_every_match() {
+    let Some(ns) = tracked_ns("ctdelete") else {
+        return;
+    };
+    let _held = make_traffic(&ns);
+    let entries = dump(&ns);
+    let zoned = entries
+        .iter()
+        .find(|e| e.family == Family::V4 && e.zone == 5)
+        .cloned()
+        .expect("the zone-5 UDP entry");
+    let again = zoned.clone();
+    in_ns(&ns, move || ct::delete(&zoned)).expect("delete the zone-5 entry");
+    let left = ns.exec_ok(&["conntrack", "-L", "-o", "extended"]);
+    assert!(!left.contains("zone=5"), "still listed:\n{left}");
+    assert!(left.contains("dport=5353"), "deleted too much:\n{left}");
+    assert_eq!(
+        in_ns(&ns, move || ct::delete(&again)),
+        Err(CtError::NotFound)
+    );
+
+    // Every UDP entry to port 5353, both families.
+    let n = in_ns(&ns, || {
+        ct::delete_matching(|e| e.proto == Proto::UDP && e.orig.dport == Some(5353))
+    })
+    .unwrap();
+    assert_eq!(n, 2);
+    let left = conntrack_list(&ns);
+    assert!(
+        !left
+            .iter()
+            .any(|(r, _)| r.orig.get("dport").is_some_and(|p| p == "5353"))
+    );
+    assert_eq!(left.len(), entries.len() - 3);
+}
+
+/// The orig tuples (with protocol and zone) of a set of entries, as text.
+fn keys_of(entries: impl IntoIterator<Item = EntryKey>) -> BTreeSet<String> {
+    entries
+        .into_iter()
+        .map(|k| {
+            format!(
+                "{} {} {}:{} {}:{} zone {}",
+                k.family.label(),
+                k.proto.name(),
+                k.orig.src,
+                k.orig.sport.unwrap_or(0),
+                k.orig.dst,
+                k.orig.dport.unwrap_or(0),
+                k.zone
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn lost_events_are_counted_and_a_resync_matches_conntrack() {
+    let Some(ns) = tracked_ns("ctloss") else {
+        return;
+    };
+    let (mut sub, mut sock) = in_ns(&ns, || {
+        let sub = Subscription::open(SubscribeOptions {
+            rcvbuf: Some(1), // the kernel rounds it up to its minimum: a couple of events
+            timeout: Some(Duration::from_millis(300)),
+            ..SubscribeOptions::default()
+        })?;
+        Ok::<_, CtError>((sub, CtSocket::open()?))
+    })
+    .expect("subscribe inside the namespace");
+
+    // A burst of 2,000 new UDP flows (distinct source ports), nobody reading the subscription meanwhile.
+    in_ns(&ns, || {
+        for port in 20_000..22_000u16 {
+            let s = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+            s.send_to(b"x", "127.0.0.1:9").unwrap();
+        }
+    });
+
+    // The live table as a UI keeps it: events applied in order, a dump on loss.
+    let mut table: HashMap<EntryKey, Entry> = HashMap::new();
+    let mut lost_reports = 0;
+    let mut events = 0;
+    while let Some(m) = sub.recv().expect("receive") {
+        match m {
+            CtMessage::Lost(n) => {
+                assert!(n >= 1);
+                lost_reports += 1;
+                table = sock
+                    .dump(None)
+                    .expect("resync dump")
+                    .into_iter()
+                    .map(|e| (e.key(), e))
+                    .collect();
+            }
+            CtMessage::Event(ev) => {
+                events += 1;
+                match ev.kind {
+                    CtEventKind::Destroy => {
+                        table.remove(&ev.entry.key());
+                    }
+                    _ => {
+                        table.insert(ev.entry.key(), ev.entry);
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        lost_reports > 0,
+        "no loss reported ({events} events received)"
+    );
+    assert!(sub.lost_total() > 0);
+    assert!(
+        sub.lost_total() + events as u64 == 2000,
+        "lost {} + received {events} should be exactly the burst",
+        sub.lost_total()
+    );
+
+    let theirs = conntrack_list(&ns);
+    assert!(
+        theirs.len() >= 1900,
+        "the burst made {} entries",
+        theirs.len()
+    );
+    let theirs_keys: BTreeSet<String> = theirs
+        .iter()
+        .map(|(r, _)| {
+            format!(
+                "{} {} {}:{} {}:{} zone {}",
+                if r.family == "ipv4" { "IPv4" } else { "IPv6" },
+                Proto(r.proto).name(),
+                r.orig["src"],
+                r.orig.get("sport").map_or("0", String::as_str),
+                r.orig["dst"],
+                r.orig.get("dport").map_or("0", String::as_str),
+                r.zone
+            )
+        })
+        .collect();
+    let ours = keys_of(table.keys().copied());
+    assert_eq!(ours.len(), table.len());
+    assert!(
+        ours == theirs_keys,
+        "the resynced table differs from conntrack -L"
+    );
+    eprintln!(
+        "loss test: {} lost in {lost_reports} reports, {events} events received, {} entries",
+        sub.lost_total(),
+        table.len()
+    );
+}
+
+#[test]
+fn proc_fallback_reads_the_same_table() {
+    let Some(ns) = tracked_ns("ctproc") else {
+        return;
+    };
+    let _held = make_traffic(&ns);
+    let (net, proc) = in_ns(&ns, || {
+        (ct::dump(None), nfscope::source::conntrack_proc::read(None))
+    });
+    // /proc has no kernel id, and its `use` counts the reader's own reference.
+    let rows = |v: Vec<Entry>| {
+        let mut rows: Vec<(Row, u32)> = v
+            .iter()
+            .map(|e| {
+                let (mut r, t) = row_of(e);
+                (r.id, r.use_count) = (0, 0);
+                (r, t)
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let (net, proc) = (
+        rows(net.unwrap()),
+        rows(proc.expect("/proc/net/nf_conntrack")),
+    );
+    assert!(net.len() >= 10);
+    assert_eq!(net.len(), proc.len());
+    for ((a, ta), (b, tb)) in net.iter().zip(&proc) {
+        assert_eq!(a, b, "netlink vs /proc");
+        assert!(ta.abs_diff(*tb) <= 2);
+    }
+}
