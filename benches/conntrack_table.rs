@@ -8,8 +8,9 @@
 //! `cargo bench --bench conntrack_table [-- ENTRIES [ROUNDS]]`; without `--bench` only a small
 //! smoke run.
 
+use nfscope::conntrack::CtEvent;
 use nfscope::conntrack::filter::Filter;
-use nfscope::conntrack::table::{CtEvent, GroupKey, SortKey, Table};
+use nfscope::conntrack::table::{GroupKey, SortKey, Table};
 use nfscope::conntrack::{procfs, synth};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -94,7 +95,7 @@ fn main() {
         .map(|e| {
             let mut e = e.clone();
             e.timeout = e.timeout.wrapping_add(1);
-            CtEvent::Update(e)
+            CtEvent::update(e)
         })
         .collect();
     let t = Instant::now();

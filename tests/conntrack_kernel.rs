@@ -8,11 +8,11 @@
 mod common;
 
 use common::{NetNs, have_tools, skip};
-use nfscope::conntrack::{Entry, EntryKey, Proto, Status, TcpState};
+use nfscope::conntrack::{CtEventKind, Entry, EntryKey, Proto, Status, TcpState};
 use nfscope::ruleset::Family;
 use nfscope::source::Backend;
 use nfscope::source::conntrack_netlink::{
-    self as ct, CtError, CtEventKind, CtMessage, CtSocket, SubscribeOptions, Subscription,
+    self as ct, CtError, CtMessage, CtSocket, SubscribeOptions, Subscription,
 };
 use nfscope::source::kernel::find_tool;
 use nfscope::source::netns;

@@ -54,8 +54,8 @@ fn modern_layout_with_accounting() {
     }
     let sctp = es.iter().find(|e| e.proto == Proto::SCTP).unwrap();
     assert_eq!(sctp.state, Some(State::Other("COOKIE_WAIT".into())));
-    let ftp = es.iter().find(|e| e.helper.is_some()).unwrap();
-    assert_eq!((ftp.helper.as_deref(), ftp.zone), (Some("ftp"), 5));
+    let ftp = es.iter().find(|e| e.helper().is_some()).unwrap();
+    assert_eq!((ftp.helper(), ftp.zone), (Some("ftp"), 5));
     let unreplied = es
         .iter()
         .filter(|e| !e.status.has(Status::SEEN_REPLY))
@@ -77,7 +77,7 @@ fn modern_layout_without_accounting_with_timestamps() {
     assert_eq!(es.len(), 7);
     assert!(
         es.iter()
-            .all(|e| e.orig_packets.is_none() && e.secctx.is_some())
+            .all(|e| e.orig_packets.is_none() && e.secctx().is_some())
     );
     assert_eq!(es[0].start_ns, Some(now - 125 * 1_000_000_000));
     assert_eq!(es[3].zone, 7, "zone-orig=");
@@ -109,9 +109,11 @@ fn printable(e: &Entry) -> Entry {
     let kept = Status::SEEN_REPLY | Status::ASSURED | (1 << 3);
     e.status = Status(e.status.0 & kept | (1 << 3));
     e.id = 0;
-    e.labels = None;
+    e.with_extra(|x| {
+        x.labels = None;
+        x.stop_ns = None;
+    });
     e.start_ns = None;
-    e.stop_ns = None;
     e.use_count = Some(e.use_count.unwrap_or(1));
     e
 }

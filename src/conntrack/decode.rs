@@ -344,10 +344,12 @@ pub fn entry(payload: &[u8]) -> Result<Entry, DecodeError> {
     (e.reply_packets, e.reply_bytes) = rest.reply_counters;
     e.use_count = rest.use_count;
     e.start_ns = rest.start_ns;
-    e.stop_ns = rest.stop_ns;
-    e.helper = rest.helper;
-    e.labels = rest.labels;
-    e.secctx = rest.secctx;
+    e.with_extra(|x| {
+        x.stop_ns = rest.stop_ns;
+        x.helper = rest.helper;
+        x.labels = rest.labels;
+        x.secctx = rest.secctx;
+    });
     Ok(e)
 }
 
@@ -585,7 +587,7 @@ mod tests {
         );
         assert_eq!((e.orig_packets, e.orig_bytes), (Some(5), Some(300)));
         assert_eq!(e.reply_packets, None);
-        assert_eq!(e.helper.as_deref(), Some("ftp"));
+        assert_eq!(e.helper(), Some("ftp"));
     }
 
     #[test]

@@ -164,10 +164,7 @@ impl Pred {
                 };
                 v.is_some_and(|v| c.holds(v, *n))
             }
-            Pred::Helper(h) => e
-                .helper
-                .as_deref()
-                .is_some_and(|x| x.eq_ignore_ascii_case(h)),
+            Pred::Helper(h) => e.helper().is_some_and(|x| x.eq_ignore_ascii_case(h)),
             Pred::Flag(f) => match f {
                 Flag::Bit(b) => e.status.has(*b),
                 Flag::Unreplied => !e.status.has(Status::SEEN_REPLY),

@@ -60,7 +60,7 @@ pub fn line(e: &Entry, layout: Layout) -> String {
         out.push_str("[ASSURED] ");
     }
     let _ = write!(out, "mark={} ", e.mark);
-    if let Some(h) = &e.helper {
+    if let Some(h) = e.helper() {
         let _ = write!(out, "helper={h} ");
     }
     if e.zone != 0 {

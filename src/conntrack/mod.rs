@@ -6,7 +6,7 @@
 //! - `decode`: ctnetlink messages (binary) to entries and statistics;
 //! - `procfs`: the `/proc/net/nf_conntrack` and older `/proc/net/ip_conntrack` text;
 //! - `filter`: the filter expression language (docs/conntrack-filter.md);
-//! - `table`: the live table that dumps and events ([`table::CtEvent`]) keep current, with
+//! - `table`: the live table that dumps and events ([`CtEvent`]) keep current, with
 //!   sorting, grouping and the summary counts;
 //! - `synth`: a deterministic synthetic table for benchmarks, tests and the demo.
 
@@ -20,6 +20,47 @@ pub mod table;
 use crate::ruleset::{Counters, Family};
 use serde::Serialize;
 use std::net::IpAddr;
+
+/// What happened to an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CtEventKind {
+    New,
+    Update,
+    Destroy,
+}
+
+/// One change, as the kernel announced it (ctnetlink's new, update and destroy event groups).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CtEvent {
+    /// Serialized as `event`, the key `nfscope conntrack --watch` prints.
+    #[serde(rename = "event")]
+    pub kind: CtEventKind,
+    pub entry: Entry,
+}
+
+impl CtEvent {
+    pub fn new(entry: Entry) -> CtEvent {
+        CtEvent {
+            kind: CtEventKind::New,
+            entry,
+        }
+    }
+
+    pub fn update(entry: Entry) -> CtEvent {
+        CtEvent {
+            kind: CtEventKind::Update,
+            entry,
+        }
+    }
+
+    pub fn destroy(entry: Entry) -> CtEvent {
+        CtEvent {
+            kind: CtEventKind::Destroy,
+            entry,
+        }
+    }
+}
 
 /// The layer-4 protocol, by number, named the way conntrack-tools prints it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -299,6 +340,16 @@ pub struct Entry {
     /// `net.netfilter.nf_conntrack_timestamp=1`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_ns: Option<u64>,
+    /// What few entries have (a helper, labels, a security context, a stop time), boxed so
+    /// that the common entry stays small: a busy gateway holds a million of them.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<Box<Extra>>,
+}
+
+/// The rare attributes of an [`Entry`]; see [`Entry::extra`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Extra {
+    /// When the connection ended (destroy events, with timestamps on).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_ns: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -308,6 +359,12 @@ pub struct Entry {
     pub labels: Option<Vec<u8>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secctx: Option<String>,
+}
+
+impl Extra {
+    fn is_empty(&self) -> bool {
+        *self == Extra::default()
+    }
 }
 
 impl Entry {
@@ -330,10 +387,32 @@ impl Entry {
             reply_bytes: None,
             use_count: None,
             start_ns: None,
-            stop_ns: None,
-            helper: None,
-            labels: None,
-            secctx: None,
+            extra: None,
+        }
+    }
+
+    pub fn helper(&self) -> Option<&str> {
+        self.extra.as_ref()?.helper.as_deref()
+    }
+
+    pub fn secctx(&self) -> Option<&str> {
+        self.extra.as_ref()?.secctx.as_deref()
+    }
+
+    pub fn labels(&self) -> Option<&[u8]> {
+        self.extra.as_ref()?.labels.as_deref()
+    }
+
+    pub fn stop_ns(&self) -> Option<u64> {
+        self.extra.as_ref()?.stop_ns
+    }
+
+    /// Change the rare attributes; the box goes away again when they are all empty.
+    pub fn with_extra(&mut self, f: impl FnOnce(&mut Extra)) {
+        let mut x = self.extra.take().unwrap_or_default();
+        f(&mut x);
+        if !x.is_empty() {
+            self.extra = Some(x);
         }
     }
 

@@ -354,9 +354,11 @@ fn parse_line_at(line: &str, now_ns: Option<u64>) -> Result<Option<Entry>, Strin
     e.reply_packets = tuples[1].packets;
     e.reply_bytes = tuples[1].bytes;
     e.use_count = use_count;
-    e.secctx = secctx;
-    e.helper = helper;
-    e.labels = labels;
+    e.with_extra(|x| {
+        x.secctx = secctx;
+        x.helper = helper;
+        x.labels = labels;
+    });
     e.start_ns = start_ns;
     Ok(Some(e))
 }
@@ -421,10 +423,10 @@ pub fn write_line(e: &Entry) -> String {
         s.push_str("[ASSURED] ");
     }
     let _ = write!(s, "mark={} ", e.mark);
-    if let Some(c) = &e.secctx {
+    if let Some(c) = e.secctx() {
         let _ = write!(s, "secctx={c} ");
     }
-    if let Some(h) = &e.helper {
+    if let Some(h) = e.helper() {
         let _ = write!(s, "helper={h} ");
     }
     let _ = write!(s, "zone={} use={}", e.zone, e.use_count.unwrap_or(1));
@@ -471,10 +473,7 @@ mod tests {
         assert_eq!((e.reply_packets, e.reply_bytes), (Some(10), Some(4096)));
         assert!(e.status.has(Status::ASSURED) && e.status.has(Status::SEEN_REPLY));
         assert_eq!((e.mark, e.zone, e.use_count), (7, 3, Some(2)));
-        assert_eq!(
-            e.secctx.as_deref(),
-            Some("system_u:object_r:unlabeled_t:s0")
-        );
+        assert_eq!(e.secctx(), Some("system_u:object_r:unlabeled_t:s0"));
         assert!(!e.is_dnat() && !e.is_snat());
     }
 
@@ -549,7 +548,7 @@ mod tests {
              helper=pptp zone=0 delta-time=42 use=2",
         );
         assert_eq!(e.proto, Proto::GRE);
-        assert_eq!((e.orig.sport, e.helper.as_deref()), (Some(0), Some("pptp")));
+        assert_eq!((e.orig.sport, e.helper()), (Some(0), Some("pptp")));
         assert_eq!(e.start_ns, None, "no clock, no start time");
         let (es, errs) = parse_proc_at(
             "ipv4 2 unknown 99 580 src=10.0.0.1 dst=10.0.0.2 src=10.0.0.2 dst=10.0.0.1 \

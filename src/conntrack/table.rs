@@ -13,7 +13,7 @@
 //! whose sort keys tie, so that equal rows keep their place from one frame to the next.
 
 use super::filter::Filter;
-use super::{Entry, EntryKey, State};
+use super::{CtEvent, CtEventKind, Entry, EntryKey, State};
 use hashbrown::HashTable;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use std::cmp::Ordering;
@@ -21,14 +21,6 @@ use std::fmt;
 use std::hash::BuildHasher;
 use std::hash::Hash;
 use std::net::IpAddr;
-
-/// One change reported by the kernel (ctnetlink's new, update and destroy event groups).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CtEvent {
-    New(Entry),
-    Update(Entry),
-    Destroy(Entry),
-}
 
 /// What an event did to the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,9 +277,12 @@ impl Table {
                     _ => 0,
                 };
                 state
-                    + e.helper.as_ref().map_or(0, String::capacity)
-                    + e.secctx.as_ref().map_or(0, String::capacity)
-                    + e.labels.as_ref().map_or(0, Vec::capacity)
+                    + e.extra.as_ref().map_or(0, |x| {
+                        std::mem::size_of::<super::Extra>()
+                            + x.helper.as_ref().map_or(0, String::capacity)
+                            + x.secctx.as_ref().map_or(0, String::capacity)
+                            + x.labels.as_ref().map_or(0, Vec::capacity)
+                    })
             })
             .sum();
         self.rows.capacity() * std::mem::size_of::<Row>()
@@ -319,8 +314,14 @@ impl Table {
     /// Apply one event, in the order the kernel sent it.
     pub fn apply(&mut self, ev: CtEvent) -> Applied {
         match ev {
-            CtEvent::New(e) | CtEvent::Update(e) => self.upsert(e),
-            CtEvent::Destroy(e) => match self.find(&e) {
+            CtEvent {
+                kind: CtEventKind::New | CtEventKind::Update,
+                entry: e,
+            } => self.upsert(e),
+            CtEvent {
+                kind: CtEventKind::Destroy,
+                entry: e,
+            } => match self.find(&e) {
                 Some(pos) => {
                     self.generation += 1;
                     self.remove_at(pos);
@@ -695,31 +696,31 @@ mod tests {
         let es = sample(50);
         let mut t = Table::new();
         for e in &es {
-            assert_eq!(t.apply(CtEvent::New(e.clone())), Applied::Inserted);
+            assert_eq!(t.apply(CtEvent::new(e.clone())), Applied::Inserted);
         }
         assert_eq!(t.len(), 50);
         let g = t.generation();
-        assert_eq!(t.apply(CtEvent::Update(es[3].clone())), Applied::Unchanged);
+        assert_eq!(t.apply(CtEvent::update(es[3].clone())), Applied::Unchanged);
         assert_eq!(t.generation(), g);
         let mut up = es[3].clone();
         up.timeout += 5;
         up.state = Some(State::Tcp(TcpState::TimeWait));
-        assert_eq!(t.apply(CtEvent::Update(up.clone())), Applied::Updated);
+        assert_eq!(t.apply(CtEvent::update(up.clone())), Applied::Updated);
         let row = t.get(t.position(&up.key()).unwrap()).unwrap();
         assert_eq!(row.entry, up);
         assert!(row.changed > row.born);
-        assert_eq!(t.apply(CtEvent::Destroy(es[0].clone())), Applied::Removed);
-        assert_eq!(t.apply(CtEvent::Destroy(es[0].clone())), Applied::Ignored);
+        assert_eq!(t.apply(CtEvent::destroy(es[0].clone())), Applied::Removed);
+        assert_eq!(t.apply(CtEvent::destroy(es[0].clone())), Applied::Ignored);
         assert_eq!(t.len(), 49);
         consistent(&t);
         // Destroy by id alone still finds the row, whatever the tuple says.
         let mut by_id = es[10].clone();
         by_id.orig.sport = Some(1);
-        assert_eq!(t.apply(CtEvent::Destroy(by_id)), Applied::Removed);
+        assert_eq!(t.apply(CtEvent::destroy(by_id)), Applied::Removed);
         // An update for an entry never seen is an insertion.
         let mut fresh = es[0].clone();
         fresh.id = 9_999_999;
-        assert_eq!(t.apply(CtEvent::Update(fresh)), Applied::Inserted);
+        assert_eq!(t.apply(CtEvent::update(fresh)), Applied::Inserted);
         consistent(&t);
     }
 
@@ -731,17 +732,17 @@ mod tests {
         }
         let mut t = Table::from_dump(es.clone());
         consistent(&t);
-        assert_eq!(t.apply(CtEvent::Destroy(es[5].clone())), Applied::Removed);
+        assert_eq!(t.apply(CtEvent::destroy(es[5].clone())), Applied::Removed);
         // The same tuple under a new id (its destroy event lost): one row, the newer.
         let mut again = es[7].clone();
         again.id = 42;
         again.timeout = 1;
-        assert_eq!(t.apply(CtEvent::New(again.clone())), Applied::Updated);
+        assert_eq!(t.apply(CtEvent::new(again.clone())), Applied::Updated);
         assert_eq!(t.len(), 19);
         consistent(&t);
         let mut newer = again.clone();
         newer.id = 43;
-        assert_eq!(t.apply(CtEvent::New(newer)), Applied::Updated);
+        assert_eq!(t.apply(CtEvent::new(newer)), Applied::Updated);
         assert_eq!(t.position_of_id(42), None);
         consistent(&t);
     }
@@ -800,33 +801,33 @@ mod tests {
             let mut e = pool[(x >> 33) as usize % pool.len()].clone();
             match (x >> 20) % 6 {
                 0 => {
-                    t.apply(CtEvent::New(e.clone()));
+                    t.apply(CtEvent::new(e.clone()));
                     model.upsert(e);
                 }
                 1 => {
                     e.timeout = step as u32;
-                    t.apply(CtEvent::Update(e.clone()));
+                    t.apply(CtEvent::update(e.clone()));
                     model.upsert(e);
                 }
                 2 => {
                     // The tuple again under a new id (its destroy lost).
                     e.id = 1_000_000 + (step % 50) as u32;
-                    t.apply(CtEvent::New(e.clone()));
+                    t.apply(CtEvent::new(e.clone()));
                     model.upsert(e);
                 }
                 3 => {
                     // Another entry's id with this tuple.
                     e.id = pool[(x >> 40) as usize % pool.len()].id;
-                    t.apply(CtEvent::Update(e.clone()));
+                    t.apply(CtEvent::update(e.clone()));
                     model.upsert(e);
                 }
                 4 => {
                     e.id = 0;
-                    t.apply(CtEvent::Update(e.clone()));
+                    t.apply(CtEvent::update(e.clone()));
                     model.upsert(e);
                 }
                 _ => {
-                    t.apply(CtEvent::Destroy(e.clone()));
+                    t.apply(CtEvent::destroy(e.clone()));
                     model.destroy(&e);
                 }
             }
@@ -966,7 +967,7 @@ mod tests {
             // es[0]'s id now reported with es[1]'s tuple.
             let mut moved = es[1].clone();
             moved.id = es[0].id;
-            assert_eq!(t.apply(CtEvent::Update(moved.clone())), Applied::Updated);
+            assert_eq!(t.apply(CtEvent::update(moved.clone())), Applied::Updated);
             assert_eq!(t.len(), 1);
             assert_eq!(t.rows()[0].entry, moved);
             consistent(&t);

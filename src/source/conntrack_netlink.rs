@@ -4,12 +4,12 @@
 //! namespace, open it on a thread that entered that namespace first (see [`super::netns`]).
 //! Decoding of what the kernel sends is in [`crate::conntrack::decode`].
 
-use crate::conntrack::Entry;
 use crate::conntrack::decode::{
     self, AttrWriter, CTA_ID, CTA_TIMEOUT, CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_ZONE, CpuStats,
     DecodeError, IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_GET_STATS,
     IPCTNL_MSG_CT_GET_STATS_CPU, IPCTNL_MSG_CT_NEW, NFNL_SUBSYS_CTNETLINK,
 };
+use crate::conntrack::{CtEvent, CtEventKind, Entry};
 use crate::ruleset::Family;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 use std::collections::VecDeque;
@@ -553,24 +553,6 @@ pub fn delete(e: &Entry) -> Result<(), CtError> {
 /// Delete every entry `select` picks in this thread's network namespace; returns how many.
 pub fn delete_matching(select: impl FnMut(&Entry) -> bool) -> Result<usize, CtError> {
     CtSocket::open()?.delete_matching(select)
-}
-
-/// What happened to an entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CtEventKind {
-    New,
-    Update,
-    Destroy,
-}
-
-/// One change, as the kernel announced it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct CtEvent {
-    /// Serialized as `event`, the key `nfscope conntrack --watch` prints.
-    #[serde(rename = "event")]
-    pub kind: CtEventKind,
-    pub entry: Entry,
 }
 
 /// What a subscription yields: an event, or word that events were lost (the receive buffer
