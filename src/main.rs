@@ -21,6 +21,14 @@ fn main() -> color_eyre::Result<()> {
         .theme(theme)
         .install()?;
     let cli = Cli::parse();
+    if cli.command.is_some() {
+        // A subcommand piped into `head` ends quietly when the reader goes away, as Unix
+        // tools do, instead of reporting a broken pipe.
+        // SAFETY: setting a signal's disposition to the default before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match &cli.command {
         None => {
             let cfg = cli.source.config()?;
@@ -34,6 +42,10 @@ fn main() -> color_eyre::Result<()> {
         }
         Some(Command::Rules(args)) => {
             let code = cli::rules::run(&cli.source, args)?;
+            std::process::exit(code);
+        }
+        Some(Command::Conntrack(args)) => {
+            let code = cli::conntrack::run(&cli.source, args)?;
             std::process::exit(code);
         }
     }

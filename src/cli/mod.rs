@@ -1,5 +1,6 @@
 //! The scriptable face: the command-line definition shared by the TUI and the subcommands.
 
+pub mod conntrack;
 pub mod rules;
 
 use crate::source::{Backend, SourceConfig};
@@ -23,6 +24,9 @@ pub struct Cli {
 pub enum Command {
     /// Print the rule sets (like `iptables -L -n -v --line-numbers`, or as save text or JSON).
     Rules(rules::RulesArgs),
+    /// Print the conntrack table (like `conntrack -L`, or JSON), follow its events, or delete
+    /// entries matching a filter.
+    Conntrack(conntrack::ConntrackArgs),
 }
 
 /// Where rule sets come from. The kernel by default.
