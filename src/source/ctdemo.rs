@@ -104,6 +104,19 @@ impl CtDemo {
         self.conns.len()
     }
 
+    /// Delete the entries `pick` chooses, as `conntrack -D` would; returns them.
+    pub fn remove(&mut self, mut pick: impl FnMut(&Entry) -> bool) -> Vec<Entry> {
+        let mut gone = Vec::new();
+        self.conns.retain(|c| {
+            let keep = !pick(&c.entry);
+            if !keep {
+                gone.push(c.entry.clone());
+            }
+            keep
+        });
+        gone
+    }
+
     fn port(&mut self) -> u16 {
         self.next_port = if self.next_port >= 60999 {
             32768

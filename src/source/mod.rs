@@ -5,6 +5,7 @@
 pub mod conntrack_netlink;
 pub mod conntrack_proc;
 pub mod ctdemo;
+pub mod ctfeed;
 pub mod demo;
 pub mod file;
 pub mod kernel;
