@@ -2,6 +2,9 @@
 //! statuses (docs/cli.md), and the JSON schema (docs/json.md). File-based; the one test that needs
 //! the kernel source runs it as an unprivileged user inside a throwaway network namespace.
 
+mod common;
+
+use common::{Run, keys};
 use nfscope::ruleset::{Family, Ruleset, parse};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -12,22 +15,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_nfscope");
 const DEMO_V4: &str = include_str!("../assets/demo-v4.rules");
 const DEMO_V6: &str = include_str!("../assets/demo-v6.rules");
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
 fn command(cmd: &mut Command) -> Run {
     let out = cmd
         .env_remove("RUST_BACKTRACE")
@@ -35,11 +22,7 @@ fn command(cmd: &mut Command) -> Run {
         .env("NO_COLOR", "1")
         .output()
         .expect("run nfscope");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    out.into()
 }
 
 fn nfscope<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
@@ -248,14 +231,6 @@ fn exact_counters_negations_and_gotos_in_the_listing() {
 
 // ---------------------------------------------------------------------------------------------
 // JSON.
-
-fn keys(v: &Value) -> BTreeSet<&str> {
-    v.as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"))
-        .keys()
-        .map(String::as_str)
-        .collect()
-}
 
 fn set<'a>(ks: &[&'a str]) -> BTreeSet<&'a str> {
     ks.iter().copied().collect()

@@ -7,310 +7,25 @@
 
 mod common;
 
-use common::{NetNs, have_tools, skip};
-use nfscope::conntrack::{CtEventKind, Entry, EntryKey, Proto, Status, TcpState};
+use common::ct::{
+    Row, assert_same_rows, at, busy_ns, conntrack_list, dump, in_ns, row_of, tcp_connection,
+    tracked_ns,
+};
+use nfscope::conntrack::{CtEventKind, Entry, EntryKey, Proto, TcpState};
 use nfscope::ruleset::Family;
-use nfscope::source::Backend;
 use nfscope::source::conntrack_netlink::{
     self as ct, CtError, CtMessage, CtSocket, SubscribeOptions, Subscription,
 };
-use nfscope::source::kernel::find_tool;
-use nfscope::source::netns;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
-
-/// Rules that make conntrack track both families in the namespace, with a DNAT for each family
-/// (so reply tuples differ), a connmark and a zone.
-const V4_RULES: &str = "*raw
-:PREROUTING ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
--A PREROUTING -p udp -m udp --dport 5400 -j CT --zone 5
--A OUTPUT -p udp -m udp --dport 5400 -j CT --zone 5
-COMMIT
-*mangle
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A OUTPUT -p udp -m udp --dport 5353 -j CONNMARK --set-xmark 0x7/0xffffffff
-COMMIT
-*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A OUTPUT -d 127.0.0.2/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 127.0.0.1:80
--A OUTPUT -d 127.0.0.2/32 -p udp -m udp --dport 8053 -j DNAT --to-destination 127.0.0.1:5300
-COMMIT
-";
-
-const V6_RULES: &str = "*mangle
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A OUTPUT -p udp -m udp --dport 5353 -j CONNMARK --set-xmark 0x9/0xffffffff
-COMMIT
-*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A OUTPUT -d ::1/128 -p tcp -m tcp --dport 8080 -j DNAT --to-destination [::1]:80
-COMMIT
-";
-
-/// A namespace with conntrack active in both families and accounting on, or `None` (skipped).
-fn tracked_ns(test: &str) -> Option<NetNs> {
-    if find_tool("conntrack").is_none() {
-        return skip("needs the conntrack tool (conntrack-tools)");
-    }
-    if !have_tools(Backend::Nft) {
-        return None;
-    }
-    let ns = NetNs::for_test(test)?;
-    ns.restore(Family::V4, Backend::Nft, V4_RULES);
-    ns.restore(Family::V6, Backend::Nft, V6_RULES);
-    ns.exec_ok(&["sysctl", "-qw", "net.netfilter.nf_conntrack_acct=1"]);
-    Some(ns)
-}
-
-/// Run `f` on a thread inside the namespace.
-fn in_ns<T: Send + 'static>(ns: &NetNs, f: impl FnOnce() -> T + Send + 'static) -> T {
-    netns::run_in(ns.name(), f).expect("enter the test's network namespace")
-}
-
-fn dump(ns: &NetNs) -> Vec<Entry> {
-    in_ns(ns, || ct::dump(None)).expect("nfscope's dump")
-}
-
-/// Sockets that keep connections open until dropped.
-struct Held {
-    _tcp: Vec<TcpStream>,
-    _udp: Vec<UdpSocket>,
-    _listen: Vec<TcpListener>,
-}
-
-/// A TCP connection through `to`, accepted by `listener`, with a few bytes each way; the
-/// connection is kept (returned) or closed.
-fn tcp_pair(listener: &TcpListener, to: &str, keep: bool, held: &mut Held) {
-    let mut c = TcpStream::connect(to).expect("connect");
-    let (mut a, _) = listener.accept().expect("accept");
-    c.write_all(b"ping").unwrap();
-    let mut buf = [0u8; 4];
-    a.read_exact(&mut buf).unwrap();
-    a.write_all(b"pong").unwrap();
-    c.read_exact(&mut buf).unwrap();
-    if keep {
-        held._tcp.extend([c, a]);
-    }
-}
-
-/// TCP (kept open, closed, through DNAT), UDP (unreplied, replied, marked, zoned, through
-/// DNAT) on both families' loopback, made from inside the namespace.
-fn make_traffic(ns: &NetNs) -> Held {
-    let held = in_ns(ns, || {
-        let mut held = Held {
-            _tcp: vec![],
-            _udp: vec![],
-            _listen: vec![],
-        };
-        let l4 = TcpListener::bind("127.0.0.1:80").unwrap();
-        tcp_pair(&l4, "127.0.0.2:8080", true, &mut held); // DNAT, ESTABLISHED
-        tcp_pair(&l4, "127.0.0.1:80", false, &mut held); // closed: TIME_WAIT or so
-        let l6 = TcpListener::bind("[::1]:80").unwrap();
-        tcp_pair(&l6, "[::1]:8080", true, &mut held); // DNAT in IPv6
-        held._listen.extend([l4, l6]);
-
-        let server = UdpSocket::bind("127.0.0.1:5300").unwrap();
-        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
-        c.send_to(b"q", "127.0.0.1:5300").unwrap();
-        let mut buf = [0u8; 8];
-        let (_, from) = server.recv_from(&mut buf).unwrap();
-        server.send_to(b"a", from).unwrap();
-        c.send_to(b"q", "127.0.0.2:8053").unwrap(); // DNAT to the same server
-        let (_, from) = server.recv_from(&mut buf).unwrap();
-        server.send_to(b"a", from).unwrap();
-        for to in [
-            "127.0.0.1:5353",
-            "127.0.0.1:5400",
-            "[::1]:5353",
-            "[::1]:5400",
-        ] {
-            let bind = if to.starts_with('[') {
-                "[::1]:0"
-            } else {
-                "127.0.0.1:0"
-            };
-            let s = UdpSocket::bind(bind).unwrap();
-            s.send_to(b"x", to).unwrap();
-            held._udp.push(s);
-        }
-        held._udp.extend([server, c]);
-        held
-    });
-    ns.exec_ok(&["ping", "-c1", "-q", "127.0.0.1"]);
-    ns.exec_ok(&["ping", "-6", "-c1", "-q", "::1"]);
-    // Let the last replies and closes be processed.
-    std::thread::sleep(Duration::from_millis(200));
-    held
-}
-
-/// One entry as compared: every field `conntrack -L -o extended,id` prints, as text.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
-struct Row {
-    family: String,
-    proto: u8,
-    state: Option<String>,
-    orig: BTreeMap<String, String>,
-    reply: BTreeMap<String, String>,
-    assured: bool,
-    unreplied: bool,
-    mark: u32,
-    zone: u16,
-    use_count: u32,
-    id: u32,
-}
-
-/// Parse `conntrack -L -o extended,id`: `ipv4 2 tcp 6 431999 ESTABLISHED src=.. dst=..
-/// sport=.. dport=.. packets=.. bytes=.. [UNREPLIED] src=.. (reply) ... [ASSURED] mark=0
-/// zone=5 use=1 id=123`. The timeout is returned beside the row.
-fn parse_conntrack(text: &str) -> Vec<(Row, u32)> {
-    let mut rows = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let t: Vec<&str> = line.split_whitespace().collect();
-        assert!(t.len() > 5, "an odd conntrack line: {line}");
-        let mut r = Row {
-            family: t[0].to_string(),
-            proto: t[3].parse().unwrap(),
-            ..Row::default()
-        };
-        let timeout: u32 = t[4].parse().unwrap();
-        let mut dir = 0;
-        let mut after_use = false;
-        for tok in &t[5..] {
-            if let Some(flag) = tok.strip_prefix('[') {
-                match flag.trim_end_matches(']') {
-                    "ASSURED" => r.assured = true,
-                    "UNREPLIED" => r.unreplied = true,
-                    _ => {}
-                }
-                continue;
-            }
-            let Some((k, v)) = tok.split_once('=') else {
-                r.state = Some(tok.to_string());
-                continue;
-            };
-            match k {
-                "src" => {
-                    dir += 1;
-                    side(&mut r, dir).insert(k.into(), v.into());
-                }
-                "mark" => r.mark = v.parse().unwrap(),
-                "zone" => r.zone = v.parse().unwrap(),
-                "use" => {
-                    r.use_count = v.parse().unwrap();
-                    after_use = true;
-                }
-                "id" if after_use => r.id = v.parse().unwrap(),
-                _ => {
-                    side(&mut r, dir).insert(k.into(), v.into());
-                }
-            }
-        }
-        rows.push((r, timeout));
-    }
-    rows
-}
-
-/// A field of a tuple, or "" where it has none (ICMP has no ports).
-fn at<'a>(t: &'a BTreeMap<String, String>, k: &str) -> &'a str {
-    t.get(k).map_or("", String::as_str)
-}
-
-fn side(r: &mut Row, dir: usize) -> &mut BTreeMap<String, String> {
-    if dir <= 1 { &mut r.orig } else { &mut r.reply }
-}
-
-/// The same view of an nfscope entry.
-fn row_of(e: &Entry) -> (Row, u32) {
-    let tuple = |t: &nfscope::conntrack::Tuple, packets: Option<u64>, bytes: Option<u64>| {
-        let mut m = BTreeMap::new();
-        m.insert("src".to_string(), t.src.to_string());
-        m.insert("dst".to_string(), t.dst.to_string());
-        if let Some(p) = t.sport {
-            m.insert("sport".into(), p.to_string());
-        }
-        if let Some(p) = t.dport {
-            m.insert("dport".into(), p.to_string());
-        }
-        if let Some(i) = t.icmp {
-            m.insert("type".into(), i.kind.to_string());
-            m.insert("code".into(), i.code.to_string());
-            m.insert("id".into(), i.id.to_string());
-        }
-        if let Some(p) = packets {
-            m.insert("packets".into(), p.to_string());
-        }
-        if let Some(b) = bytes {
-            m.insert("bytes".into(), b.to_string());
-        }
-        m
-    };
-    let r = Row {
-        family: match e.family {
-            Family::V4 => "ipv4".into(),
-            Family::V6 => "ipv6".into(),
-        },
-        proto: e.proto.0,
-        state: e.state.as_ref().map(|s| s.name().to_string()),
-        orig: tuple(&e.orig, e.orig_packets, e.orig_bytes),
-        reply: tuple(&e.reply, e.reply_packets, e.reply_bytes),
-        assured: e.status.has(Status::ASSURED),
-        unreplied: !e.status.has(Status::SEEN_REPLY),
-        mark: e.mark,
-        zone: e.zone,
-        use_count: e.use_count.unwrap_or(0),
-        id: e.id,
-    };
-    (r, e.timeout)
-}
-
-/// Both families. Newer conntrack-tools list every family without `-f`, older ones IPv4 only:
-/// both are asked, and an entry seen twice (same kernel id) counts once.
-fn conntrack_list(ns: &NetNs) -> Vec<(Row, u32)> {
-    let mut all = parse_conntrack(&ns.exec_ok(&["conntrack", "-L", "-o", "extended,id"]));
-    all.extend(parse_conntrack(&ns.exec_ok(&[
-        "conntrack",
-        "-L",
-        "-f",
-        "ipv6",
-        "-o",
-        "extended,id",
-    ])));
-    let mut seen = BTreeSet::new();
-    all.retain(|(r, _)| seen.insert(r.id));
-    all
-}
-
-/// Rows sorted by id (ids are unique), timeouts beside them.
-fn by_id(mut rows: Vec<(Row, u32)>) -> Vec<(Row, u32)> {
-    rows.sort_by_key(|(r, _)| r.id);
-    rows
-}
 
 #[test]
 fn dump_equals_conntrack_list_field_by_field() {
-    let Some(ns) = tracked_ns("ctdump") else {
+    let Some((ns, _held)) = busy_ns("ctdump") else {
         return;
     };
-    let _held = make_traffic(&ns);
-    let ours = by_id(dump(&ns).iter().map(row_of).collect());
-    let theirs = by_id(conntrack_list(&ns));
+    let ours: Vec<(Row, u32)> = dump(&ns).iter().map(row_of).collect();
 
     // What the traffic must have made, so the comparison below is not vacuous.
     let has = |f: &dyn Fn(&Row) -> bool| ours.iter().any(|(r, _)| f(r));
@@ -336,26 +51,14 @@ fn dump_equals_conntrack_list_field_by_field() {
         && at(&r.reply, "type") == "129"));
     assert!(has(&|r| r.orig.contains_key("packets")), "counters are on");
 
-    assert_eq!(
-        ours.len(),
-        theirs.len(),
-        "nfscope: {ours:#?}\nconntrack: {theirs:#?}"
-    );
-    for ((a, ta), (b, tb)) in ours.iter().zip(&theirs) {
-        assert_eq!(a, b, "nfscope vs conntrack -L");
-        assert!(
-            ta.abs_diff(*tb) <= 2,
-            "timeouts {ta} vs {tb} differ by more than 2 s for {a:?}"
-        );
-    }
+    assert_same_rows(ours, conntrack_list(&ns), "nfscope's dump");
 }
 
 #[test]
 fn statistics_count_the_table() {
-    let Some(ns) = tracked_ns("ctstats") else {
+    let Some((ns, _held)) = busy_ns("ctstats") else {
         return;
     };
-    let _held = make_traffic(&ns);
     let n = dump(&ns).len();
     let stats = in_ns(&ns, ct::stats).unwrap();
     assert_eq!(stats.count as usize, n);
@@ -474,17 +177,7 @@ fn events_new_update_destroy_in_order() {
         })
     })
     .expect("subscribe inside the namespace");
-    let _held = in_ns(&ns, || {
-        let mut held = Held {
-            _tcp: vec![],
-            _udp: vec![],
-            _listen: vec![],
-        };
-        let l = TcpListener::bind("127.0.0.1:7000").unwrap();
-        tcp_pair(&l, "127.0.0.1:7000", true, &mut held);
-        held._listen.push(l);
-        held
-    });
+    let _held = tcp_connection(&ns, 7000);
     let established = |s: &[(CtEventKind, Entry)]| {
         s.iter()
             .any(|(_, e)| e.state == Some(nfscope::conntrack::State::Tcp(TcpState::Established)))
@@ -517,10 +210,9 @@ fn events_new_update_destroy_in_order() {
 
 #[test]
 fn delete_one_entry_and_every_match() {
-    let Some(ns) = tracked_ns("ctdelete") else {
+    let Some((ns, _held)) = busy_ns("ctdelete") else {
         return;
     };
-    let _held = make_traffic(&ns);
     let entries = dump(&ns);
     let zoned = entries
         .iter()
@@ -670,10 +362,9 @@ fn lost_events_are_counted_and_a_resync_matches_conntrack() {
 
 #[test]
 fn proc_fallback_reads_the_same_table() {
-    let Some(ns) = tracked_ns("ctproc") else {
+    let Some((ns, _held)) = busy_ns("ctproc") else {
         return;
     };
-    let _held = make_traffic(&ns);
     let (net, proc) = in_ns(&ns, || {
         (ct::dump(None), nfscope::source::conntrack_proc::read(None))
     });
