@@ -467,28 +467,31 @@ impl CtSocket {
         }
     }
 
-    /// Delete every entry `keep` selects (a dump, then one request each, batched). Entries that
+    /// Delete every entry `select` picks (a dump, then one request each, batched). Entries that
     /// went away meanwhile are not counted; returns how many this call deleted.
     pub fn delete_matching(
         &mut self,
-        mut select: impl FnMut(&Entry) -> bool,
+        select: impl FnMut(&Entry) -> bool,
     ) -> Result<usize, CtError> {
-        let requests: Vec<_> = self
-            .dump(None)?
-            .iter()
-            .filter(|e| select(e))
-            .map(delete_request)
-            .collect();
+        self.delete_selected(select).map(|gone| gone.len())
+    }
+
+    /// As [`CtSocket::delete_matching`], returning the entries this call deleted (as the dump
+    /// before the deletion saw them), for a caller that keeps a table of its own.
+    pub fn delete_selected(
+        &mut self,
+        mut select: impl FnMut(&Entry) -> bool,
+    ) -> Result<Vec<Entry>, CtError> {
+        let mut chosen = self.dump(None)?;
+        chosen.retain(|e| select(e));
+        let requests: Vec<_> = chosen.iter().map(delete_request).collect();
         let codes = self.batch("deleting entries", &requests)?;
-        let mut done = 0;
-        for c in codes {
-            match c {
-                0 => done += 1,
-                libc::ENOENT => {}
-                n => return Err(CtError::from_errno("deleting entries", n)),
-            }
+        if let Some(&n) = codes.iter().find(|&&c| c != 0 && c != libc::ENOENT) {
+            return Err(CtError::from_errno("deleting entries", n));
         }
-        Ok(done)
+        let mut codes = codes.into_iter();
+        chosen.retain(|_| codes.next() == Some(0));
+        Ok(chosen)
     }
 
     /// Create entries (IPCTNL_MSG_CT_NEW), e.g. to fill a test namespace's table quickly.

@@ -1,7 +1,9 @@
 //! The live conntrack feed behind the Conntrack screen: one thread that reads the whole table
 //! once, then follows the kernel's events and hands them over in batches, resynchronising with
-//! a fresh dump whenever the kernel reports lost events. Where netlink is refused it polls
-//! `/proc/net/nf_conntrack` instead; in the demo it runs the demo world's table.
+//! a fresh dump whenever the kernel reports lost events, and every ten intervals or so while
+//! some entries may change without an event (those older than the feed's subscription: see
+//! [`Silence`]). Where netlink is refused it polls `/proc/net/nf_conntrack` instead; in the demo
+//! it runs the demo world's table.
 //!
 //! The thread also answers requests (delete one entry, delete every entry matching a filter,
 //! read the table again) sent through the [`CtHandle`] that [`spawn`] returns.
@@ -11,7 +13,8 @@ use super::conntrack_proc;
 use super::ctdemo::CtDemo;
 use crate::conntrack::decode::CpuStats;
 use crate::conntrack::filter::Filter;
-use crate::conntrack::{CtEvent, Entry};
+use crate::conntrack::{CtEvent, CtEventKind, Entry};
+use rustc_hash::FxHashSet;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -69,8 +72,9 @@ pub struct CtFigures {
 /// What the feed sends.
 #[derive(Debug)]
 pub enum CtFeed {
-    /// The whole table: the first read, each /proc poll, and each resync after lost events
-    /// (`resync`), to be put in place of what the screen has.
+    /// The whole table: the first read, each /proc poll, and each resync (`resync`: after lost
+    /// events, a `Reload`, or to catch up with entries that change without events), to be put in
+    /// place of what the screen has.
     Table {
         entries: Vec<Entry>,
         via: CtVia,
@@ -83,7 +87,8 @@ pub enum CtFeed {
     Lost { lost: u64, total: u64 },
     /// Fill and counters, once an interval.
     Figures(CtFigures),
-    /// A request was carried out: how many entries it deleted.
+    /// A request was carried out: how many entries it deleted. Their destroy events come
+    /// before it where the feed sends them itself, or in a later batch where the kernel does.
     Deleted { count: usize },
     /// Something failed, as a sentence to show. The feed keeps trying where that makes sense.
     Error(String),
@@ -184,6 +189,106 @@ fn sysctl_flags(f: &mut CtFigures) {
     f.timestamps = sysctl("nf_conntrack_timestamp").map(|v| v != 0);
 }
 
+/// Which entries of the table may change or go without an event. With
+/// `net.netfilter.nf_conntrack_events=2` (the kernel's default, "auto") a connection gets the
+/// slot that events are sent from only if somebody listened when it was created: the entries
+/// already in the table when the feed subscribed never send an update or a destroy (the kernel
+/// tests show it). Without care they would stay on the screen for ever, in their old state.
+/// So the feed remembers which entries of its last dump it has not heard from, reads the table
+/// again every so often while there are any ([`reconcile_after`]), and sends a destroy event
+/// itself for such an entry that it deletes.
+#[derive(Debug, Default)]
+struct Silence {
+    /// Ids that sent an event, so have the slot (forgotten when destroyed).
+    heard: FxHashSet<u32>,
+    /// Ids of the last dump not heard from since.
+    silent: FxHashSet<u32>,
+}
+
+impl Silence {
+    fn dumped(&mut self, entries: &[Entry]) {
+        let ids: FxHashSet<u32> = entries.iter().map(|e| e.id).filter(|&id| id != 0).collect();
+        // A destroy lost with other events leaves an id behind; the dump says it is gone.
+        self.heard.retain(|id| ids.contains(id));
+        self.silent = ids
+            .into_iter()
+            .filter(|id| !self.heard.contains(id))
+            .collect();
+    }
+
+    fn event(&mut self, ev: &CtEvent) {
+        let id = ev.entry.id;
+        self.silent.remove(&id);
+        match ev.kind {
+            CtEventKind::Destroy => self.heard.remove(&id),
+            CtEventKind::New | CtEventKind::Update => self.heard.insert(id),
+        };
+    }
+
+    /// The feed deleted `e`: whether it was silent, so that no destroy event will come for it.
+    fn deleted(&mut self, e: &Entry) -> bool {
+        self.silent.remove(&e.id)
+    }
+
+    fn any(&self) -> bool {
+        !self.silent.is_empty()
+    }
+}
+
+/// Silent entries are looked at again by a dump this long after the last one: ten refresh
+/// intervals (10 s at the default `--interval`), and at least 50 times what the dump took, so
+/// that the kernel's dump work stays near 2% of a core on a large table (250,000 entries take
+/// about half a second).
+fn reconcile_after(interval: Duration, took: Duration) -> Duration {
+    interval.saturating_mul(10).max(took.saturating_mul(50))
+}
+
+/// The netlink feed's state between turns.
+struct Live {
+    interval: Duration,
+    sock: ctnl::CtSocket,
+    silence: Silence,
+    /// Events not handed over yet.
+    batch: Vec<CtEvent>,
+    /// When to read the table again because of silent entries, if there are any.
+    reconcile: Option<Instant>,
+}
+
+impl Live {
+    /// The whole table, noted by `silence`; the next reconciling dump is planned from it.
+    fn dump(&mut self) -> Result<Vec<Entry>, CtError> {
+        let start = Instant::now();
+        let entries = self.sock.dump(None)?;
+        self.silence.dumped(&entries);
+        self.reconcile = self
+            .silence
+            .any()
+            .then(|| Instant::now() + reconcile_after(self.interval, start.elapsed()));
+        Ok(entries)
+    }
+
+    /// Hand over the batched events, if any; `false` once nobody listens.
+    fn flush(&mut self, sink: &mut CtSink) -> bool {
+        self.batch.is_empty() || sink(CtFeed::Events(std::mem::take(&mut self.batch)))
+    }
+
+    /// Read the table anew and send it as a resync; the events batched so far go first, as
+    /// what came before the table must not be applied after it. `false` once nobody listens.
+    fn resync(&mut self, sink: &mut CtSink) -> bool {
+        if !self.flush(sink) {
+            return false;
+        }
+        sink(match self.dump() {
+            Ok(entries) => CtFeed::Table {
+                entries,
+                via: CtVia::Netlink,
+                resync: true,
+            },
+            Err(e) => CtFeed::Error(e.to_string()),
+        })
+    }
+}
+
 fn netlink(interval: Duration, sink: &mut CtSink, rx: &Receiver<CtRequest>) -> Stop {
     // Subscribe before the dump, so that nothing happening during it is missed.
     let opts = SubscribeOptions {
@@ -194,11 +299,17 @@ fn netlink(interval: Duration, sink: &mut CtSink, rx: &Receiver<CtRequest>) -> S
         Ok(s) => s,
         Err(e) => return Stop::Failed(e),
     };
-    let mut sock = match ctnl::CtSocket::open() {
-        Ok(s) => s,
+    let mut live = match ctnl::CtSocket::open() {
+        Ok(sock) => Live {
+            interval,
+            sock,
+            silence: Silence::default(),
+            batch: Vec::new(),
+            reconcile: None,
+        },
         Err(e) => return Stop::Failed(e),
     };
-    match sock.dump(None) {
+    match live.dump() {
         Ok(entries) => {
             if !sink(CtFeed::Table {
                 entries,
@@ -210,13 +321,12 @@ fn netlink(interval: Duration, sink: &mut CtSink, rx: &Receiver<CtRequest>) -> S
         }
         Err(e) => return Stop::Failed(e),
     }
-    let mut batch = Vec::new();
     let mut batch_start = Instant::now();
     let mut next_figures = Instant::now();
     loop {
         if Instant::now() >= next_figures {
             let mut f = CtFigures::default();
-            match sock.stats() {
+            match live.sock.stats() {
                 Ok(s) => {
                     f.cpu = Some(s.total());
                     f.count = s.count;
@@ -236,68 +346,57 @@ fn netlink(interval: Duration, sink: &mut CtSink, rx: &Receiver<CtRequest>) -> S
             }
             next_figures = Instant::now() + interval;
         }
+        if live.reconcile.is_some_and(|t| Instant::now() >= t) && !live.resync(sink) {
+            return Stop::Listener;
+        }
         loop {
-            match rx.try_recv() {
-                Ok(r) => {
-                    let answer = match r {
-                        CtRequest::Delete(e) => sock.delete(&e).map(|()| 1),
-                        CtRequest::DeleteMatching(f) => {
-                            sock.delete_matching(|e| f.as_ref().is_none_or(|f| f.matches(e)))
-                        }
-                        CtRequest::Reload => match sock.dump(None) {
-                            Ok(entries) => {
-                                if !sink(CtFeed::Table {
-                                    entries,
-                                    via: CtVia::Netlink,
-                                    resync: true,
-                                }) {
-                                    return Stop::Listener;
-                                }
-                                continue;
-                            }
-                            Err(e) => Err(e),
-                        },
-                    };
-                    let msg = match answer {
-                        Ok(count) => CtFeed::Deleted { count },
-                        Err(e) => CtFeed::Error(e.to_string()),
-                    };
-                    if !sink(msg) {
+            let gone = match rx.try_recv() {
+                Ok(CtRequest::Delete(e)) => live.sock.delete(&e).map(|()| vec![*e]),
+                Ok(CtRequest::DeleteMatching(f)) => live
+                    .sock
+                    .delete_selected(|e| f.as_ref().is_none_or(|f| f.matches(e))),
+                Ok(CtRequest::Reload) => {
+                    if !live.resync(sink) {
                         return Stop::Listener;
                     }
+                    continue;
                 }
                 Err(TryRecvError::Empty) => break,
                 // The screen is gone.
                 Err(TryRecvError::Disconnected) => return Stop::Listener,
+            };
+            let msg = match gone {
+                Ok(gone) => {
+                    let count = gone.len();
+                    // The kernel announces only the deletions of entries that have events.
+                    for e in gone {
+                        if live.silence.deleted(&e) {
+                            live.batch.push(CtEvent::destroy(e));
+                        }
+                    }
+                    if !live.flush(sink) {
+                        return Stop::Listener;
+                    }
+                    CtFeed::Deleted { count }
+                }
+                Err(e) => CtFeed::Error(e.to_string()),
+            };
+            if !sink(msg) {
+                return Stop::Listener;
             }
         }
         match sub.recv() {
             Ok(Some(CtMessage::Event(ev))) => {
-                if batch.is_empty() {
+                if live.batch.is_empty() {
                     batch_start = Instant::now();
                 }
-                batch.push(ev);
+                live.silence.event(&ev);
+                live.batch.push(ev);
             }
             Ok(Some(CtMessage::Lost(lost))) => {
                 // What came before the loss still goes first; then the table is read anew.
-                if !batch.is_empty() && !sink(CtFeed::Events(std::mem::take(&mut batch))) {
-                    return Stop::Listener;
-                }
-                if !sink(CtFeed::Lost {
-                    lost,
-                    total: sub.lost_total(),
-                }) {
-                    return Stop::Listener;
-                }
-                let msg = match sock.dump(None) {
-                    Ok(entries) => CtFeed::Table {
-                        entries,
-                        via: CtVia::Netlink,
-                        resync: true,
-                    },
-                    Err(e) => CtFeed::Error(e.to_string()),
-                };
-                if !sink(msg) {
+                let total = sub.lost_total();
+                if !live.flush(sink) || !sink(CtFeed::Lost { lost, total }) || !live.resync(sink) {
                     return Stop::Listener;
                 }
             }
@@ -309,10 +408,7 @@ fn netlink(interval: Duration, sink: &mut CtSink, rx: &Receiver<CtRequest>) -> S
                 std::thread::sleep(interval);
             }
         }
-        if !batch.is_empty()
-            && batch_start.elapsed() >= BATCH
-            && !sink(CtFeed::Events(std::mem::take(&mut batch)))
-        {
+        if batch_start.elapsed() >= BATCH && !live.flush(sink) {
             return Stop::Listener;
         }
     }
@@ -442,5 +538,53 @@ fn demo(interval: Duration, sink: &mut CtSink, rx: &Receiver<CtRequest>) {
             }
             next_figures = Instant::now() + interval;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::synth;
+
+    fn with_id(id: u32) -> Entry {
+        let mut e = synth::entries(1).remove(0);
+        e.id = id;
+        e
+    }
+
+    #[test]
+    fn silence_forgets_entries_once_they_speak_or_go() {
+        let mut s = Silence::default();
+        s.dumped(&[with_id(1), with_id(2), with_id(3)]);
+        assert!(s.any());
+        s.event(&CtEvent::update(with_id(1)));
+        s.event(&CtEvent::destroy(with_id(2)));
+        assert!(
+            s.deleted(&with_id(3)),
+            "3 was silent: the feed announces its end"
+        );
+        assert!(
+            !s.deleted(&with_id(1)),
+            "1 has events: the kernel announces it"
+        );
+        assert!(!s.any());
+        // A new dump: 1 has been heard from, 4 has not; 5 was heard but is gone.
+        s.event(&CtEvent::new(with_id(5)));
+        s.dumped(&[with_id(1), with_id(4)]);
+        assert_eq!(s.silent, FxHashSet::from_iter([4]));
+        assert_eq!(s.heard, FxHashSet::from_iter([1]));
+    }
+
+    #[test]
+    fn reconciling_costs_a_small_share_of_the_time() {
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            reconcile_after(second, Duration::from_millis(20)),
+            second * 10
+        );
+        assert_eq!(
+            reconcile_after(second, Duration::from_millis(500)),
+            second * 25
+        );
     }
 }
