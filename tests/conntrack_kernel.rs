@@ -2,7 +2,8 @@
 //! namespace of its own. nfscope's socket is always opened on a thread that entered that
 //! namespace first (`source::netns::run_in`), so the host's conntrack table is never read,
 //! subscribed to or changed. Traffic is made on the namespace's loopback by sockets opened the
-//! same way, and by `ping`; the reference is `conntrack -L -o extended,id` in the same namespace.
+//! same way, and by `ping`; the reference is `conntrack -L -o extended,id` in the same namespace,
+//! and for the decoder also netlink-packet-netfilter reading the same dump.
 //! Needs root (skipped otherwise, failed under CI=true).
 
 mod common;
@@ -11,13 +12,18 @@ use common::ct::{
     Row, assert_same_rows, at, busy_ns, conntrack_list, dump, in_ns, row_of, tcp_connection,
     tracked_ns,
 };
-use nfscope::conntrack::{CtEventKind, Entry, EntryKey, Proto, TcpState};
+use netlink_packet_core::{DefaultNla, Nla, NlasIterator, ParseableParametrized};
+use netlink_packet_netfilter::conntrack::{self as npn, ConntrackMessage};
+use netlink_packet_netfilter::{NetfilterHeader, NetfilterProtoFamily};
+use nfscope::conntrack::{
+    CtEventKind, Entry, EntryKey, Icmp, Proto, State, Status, TcpState, Tuple,
+};
 use nfscope::ruleset::Family;
 use nfscope::source::conntrack_netlink::{
     self as ct, CtError, CtMessage, CtSocket, SubscribeOptions, Subscription,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::UdpSocket;
+use std::net::{Ipv4Addr, UdpSocket};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -390,5 +396,192 @@ fn proc_fallback_reads_the_same_table() {
     for ((a, ta), (b, tb)) in net.iter().zip(&proc) {
         assert_eq!(a, b, "netlink vs /proc");
         assert!(ta.abs_diff(*tb) <= 2);
+    }
+}
+
+/// The bytes of an attribute the crate leaves raw.
+fn raw(nla: &DefaultNla) -> Vec<u8> {
+    let mut v = vec![0; nla.value_len()];
+    nla.emit_value(&mut v);
+    v
+}
+
+/// A big-endian unsigned number of 1 to 8 bytes.
+fn be(bytes: &[u8]) -> u64 {
+    assert!((1..=8).contains(&bytes.len()), "{bytes:?}");
+    bytes.iter().fold(0, |n, &b| n << 8 | u64::from(b))
+}
+
+/// A tuple to fill in.
+fn unspecified() -> Tuple {
+    Tuple {
+        src: Ipv4Addr::UNSPECIFIED.into(),
+        dst: Ipv4Addr::UNSPECIFIED.into(),
+        sport: None,
+        dport: None,
+        icmp: None,
+    }
+}
+
+/// One tuple as netlink-packet-netfilter reads it; ICMP's id, type and code, which it leaves
+/// raw, read from their bytes here.
+fn crate_tuple(parts: &[npn::Tuple]) -> (Proto, Tuple) {
+    let mut t = unspecified();
+    let mut proto = Proto(0);
+    let mut icmp = Icmp {
+        kind: 0,
+        code: 0,
+        id: 0,
+    };
+    for part in parts {
+        match part {
+            npn::Tuple::Ip(ips) => {
+                for ip in ips {
+                    match ip {
+                        npn::IPTuple::SourceAddress(a) => t.src = *a,
+                        npn::IPTuple::DestinationAddress(a) => t.dst = *a,
+                        other => panic!("an address attribute the crate does not know: {other:?}"),
+                    }
+                }
+            }
+            npn::Tuple::Proto(ps) => {
+                for p in ps {
+                    match p {
+                        npn::ProtoTuple::Protocol(n) => proto = Proto(u8::from(*n)),
+                        npn::ProtoTuple::SourcePort(n) => t.sport = Some(*n),
+                        npn::ProtoTuple::DestinationPort(n) => t.dport = Some(*n),
+                        npn::ProtoTuple::Other(nla) => {
+                            let v = be(&raw(nla));
+                            match nla.kind() & 0x3fff {
+                                4 | 7 => icmp.id = v as u16,
+                                5 | 8 => icmp.kind = v as u8,
+                                6 | 9 => icmp.code = v as u8,
+                                k => panic!("an unexpected protocol attribute {k}"),
+                            }
+                            t.icmp = Some(icmp);
+                        }
+                        other => panic!("{other:?}"),
+                    }
+                }
+            }
+            other => panic!("a tuple attribute the crate does not know: {other:?}"),
+        }
+    }
+    (proto, t)
+}
+
+/// A dumped entry as netlink-packet-netfilter reads it: what it models (tuples, TCP state,
+/// status, timeout, mark) from its types, and the id, zone, use and counters, which it leaves
+/// raw, from their bytes.
+fn crate_entry(payload: &[u8]) -> Entry {
+    let header = NetfilterHeader::parse(payload).expect("the crate reads the nfgenmsg");
+    let family = match header.family {
+        NetfilterProtoFamily::IPv4 => Family::V4,
+        NetfilterProtoFamily::IPv6 => Family::V6,
+        other => panic!("{other:?}"),
+    };
+    // Dump answers carry IPCTNL_MSG_CT_NEW.
+    let msg = ConntrackMessage::parse_with_param(&payload[4..], 0)
+        .unwrap_or_else(|e| panic!("the crate cannot read a real dump answer: {e}"));
+    let ConntrackMessage::New(attrs) = msg else {
+        panic!("not a New message: {msg:?}")
+    };
+    let (mut proto, mut orig, mut reply) = (Proto(0), None, None);
+    let mut e = Entry::new(family, proto, unspecified(), unspecified());
+    for a in &attrs {
+        match a {
+            npn::ConntrackAttribute::CtaTupleOrig(t) => {
+                let (p, t) = crate_tuple(t);
+                (proto, orig) = (p, Some(t));
+            }
+            npn::ConntrackAttribute::CtaTupleReply(t) => reply = Some(crate_tuple(t).1),
+            npn::ConntrackAttribute::CtaStatus(s) => e.status = Status(s.bits()),
+            npn::ConntrackAttribute::CtaTimeout(t) => e.timeout = *t,
+            npn::ConntrackAttribute::CtaMark(m) => e.mark = *m,
+            npn::ConntrackAttribute::CtaProtoInfo(infos) => {
+                for info in infos {
+                    if let npn::ProtoInfo::TCP(tcp) = info {
+                        for t in tcp {
+                            if let npn::ProtoInfoTCP::State(s) = t {
+                                e.state = TcpState::from_kernel(*s).map(State::Tcp);
+                            }
+                        }
+                    }
+                }
+            }
+            npn::ConntrackAttribute::Other(nla) => {
+                let v = raw(nla);
+                match nla.kind() & 0x3fff {
+                    11 => e.use_count = Some(be(&v) as u32),
+                    12 => e.id = be(&v) as u32,
+                    18 => e.zone = be(&v) as u16,
+                    k @ (9 | 10) => {
+                        let (mut packets, mut bytes) = (None, None);
+                        for c in NlasIterator::new(&v[..]) {
+                            let c = c.expect("a counter attribute");
+                            match c.kind() & 0x3fff {
+                                1 => packets = Some(be(c.value())),
+                                2 => bytes = Some(be(c.value())),
+                                _ => {}
+                            }
+                        }
+                        if k == 9 {
+                            (e.orig_packets, e.orig_bytes) = (packets, bytes);
+                        } else {
+                            (e.reply_packets, e.reply_bytes) = (packets, bytes);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    e.proto = proto;
+    e.orig = orig.expect("an original tuple");
+    e.reply = reply.expect("a reply tuple");
+    e
+}
+
+#[test]
+fn netlink_packet_netfilter_reads_real_dumps_as_nfscope_does() {
+    let Some((ns, _held)) = busy_ns("ctcrate") else {
+        return;
+    };
+    let payloads = in_ns(&ns, || {
+        let mut all = Vec::new();
+        CtSocket::open()?.dump_payloads(None, |p| {
+            all.push(p.to_vec());
+            Ok(())
+        })?;
+        Ok::<_, CtError>(all)
+    })
+    .expect("dump payloads");
+    assert!(payloads.len() >= 10);
+    let mut protos = BTreeSet::new();
+    for p in &payloads {
+        let ours = nfscope::conntrack::decode::entry(p).expect("nfscope decodes it");
+        let theirs = crate_entry(p);
+        protos.insert((ours.family, ours.proto));
+        // Everything but the start time and the rare attributes, which neither side models.
+        let mut ours_cmp = ours.clone();
+        (ours_cmp.start_ns, ours_cmp.extra) = (None, None);
+        assert_eq!(
+            ours_cmp, theirs,
+            "nfscope's decoder vs netlink-packet-netfilter"
+        );
+    }
+    for want in [
+        (Family::V4, Proto::TCP),
+        (Family::V6, Proto::TCP),
+        (Family::V4, Proto::UDP),
+        (Family::V6, Proto::UDP),
+        (Family::V4, Proto::ICMP),
+        (Family::V6, Proto::ICMPV6),
+    ] {
+        assert!(
+            protos.contains(&want),
+            "no {want:?} in the dump: {protos:?}"
+        );
     }
 }

@@ -730,6 +730,106 @@ mod tests {
         assert_eq!(v["entry"]["proto"], "udp");
     }
 
+    /// The requests nfscope writes by hand, read back by netlink-packet-netfilter (the crate the
+    /// issue names): the headers, the tuples and the attributes it models; zone and id, which it
+    /// leaves raw, by their bytes.
+    #[test]
+    fn netlink_packet_netfilter_reads_our_requests() {
+        use netlink_packet_core::{NetlinkMessage, NetlinkPayload, Nla};
+        use netlink_packet_netfilter::conntrack::{
+            ConntrackAttribute as A, ConntrackMessage as M, IPTuple, ProtoTuple, Protocol,
+            Tuple as T,
+        };
+        use netlink_packet_netfilter::{
+            NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
+        };
+
+        let read = |msg: u16, flags: u16, family: u8, attrs: &[u8]| {
+            let mut out = Vec::new();
+            push_request(&mut out, msg, flags, 9, family, attrs);
+            let m = NetlinkMessage::<NetfilterMessage>::deserialize(&out).unwrap();
+            assert_eq!(
+                (m.header.sequence_number, m.header.length as usize),
+                (9, out.len())
+            );
+            assert_eq!(m.header.flags, flags | NLM_F_REQUEST);
+            let NetlinkPayload::InnerMessage(nf) = m.payload else {
+                panic!("not a netfilter message")
+            };
+            (nf.header.family, nf.inner)
+        };
+
+        let (family, inner) = read(IPCTNL_MSG_CT_GET, NLM_F_DUMP, 0, &[]);
+        assert_eq!(family, NetfilterProtoFamily::Unspec);
+        assert_eq!(inner, NetfilterMessageInner::Conntrack(M::Get(vec![])));
+
+        let t = crate::conntrack::Tuple {
+            src: "10.0.0.1".parse().unwrap(),
+            dst: "10.0.0.2".parse().unwrap(),
+            sport: Some(40000),
+            dport: Some(53),
+            icmp: None,
+        };
+        let r = crate::conntrack::Tuple {
+            src: t.dst,
+            dst: t.src,
+            sport: t.dport,
+            dport: t.sport,
+            icmp: None,
+        };
+        let mut e = Entry::new(Family::V4, crate::conntrack::Proto::UDP, t, r);
+        (e.zone, e.id, e.mark, e.timeout) = (5, 0xdead_beef, 7, 30);
+        let tuple = |x: &crate::conntrack::Tuple| {
+            vec![
+                T::Ip(vec![
+                    IPTuple::SourceAddress(x.src),
+                    IPTuple::DestinationAddress(x.dst),
+                ]),
+                T::Proto(vec![
+                    ProtoTuple::Protocol(Protocol::Udp),
+                    ProtoTuple::SourcePort(x.sport.unwrap()),
+                    ProtoTuple::DestinationPort(x.dport.unwrap()),
+                ]),
+            ]
+        };
+        let raw = |a: &A| {
+            let A::Other(nla) = a else { return None };
+            let mut v = vec![0; nla.value_len()];
+            nla.emit_value(&mut v);
+            Some((nla.kind() & 0x3fff, v))
+        };
+
+        let (msg, flags, af, attrs) = delete_request(&e);
+        let (family, inner) = read(msg, flags | NLM_F_ACK, af, &attrs);
+        assert_eq!(family, NetfilterProtoFamily::IPv4);
+        let NetfilterMessageInner::Conntrack(M::Delete(a)) = inner else {
+            panic!("not a delete: {inner:?}")
+        };
+        assert_eq!(a[0], A::CtaTupleOrig(tuple(&t)));
+        assert_eq!(raw(&a[1]), Some((CTA_ZONE, 5u16.to_be_bytes().to_vec())));
+        assert_eq!(
+            raw(&a[2]),
+            Some((CTA_ID, 0xdead_beef_u32.to_be_bytes().to_vec()))
+        );
+        assert_eq!(a.len(), 3);
+
+        let (msg, flags, af, attrs) = create_request(&e);
+        let (_, inner) = read(msg, flags, af, &attrs);
+        let NetfilterMessageInner::Conntrack(M::New(a)) = inner else {
+            panic!("not a new: {inner:?}")
+        };
+        assert_eq!(
+            a[..4],
+            [
+                A::CtaTupleOrig(tuple(&t)),
+                A::CtaTupleReply(tuple(&r)),
+                A::CtaTimeout(30),
+                A::CtaMark(7),
+            ]
+        );
+        assert_eq!(raw(&a[4]), Some((CTA_ZONE, 5u16.to_be_bytes().to_vec())));
+    }
+
     #[test]
     fn permission_errors_say_what_to_do() {
         let e = CtError::from_errno("dumping", libc::EPERM);
