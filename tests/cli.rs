@@ -453,7 +453,11 @@ fn docs_json_example_is_what_the_binary_prints() {
 #[test]
 fn docs_cli_mentions_every_flag() {
     let doc = std::fs::read_to_string(data("docs/cli.md")).expect("docs/cli.md");
-    for args in [&["--help"][..], &["rules", "--help"][..]] {
+    for args in [
+        &["--help"][..],
+        &["rules", "--help"][..],
+        &["conntrack", "--help"][..],
+    ] {
         let help = nfscope(args);
         assert_eq!(help.code, 0, "{help:?}");
         // The option lines of clap's help: "  -t, --table <TABLE>", "      --demo", "  -4".

@@ -630,3 +630,82 @@ fn usage_errors_exit_2_with_a_sentence() {
         assert!(!run.stderr.contains("Location:"), "{args:?}: {run:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// docs/json.md says what the binary prints.
+
+/// The ```json blocks of docs/json.md's conntrack section, in order.
+fn documented_json() -> Vec<Value> {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/json.md"))
+        .expect("docs/json.md");
+    let section = &doc[doc
+        .find("## Conntrack entries")
+        .expect("a conntrack section in docs/json.md")..];
+    section
+        .split("```json\n")
+        .skip(1)
+        .map(|b| {
+            let block = &b[..b.find("```").expect("the block ends")];
+            serde_json::from_str(block).unwrap_or_else(|e| panic!("{e}: {block}"))
+        })
+        .collect()
+}
+
+/// An object's keys, and its tuples' keys.
+fn shape(e: &Value) -> (BTreeSet<&str>, BTreeSet<&str>, BTreeSet<&str>) {
+    (keys(e), keys(&e["orig"]), keys(&e["reply"]))
+}
+
+#[test]
+fn docs_json_examples_have_the_keys_the_binary_prints() {
+    let blocks = documented_json();
+    assert_eq!(
+        blocks.len(),
+        2,
+        "an example entry and an example --watch line"
+    );
+    let (entry, event) = (&blocks[0], &blocks[1]);
+    check_entry(entry);
+    // The command the doc names above the example.
+    let real = json(&here(&[
+        "conntrack",
+        "--demo",
+        "--format",
+        "json",
+        "--filter",
+        "proto=tcp dnat state=ESTABLISHED",
+    ]));
+    assert_eq!(
+        shape(entry),
+        shape(&real[0]),
+        "docs/json.md's example entry"
+    );
+
+    assert_eq!(keys(event), BTreeSet::from(["event", "entry"]));
+    check_entry(&event["entry"]);
+    // A destroy of a UDP entry, as documented: the first one the demo world makes.
+    assert_eq!(
+        (&event["event"], &event["entry"]["proto"]),
+        (&"destroy".into(), &"udp".into())
+    );
+    let run = here(&[
+        "conntrack",
+        "--demo",
+        "--watch",
+        "--count",
+        "1",
+        "--format",
+        "json",
+        "--filter",
+        "proto=udp timeout=0",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let real: Value = serde_json::from_str(run.stdout.trim()).expect("one JSON line");
+    assert_eq!(real["event"], "destroy", "{run:?}");
+    assert_eq!(keys(event), keys(&real));
+    assert_eq!(
+        shape(&event["entry"]),
+        shape(&real["entry"]),
+        "docs/json.md's --watch line"
+    );
+}

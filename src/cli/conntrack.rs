@@ -104,14 +104,22 @@ fn loss_notice(lost: u64, total: u64, format: Format) -> String {
          the table as it is now",
         if lost == 1 { "" } else { "s" }
     );
+    /// Fields in this order: what it is first.
+    #[derive(serde::Serialize)]
+    struct Notice<'a> {
+        notice: &'static str,
+        lost: u64,
+        total: u64,
+        message: &'a str,
+    }
     match format {
-        Format::Json => serde_json::json!({
-            "notice": "lost",
-            "lost": lost,
-            "total": total,
-            "message": message,
+        Format::Json => serde_json::to_string(&Notice {
+            notice: "lost",
+            lost,
+            total,
+            message: &message,
         })
-        .to_string(),
+        .unwrap_or_default(),
         Format::Text => format!("nfscope: warning: {message}"),
     }
 }
@@ -317,7 +325,10 @@ mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(notices.len(), 1, "{err}");
-        assert_eq!(notices[0]["notice"], "lost");
+        assert!(
+            err.starts_with(r#"{"notice":"lost","lost":3,"total":3,"message":"#),
+            "{err}"
+        );
         assert_eq!(
             (notices[0]["lost"].as_u64(), notices[0]["total"].as_u64()),
             (Some(3), Some(3))

@@ -910,4 +910,33 @@ mod tests {
         let first = doc.lines().find(|l| l.starts_with("proto=")).unwrap();
         assert!(Filter::parse(first).is_ok());
     }
+
+    /// Every key and flag the parser knows is documented, and every key the document's table
+    /// names is one the parser knows.
+    #[test]
+    fn the_documentation_names_every_key_and_flag() {
+        let doc = include_str!("../../docs/conntrack-filter.md");
+        let status = crate::conntrack::STATUS_FLAGS
+            .iter()
+            .map(|(_, n)| n.to_ascii_lowercase());
+        let names = KEYS.iter().map(|(k, _)| k.to_string());
+        let flags = FLAGS.iter().map(|(f, _)| f.to_string());
+        for name in names.chain(flags).chain(status) {
+            assert!(
+                doc.contains(&format!("`{name}`")),
+                "{name} is not documented"
+            );
+        }
+        let table = &doc[doc.find("## Keys").unwrap()..doc.find("## Flags").unwrap()];
+        let documented: Vec<&str> = table
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .flat_map(|l| l.split(" |").next().unwrap_or_default().split(", "))
+            .map(|k| k.trim().trim_matches('`'))
+            .collect();
+        assert!(documented.len() >= KEYS.len(), "{documented:?}");
+        for k in documented {
+            assert!(KEYS.iter().any(|(name, _)| *name == k), "{k} is not a key");
+        }
+    }
 }
