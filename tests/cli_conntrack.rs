@@ -307,6 +307,17 @@ fn subscribed(pid: u32, ns_link: &str) -> bool {
         })
 }
 
+/// Start `ip netns exec NS PROGRAM ARGS...` with its output piped, for [`finish`].
+fn start_inside(ns: &NetNs, argv: &[&str]) -> std::process::Child {
+    ns.command(argv)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {argv:?}: {e}"))
+}
+
 /// Wait for a child, killing it after `limit`; returns its exit status and output.
 fn finish(mut child: std::process::Child, limit: Duration) -> Run {
     let deadline = Instant::now() + limit;
@@ -337,13 +348,7 @@ fn watch_sees_new_update_destroy_of_a_real_tcp_connection() {
         "--filter",
         "dport=7000 state=SYN_SENT,ESTABLISHED",
     ]);
-    let child = ns
-        .command(&all)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the watch");
+    let child = start_inside(&ns, &all);
     let link = ns_link(&ns);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !subscribed(child.id(), &link) {
@@ -382,6 +387,22 @@ fn watch_sees_new_update_destroy_of_a_real_tcp_connection() {
         );
     }
     assert!(!run.stderr.contains("dropped"), "{run:?}");
+}
+
+#[test]
+fn watch_warns_when_the_kernel_sends_no_events() {
+    let Some(ns) = tracked_ns("clieventsoff") else {
+        return;
+    };
+    ns.exec_ok(&["sysctl", "-qw", "net.netfilter.nf_conntrack_events=0"]);
+    let child = start_inside(&ns, &[BIN, "conntrack", "--watch"]);
+    let run = finish(child, Duration::from_secs(1));
+    assert!(run.stdout.is_empty(), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("(net.netfilter.nf_conntrack_events=0), so --watch will print nothing"),
+        "{run:?}"
+    );
 }
 
 /// An entry without what /proc cannot say (the kernel's id, `use`, which counts the reader) or
@@ -498,14 +519,7 @@ fn without_root_every_mode_says_to_run_as_root() {
             bin,
         ];
         all.extend_from_slice(args);
-        let child = ns
-            .command(&all)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run nfscope as nobody");
+        let child = start_inside(&ns, &all);
         // A watch that wrongly succeeded would wait for events for ever.
         let run = finish(child, Duration::from_secs(5));
         assert_eq!(run.code, 1, "{args:?}: {run:?}");

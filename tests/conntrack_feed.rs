@@ -321,3 +321,28 @@ fn without_older_entries_the_feed_does_not_read_the_table_again() {
     }
     assert!(events >= 10, "{events} events");
 }
+
+#[test]
+fn with_events_off_the_feed_keeps_up_by_dumps() {
+    let Some(ns) = tracked_ns("feedeventsoff") else {
+        return;
+    };
+    ns.exec_ok(&["sysctl", "-qw", "net.netfilter.nf_conntrack_events=0"]);
+    let (_handle, rx) = feed(&ns, CtOrigin::Netlink);
+    assert!(first_table(&rx, CtVia::Netlink).is_empty());
+    let _held = make_traffic(&ns);
+    let entries = wait_for(&rx, "a table read again", |m| match m {
+        CtFeed::Events(evs) => panic!("events while they are off: {evs:?}"),
+        CtFeed::Table {
+            entries,
+            resync: true,
+            ..
+        } if !entries.is_empty() => Some(entries),
+        _ => None,
+    });
+    assert_same_rows(
+        entries.iter().map(row_of).collect(),
+        conntrack_list(&ns),
+        "the table read again",
+    );
+}

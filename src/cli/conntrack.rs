@@ -230,6 +230,13 @@ pub fn run(src: &SourceArgs, args: &ConntrackArgs) -> color_eyre::Result<i32> {
             Ok(s) => s,
             Err(e) => return Ok(fail(e, 1)),
         };
+        let events = std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_events");
+        if events.is_ok_and(|v| v.trim() == "0") {
+            eprintln!(
+                "nfscope: warning: the kernel sends no conntrack events here \
+                 (net.netfilter.nf_conntrack_events=0), so --watch will print nothing"
+            );
+        }
         let mut failed = None;
         let next = || match sub.recv() {
             Ok(Some(m)) => Some(vec![m]),

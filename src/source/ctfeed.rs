@@ -260,9 +260,9 @@ impl Live {
         let start = Instant::now();
         let entries = self.sock.dump(None)?;
         self.silence.dumped(&entries);
-        self.reconcile = self
-            .silence
-            .any()
+        // With events off (`nf_conntrack_events=0`) nothing is announced: dumps are all there is.
+        let events_off = sysctl("nf_conntrack_events") == Some(0);
+        self.reconcile = (self.silence.any() || events_off)
             .then(|| Instant::now() + reconcile_after(self.interval, start.elapsed()));
         Ok(entries)
     }
