@@ -87,12 +87,14 @@ pub enum SortKey {
 }
 
 impl SortKey {
+    /// Every key, in the order of the Conntrack screen's columns (its `s` key steps through
+    /// them so).
     pub const ALL: [SortKey; 15] = [
         SortKey::Proto,
         SortKey::State,
         SortKey::Src,
-        SortKey::Dst,
         SortKey::Sport,
+        SortKey::Dst,
         SortKey::Dport,
         SortKey::Reply,
         SortKey::Timeout,
