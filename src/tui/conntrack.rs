@@ -525,13 +525,15 @@ impl CtScreen {
             }
         }
         self.last_flush = Some(now);
-        if self.table.generation() == before && self.ghosts.len() == ghosts_before {
-            return false;
-        }
-        // An entry that came back under the same key is no longer fading.
+        // Faded entries go, and one that came back under the same key is no longer fading.
+        let with_new = self.ghosts.len();
         let table = &self.table;
         self.ghosts
-            .retain(|g| table.position(&g.row.entry.key()).is_none());
+            .retain(|g| since(g.died, now) < FADE && table.position(&g.row.entry.key()).is_none());
+        let ghosts_changed = with_new != ghosts_before || self.ghosts.len() != with_new;
+        if self.table.generation() == before && !ghosts_changed {
+            return false;
+        }
         if self.ghosts.len() > GHOST_CAP {
             let extra = self.ghosts.len() - GHOST_CAP;
             self.ghosts.drain(..extra);
@@ -1003,6 +1005,27 @@ mod tests {
         assert!(ct.on_tick(t(2400), true));
         assert_eq!(ct.len(), 99);
         assert!(ct.keys().iter().all(|k| ct.table.position(k).is_some()));
+    }
+
+    #[test]
+    fn destroyed_entries_fade_under_a_steady_stream_of_events() {
+        let (mut ct, es) = loaded(100);
+        ct.on_feed(
+            CtFeed::Events(vec![CtEvent::destroy(es[0].clone())]),
+            t(400),
+            true,
+        );
+        assert_eq!(ct.ghosts.len(), 1);
+        // Batches every 150 ms, a tick after each, as the loop does.
+        for i in 0..30u64 {
+            let now = t(550 + i * 150);
+            let mut e = es[1].clone();
+            e.timeout = i as u32;
+            ct.on_feed(CtFeed::Events(vec![CtEvent::update(e)]), now, true);
+            ct.on_tick(now, true);
+        }
+        assert!(ct.ghosts.is_empty(), "faded after {FADE:?}");
+        assert_eq!(ct.len(), 99);
     }
 
     #[test]

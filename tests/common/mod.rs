@@ -6,6 +6,8 @@
     reason = "each test binary uses a different part of these helpers"
 )]
 
+pub mod tmux;
+
 use nfscope::ruleset::Family;
 use nfscope::source::Backend;
 use nfscope::source::kernel::find_tool;
