@@ -319,6 +319,10 @@ fn group_by_view_and_enter_filters_to_a_group() {
     insta::assert_snapshot!(screen);
     let counts: Vec<usize> = app.ct.groups.iter().map(|g| g.count).collect();
     assert!(counts.windows(2).all(|w| w[0] >= w[1]), "top groups first");
+    // No entry is selected in a group view: d says so instead of asking.
+    key(&mut app, KeyCode::Char('d'));
+    assert_eq!(app.popup, None);
+    assert!(render(&app).contains("this is a group view"));
     // protocol, then source address: the top talker.
     key(&mut app, KeyCode::Char('v'));
     key(&mut app, KeyCode::Char('v'));

@@ -604,6 +604,11 @@ impl App {
             Action::Top => ct.move_cursor(isize::MIN / 2),
             Action::Bottom => ct.move_cursor(isize::MAX / 2),
             Action::Enter if ct.group.is_some() => ct.open_group(now),
+            Action::Details | Action::Delete if ct.group.is_some() => ct.say(
+                "this is a group view: Enter lists the group's entries".into(),
+                true,
+                now,
+            ),
             Action::Enter | Action::Details => {
                 if ct.open_detail() {
                     self.popup = Some(Popup::CtDetail);

@@ -21,7 +21,7 @@
 use super::format::human;
 use crate::conntrack::table::{GroupKey, SortKey};
 use crate::conntrack::{Entry, Status};
-use crate::tui::app::{App, InputMode};
+use crate::tui::app::{App, InputMode, Popup};
 use crate::tui::conntrack::{CtScreen, Slot, group_name, sort_name};
 use crate::tui::keymap::{self, Scope};
 use crate::tui::theme::Theme;
@@ -991,7 +991,12 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
             },
         ));
     }
-    for (k, what) in keymap::hints(&[Scope::Conntrack, Scope::Global]) {
+    let scopes: &[Scope] = match app.popup {
+        Some(Popup::Confirm) => &[Scope::Confirm],
+        Some(_) => &[Scope::Popup],
+        None => &[Scope::Conntrack, Scope::Global],
+    };
+    for (k, what) in keymap::hints(scopes) {
         spans.push(Span::styled(format!(" {k}"), t.key()));
         spans.push(Span::styled(format!(" {what} "), t.dim()));
     }
