@@ -13,17 +13,15 @@ use nfscope::conntrack::filter::Filter;
 use nfscope::conntrack::table::{GroupKey, SortKey, Table};
 use nfscope::conntrack::{procfs, synth};
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The binary's allocator (src/main.rs), so the figures are the binary's.
+mod support;
+
+use support::stats;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn stats(mut v: Vec<Duration>) -> (f64, f64) {
-    v.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    (ms(v[0]), ms(v[v.len() / 2]))
-}
 
 fn time<T>(rounds: usize, mut f: impl FnMut() -> T) -> (f64, f64, T) {
     let mut times = Vec::with_capacity(rounds);
@@ -39,18 +37,7 @@ fn time<T>(rounds: usize, mut f: impl FnMut() -> T) -> (f64, f64, T) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let full = args.iter().any(|a| a == "--bench");
-    let nums: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
-    let (n, rounds) = if full {
-        (
-            nums.first().copied().unwrap_or(250_000),
-            nums.get(1).copied().unwrap_or(10).max(1),
-        )
-    } else {
-        println!("smoke run (use `cargo bench --bench conntrack_table` for the real one)");
-        (10_000, 1)
-    };
+    let (full, n, rounds) = support::scale("conntrack_table", 250_000, (10_000, 1));
 
     let t = Instant::now();
     let dump = synth::entries(n);

@@ -13,7 +13,7 @@
 //! whose sort keys tie, so that equal rows keep their place from one frame to the next.
 
 use super::filter::Filter;
-use super::{CtEvent, CtEventKind, Entry, EntryKey, State};
+use super::{CtEvent, CtEventKind, Entry, EntryKey, State, Status};
 use hashbrown::HashTable;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use std::cmp::Ordering;
@@ -70,7 +70,11 @@ pub enum SortKey {
     Dst,
     Sport,
     Dport,
+    /// The reply tuple's source, then its source port: who really answers (after DNAT).
+    Reply,
     Timeout,
+    /// Unreplied first, then replied, then assured; the other status bits break ties.
+    Flags,
     Mark,
     Zone,
     /// Both directions together; entries without counters last.
@@ -83,14 +87,18 @@ pub enum SortKey {
 }
 
 impl SortKey {
-    pub const ALL: [SortKey; 13] = [
+    /// Every key, in the order of the Conntrack screen's columns (its `s` key steps through
+    /// them so).
+    pub const ALL: [SortKey; 15] = [
         SortKey::Proto,
         SortKey::State,
         SortKey::Src,
-        SortKey::Dst,
         SortKey::Sport,
+        SortKey::Dst,
         SortKey::Dport,
+        SortKey::Reply,
         SortKey::Timeout,
+        SortKey::Flags,
         SortKey::Mark,
         SortKey::Zone,
         SortKey::Packets,
@@ -612,7 +620,16 @@ fn sort_key(r: &Row, key: SortKey) -> (u8, u128, u64) {
         }
         SortKey::Sport => opt(e.orig.sport.map(u64::from)),
         SortKey::Dport => opt(e.orig.dport.map(u64::from)),
+        SortKey::Reply => {
+            let (c, a) = addr_key(e.reply.src);
+            (c, a, u64::from(e.reply.sport.unwrap_or(0)))
+        }
         SortKey::Timeout => (0, u128::from(e.timeout), 0),
+        SortKey::Flags => {
+            let rank = u128::from(e.status.has(Status::SEEN_REPLY))
+                + 2 * u128::from(e.status.has(Status::ASSURED));
+            (0, rank, u64::from(e.status.0))
+        }
         SortKey::Mark => (0, u128::from(e.mark), 0),
         SortKey::Zone => (0, u128::from(e.zone), 0),
         SortKey::Packets => opt(e.packets()),
@@ -661,16 +678,22 @@ fn group<'a, K: Hash + Eq>(
 
 /// Compare two rows' sort keys (for callers merging views).
 pub fn compare(a: &Row, b: &Row, key: SortKey) -> Ordering {
-    sort_key(a, key)
-        .cmp(&sort_key(b, key))
-        .then(a.serial.cmp(&b.serial))
+    compare_sorted(a, b, key, false)
+}
+
+/// Compare two rows the way [`Table::sorted`] orders them, `reverse` included: a screen that
+/// keeps rows the table no longer holds (destroyed entries fading out) merges them in with it.
+pub fn compare_sorted(a: &Row, b: &Row, key: SortKey, reverse: bool) -> Ordering {
+    let o = sort_key(a, key).cmp(&sort_key(b, key));
+    let o = if reverse { o.reverse() } else { o };
+    o.then(a.serial.cmp(&b.serial))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conntrack::TcpState;
     use crate::conntrack::synth;
-    use crate::conntrack::{Status, TcpState};
 
     fn sample(n: usize) -> Vec<Entry> {
         synth::entries(n)
@@ -883,6 +906,7 @@ mod tests {
             let r = t.sorted(key, true, None);
             for w in r.windows(2) {
                 let (a, b) = (t.get(w[0]).unwrap(), t.get(w[1]).unwrap());
+                assert_eq!(compare_sorted(a, b, key, true), Ordering::Less, "{key:?}");
                 let primary = sort_key(a, key).cmp(&sort_key(b, key));
                 assert_ne!(primary, Ordering::Less, "{key:?} reversed");
                 if primary == Ordering::Equal {

@@ -7,7 +7,7 @@
 use crate::conntrack::{CtEvent, CtEventKind, Entry, Icmp, Proto, State, Status, TcpState, Tuple};
 use crate::ruleset::Family;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::demo::Rng;
 
@@ -89,10 +89,33 @@ impl CtDemo {
                 for _ in 0..age {
                     d.age_conn(i, 1.0);
                 }
+                // It started as long ago as it has lived.
+                let started = d.now_ns - age * 1_000_000_000;
+                d.conns[i].entry.start_ns = Some(started);
             }
         }
         d.conns.retain(|c| c.timeout > 0.0);
         d
+    }
+
+    /// The same world, its clock set to `now`: start and stop times move with it, so that ages
+    /// measured against the wall clock come out right.
+    pub fn with_clock(mut self, now: SystemTime) -> Self {
+        let to = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let shift = |t: u64| {
+            if to >= self.now_ns {
+                t.saturating_add(to - self.now_ns)
+            } else {
+                t.saturating_sub(self.now_ns - to)
+            }
+        };
+        for c in &mut self.conns {
+            c.entry.start_ns = c.entry.start_ns.map(shift);
+        }
+        self.now_ns = to;
+        self
     }
 
     /// Every entry as a dump would show it.
@@ -481,6 +504,23 @@ mod tests {
         assert!(d.entries().iter().any(|e| e.is_dnat()));
         assert!(d.entries().iter().any(|e| e.is_snat()));
         assert!(d.entries().iter().any(|e| e.family == Family::V6));
+    }
+
+    #[test]
+    fn start_times_follow_the_clock() {
+        let now = UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let d = CtDemo::new().with_clock(now);
+        let now_ns = 2_000_000_000 * 1_000_000_000u64;
+        let ages: Vec<u64> = d
+            .entries()
+            .iter()
+            .map(|e| now_ns - e.start_ns.expect("the demo keeps timestamps"))
+            .collect();
+        assert!(ages.iter().all(|&a| a < 150 * 1_000_000_000));
+        assert!(
+            ages.iter().any(|&a| a > 60 * 1_000_000_000),
+            "spread over their lives"
+        );
     }
 
     #[test]

@@ -468,7 +468,8 @@ fn proc_poll(interval: Duration, sink: &mut CtSink, rx: &Receiver<CtRequest>) {
 }
 
 fn demo(interval: Duration, sink: &mut CtSink, rx: &Receiver<CtRequest>) {
-    let mut world = CtDemo::new();
+    // The demo world keeps its own clock; set it to ours so that ages come out right.
+    let mut world = CtDemo::new().with_clock(std::time::SystemTime::now());
     if !sink(CtFeed::Table {
         entries: world.entries(),
         via: CtVia::Demo,

@@ -1,6 +1,7 @@
 //! The application state and `update`, the one place it changes. No terminal here: tests drive
 //! `update` with messages and render with ratatui's TestBackend.
 
+use super::conntrack::CtScreen;
 use super::event::{Cmd, Msg};
 use super::keymap::{self, Action, Scope};
 use super::theme::Theme;
@@ -11,18 +12,29 @@ use crate::source::RulesetSnapshot;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::time::SystemTime;
 
-/// The screens, in Tab order. More arrive with conntrack, the tracer and edit mode.
+/// The screens, in Tab order (and numbered so in the header). More arrive with the tracer and
+/// edit mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Screen {
     Rules,
+    Conntrack,
 }
 
 impl Screen {
-    pub const ALL: &'static [Screen] = &[Screen::Rules];
+    pub const ALL: &'static [Screen] = &[Screen::Rules, Screen::Conntrack];
 
     pub fn title(self) -> &'static str {
         match self {
             Screen::Rules => "Rules",
+            Screen::Conntrack => "Conntrack",
+        }
+    }
+
+    /// Where this screen's keys are in the keymap.
+    pub fn scope(self) -> Scope {
+        match self {
+            Screen::Rules => Scope::Rules,
+            Screen::Conntrack => Scope::Conntrack,
         }
     }
 }
@@ -36,8 +48,16 @@ pub enum Focus {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Popup {
-    Help { scroll: u16 },
-    Detail { scroll: u16 },
+    Help {
+        scroll: u16,
+    },
+    Detail {
+        scroll: u16,
+    },
+    /// A conntrack entry's attributes (which one, and the scroll, are in `App::ct`).
+    CtDetail,
+    /// A deletion waiting for yes or no (what, in `App::ct`).
+    Confirm,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +95,8 @@ pub struct App {
     pub popup: Option<Popup>,
     pub exact: bool,
     pub screen: Screen,
+    /// The Conntrack screen.
+    pub ct: CtScreen,
     pub now: SystemTime,
     pub host: String,
     pub size: (u16, u16),
@@ -102,6 +124,7 @@ impl App {
             popup: None,
             exact: false,
             screen: Screen::Rules,
+            ct: CtScreen::new(),
             now,
             host,
             size,
@@ -151,22 +174,64 @@ impl App {
         }
     }
 
+    /// When something is due before the next whole second (events to apply, rows to fade).
+    pub fn next_deadline(&self) -> Option<SystemTime> {
+        self.ct.next_deadline()
+    }
+
+    fn ct_visible(&self) -> bool {
+        self.screen == Screen::Conntrack
+    }
+
+    /// Tell the Conntrack screen how many rows it has, after anything that may change that.
+    fn sync_ct_viewport(&mut self) {
+        let rows = view::ct_viewport_rows(self);
+        if rows != self.ct.viewport {
+            self.ct.resized(rows);
+        }
+    }
+
     /// Feed one message; returns the side effects it asks for.
     pub fn update(&mut self, msg: Msg) -> Vec<Cmd> {
         match msg {
-            Msg::Key(ev) => return self.on_key(ev),
+            Msg::Key(ev) => {
+                let cmds = self.on_key(ev);
+                self.sync_ct_viewport();
+                return cmds;
+            }
             Msg::Resize(w, h) => {
                 self.size = (w, h);
                 self.clamp_scroll();
+                self.sync_ct_viewport();
                 self.dirty = true;
             }
             Msg::Snapshot(s) => self.on_snapshot(*s),
+            Msg::Conntrack(feed, at) => {
+                if later_than(at, self.now) {
+                    self.now = at;
+                }
+                let visible = self.ct_visible();
+                if self.ct.on_feed(*feed, at, visible) && visible {
+                    self.dirty = true;
+                }
+                self.sync_ct_viewport();
+            }
             Msg::Tick(now) => {
                 let before = self.age_label();
+                let second = whole_seconds(self.now);
                 self.now = now;
                 if self.age_label() != before {
                     self.dirty = true;
                 }
+                let visible = self.ct_visible();
+                if self.ct.on_tick(now, visible) && visible {
+                    self.dirty = true;
+                }
+                // Timeouts and ages count down once a second.
+                if visible && whole_seconds(now) != second {
+                    self.dirty = true;
+                }
+                self.sync_ct_viewport();
             }
             Msg::Quit => {
                 self.quit = true;
@@ -271,15 +336,8 @@ impl App {
     }
 
     fn clamp_scroll(&mut self) {
-        let n = self.visible.len();
-        self.cursor = self.cursor.min(n.saturating_sub(1));
-        let rows = self.rule_rows().max(1);
-        if self.cursor < self.offset {
-            self.offset = self.cursor;
-        } else if self.cursor >= self.offset + rows {
-            self.offset = self.cursor + 1 - rows;
-        }
-        self.offset = self.offset.min(n.saturating_sub(rows));
+        let rows = self.rule_rows();
+        keep_in_view(&mut self.cursor, &mut self.offset, self.visible.len(), rows);
         // The tree scrolls to keep the selected chain in view.
         if let Some(i) = self.tree_index() {
             let rows = self.tree_rows().max(1);
@@ -355,10 +413,11 @@ impl App {
         if self.mode == InputMode::Filter {
             return self.on_filter_key(ev);
         }
-        let scopes: &[Scope] = if self.popup.is_some() {
-            &[Scope::Popup, Scope::Global]
-        } else {
-            &[Scope::Rules, Scope::Global]
+        let screen = [self.screen.scope(), Scope::Global];
+        let scopes: &[Scope] = match self.popup {
+            Some(Popup::Confirm) => &[Scope::Confirm],
+            Some(_) => &[Scope::Popup, Scope::Global],
+            None => &screen,
         };
         let Some(action) = keymap::resolve(&ev, scopes) else {
             self.dirty = false;
@@ -374,6 +433,10 @@ impl App {
         if ev.modifiers.contains(KeyModifiers::CONTROL) && ev.code == KeyCode::Char('c') {
             self.quit = true;
             return vec![Cmd::Quit];
+        }
+        if self.screen == Screen::Conntrack {
+            self.on_ct_filter_key(ev);
+            return Vec::new();
         }
         match ev.code {
             KeyCode::Enter => self.mode = InputMode::Normal,
@@ -399,7 +462,53 @@ impl App {
         Vec::new()
     }
 
+    /// Typing a conntrack filter: it applies on Enter; a bad one is refused with the reason
+    /// underlined, and the filter before it stays applied.
+    fn on_ct_filter_key(&mut self, ev: KeyEvent) {
+        let now = self.now;
+        let ct = &mut self.ct;
+        match ev.code {
+            KeyCode::Enter => {
+                let expr = ct.input.clone();
+                match ct.set_filter(&expr, now) {
+                    Ok(()) => {
+                        ct.input_error = None;
+                        self.mode = InputMode::Normal;
+                    }
+                    Err(e) => ct.input_error = Some(e),
+                }
+            }
+            KeyCode::Esc => {
+                ct.clear_filter(now);
+                self.mode = InputMode::Normal;
+            }
+            KeyCode::Backspace => {
+                ct.input.pop();
+                ct.input_error = None;
+            }
+            KeyCode::Char('u') if ev.modifiers.contains(KeyModifiers::CONTROL) => {
+                ct.input.clear();
+                ct.input_error = None;
+            }
+            KeyCode::Char(c) if !ev.modifiers.contains(KeyModifiers::CONTROL) => {
+                ct.input.push(c);
+                ct.input_error = None;
+            }
+            _ => self.dirty = false,
+        }
+    }
+
     fn on_popup_action(&mut self, popup: Popup, action: Action) -> Vec<Cmd> {
+        if popup == Popup::Confirm && action != Action::Quit {
+            self.popup = None;
+            if action == Action::Confirm
+                && let Some(cmd) = self.ct.confirmed(self.now)
+            {
+                return vec![cmd];
+            }
+            self.ct.confirm = None;
+            return Vec::new();
+        }
         let page = self.size.1.saturating_sub(8).max(1);
         let scrolled = |s: u16, a: Action| match a {
             Action::Up => s.saturating_sub(1),
@@ -409,7 +518,10 @@ impl App {
             _ => s,
         };
         match action {
-            Action::ClosePopup => self.popup = None,
+            Action::ClosePopup => {
+                self.popup = None;
+                self.ct.detail = None;
+            }
             Action::Quit => {
                 self.quit = true;
                 return vec![Cmd::Quit];
@@ -429,14 +541,20 @@ impl App {
                     Popup::Detail { scroll } => Popup::Detail {
                         scroll: scrolled(scroll, a),
                     },
+                    Popup::CtDetail | Popup::Confirm => {
+                        if let Some(d) = &mut self.ct.detail {
+                            d.scroll = scrolled(d.scroll, a);
+                        }
+                        popup
+                    }
                 })
             }
         }
         Vec::new()
     }
 
+    /// Global actions first, then the current screen's.
     fn on_action(&mut self, action: Action) -> Vec<Cmd> {
-        let page = self.rule_rows().max(1) as isize;
         match action {
             Action::Quit => {
                 self.quit = true;
@@ -454,8 +572,92 @@ impl App {
                 } else {
                     (i + n - 1) % n
                 };
-                self.screen = Screen::ALL[next];
+                self.show_screen(Screen::ALL[next]);
             }
+            Action::ShowRules => self.show_screen(Screen::Rules),
+            Action::ShowConntrack => self.show_screen(Screen::Conntrack),
+            _ => match self.screen {
+                Screen::Rules => self.on_rules_action(action),
+                Screen::Conntrack => return self.on_ct_action(action),
+            },
+        }
+        Vec::new()
+    }
+
+    fn show_screen(&mut self, screen: Screen) {
+        self.screen = screen;
+        if screen == Screen::Conntrack {
+            self.sync_ct_viewport();
+            self.ct.show(self.now);
+        }
+    }
+
+    fn on_ct_action(&mut self, action: Action) -> Vec<Cmd> {
+        let now = self.now;
+        let page = self.ct.viewport.max(1) as isize;
+        let ct = &mut self.ct;
+        match action {
+            Action::Up => ct.move_cursor(-1),
+            Action::Down => ct.move_cursor(1),
+            Action::PageUp => ct.move_cursor(-page),
+            Action::PageDown => ct.move_cursor(page),
+            Action::Top => ct.move_cursor(isize::MIN / 2),
+            Action::Bottom => ct.move_cursor(isize::MAX / 2),
+            Action::Enter if ct.group.is_some() => ct.open_group(now),
+            Action::Details | Action::Delete if ct.group.is_some() => ct.say(
+                "this is a group view: Enter lists the group's entries".into(),
+                true,
+                now,
+            ),
+            Action::Enter | Action::Details => {
+                if ct.open_detail() {
+                    self.popup = Some(Popup::CtDetail);
+                }
+            }
+            Action::Back => {
+                if !ct.close_group(now) {
+                    self.dirty = false;
+                }
+            }
+            Action::Filter => {
+                ct.input = ct
+                    .filter
+                    .as_ref()
+                    .map_or_else(String::new, |f| f.source().to_string());
+                ct.input_error = None;
+                self.mode = InputMode::Filter;
+            }
+            Action::ClearFilter => {
+                if !ct.clear_filter(now) {
+                    self.dirty = false;
+                }
+            }
+            Action::SortNext => ct.sort_step(1, now),
+            Action::SortPrev => ct.sort_step(-1, now),
+            Action::SortReverse => {
+                let (key, rev) = (ct.sort, !ct.reverse);
+                ct.sort_by(key, rev, now);
+            }
+            Action::GroupBy => ct.group_step(now),
+            Action::Delete => {
+                if ct.ask_delete(now) {
+                    self.popup = Some(Popup::Confirm);
+                }
+            }
+            Action::DeleteMatching => {
+                if ct.ask_delete_matching(now) {
+                    self.popup = Some(Popup::Confirm);
+                }
+            }
+            Action::ExactNumbers => self.exact = !self.exact,
+            _ => self.dirty = false,
+        }
+        Vec::new()
+    }
+
+    fn on_rules_action(&mut self, action: Action) {
+        let page = self.rule_rows().max(1) as isize;
+        match action {
             Action::FocusLeft => self.focus = Focus::Tree,
             Action::FocusRight => self.focus = Focus::Rules,
             Action::Up
@@ -508,9 +710,8 @@ impl App {
                 }
             }
             Action::ExactNumbers => self.exact = !self.exact,
-            Action::ClosePopup => {}
+            _ => self.dirty = false,
         }
-        Vec::new()
     }
 
     /// The chain a rule jumps or goes to, when it is a chain of the same table.
@@ -543,4 +744,26 @@ impl App {
             None => self.popup = Some(Popup::Detail { scroll: 0 }),
         }
     }
+}
+
+/// Keep a cursor within `n` rows and the window of `rows` rows starting at `offset` around
+/// it, the window never past the end.
+pub(crate) fn keep_in_view(cursor: &mut usize, offset: &mut usize, n: usize, rows: usize) {
+    let rows = rows.max(1);
+    *cursor = (*cursor).min(n.saturating_sub(1));
+    if *cursor < *offset {
+        *offset = *cursor;
+    } else if *cursor >= *offset + rows {
+        *offset = *cursor + 1 - rows;
+    }
+    *offset = (*offset).min(n.saturating_sub(rows));
+}
+
+fn whole_seconds(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn later_than(a: SystemTime, b: SystemTime) -> bool {
+    a.duration_since(b).is_ok_and(|d| !d.is_zero())
 }

@@ -26,6 +26,20 @@ pub enum Action {
     ClearFilter,
     ExactNumbers,
     ClosePopup,
+    ShowRules,
+    ShowConntrack,
+    /// Sort by the next / previous column, or reverse the order.
+    SortNext,
+    SortPrev,
+    SortReverse,
+    /// Cycle the group-by view: none, state, protocol, source, destination port.
+    GroupBy,
+    /// Delete the selected conntrack entry, or all that match the filter (both ask first).
+    Delete,
+    DeleteMatching,
+    /// Answers to a confirmation.
+    Confirm,
+    Cancel,
 }
 
 /// Where a key binding applies. Popups see keys first, then the screen, then global keys.
@@ -33,7 +47,10 @@ pub enum Action {
 pub enum Scope {
     Global,
     Rules,
+    Conntrack,
     Popup,
+    /// A question waiting for yes or no: nothing else gets through.
+    Confirm,
 }
 
 impl Scope {
@@ -41,7 +58,9 @@ impl Scope {
         match self {
             Scope::Global => "Everywhere",
             Scope::Rules => "Rules screen",
+            Scope::Conntrack => "Conntrack screen",
             Scope::Popup => "Popups",
+            Scope::Confirm => "Confirmations",
         }
     }
 }
@@ -218,6 +237,146 @@ pub const KEYMAP: &[Binding] = &[
         hint: Some("exact"),
     },
     Binding {
+        scope: Scope::Conntrack,
+        keys: &[code(KeyCode::Up), k('k')],
+        action: Action::Up,
+        help: "move up",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Conntrack,
+        keys: &[code(KeyCode::Down), k('j')],
+        action: Action::Down,
+        help: "move down",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Conntrack,
+        keys: &[code(KeyCode::PageUp)],
+        action: Action::PageUp,
+        help: "a page up",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Conntrack,
+        keys: &[code(KeyCode::PageDown)],
+        action: Action::PageDown,
+        help: "a page down",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Conntrack,
+        keys: &[code(KeyCode::Home), k('g')],
+        action: Action::Top,
+        help: "first row",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Conntrack,
+        keys: &[code(KeyCode::End), k('G')],
+        action: Action::Bottom,
+        help: "last row",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Conntrack,
+        keys: &[code(KeyCode::Enter)],
+        action: Action::Enter,
+        help: "details of the entry; in a group view, list the group's entries",
+        hint: Some("open"),
+    },
+    Binding {
+        scope: Scope::Conntrack,
+        keys: &[k('i')],
+        action: Action::Details,
+        help: "every attribute of the selected entry",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Conntrack,
+        keys: &[code(KeyCode::Backspace)],
+        action: Action::Back,
+        help: "from a group view back to the entries",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Conntrack,
+        keys: &[k('/')],
+        action: Action::Filter,
+        help: "filter, e.g. proto=tcp state=TIME_WAIT dport=22 !assured",
+        hint: Some("filter"),
+    },
+    Binding {
+        scope: Scope::Conntrack,
+        keys: &[code(KeyCode::Esc)],
+        action: Action::ClearFilter,
+        help: "clear the filter",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Conntrack,
+        keys: &[k('s'), k('>')],
+        action: Action::SortNext,
+        help: "sort by the next column",
+        hint: Some("sort"),
+    },
+    Binding {
+        scope: Scope::Conntrack,
+        keys: &[k('S'), k('<')],
+        action: Action::SortPrev,
+        help: "sort by the previous column",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Conntrack,
+        keys: &[k('r')],
+        action: Action::SortReverse,
+        help: "reverse the order",
+        hint: Some("reverse"),
+    },
+    Binding {
+        scope: Scope::Conntrack,
+        keys: &[k('v')],
+        action: Action::GroupBy,
+        help: "group by: none → state → protocol → source → destination port",
+        hint: Some("group"),
+    },
+    Binding {
+        scope: Scope::Conntrack,
+        keys: &[k('d')],
+        action: Action::Delete,
+        help: "delete the selected entry (asks first)",
+        hint: Some("delete"),
+    },
+    Binding {
+        scope: Scope::Conntrack,
+        keys: &[k('D')],
+        action: Action::DeleteMatching,
+        help: "delete every entry the filter shows (asks first, says how many)",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Conntrack,
+        keys: &[k('x')],
+        action: Action::ExactNumbers,
+        help: "exact numbers / human units",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Confirm,
+        keys: &[k('y'), code(KeyCode::Enter)],
+        action: Action::Confirm,
+        help: "yes, do it",
+        hint: Some("yes"),
+    },
+    Binding {
+        scope: Scope::Confirm,
+        keys: &[k('n'), code(KeyCode::Esc), k('q')],
+        action: Action::Cancel,
+        help: "no, leave everything as it is",
+        hint: Some("no"),
+    },
+    Binding {
         scope: Scope::Global,
         keys: &[code(KeyCode::Tab)],
         action: Action::NextScreen,
@@ -244,6 +403,20 @@ pub const KEYMAP: &[Binding] = &[
         action: Action::Quit,
         help: "quit",
         hint: Some("quit"),
+    },
+    Binding {
+        scope: Scope::Global,
+        keys: &[k('1')],
+        action: Action::ShowRules,
+        help: "the Rules screen",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Global,
+        keys: &[k('2')],
+        action: Action::ShowConntrack,
+        help: "the Conntrack screen",
+        hint: None,
     },
 ];
 
@@ -345,6 +518,22 @@ mod tests {
     fn shifted_letters() {
         let g = KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT);
         assert_eq!(resolve(&g, &[Scope::Rules]), Some(Action::Bottom));
+    }
+
+    #[test]
+    fn a_confirmation_lets_only_its_answers_through() {
+        let scopes = [Scope::Confirm];
+        assert_eq!(
+            resolve(&press(KeyCode::Char('y')), &scopes),
+            Some(Action::Confirm)
+        );
+        assert_eq!(resolve(&press(KeyCode::Esc), &scopes), Some(Action::Cancel));
+        assert_eq!(resolve(&press(KeyCode::Char('d')), &scopes), None);
+        let d = KeyEvent::new(KeyCode::Char('D'), KeyModifiers::SHIFT);
+        assert_eq!(
+            resolve(&d, &[Scope::Conntrack, Scope::Global]),
+            Some(Action::DeleteMatching)
+        );
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! The terminal face: the loop that owns the App and the terminal. Producers (input, the rule-set
-//! source, signals) send messages down one channel; each turn drains them, updates the App, and
-//! draws only if something visible changed.
+//! source, the conntrack feed, signals) send messages down one channel; each turn drains them,
+//! updates the App, carries out the effects it asked for, and draws only if something visible
+//! changed.
 
 pub mod app;
+pub mod conntrack;
 pub mod event;
 pub mod keymap;
 pub mod theme;
 pub mod view;
 
+use crate::source::ctfeed::{self, CtHandle, CtOrigin, CtRequest};
 use crate::source::{self, SourceConfig};
 use app::App;
 use color_eyre::eyre::WrapErr;
@@ -44,16 +47,64 @@ fn until_next_second(now: SystemTime) -> Duration {
     Duration::from_nanos(1_000_000_000 - u64::from(sub)).max(Duration::from_millis(5))
 }
 
+/// Where the conntrack table comes from, given where the rule sets do: files have none.
+fn ct_origin(cfg: &SourceConfig) -> CtOrigin {
+    match cfg {
+        SourceConfig::Kernel { .. } => CtOrigin::Auto,
+        SourceConfig::File { .. } => CtOrigin::Off,
+        SourceConfig::Demo { .. } => CtOrigin::Demo,
+    }
+}
+
+/// How long to wait for the next message: until the next whole second (ages and countdowns),
+/// or sooner when the App has something due.
+fn wait_time(app: &App, now: SystemTime) -> Duration {
+    let second = until_next_second(now);
+    match app.next_deadline() {
+        Some(d) => d
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .max(Duration::from_millis(5))
+            .min(second),
+        None => second,
+    }
+}
+
+/// Carry out what `update` asked for (quitting is the loop's own business).
+fn run_cmds(cmds: &[Cmd], ct: &CtHandle) {
+    for c in cmds {
+        match c {
+            Cmd::Quit => {}
+            Cmd::CtDelete(e) => ct.request(CtRequest::Delete(e.clone())),
+            Cmd::CtDeleteMatching(f) => ct.request(CtRequest::DeleteMatching(f.clone())),
+        }
+    }
+}
+
 /// Run the interactive UI until the user quits.
 pub fn run(cfg: SourceConfig) -> color_eyre::Result<()> {
     let (tx, rx) = mpsc::channel::<Msg>();
 
+    let origin = ct_origin(&cfg);
+    let interval = cfg.interval();
     let stx = tx.clone();
     source::spawn(
         cfg,
         Box::new(move |snap| stx.send(Msg::Snapshot(Box::new(snap))).is_ok()),
     )
     .wrap_err("cannot start the rule-set source thread")?;
+
+    // The loop holds the feed's handle, not the App: screen tests need no thread.
+    let ctx = tx.clone();
+    let ct = ctfeed::spawn(
+        origin,
+        interval,
+        Box::new(move |feed| {
+            ctx.send(Msg::Conntrack(Box::new(feed), SystemTime::now()))
+                .is_ok()
+        }),
+    )
+    .wrap_err("cannot start the conntrack feed thread")?;
 
     let sig_tx = tx.clone();
     let mut signals = signal_hook::iterator::Signals::new([
@@ -106,7 +157,7 @@ pub fn run(cfg: SourceConfig) -> color_eyre::Result<()> {
             let _ = execute!(stdout, EndSynchronizedUpdate);
             app.dirty = false;
         }
-        let first = match rx.recv_timeout(until_next_second(SystemTime::now())) {
+        let first = match rx.recv_timeout(wait_time(&app, SystemTime::now())) {
             Ok(m) => m,
             Err(mpsc::RecvTimeoutError::Timeout) => Msg::Tick(SystemTime::now()),
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -116,9 +167,12 @@ pub fn run(cfg: SourceConfig) -> color_eyre::Result<()> {
         while let Ok(m) = rx.try_recv() {
             cmds.extend(app.update(m));
         }
+        // A busy feed may never let the wait time out: let the clock move all the same.
+        cmds.extend(app.update(Msg::Tick(SystemTime::now())));
         if cmds.contains(&Cmd::Quit) || app.quit {
             break;
         }
+        run_cmds(&cmds, &ct);
     }
     Ok(())
 }

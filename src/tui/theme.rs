@@ -68,6 +68,43 @@ impl Theme {
         self.fg(Color::LightGreen).add_modifier(Modifier::BOLD)
     }
 
+    /// A conntrack entry that just appeared.
+    pub fn fresh(self) -> Style {
+        self.hit()
+    }
+
+    /// A conntrack entry just destroyed, fading out.
+    pub fn gone(self) -> Style {
+        self.dim().add_modifier(Modifier::CROSSED_OUT)
+    }
+
+    /// A state that just changed.
+    pub fn flash(self) -> Style {
+        if self.color {
+            Style::new()
+                .bg(Color::Yellow)
+                .fg(Color::Black)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().add_modifier(Modifier::REVERSED)
+        }
+    }
+
+    pub fn ok(self) -> Style {
+        self.fg(Color::Green)
+    }
+
+    /// A fill gauge: green, then yellow from 80 %, red from 95 %.
+    pub fn gauge(self, ratio: f64) -> Style {
+        if ratio >= 0.95 {
+            self.error()
+        } else if ratio >= 0.80 {
+            self.warning().add_modifier(Modifier::BOLD)
+        } else {
+            self.ok()
+        }
+    }
+
     pub fn error(self) -> Style {
         self.fg(Color::Red).add_modifier(Modifier::BOLD)
     }

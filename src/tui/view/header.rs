@@ -2,7 +2,7 @@
 
 use crate::ruleset::Family;
 use crate::source::FamilyData;
-use crate::tui::app::{App, InputMode, Popup, Screen};
+use crate::tui::app::{App, InputMode, Screen};
 use crate::tui::keymap::{self, Scope};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -26,7 +26,26 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         Span::styled(app.host.clone(), t.header()),
     ];
     let mut problems: Vec<Span> = Vec::new();
-    if let Some(s) = &app.snapshot {
+    if app.screen == Screen::Conntrack {
+        if let Some(s) = &app.snapshot {
+            top.push(Span::styled(format!("  {}", s.origin.describe()), t.base()));
+        }
+        let ct = &app.ct;
+        let what = match ct.via {
+            Some(via) => format!(
+                "  conntrack via {} · {} entries",
+                via.label(),
+                ct.table.len()
+            ),
+            None => "  conntrack: not read yet".to_string(),
+        };
+        top.push(Span::styled(what, t.dim()));
+        if let Some(s) = &app.snapshot {
+            for e in s.errors() {
+                problems.push(Span::styled(format!("  ✗ {e}"), t.error()));
+            }
+        }
+    } else if let Some(s) = &app.snapshot {
         top.push(Span::styled(format!("  {}", s.origin.describe()), t.base()));
         top.push(Span::styled(
             format!("  refreshed {} (took {})", app.age_label(), took(s.took)),
@@ -56,13 +75,13 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         top.push(Span::styled(format!("  {}", app.age_label()), t.dim()));
     }
     let mut second: Vec<Span> = vec![Span::raw(" ")];
-    for s in Screen::ALL {
+    for (i, s) in Screen::ALL.iter().enumerate() {
         let style = if *s == app.screen {
             t.selected()
         } else {
             t.dim()
         };
-        second.push(Span::styled(format!(" {} ", s.title()), style));
+        second.push(Span::styled(format!(" {} {} ", i + 1, s.title()), style));
         second.push(Span::raw(" "));
     }
     second.extend(problems);
@@ -89,7 +108,7 @@ pub fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
         ])
     } else {
         let scopes: &[Scope] = match app.popup {
-            Some(Popup::Help { .. }) | Some(Popup::Detail { .. }) => &[Scope::Popup],
+            Some(_) => &[Scope::Popup],
             None => &[Scope::Rules, Scope::Global],
         };
         let mut spans = Vec::new();

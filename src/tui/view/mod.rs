@@ -13,8 +13,11 @@
 //! │ key hints, or the filter being typed                         │ footer (1 line)
 //! └──────────────────────────────────────────────────────────────┘
 //! ```
-//! Popups (help, rule details) are drawn over the body.
+//! Popups (help, rule details) are drawn over the body. The Conntrack screen has its own layout
+//! under the same header: see `conntrack.rs`.
 
+pub mod conntrack;
+mod ct_popup;
 mod format;
 mod header;
 mod popup;
@@ -22,7 +25,7 @@ mod rules;
 
 pub use format::{human, rate as format_rate, sparkline};
 
-use super::app::{App, Focus, Popup};
+use super::app::{App, Focus, Popup, Screen};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
@@ -78,6 +81,28 @@ pub fn tree_viewport_rows(size: (u16, u16)) -> usize {
     areas(size, true).tree.height.saturating_sub(2) as usize
 }
 
+/// A table with a header row and fixed column widths, one space between columns.
+fn render_table<'a>(
+    frame: &mut Frame,
+    rows: Vec<ratatui::widgets::Row<'a>>,
+    header: ratatui::widgets::Row<'a>,
+    widths: impl IntoIterator<Item = u16>,
+    area: Rect,
+) {
+    let widths: Vec<Constraint> = widths.into_iter().map(Constraint::Length).collect();
+    frame.render_widget(
+        ratatui::widgets::Table::new(rows, widths)
+            .header(header)
+            .column_spacing(1),
+        area,
+    );
+}
+
+/// How many rows the Conntrack screen's list shows.
+pub fn ct_viewport_rows(app: &App) -> usize {
+    conntrack::viewport_rows(app)
+}
+
 /// Draw the whole screen.
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
@@ -96,17 +121,27 @@ pub fn draw(frame: &mut Frame, app: &App) {
         );
         return;
     }
-    let tree_shown = area.width >= NARROW || app.focus == Focus::Tree;
-    let a = areas((area.width, area.height), tree_shown);
-    header::draw(frame, app, a.header);
-    if tree_shown {
-        rules::draw_tree(frame, app, a.tree);
+    match app.screen {
+        Screen::Rules => {
+            let tree_shown = area.width >= NARROW || app.focus == Focus::Tree;
+            let a = areas((area.width, area.height), tree_shown);
+            header::draw(frame, app, a.header);
+            if tree_shown {
+                rules::draw_tree(frame, app, a.tree);
+            }
+            rules::draw_rules(frame, app, a.rules);
+            header::draw_footer(frame, app, a.footer);
+        }
+        Screen::Conntrack => {
+            header::draw(frame, app, conntrack::areas(app).header);
+            conntrack::draw(frame, app);
+        }
     }
-    rules::draw_rules(frame, app, a.rules);
-    header::draw_footer(frame, app, a.footer);
     match app.popup {
         Some(Popup::Help { scroll }) => popup::draw_help(frame, app, scroll),
         Some(Popup::Detail { scroll }) => popup::draw_detail(frame, app, scroll),
+        Some(Popup::CtDetail) => ct_popup::draw_detail(frame, app),
+        Some(Popup::Confirm) => ct_popup::draw_confirm(frame, app),
         None => {}
     }
 }

@@ -22,7 +22,7 @@ fn centered(area: Rect, w_pct: u16, h_pct: u16, min_w: u16, min_h: u16) -> Rect 
     r
 }
 
-fn show(
+pub(super) fn show(
     frame: &mut Frame,
     app: &App,
     title: String,
@@ -51,7 +51,19 @@ fn show(
 pub fn draw_help(frame: &mut Frame, app: &App, scroll: u16) {
     let t = app.theme;
     let mut lines: Vec<Line> = Vec::new();
-    for scope in [Scope::Rules, Scope::Global, Scope::Popup] {
+    // This screen's keys first.
+    let mut scopes = vec![
+        app.screen.scope(),
+        Scope::Global,
+        Scope::Popup,
+        Scope::Confirm,
+    ];
+    for s in [Scope::Rules, Scope::Conntrack] {
+        if !scopes.contains(&s) {
+            scopes.push(s);
+        }
+    }
+    for scope in scopes {
         lines.push(Line::styled(scope.title(), t.header()));
         for b in KEYMAP.iter().filter(|b| b.scope == scope) {
             let keys: Vec<String> = b.keys.iter().map(key_label).collect();
@@ -63,7 +75,11 @@ pub fn draw_help(frame: &mut Frame, app: &App, scroll: u16) {
         lines.push(Line::raw(""));
     }
     lines.push(Line::styled(
-        "Rows in bold green counted packets since the last refresh. pkt/s is the rate over the last interval.",
+        "Rules: rows in bold green counted packets since the last refresh. pkt/s is the rate over the last interval.",
+        t.dim(),
+    ));
+    lines.push(Line::styled(
+        "Conntrack: bold green rows are new, a highlighted state just changed, struck-out grey rows were just destroyed. Timeouts count down from the kernel's last report; →/← are the original and reply directions. The filter language: docs/conntrack-filter.md.",
         t.dim(),
     ));
     show(frame, app, " Help ".into(), lines, scroll, 70);

@@ -399,11 +399,7 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
             }
         })
         .collect();
-    let widths: Vec<Constraint> = cols.iter().map(|(_, w)| Constraint::Length(*w)).collect();
-    frame.render_widget(
-        Table::new(rows, widths).header(header).column_spacing(1),
-        inner,
-    );
+    super::render_table(frame, rows, header, cols.iter().map(|(_, w)| *w), inner);
 }
 
 /// No chain to show: say why (still loading, or the source failed).

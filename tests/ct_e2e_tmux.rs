@@ -1,0 +1,146 @@
+//! The Conntrack screen end to end: `nfscope --demo` in tmux, as a person would use it:
+//! switch to the screen, sort, filter, delete an entry, group, quit; then check the terminal
+//! was restored. Skipped (saying why) where tmux is missing, unless CI=true.
+
+mod common;
+
+use common::tmux::Run;
+
+/// The list's rows on screen: the lines inside the list box below its column header.
+fn rows(screen: &str) -> Vec<String> {
+    screen
+        .lines()
+        .skip_while(|l| !l.starts_with("│prot"))
+        .skip(1)
+        .take_while(|l| l.starts_with('│'))
+        .map(|l| l.trim_matches('│').trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn proto_number(word: &str) -> u8 {
+    match word {
+        "icmp" => 1,
+        "tcp" => 6,
+        "udp" => 17,
+        "icmpv6" => 58,
+        other => panic!("unexpected protocol {other:?}"),
+    }
+}
+
+fn protos(screen: &str) -> Vec<u8> {
+    rows(screen)
+        .iter()
+        .filter_map(|r| r.split_whitespace().next().map(proto_number))
+        .collect()
+}
+
+#[test]
+fn conntrack_screen_sort_filter_delete_group_quit() {
+    let Some(run) = Run::start("ct", (120, 40), "{bin} --demo") else {
+        return;
+    };
+    let tmux = &run.tmux;
+    tmux.wait_for("filter INPUT (IPv4)");
+    tmux.keys(&["2"]);
+    let first = tmux.wait_for("newest first");
+    assert!(first.contains("2 Conntrack"));
+    assert!(rows(&first).len() > 20, "{first}");
+
+    // Sort by protocol: icmp (1), then tcp (6), then udp (17); reversed, udp first. The
+    // selection stays on its entry, wherever it sorts to: Home goes to the top.
+    tmux.keys(&["s"]);
+    tmux.wait_for("sorted by protocol ▲");
+    tmux.keys(&["Home"]);
+    let sorted = tmux.wait_until("icmp at the top", |s| protos(s).first() == Some(&1));
+    let p = protos(&sorted);
+    assert!(
+        p.windows(2).all(|w| w[0] <= w[1]),
+        "ascending: {p:?}\n{sorted}"
+    );
+    tmux.keys(&["r"]);
+    tmux.wait_for("sorted by protocol ▼");
+    tmux.keys(&["Home"]);
+    let reversed = tmux.wait_until("udp at the top", |s| protos(s).first() == Some(&17));
+    let p = protos(&reversed);
+    assert!(
+        p.windows(2).all(|w| w[0] >= w[1]),
+        "descending: {p:?}\n{reversed}"
+    );
+
+    // Filter to UDP.
+    tmux.keys(&["/"]);
+    tmux.wait_for("filter: ");
+    tmux.keys(&["-l", "proto=udp"]);
+    tmux.keys(&["Enter"]);
+    let udp = tmux.wait_for("filter proto=udp (");
+    let p = protos(&udp);
+    assert!(
+        !p.is_empty() && p.iter().all(|&x| x == 17),
+        "only udp: {p:?}\n{udp}"
+    );
+
+    // Delete the selected (first) entry: the question names it, the answer says so, and it
+    // goes (after fading for two seconds).
+    tmux.keys(&["d"]);
+    let asked = tmux.wait_for("Delete this conntrack entry?");
+    let named = asked
+        .lines()
+        .skip_while(|l| !l.contains("Delete this conntrack entry?"))
+        .nth(1)
+        .expect("the entry's line");
+    // "udp ESTABLISHED 10.0.0.51:33003 → 10.0.0.1:53", inside the popup's border.
+    let source = named
+        .split(" → ")
+        .next()
+        .and_then(|l| l.split_whitespace().last())
+        .expect("the entry's source")
+        .to_string();
+    assert!(source.contains(':'), "{named}");
+    assert!(
+        rows(&asked).iter().any(|r| r.contains(&source)),
+        "{source} is listed"
+    );
+    tmux.keys(&["y"]);
+    tmux.wait_for("deleted 1 entry");
+    tmux.wait_until(&format!("{source} to go from the list"), |s| {
+        !rows(s).iter().any(|r| r.contains(&source))
+    });
+
+    // Clear the filter, then group by state.
+    tmux.keys(&["Escape"]);
+    tmux.wait_gone("filter proto=udp");
+    tmux.keys(&["v"]);
+    let grouped = tmux.wait_for("by state");
+    assert!(grouped.contains("ESTABLISHED"), "{grouped}");
+    assert!(grouped.contains("entries"));
+
+    tmux.keys(&["q"]);
+    assert_eq!(run.exit_status(), "0", "nfscope exits 0 on q");
+    run.assert_terminal_restored();
+}
+
+#[test]
+fn conntrack_screen_at_80x24_stays_readable() {
+    let Some(run) = Run::start("ct80", (80, 24), "{bin} --demo") else {
+        return;
+    };
+    let tmux = &run.tmux;
+    tmux.wait_for("filter INPUT");
+    tmux.keys(&["Tab"]);
+    let screen = tmux.wait_for("newest first");
+    let listed = rows(&screen);
+    assert!(listed.len() >= 10, "{screen}");
+    for r in &listed {
+        let words: Vec<&str> = r.split_whitespace().collect();
+        assert!(words.len() >= 4, "a row with its columns: {r:?}");
+        proto_number(words[0]);
+    }
+    tmux.keys(&["?"]);
+    tmux.wait_for("Conntrack screen");
+    tmux.keys(&["Escape"]);
+    tmux.wait_gone("Conntrack screen");
+    tmux.keys(&["q"]);
+    assert_eq!(run.exit_status(), "0");
+    run.assert_terminal_restored();
+}
