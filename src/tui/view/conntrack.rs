@@ -536,10 +536,10 @@ fn list_title(app: &App) -> Line<'static> {
     match ct.group {
         Some(g) => spans.push(Span::styled(
             format!(
-                "by {} · {} groups of {} entries ",
+                "by {} · {} groups of {} ",
                 group_name(g),
                 ct.groups.len(),
-                ct.groups.iter().map(|g| g.count).sum::<usize>()
+                super::format::entries(ct.groups.iter().map(|g| g.count).sum::<usize>())
             ),
             t.base(),
         )),
@@ -550,7 +550,7 @@ fn list_title(app: &App) -> Line<'static> {
                 (k, rev) => format!("sorted by {} {}", sort_name(k), if rev { "▼" } else { "▲" }),
             };
             spans.push(Span::styled(
-                format!("· {total} entries · {order} "),
+                format!("· {} · {order} ", super::format::entries(total)),
                 t.dim(),
             ));
         }

@@ -97,3 +97,12 @@ mod tests {
         assert_eq!(sparkline([].iter(), 3), "   ");
     }
 }
+
+/// "1 entry", "2 entries": a count of conntrack entries in words.
+pub fn entries(n: usize) -> String {
+    if n == 1 {
+        "1 entry".to_string()
+    } else {
+        format!("{n} entries")
+    }
+}

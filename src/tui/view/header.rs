@@ -33,9 +33,9 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         let ct = &app.ct;
         let what = match ct.via {
             Some(via) => format!(
-                "  conntrack via {} · {} entries",
+                "  conntrack via {} · {}",
                 via.label(),
-                ct.table.len()
+                super::format::entries(ct.table.len())
             ),
             None => "  conntrack: not read yet".to_string(),
         };
