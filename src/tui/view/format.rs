@@ -61,6 +61,15 @@ pub fn sparkline<'a>(
     s
 }
 
+/// "1 entry", "2 entries": a count of conntrack entries in words.
+pub fn entries(n: usize) -> String {
+    if n == 1 {
+        "1 entry".to_string()
+    } else {
+        format!("{n} entries")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,14 +104,5 @@ mod tests {
         assert_eq!(sparkline(v.iter(), 6), "   ▃▅█");
         assert_eq!(sparkline(v.iter(), 2), "▅█");
         assert_eq!(sparkline([].iter(), 3), "   ");
-    }
-}
-
-/// "1 entry", "2 entries": a count of conntrack entries in words.
-pub fn entries(n: usize) -> String {
-    if n == 1 {
-        "1 entry".to_string()
-    } else {
-        format!("{n} entries")
     }
 }
