@@ -481,29 +481,65 @@ impl Trace {
         }
     }
 
-    /// The distinct unknown matches the paths forked on, in the order first met.
+    /// The verdicts of path `id` and of every path forked from it at or after step `from`.
+    fn verdicts_below(&self, id: usize, from: usize) -> Vec<Verdict> {
+        let mut out: Vec<Verdict> = Vec::new();
+        let mut todo = vec![(id, from)];
+        while let Some((id, from)) = todo.pop() {
+            for p in &self.paths {
+                if p.id == id && !out.contains(&p.verdict) {
+                    out.push(p.verdict);
+                }
+                if let Some(f) = p.fork
+                    && f.parent == id
+                    && f.step >= from
+                {
+                    todo.push((p.id, f.step + 1));
+                }
+            }
+        }
+        out.sort_by_key(|v| v.name());
+        out
+    }
+
+    /// The unknown matches the verdict depends on: forks whose two branches can end
+    /// differently, in path order. (Each path's `assumptions` has every fork it took.)
     pub fn unknowns(&self) -> Vec<Unknown> {
         let mut out: Vec<Unknown> = Vec::new();
         for p in &self.paths {
-            for a in &p.assumptions {
-                let Some(s) = p.steps.get(a.step) else {
-                    continue;
+            let Some(f) = p.fork else {
+                continue;
+            };
+            let taken = self.verdicts_below(f.parent, f.step + 1);
+            let other = self.verdicts_below(p.id, f.step + 1);
+            if taken == other {
+                continue;
+            }
+            let (Some(s), Some(a)) = (
+                p.steps.get(f.step),
+                p.assumptions.iter().find(|a| a.step == f.step),
+            ) else {
+                continue;
+            };
+            let dup = out.iter().any(|u| {
+                u.table == s.table
+                    && u.chain == s.chain
+                    && u.rule == s.rule
+                    && u.condition == a.condition
+            });
+            if !dup {
+                let text = if s.rule.is_some() {
+                    format!("{} ({})", s.place(), a.condition)
+                } else {
+                    a.condition.clone()
                 };
-                let dup = out.iter().any(|u| {
-                    u.table == s.table
-                        && u.chain == s.chain
-                        && u.rule == s.rule
-                        && u.condition == a.condition
+                out.push(Unknown {
+                    table: s.table,
+                    chain: s.chain.clone(),
+                    rule: s.rule,
+                    condition: a.condition.clone(),
+                    text,
                 });
-                if !dup {
-                    out.push(Unknown {
-                        table: s.table,
-                        chain: s.chain.clone(),
-                        rule: s.rule,
-                        condition: a.condition.clone(),
-                        text: format!("{} ({})", s.place(), a.condition),
-                    });
-                }
             }
         }
         out
