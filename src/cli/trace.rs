@@ -295,6 +295,7 @@ pub fn run(src: &SourceArgs, args: &TraceArgs) -> color_eyre::Result<i32> {
     let opts = TraceOptions {
         local_addrs: locals,
         max_paths: usize::from(args.max_paths),
+        ..TraceOptions::default()
     };
     let trace = Tracer::new(rs).trace(&packet, &opts);
     let out = match args.format {

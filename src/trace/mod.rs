@@ -335,9 +335,9 @@ pub enum StepKind {
         /// The conditions that could not be decided.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         unknown: Vec<String>,
-        /// What the target did (matching rules only).
+        /// What the target did (matching rules only). Boxed: most steps have none.
         #[serde(skip_serializing_if = "Option::is_none")]
-        effect: Option<Effect>,
+        effect: Option<Box<Effect>>,
     },
     /// The end of a built-in chain (or RETURN from it): its policy applies.
     Policy { verdict: Verdict },

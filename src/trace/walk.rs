@@ -40,6 +40,10 @@ pub struct TraceOptions {
     pub local_addrs: Vec<LocalAddr>,
     /// How many paths to follow at most; further forks are counted, not followed.
     pub max_paths: usize,
+    /// How many rules all paths together may look at before the walk is called off: without a
+    /// loop, chains that call each other over and over can still multiply the work (and the
+    /// steps kept) beyond any use.
+    pub max_steps: usize,
 }
 
 impl Default for TraceOptions {
@@ -47,13 +51,10 @@ impl Default for TraceOptions {
         TraceOptions {
             local_addrs: Vec::new(),
             max_paths: 64,
+            max_steps: 1_000_000,
         }
     }
 }
-
-/// Rule evaluations one path may make before it is called off: without a loop, chains that call
-/// each other many times over can still multiply the work beyond any use.
-const MAX_EVALS: usize = 1_000_000;
 
 impl Tracer {
     pub fn new(rs: &Ruleset) -> Tracer {
@@ -75,6 +76,8 @@ impl Tracer {
             next_id: 1,
             unexplored: 0,
             max_paths: opts.max_paths.max(1),
+            steps_left: opts.max_steps,
+            max_steps: opts.max_steps,
         };
         let locals: Vec<LocalAddr> = opts
             .local_addrs
@@ -135,6 +138,9 @@ struct Forks {
     next_id: usize,
     unexplored: usize,
     max_paths: usize,
+    /// Rules all paths together may still look at.
+    steps_left: usize,
+    max_steps: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,7 +182,6 @@ struct State {
     /// What this path assumed about stable conditions: the same words answer the same.
     memo: Vec<(String, bool)>,
     assumptions: Vec<Assumption>,
-    evals: usize,
 }
 
 impl State {
@@ -242,7 +247,6 @@ impl State {
             exits: Vec::new(),
             memo: Vec::new(),
             assumptions: Vec::new(),
-            evals: 0,
         }
         .with_in_iface(p)
     }
@@ -608,14 +612,17 @@ impl Walk<'_, '_> {
         let Some(rule) = chain.rules.get(f.next as usize) else {
             return self.chain_end(s, at);
         };
-        s.evals += 1;
-        if s.evals > MAX_EVALS {
+        if self.forks.steps_left == 0 {
             return Flow::End(
                 Verdict::Error,
                 None,
-                format!("the walk was stopped after {MAX_EVALS} rules"),
+                format!(
+                    "the walk was stopped after looking at {} rules",
+                    self.forks.max_steps
+                ),
             );
         }
+        self.forks.steps_left -= 1;
         let num = f.next as usize + 1;
         let mut tri = Tri::Yes;
         let mut unknown: Vec<&Cond> = Vec::new();
@@ -1023,7 +1030,7 @@ fn set_effect(s: &mut State, at: usize, e: Effect) {
         ..
     }) = s.steps.get_mut(at)
     {
-        *effect = Some(e);
+        *effect = Some(Box::new(e));
     }
 }
 
