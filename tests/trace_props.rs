@@ -11,7 +11,7 @@
 //!
 //! 256 cases per property by default (set PROPTEST_CASES for more).
 
-use nfscope::ruleset::{Family, parse};
+use nfscope::ruleset::{Family, builtin_chains, parse};
 use nfscope::trace::{
     CtState, Effect, LocalAddr, Origin, Packet, StepKind, TraceOptions, Tracer, Verdict,
 };
@@ -150,16 +150,10 @@ fn rule() -> impl Strategy<Value = String> {
 /// A save text with every table and built-in chain, the four user chains in each, random
 /// policies and a few rules per chain.
 fn ruleset_text() -> impl Strategy<Value = String> {
-    let tables: [(&str, &[&str]); 5] = [
-        ("raw", &["PREROUTING", "OUTPUT"]),
-        (
-            "mangle",
-            &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
-        ),
-        ("nat", &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]),
-        ("filter", &["INPUT", "FORWARD", "OUTPUT"]),
-        ("security", &["INPUT", "FORWARD", "OUTPUT"]),
-    ];
+    let tables: Vec<(&str, &[&str])> = ["raw", "mangle", "nat", "filter", "security"]
+        .into_iter()
+        .map(|t| (t, builtin_chains(t)))
+        .collect();
     let chains_per_table: Vec<usize> = tables.iter().map(|(_, b)| b.len() + CHAINS.len()).collect();
     let all: usize = chains_per_table.iter().sum();
     (
