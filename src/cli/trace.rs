@@ -588,12 +588,11 @@ pub fn render_text(
             let _ = write!(out, "path {} of {n}", p.id + 1);
             match p.fork {
                 Some(Fork { parent, step }) => {
-                    let _ = writeln!(
-                        out,
-                        ": as path {} up to its step {}, then",
-                        parent + 1,
-                        step + 1
-                    );
+                    let at = match p.steps.get(step) {
+                        Some(s) if s.rule.is_some() => s.place(),
+                        _ => "the routing decision".into(),
+                    };
+                    let _ = writeln!(out, ": as path {} until {at}, then", parent + 1);
                 }
                 None => out.push_str(":\n"),
             }
