@@ -113,7 +113,8 @@ fn unknown_matches_give_every_verdict_and_what_they_hang_on() {
         "{r:?}"
     );
     assert!(
-        r.stdout.contains("path 2 of 2: as path 1 until rule 1 of chain TCP, then"),
+        r.stdout
+            .contains("path 2 of 2: as path 1 until rule 1 of chain TCP, then"),
         "{r:?}"
     );
     assert!(r.stdout.contains("unknown → yes"), "{r:?}");

@@ -203,6 +203,11 @@ impl State {
             Origin::Network => Some(derive_pkttype(p.dst, env)),
             Origin::Local => None,
         });
+        let in_if = match (p.origin, &p.in_iface) {
+            (Origin::Local, _) => IfVal::None,
+            (Origin::Network, Some(i)) => IfVal::Known(i.into()),
+            (Origin::Network, None) => IfVal::Unknown,
+        };
         State {
             id: 0,
             fork: None,
@@ -214,7 +219,7 @@ impl State {
                 dport: ports(p.dport),
                 tcp_flags: p.effective_tcp_flags(),
                 icmp,
-                in_if: IfVal::None,
+                in_if,
                 out_if: IfVal::None,
                 mark: Bits::known(p.mark),
                 ctmark,
@@ -248,22 +253,16 @@ impl State {
             memo: Vec::new(),
             assumptions: Vec::new(),
         }
-        .with_in_iface(p)
-    }
-
-    fn with_in_iface(mut self, p: &Packet) -> State {
-        if p.origin == Origin::Network {
-            self.pkt.in_if = match &p.in_iface {
-                Some(i) => IfVal::Known(i.into()),
-                None => IfVal::Unknown,
-            };
-        }
-        self
     }
 
     fn finish(self, verdict: Verdict, decided_by: Option<usize>, note: String) -> Path {
         let p = &self.pkt;
-        let (state, _) = p.ct.view();
+        // The packet's state, not the raw table's view of it (no connection yet).
+        let state = if p.ct.notrack {
+            CtState::Untracked
+        } else {
+            p.ct.state
+        };
         Path {
             id: self.id,
             fork: self.fork,
