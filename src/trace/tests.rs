@@ -327,3 +327,48 @@ fn a_local_packet_dnatted_elsewhere_is_rerouted() {
         .collect();
     assert_eq!(routes, [Route::Loopback, Route::Out]);
 }
+
+#[test]
+fn a_nat_range_partly_local_forks_the_routing() {
+    // Arriving: PREROUTING's DNAT picks 192.0.2.1 (local) or 192.0.2.2 (not).
+    let t = tracer(
+        "*nat\n-A PREROUTING -j DNAT --to-destination 192.0.2.1-192.0.2.2\nCOMMIT\n\
+         *filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\nCOMMIT\n",
+    );
+    let r = t.trace(&tcp("203.0.113.9", 80), &local());
+    assert_eq!(r.verdicts(), [Verdict::Accept, Verdict::Drop], "{r:#?}");
+    assert_eq!(
+        r.unknowns()[0].condition,
+        "192.0.2.1-192.0.2.2 is a local address"
+    );
+    // Sent locally: nat OUTPUT's DNAT makes the reroute undecidable; the clone resumes at
+    // that decision, not at the next unknown rule.
+    let t = tracer(
+        "*nat\n-A OUTPUT -j DNAT --to-destination 192.0.2.1-192.0.2.2\nCOMMIT\n\
+         *filter\n:OUTPUT DROP [0:0]\n-A OUTPUT -o lo -j ACCEPT\n\
+         -A OUTPUT -m limit --limit 1/s -j LOG\nCOMMIT\n",
+    );
+    let mut p = Packet::new(17, ip("192.0.2.1"), ip("203.0.113.9"));
+    p.origin = Origin::Local;
+    p.dport = Some(53);
+    let r = t.trace(&p, &local());
+    let outcomes: Vec<(Verdict, Option<usize>)> = r
+        .paths
+        .iter()
+        .map(|p| (p.verdict, p.decider().and_then(|s| s.rule)))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (Verdict::Accept, Some(1)),
+            (Verdict::Drop, None),
+            (Verdict::Drop, None)
+        ],
+        "{r:#?}"
+    );
+    assert_eq!(
+        r.paths[1].assumptions[0].condition,
+        "192.0.2.1-192.0.2.2 is a local address"
+    );
+    assert!(!r.paths[1].assumptions[0].matched);
+}

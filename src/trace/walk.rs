@@ -149,6 +149,9 @@ enum Stage {
     /// At this hook, before the table at this index of `Hook::tables`.
     Hook(Hook, u8),
     Route,
+    /// After nat OUTPUT: route a locally sent packet again, then on to this table of OUTPUT.
+    /// A stage of its own, so that a fork there resumes at the decision.
+    Reroute(u8),
 }
 
 /// One chain being walked: the rule to look at next; `mark` is where this frame's chains
@@ -351,6 +354,11 @@ impl Walk<'_, '_> {
                     Flow::Next
                 }
                 Stage::Route => self.route(&mut s),
+                Stage::Reroute(ti) => {
+                    self.route_local(&mut s, true);
+                    s.stage = Stage::Hook(Hook::Output, ti);
+                    Flow::Next
+                }
                 Stage::Hook(hook, ti) => self.hook(&mut s, hook, ti),
             };
             if let Flow::End(verdict, by, note) = flow {
@@ -394,34 +402,42 @@ impl Walk<'_, '_> {
         match s.origin {
             Origin::Network => s.stage = Stage::Hook(Hook::Prerouting, 0),
             Origin::Local => {
-                self.route_local(s, Hook::Output, false);
+                self.route_local(s, false);
                 s.stage = Stage::Hook(Hook::Output, 0);
             }
         }
     }
 
-    /// The routing of a locally sent packet: to a local address over lo, else out.
-    fn route_local(&mut self, s: &mut State, hook: Hook, again: bool) {
+    /// Whether the destination is delivered locally; when that cannot be told (a NAT range
+    /// partly local), the walk forks.
+    fn dst_local(&mut self, s: &mut State) -> bool {
+        match delivered_locally(&s.pkt.dst, self.env) {
+            Tri::Unknown => {
+                let b = self.decide(s);
+                s.assumptions.push(Assumption {
+                    step: s.steps.len(),
+                    condition: format!("{} is a local address", s.pkt.dst.text()),
+                    matched: b,
+                });
+                b
+            }
+            t => t == Tri::Yes,
+        }
+    }
+
+    /// The routing of a locally sent packet (before OUTPUT, and again after a DNAT in nat
+    /// OUTPUT): to a local address over lo, else out.
+    fn route_local(&mut self, s: &mut State, again: bool) {
         let dst = s.pkt.dst.text();
-        let (route, reason) = match delivered_locally(&s.pkt.dst, self.env) {
-            Tri::Yes => {
-                s.pkt.out_if = IfVal::Known("lo".into());
-                (
-                    Route::Loopback,
-                    format!("{dst} is a local address: out on lo, then back in"),
-                )
-            }
-            _ => {
-                s.pkt.out_if = match &s.given_out {
-                    Some(i) => IfVal::Known(i.clone()),
-                    None => IfVal::Unknown,
-                };
-                let how = match &s.given_out {
-                    Some(i) => format!("out on {i}"),
-                    None => "out on an interface not given (--out)".into(),
-                };
-                (Route::Out, format!("{dst} is not a local address: {how}"))
-            }
+        let (route, reason) = if self.dst_local(s) {
+            s.pkt.out_if = IfVal::Known("lo".into());
+            (
+                Route::Loopback,
+                format!("{dst} is a local address: out on lo, then back in"),
+            )
+        } else {
+            let how = leave_by_given(s);
+            (Route::Out, format!("{dst} is not a local address: {how}"))
         };
         if again && route == s.local_route {
             return;
@@ -432,54 +448,31 @@ impl Walk<'_, '_> {
         } else {
             reason
         };
-        s.push(self.family(), hook, StepKind::Routing { route, reason });
+        s.push(
+            self.family(),
+            Hook::Output,
+            StepKind::Routing { route, reason },
+        );
     }
 
     /// The routing decision after PREROUTING.
     fn route(&mut self, s: &mut State) -> Flow {
         let dst = s.pkt.dst.text();
-        let local = match delivered_locally(&s.pkt.dst, self.env) {
-            Tri::Unknown => {
-                let b = self.decide(s);
-                s.assumptions.push(Assumption {
-                    step: s.steps.len(),
-                    condition: format!("{dst} is a local address"),
-                    matched: b,
-                });
-                b
-            }
-            t => t == Tri::Yes,
-        };
-        if local {
+        let (route, reason, next) = if self.dst_local(s) {
             s.pkt.out_if = IfVal::None;
-            s.push(
-                self.family(),
-                Hook::Prerouting,
-                StepKind::Routing {
-                    route: Route::Local,
-                    reason: format!("{dst} is delivered locally"),
-                },
-            );
-            s.stage = Stage::Hook(Hook::Input, 0);
+            let reason = format!("{dst} is delivered locally");
+            (Route::Local, reason, Hook::Input)
         } else {
-            let how = match &s.given_out {
-                Some(i) => format!("out on {i}"),
-                None => "out on an interface not given (--out)".into(),
-            };
-            s.pkt.out_if = match &s.given_out {
-                Some(i) => IfVal::Known(i.clone()),
-                None => IfVal::Unknown,
-            };
-            s.push(
-                self.family(),
-                Hook::Prerouting,
-                StepKind::Routing {
-                    route: Route::Forward,
-                    reason: format!("{dst} is not a local address: forwarded, {how}"),
-                },
-            );
-            s.stage = Stage::Hook(Hook::Forward, 0);
-        }
+            let how = leave_by_given(s);
+            let reason = format!("{dst} is not a local address: forwarded, {how}");
+            (Route::Forward, reason, Hook::Forward)
+        };
+        s.push(
+            self.family(),
+            Hook::Prerouting,
+            StepKind::Routing { route, reason },
+        );
+        s.stage = Stage::Hook(next, 0);
         Flow::Next
     }
 
@@ -764,10 +757,11 @@ impl Walk<'_, '_> {
         }
         s.frames.clear();
         s.active.clear();
-        s.stage = Stage::Hook(at.hook, at.ti + 1);
-        if at.hook == Hook::Output && at.t == TableId::Nat {
-            self.route_local(s, at.hook, true);
-        }
+        s.stage = if at.hook == Hook::Output && at.t == TableId::Nat {
+            Stage::Reroute(at.ti + 1)
+        } else {
+            Stage::Hook(at.hook, at.ti + 1)
+        };
         Flow::Next
     }
 
@@ -1005,6 +999,20 @@ impl Walk<'_, '_> {
             return AddrVal::Known(l.addr);
         }
         AddrVal::Local(iface.map(CompactString::from))
+    }
+}
+
+/// Out on the interface the user gave, or on one not known; says which.
+fn leave_by_given(s: &mut State) -> String {
+    match &s.given_out {
+        Some(i) => {
+            s.pkt.out_if = IfVal::Known(i.clone());
+            format!("out on {i}")
+        }
+        None => {
+            s.pkt.out_if = IfVal::Unknown;
+            "out on an interface not given (--out)".into()
+        }
     }
 }
 
