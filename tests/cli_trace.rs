@@ -42,10 +42,16 @@ fn data(name: &str) -> String {
     format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn trace(args: &[&str]) -> Run {
+/// `nfscope trace` with `words` split on blanks, after `first` (paths, which may hold blanks).
+fn trace_with(first: &[&str], words: &str) -> Run {
     let mut all = vec!["trace"];
-    all.extend_from_slice(args);
+    all.extend_from_slice(first);
+    all.extend(words.split_whitespace());
     nfscope(&all)
+}
+
+fn trace(words: &str) -> Run {
+    trace_with(&[], words)
 }
 
 fn last_line(r: &Run) -> &str {
@@ -54,23 +60,9 @@ fn last_line(r: &Run) -> &str {
 
 #[test]
 fn demo_port_forward_is_accepted_by_the_forward_rule() {
-    let r = trace(&[
-        "--demo",
-        "-p",
-        "tcp",
-        "-s",
-        "198.51.100.7",
-        "-d",
-        "203.0.113.2",
-        "--sport",
-        "40000",
-        "--dport",
-        "2222",
-        "--in",
-        "wan0",
-        "--out",
-        "lan0",
-    ]);
+    let r = trace(
+        "--demo -p tcp -s 198.51.100.7 -d 203.0.113.2 --sport 40000 --dport 2222 --in wan0 --out lan0",
+    );
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(last_line(&r), "verdict: ACCEPT", "{r:?}");
     assert!(
@@ -93,19 +85,7 @@ fn demo_port_forward_is_accepted_by_the_forward_rule() {
 
 #[test]
 fn unknown_matches_give_every_verdict_and_what_they_hang_on() {
-    let r = trace(&[
-        "--demo",
-        "-p",
-        "tcp",
-        "-s",
-        "198.51.100.7",
-        "-d",
-        "203.0.113.2",
-        "--dport",
-        "443",
-        "--in",
-        "wan0",
-    ]);
+    let r = trace("--demo -p tcp -s 198.51.100.7 -d 203.0.113.2 --dport 443 --in wan0");
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(
         last_line(&r),
@@ -123,21 +103,9 @@ fn unknown_matches_give_every_verdict_and_what_they_hang_on() {
 
 #[test]
 fn the_demo_ipv6_world_and_a_local_packet() {
-    let r = trace(&[
-        "--demo",
-        "-p",
-        "tcp",
-        "-s",
-        "2001:db8:77::9",
-        "-d",
-        "2001:db8:10::20",
-        "--dport",
-        "443",
-        "--in",
-        "wan0",
-        "--out",
-        "lan0",
-    ]);
+    let r = trace(
+        "--demo -p tcp -s 2001:db8:77::9 -d 2001:db8:10::20 --dport 443 --in wan0 --out lan0",
+    );
     assert_eq!(r.code, 0, "{r:?}");
     // The demo's IPv6 mangle table checks the reverse path, which a description cannot decide.
     assert_eq!(
@@ -149,10 +117,8 @@ fn the_demo_ipv6_world_and_a_local_packet() {
         r.stdout.contains("decided by rule 2 of chain FWD_IN"),
         "{r:?}"
     );
-    let r = trace(&[
-        "--demo", "-p", "udp", "-s", "10.0.0.1", "-d", "10.0.0.5", "--sport", "123", "--dport",
-        "123", "--local", "--out", "lan0",
-    ]);
+    let r =
+        trace("--demo -p udp -s 10.0.0.1 -d 10.0.0.5 --sport 123 --dport 123 --local --out lan0");
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(last_line(&r), "verdict: ACCEPT", "{r:?}");
     assert!(r.stdout.contains("state NEW → UNTRACKED"), "{r:?}");
@@ -166,50 +132,29 @@ fn the_demo_ipv6_world_and_a_local_packet() {
 #[test]
 fn files_and_local_addresses() {
     let arch = data("trace/arch-host.rules");
+    let file = ["--file", arch.as_str()];
+    let ack = "-p tcp -s 198.51.100.9 -d 198.51.100.1 --dport 80 --tcp-flags ACK --in eth0";
     // Without --local-addr only loopback is local: the packet is forwarded.
-    let base = [
-        "--file",
-        &arch,
-        "-p",
-        "tcp",
-        "-s",
-        "198.51.100.9",
-        "-d",
-        "198.51.100.1",
-        "--dport",
-        "80",
-        "--tcp-flags",
-        "ACK",
-        "--in",
-        "eth0",
-    ];
-    let r = trace(&base);
+    let r = trace_with(&file, ack);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.contains("local addresses: none besides loopback (loopback only: give this machine's with --local-addr)"), "{r:?}");
+    assert!(
+        r.stdout.contains(
+            "local addresses: none besides loopback (loopback only: give this machine's with --local-addr)"
+        ),
+        "{r:?}"
+    );
     assert_eq!(last_line(&r), "verdict: DROP", "{r:?}");
-    let mut with = base.to_vec();
-    with.extend(["--local-addr", "198.51.100.1/24%eth0"]);
-    let r = trace(&with);
+    let r = trace_with(&file, &format!("{ack} --local-addr 198.51.100.1/24%eth0"));
     assert_eq!(last_line(&r), "verdict: REJECT", "{r:?}");
     assert!(
         r.stdout.contains("decided by rule 9 of chain INPUT"),
         "{r:?}"
     );
     let v6 = data("trace/ipv6-host.rules");
-    let r = trace(&[
-        "--file6",
-        &v6,
-        "-p",
-        "ipv6-icmp",
-        "-s",
-        "2001:db8:9::5",
-        "-d",
-        "2001:db8:1::1",
-        "--local-addr",
-        "2001:db8:1::1/64%eth0",
-        "--in",
-        "eth0",
-    ]);
+    let r = trace_with(
+        &["--file6", &v6],
+        "-p ipv6-icmp -s 2001:db8:9::5 -d 2001:db8:1::1 --local-addr 2001:db8:1::1/64%eth0 --in eth0",
+    );
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("type 128/0"), "a ping by default: {r:?}");
     assert_eq!(last_line(&r), "verdict: ACCEPT", "{r:?}");
@@ -218,24 +163,10 @@ fn files_and_local_addresses() {
 #[test]
 fn json_is_one_document_with_every_step() {
     let kube = data("kube-proxy-sample.rules");
-    let r = trace(&[
-        "--file",
-        &kube,
-        "--format",
-        "json",
-        "-p",
-        "udp",
-        "-s",
-        "192.168.1.10",
-        "-d",
-        "10.96.0.10",
-        "--dport",
-        "53",
-        "--in",
-        "eth0",
-        "--out",
-        "eth0",
-    ]);
+    let r = trace_with(
+        &["--file", &kube],
+        "--format json -p udp -s 192.168.1.10 -d 10.96.0.10 --dport 53 --in eth0 --out eth0",
+    );
     assert_eq!(r.code, 0, "{r:?}");
     let v: Value = serde_json::from_str(&r.stdout).expect("JSON");
     assert_eq!(v["packet"]["protocol"], "udp");
@@ -280,18 +211,10 @@ fn a_loop_is_an_error_with_status_1() {
         "*filter\n:INPUT ACCEPT [0:0]\n:A - [0:0]\n:B - [0:0]\n-A INPUT -j A\n-A A -j B\n-A B -g A\nCOMMIT\n",
     )
     .unwrap();
-    let r = trace(&[
-        "--file",
-        file.to_str().unwrap(),
-        "-p",
-        "udp",
-        "-s",
-        "192.0.2.9",
-        "-d",
-        "192.0.2.1",
-        "--local-addr",
-        "192.0.2.1",
-    ]);
+    let r = trace_with(
+        &["--file", file.to_str().unwrap()],
+        "-p udp -s 192.0.2.9 -d 192.0.2.1 --local-addr 192.0.2.1",
+    );
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(r.code, 1, "{r:?}");
     assert_eq!(
@@ -303,133 +226,84 @@ fn a_loop_is_an_error_with_status_1() {
 
 #[test]
 fn bad_input_is_a_sentence_and_status_2() {
-    let cases: &[(&[&str], &str)] = &[
+    let tcp = "-p tcp -s 10.0.0.3 -d 10.0.0.1";
+    let cases: &[(&[&str], String, &str)] = &[
         (
-            &["-p", "tcp", "-s", "10.0.0.300", "-d", "10.0.0.1"],
+            &[],
+            "-p tcp -s 10.0.0.300 -d 10.0.0.1".into(),
             "\"10.0.0.300\" is not an IPv4 or IPv6 address",
         ),
         (
-            &[
-                "-p", "tcp", "-s", "10.0.0.3", "-d", "10.0.0.1", "--dport", "65536",
-            ],
+            &[],
+            format!("{tcp} --dport 65536"),
             "\"65536\" is not a port",
         ),
         (
-            &[
-                "-p", "tcp", "-s", "10.0.0.3", "-d", "10.0.0.1", "--state", "OPEN",
-            ],
+            &[],
+            format!("{tcp} --state OPEN"),
             "\"OPEN\" is not a conntrack state: use NEW, ESTABLISHED, RELATED, INVALID or UNTRACKED",
         ),
         (
-            &["-p", "tcp", "-s", "10.0.0.3", "-d", "2001:db8::1"],
+            &[],
+            "-p tcp -s 10.0.0.3 -d 2001:db8::1".into(),
             "are not of the same family",
         ),
         (
-            &[
-                "-p", "icmp", "-s", "10.0.0.3", "-d", "10.0.0.1", "--dport", "1",
-            ],
+            &[],
+            "-p icmp -s 10.0.0.3 -d 10.0.0.1 --dport 1".into(),
             "--sport and --dport apply to tcp",
         ),
         (
-            &[
-                "-p",
-                "udp",
-                "-s",
-                "10.0.0.3",
-                "-d",
-                "10.0.0.1",
-                "--tcp-flags",
-                "SYN",
-            ],
+            &[],
+            "-p udp -s 10.0.0.3 -d 10.0.0.1 --tcp-flags SYN".into(),
             "--tcp-flags applies to tcp, not udp",
         ),
         (
-            &[
-                "-p",
-                "tcp",
-                "-s",
-                "10.0.0.3",
-                "-d",
-                "10.0.0.1",
-                "--tcp-flags",
-                "SYN,BOGUS",
-            ],
+            &[],
+            format!("{tcp} --tcp-flags SYN,BOGUS"),
             "is not a list of TCP flags",
         ),
         (
-            &[
-                "-p",
-                "icmp",
-                "-s",
-                "10.0.0.3",
-                "-d",
-                "10.0.0.1",
-                "--icmp-type",
-                "nope",
-            ],
+            &[],
+            "-p icmp -s 10.0.0.3 -d 10.0.0.1 --icmp-type nope".into(),
             "\"nope\" is not an ICMP type",
         ),
         (
-            &[
-                "-p",
-                "tcp",
-                "-s",
-                "10.0.0.3",
-                "-d",
-                "10.0.0.1",
-                "--icmp-type",
-                "8",
-            ],
+            &[],
+            format!("{tcp} --icmp-type 8"),
             "--icmp-type applies to -p icmp packets, not tcp",
         ),
         (
-            &["-p", "icmp", "-s", "2001:db8::3", "-d", "2001:db8::1"],
+            &[],
+            "-p icmp -s 2001:db8::3 -d 2001:db8::1".into(),
             "for IPv6, ICMP is -p ipv6-icmp",
         ),
         (
-            &["-p", "gopher", "-s", "10.0.0.3", "-d", "10.0.0.1"],
+            &[],
+            "-p gopher -s 10.0.0.3 -d 10.0.0.1".into(),
             "\"gopher\" is not a protocol",
         ),
         (
-            &[
-                "-p", "tcp", "-s", "10.0.0.3", "-d", "10.0.0.1", "--local", "--in", "eth0",
-            ],
+            &[],
+            format!("{tcp} --local --in eth0"),
             "a --local packet is sent by this machine",
         ),
+        (&[], format!("{tcp} --mark lots"), "\"lots\" is not a mark"),
         (
-            &[
-                "-p", "tcp", "-s", "10.0.0.3", "-d", "10.0.0.1", "--mark", "lots",
-            ],
-            "\"lots\" is not a mark",
-        ),
-        (
-            &[
-                "-p",
-                "tcp",
-                "-s",
-                "10.0.0.3",
-                "-d",
-                "10.0.0.1",
-                "--local-addr",
-                "10.0.0.1/40",
-            ],
+            &[],
+            format!("{tcp} --local-addr 10.0.0.1/40"),
             "is not a prefix length between 0 and 32",
         ),
-        (
-            &[
-                "-p", "tcp", "-s", "10.0.0.3", "-d", "10.0.0.1", "--in", "eth 0",
-            ],
-            "is not an interface name",
-        ),
-        (&["-s", "10.0.0.3", "-d", "10.0.0.1"], "--proto <PROTO>"),
+        (&["--in", "eth 0"], tcp.into(), "is not an interface name"),
+        (&[], "-s 10.0.0.3 -d 10.0.0.1".into(), "--proto <PROTO>"),
     ];
-    for (args, want) in cases {
+    for (first, words, want) in cases {
         let mut all = vec!["--demo"];
-        all.extend_from_slice(args);
-        let r = trace(&all);
-        assert_eq!(r.code, 2, "{args:?}: {r:?}");
-        assert!(r.stderr.contains(want), "{args:?}: want {want:?} in {r:?}");
-        assert!(r.stdout.is_empty(), "{args:?}: {r:?}");
+        all.extend_from_slice(first);
+        let r = trace_with(&all, words);
+        assert_eq!(r.code, 2, "{words}: {r:?}");
+        assert!(r.stderr.contains(want), "{words}: want {want:?} in {r:?}");
+        assert!(r.stdout.is_empty(), "{words}: {r:?}");
         assert!(
             !r.stderr.contains("panicked") && !r.stderr.contains("Location:"),
             "{r:?}"
@@ -440,16 +314,7 @@ fn bad_input_is_a_sentence_and_status_2() {
 #[test]
 fn a_family_without_a_rule_set_or_a_file_that_fails() {
     let arch = data("trace/arch-host.rules");
-    let r = trace(&[
-        "--file",
-        &arch,
-        "-p",
-        "tcp",
-        "-s",
-        "2001:db8::3",
-        "-d",
-        "2001:db8::1",
-    ]);
+    let r = trace_with(&["--file", &arch], "-p tcp -s 2001:db8::3 -d 2001:db8::1");
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
         r.stderr.contains(
@@ -457,16 +322,7 @@ fn a_family_without_a_rule_set_or_a_file_that_fails() {
         ),
         "{r:?}"
     );
-    let r = trace(&[
-        "--file",
-        "/nonexistent/rules.v4",
-        "-p",
-        "tcp",
-        "-s",
-        "10.0.0.3",
-        "-d",
-        "10.0.0.1",
-    ]);
+    let r = trace("--file /nonexistent/rules.v4 -p tcp -s 10.0.0.3 -d 10.0.0.1");
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
         r.stderr
@@ -483,20 +339,10 @@ fn long_runs_of_rules_that_did_not_match_are_folded() {
     let file = dir.join("kube.rules");
     std::fs::write(&file, text).unwrap();
     // Service 200 stands far down nat KUBE-SERVICES.
-    let r = trace(&[
-        "--file",
-        file.to_str().unwrap(),
-        "-p",
-        "tcp",
-        "-s",
-        "192.168.1.10",
-        "-d",
-        "10.96.0.200",
-        "--in",
-        "eth0",
-        "--out",
-        "eth0",
-    ]);
+    let r = trace_with(
+        &["--file", file.to_str().unwrap()],
+        "-p tcp -s 192.168.1.10 -d 10.96.0.200 --in eth0 --out eth0",
+    );
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("did not match either"), "{r:?}");
