@@ -48,5 +48,9 @@ fn main() -> color_eyre::Result<()> {
             let code = cli::conntrack::run(&cli.source, args)?;
             std::process::exit(code);
         }
+        Some(Command::Trace(args)) => {
+            let code = cli::trace::run(&cli.source, args)?;
+            std::process::exit(code);
+        }
     }
 }

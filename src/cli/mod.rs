@@ -2,6 +2,7 @@
 
 pub mod conntrack;
 pub mod rules;
+pub mod trace;
 
 use crate::source::{Backend, SourceConfig};
 use clap::{Args, Parser, Subcommand};
@@ -27,6 +28,8 @@ pub enum Command {
     /// Print the conntrack table (like `conntrack -L`, or JSON), follow its events, or delete
     /// entries matching a filter.
     Conntrack(conntrack::ConntrackArgs),
+    /// Trace one packet through the rule set: every rule it meets, and the verdict.
+    Trace(trace::TraceArgs),
 }
 
 /// Where rule sets come from. The kernel by default.

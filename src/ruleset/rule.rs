@@ -53,9 +53,36 @@ pub struct XMatch {
     pub options: Vec<OptionArg>,
 }
 
+impl OptionArg {
+    /// The option as iptables-save writes it: `! --dport 22`, values quoted where needed.
+    pub fn to_args(&self) -> String {
+        let mut s = String::new();
+        if self.negated {
+            s.push_str("! ");
+        }
+        s.push_str(&self.name);
+        for v in &self.values {
+            s.push(' ');
+            s.push_str(&super::words::quote(v));
+        }
+        s
+    }
+}
+
 impl XMatch {
     pub fn option(&self, name: &str) -> Option<&OptionArg> {
         self.options.iter().find(|o| o.name == name)
+    }
+
+    /// The match as iptables-save writes it: `-m NAME` (left out for a protocol's implicit
+    /// match) and its options.
+    pub fn to_args(&self) -> String {
+        let mut parts: Vec<String> = Vec::with_capacity(self.options.len() + 1);
+        if !self.implicit {
+            parts.push(format!("-m {}", self.name));
+        }
+        parts.extend(self.options.iter().map(OptionArg::to_args));
+        parts.join(" ")
     }
 }
 

@@ -9,6 +9,7 @@ pub mod ctfeed;
 pub mod demo;
 pub mod file;
 pub mod kernel;
+pub mod local_addrs;
 pub mod netns;
 
 use crate::ruleset::{Family, Ruleset};
