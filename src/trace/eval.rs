@@ -316,6 +316,20 @@ impl Env<'_> {
             .chain(implicit)
     }
 
+    /// The interface and network of this machine's address whose network holds `a` (the
+    /// longest prefix wins): where the kernel's connected route sends a packet for `a`.
+    pub fn connected(&self, a: IpAddr) -> Option<(&str, IpNet)> {
+        self.locals
+            .iter()
+            .filter_map(|l| {
+                let net = IpNet::new(l.addr, l.prefix).ok()?.trunc();
+                let iface = l.iface.as_deref()?;
+                (l.prefix > 0 && l.prefix < net.max_prefix_len() && net.contains(&a))
+                    .then_some((iface, net))
+            })
+            .max_by_key(|(_, n)| n.prefix_len())
+    }
+
     /// This machine's address (loopback ranges included).
     pub fn is_local(&self, a: IpAddr) -> bool {
         a.is_loopback() || self.locals.iter().any(|l| l.addr == a)
@@ -662,6 +676,30 @@ fn v6_type_match(a: Ipv6Addr, mask: u16, env: &Env, limit: Option<&IfVal>) -> Tr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connected_network_names_the_way_out() {
+        let locals: Vec<LocalAddr> = ["10.0.0.1/24%lan0", "10.0.0.129/25%dmz0", "203.0.113.2"]
+            .iter()
+            .map(|s| LocalAddr::parse(s).unwrap())
+            .collect();
+        let env = Env {
+            family: Family::V4,
+            locals: &locals,
+        };
+        let way = |a: &str| {
+            env.connected(a.parse().unwrap())
+                .map(|(i, n)| (i, n.to_string()))
+        };
+        assert_eq!(way("10.0.0.10"), Some(("lan0", "10.0.0.0/24".into())));
+        assert_eq!(way("10.0.0.200"), Some(("dmz0", "10.0.0.128/25".into())));
+        assert_eq!(way("198.51.100.7"), None, "no default route is modelled");
+        assert_eq!(
+            way("203.0.113.9"),
+            None,
+            "an address without a prefix has no network"
+        );
+    }
 
     #[test]
     fn bits_know_what_they_know() {

@@ -436,7 +436,7 @@ impl Walk<'_, '_> {
                 format!("{dst} is a local address: out on lo, then back in"),
             )
         } else {
-            let how = leave_by_given(s);
+            let how = leave_by_given(s, self.env);
             (Route::Out, format!("{dst} is not a local address: {how}"))
         };
         if again && route == s.local_route {
@@ -463,7 +463,7 @@ impl Walk<'_, '_> {
             let reason = format!("{dst} is delivered locally");
             (Route::Local, reason, Hook::Input)
         } else {
-            let how = leave_by_given(s);
+            let how = leave_by_given(s, self.env);
             let reason = format!("{dst} is not a local address: forwarded, {how}");
             (Route::Forward, reason, Hook::Forward)
         };
@@ -1002,14 +1002,23 @@ impl Walk<'_, '_> {
     }
 }
 
-/// Out on the interface the user gave, or on one not known; says which.
-fn leave_by_given(s: &mut State) -> String {
-    match &s.given_out {
-        Some(i) => {
+/// Out on the interface the user gave; else on the interface whose network (one of this
+/// machine's addresses with its prefix) holds the destination; else on one not known. Says which.
+fn leave_by_given(s: &mut State, env: &Env) -> String {
+    let connected = match &s.pkt.dst {
+        AddrVal::Known(a) => env.connected(*a),
+        _ => None,
+    };
+    match (&s.given_out, connected) {
+        (Some(i), _) => {
             s.pkt.out_if = IfVal::Known(i.clone());
             format!("out on {i}")
         }
-        None => {
+        (None, Some((iface, net))) => {
+            s.pkt.out_if = IfVal::Known(iface.into());
+            format!("out on {iface}, whose network {net} holds it")
+        }
+        (None, None) => {
             s.pkt.out_if = IfVal::Unknown;
             "out on an interface not given (--out)".into()
         }
