@@ -14,6 +14,7 @@ use nfscope::trace::fields::Field;
 use nfscope::tui::app::{App, Screen};
 use nfscope::tui::event::Msg;
 use nfscope::tui::trace::{FORM, TraceFocus};
+use nfscope::tui::view;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// The demo rule set, as tests/screens.rs builds it, on the Trace screen.
@@ -373,4 +374,17 @@ fn s_fills_the_form_from_the_ssh_session() {
     app.trace.ssh = Some("garbage".into());
     key(&mut app, KeyCode::Char('s'));
     assert!(render(&app).contains("SSH_CONNECTION is \"garbage\""));
+}
+
+#[test]
+fn a_smaller_terminal_keeps_the_selected_step_in_view() {
+    let mut app = trace_app(120, 40);
+    run(&mut app, FORWARDED);
+    key(&mut app, KeyCode::End);
+    app.update(Msg::Resize(80, 24));
+    let rows = view::trace_viewport_rows((80, 24));
+    let tr = &app.trace;
+    assert!(tr.cursor >= tr.offset && tr.cursor < tr.offset + rows);
+    app.update(Msg::Resize(20, 5));
+    render(&app);
 }

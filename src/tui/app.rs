@@ -213,6 +213,8 @@ impl App {
             Msg::Resize(w, h) => {
                 self.size = (w, h);
                 self.clamp_scroll();
+                let rows = self.trace_rows();
+                self.trace.scroll_into_view(rows);
                 self.sync_ct_viewport();
                 self.dirty = true;
             }
@@ -630,7 +632,7 @@ impl App {
             Action::Top => ct.move_cursor(isize::MIN / 2),
             Action::Bottom => ct.move_cursor(isize::MAX / 2),
             Action::Enter if ct.group.is_some() => ct.open_group(now),
-            Action::Details | Action::Delete if ct.group.is_some() => ct.say(
+            Action::Details | Action::Delete | Action::TraceEntry if ct.group.is_some() => ct.say(
                 "this is a group view: Enter lists the group's entries".into(),
                 true,
                 now,
