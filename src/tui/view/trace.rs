@@ -146,7 +146,7 @@ fn draw_result(frame: &mut Frame, app: &App, area: Rect) {
             ),
             Line::raw(""),
             Line::styled(
-                "t on the Conntrack screen traces a packet of the selected connection; Esc, then s, one of this SSH session.",
+                "Esc leaves the form; then s traces this SSH session. t on the Conntrack screen traces the selected connection.",
                 t.dim(),
             ),
         ];
