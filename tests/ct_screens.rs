@@ -772,7 +772,7 @@ fn file_sources_say_there_is_no_conntrack() {
     assert_eq!(app.popup, None);
     assert!(render(&app).contains("no conntrack table to delete from"));
     key(&mut app, KeyCode::Tab);
-    assert_eq!(app.screen, Screen::Rules);
+    assert_eq!(app.screen, Screen::Trace);
 }
 
 #[test]

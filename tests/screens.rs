@@ -2,6 +2,9 @@
 //! and compared with insta snapshots. No terminal, no kernel: the demo world and hand-made
 //! snapshots stand in for the sources.
 
+mod common;
+
+use common::screen::{demo_app, render, t0};
 use nfscope::ruleset::Family;
 use nfscope::source::demo::DemoWorld;
 use nfscope::source::{FamilyData, Origin, RulesetSnapshot, SourceError};
@@ -12,28 +15,7 @@ use nfscope::tui::view;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use std::time::{Duration, SystemTime};
-
-fn t0() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000)
-}
-
-/// An app that has seen two demo snapshots one second apart, so rates and hits exist.
-fn demo_app(w: u16, h: u16) -> App {
-    let mut world = DemoWorld::new().with_clock(t0());
-    let mut app = App::new("gw01".into(), Theme { color: false }, (w, h), t0());
-    app.update(Msg::Snapshot(Box::new(world.snapshot())));
-    world.advance(Duration::from_secs(1));
-    app.update(Msg::Snapshot(Box::new(world.snapshot())));
-    app
-}
-
-fn render(app: &App) -> String {
-    let (w, h) = app.size;
-    let mut term = Terminal::new(TestBackend::new(w, h)).expect("test backend");
-    term.draw(|f| view::draw(f, app)).expect("draw");
-    term.backend().to_string()
-}
+use std::time::Duration;
 
 fn key(app: &mut App, code: KeyCode) -> Vec<Cmd> {
     app.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
@@ -70,8 +52,8 @@ fn help_overlay() {
     assert_eq!(app.popup, Some(Popup::Help { scroll: 0 }));
     let screen = render(&app);
     // Help is generated from the keymap: every binding's text is there (on a screen tall
-    // enough to show it all; both screens' keys make it scroll at 40 lines).
-    app.update(Msg::Resize(120, 150));
+    // enough to show it all; every screen's keys make it scroll at 40 lines).
+    app.update(Msg::Resize(120, 250));
     let all = render(&app);
     for b in nfscope::tui::keymap::KEYMAP {
         assert!(all.contains(b.help), "help lacks {:?}", b.help);

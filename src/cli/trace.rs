@@ -4,10 +4,8 @@
 use super::SourceArgs;
 use crate::ruleset::{Chain, Ruleset};
 use crate::source::{self, FamilyData, SourceConfig, local_addrs};
-use crate::trace::packet::{
-    icmp_proto, parse_icmp_type, parse_port, parse_proto, parse_tcp_flags, parse_u32, proto_name,
-    tcp_flags_text,
-};
+use crate::trace::fields::{self, Field, PacketFields};
+use crate::trace::packet::{proto_name, tcp_flags_text};
 use crate::trace::{
     Assumption, CtState, Fork, Headers, LocalAddr, Origin, Packet, Path, Step, StepKind, TableId,
     Trace, TraceOptions, Tracer, Tri, Unknown, Verdict,
@@ -83,56 +81,31 @@ pub struct TraceArgs {
 }
 
 fn proto_arg(s: &str) -> Result<u8, String> {
-    match parse_proto(s) {
-        Some(0) => Err("a packet has one protocol: name it (tcp, udp, icmp ...), not all".into()),
-        Some(p) => Ok(p),
-        None => Err(format!(
-            "{s:?} is not a protocol: use a name such as tcp, udp, icmp or ipv6-icmp, or a number from 1 to 255"
-        )),
-    }
+    fields::proto(s)
 }
 
 fn addr_arg(s: &str) -> Result<IpAddr, String> {
-    s.trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not an IPv4 or IPv6 address (names are not looked up)"))
+    fields::addr(s)
 }
 
 fn port_arg(s: &str) -> Result<u16, String> {
-    parse_port(s).ok_or_else(|| {
-        format!("{s:?} is not a port: use a number from 0 to 65535 or a name such as ssh")
-    })
+    fields::port(s)
 }
 
 fn flags_arg(s: &str) -> Result<u8, String> {
-    parse_tcp_flags(s).ok_or_else(|| {
-        format!("{s:?} is not a list of TCP flags: use FIN, SYN, RST, PSH, ACK, URG (comma-separated), ALL or NONE")
-    })
+    fields::tcp_flags(s)
 }
 
 fn iface_arg(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() < 16
-        && !s.contains(|c: char| c.is_whitespace() || c == '/' || c == '+');
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
-            "{s:?} is not an interface name (1 to 15 characters, no blanks, / or +)"
-        ))
-    }
+    fields::iface(s)
 }
 
 fn state_arg(s: &str) -> Result<CtState, String> {
-    CtState::parse(s).ok_or_else(|| {
-        format!(
-            "{s:?} is not a conntrack state: use NEW, ESTABLISHED, RELATED, INVALID or UNTRACKED"
-        )
-    })
+    fields::state(s)
 }
 
 fn mark_arg(s: &str) -> Result<u32, String> {
-    parse_u32(s).ok_or_else(|| format!("{s:?} is not a mark: use a number such as 16 or 0x10"))
+    fields::mark(s)
 }
 
 fn ttl_arg(s: &str) -> Result<u8, String> {
@@ -156,76 +129,42 @@ fn local_addr_arg(s: &str) -> Result<LocalAddr, String> {
 impl TraceArgs {
     /// The packet the arguments describe, or a sentence saying what does not fit together.
     pub fn packet(&self) -> Result<Packet, String> {
-        let family = crate::trace::packet::family_of(self.src);
-        if crate::trace::packet::family_of(self.dst) != family {
-            return Err(format!(
-                "-s {} and -d {} are not of the same family: give two IPv4 or two IPv6 addresses",
-                self.src, self.dst
-            ));
+        PacketFields {
+            proto: self.proto,
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+            tcp_flags: self.tcp_flags,
+            icmp_type: self.icmp_type.clone(),
+            in_iface: self.in_iface.clone(),
+            out_iface: self.out_iface.clone(),
+            local: self.local,
+            state: self.state,
+            mark: self.mark,
+            ttl: self.ttl,
+            length: self.length,
         }
-        let proto = self.proto;
-        let name = proto_name(proto);
-        if (self.sport.is_some() || self.dport.is_some()) && !crate::trace::packet::has_ports(proto)
-        {
-            return Err(format!(
-                "--sport and --dport apply to tcp, udp, sctp, dccp and udplite, not {name}"
-            ));
-        }
-        if self.tcp_flags.is_some() && proto != 6 {
-            return Err(format!("--tcp-flags applies to tcp, not {name}"));
-        }
-        let icmp = icmp_proto(family);
-        if family == crate::ruleset::Family::V6 && proto == 1 {
-            return Err(
-                "for IPv6, ICMP is -p ipv6-icmp (icmpv6); -p icmp is the IPv4 protocol".into(),
-            );
-        }
-        let icmp_type = match (&self.icmp_type, proto == icmp) {
-            (Some(_), false) => {
-                return Err(format!(
-                    "--icmp-type applies to -p {} packets, not {name}",
-                    proto_name(icmp)
-                ));
-            }
-            (Some(t), true) => {
-                let v6 = icmp == 58;
-                match parse_icmp_type(t, v6) {
-                    Some(Some((kind, code, _))) => Some((kind, code)),
-                    _ => {
-                        return Err(format!(
-                            "{t:?} is not an {} type: use a number, TYPE/CODE or a name such as echo-request",
-                            if v6 { "ICMPv6" } else { "ICMP" }
-                        ));
-                    }
-                }
-            }
-            // A ping, unless said otherwise.
-            (None, true) => Some((if icmp == 58 { 128 } else { 8 }, 0)),
-            (None, false) => None,
-        };
-        if self.local && self.in_iface.is_some() {
-            return Err(
-                "--in is the interface a packet arrives on; a --local packet is sent by this machine and arrives on none"
-                    .into(),
-            );
-        }
-        let mut p = Packet::new(proto, self.src, self.dst);
-        p.origin = if self.local {
-            Origin::Local
-        } else {
-            Origin::Network
-        };
-        p.in_iface = self.in_iface.clone();
-        p.out_iface = self.out_iface.clone();
-        p.sport = self.sport;
-        p.dport = self.dport;
-        p.tcp_flags = self.tcp_flags;
-        p.icmp = icmp_type;
-        p.state = self.state;
-        p.mark = self.mark.unwrap_or(0);
-        p.ttl = self.ttl;
-        p.length = self.length;
-        Ok(p)
+        .packet(flag_name)
+        .map_err(|(_, e)| e)
+    }
+}
+
+/// How the command line names a field.
+fn flag_name(f: Field) -> &'static str {
+    match f {
+        Field::Proto => "-p",
+        Field::Src => "-s",
+        Field::Dst => "-d",
+        Field::Sport => "--sport",
+        Field::Dport => "--dport",
+        Field::TcpFlags => "--tcp-flags",
+        Field::Icmp => "--icmp-type",
+        Field::InIface => "--in",
+        Field::OutIface => "--out",
+        Field::Local => "--local",
+        Field::State => "--state",
+        Field::Mark => "--mark",
     }
 }
 

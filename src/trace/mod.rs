@@ -10,6 +10,7 @@
 
 mod compile;
 mod eval;
+pub mod fields;
 pub mod packet;
 mod walk;
 

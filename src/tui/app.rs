@@ -5,6 +5,7 @@ use super::conntrack::CtScreen;
 use super::event::{Cmd, Msg};
 use super::keymap::{self, Action, Scope};
 use super::theme::Theme;
+use super::trace::{TraceFocus, TraceScreen};
 use super::view;
 use crate::ruleset::rates::{ChainKey, RateTracker};
 use crate::ruleset::{Chain, Family, Rule, TargetKind, table_rank};
@@ -18,15 +19,17 @@ use std::time::SystemTime;
 pub enum Screen {
     Rules,
     Conntrack,
+    Trace,
 }
 
 impl Screen {
-    pub const ALL: &'static [Screen] = &[Screen::Rules, Screen::Conntrack];
+    pub const ALL: &'static [Screen] = &[Screen::Rules, Screen::Conntrack, Screen::Trace];
 
     pub fn title(self) -> &'static str {
         match self {
             Screen::Rules => "Rules",
             Screen::Conntrack => "Conntrack",
+            Screen::Trace => "Trace",
         }
     }
 
@@ -35,6 +38,7 @@ impl Screen {
         match self {
             Screen::Rules => Scope::Rules,
             Screen::Conntrack => Scope::Conntrack,
+            Screen::Trace => Scope::Trace,
         }
     }
 }
@@ -97,6 +101,11 @@ pub struct App {
     pub screen: Screen,
     /// The Conntrack screen.
     pub ct: CtScreen,
+    /// The Trace screen.
+    pub trace: TraceScreen,
+    /// The depth of `back` right after a jump from the Trace screen: Backspace at that depth
+    /// returns there.
+    pub trace_back: Option<usize>,
     pub now: SystemTime,
     pub host: String,
     pub size: (u16, u16),
@@ -125,6 +134,8 @@ impl App {
             exact: false,
             screen: Screen::Rules,
             ct: CtScreen::new(),
+            trace: TraceScreen::new(),
+            trace_back: None,
             now,
             host,
             size,
@@ -202,6 +213,8 @@ impl App {
             Msg::Resize(w, h) => {
                 self.size = (w, h);
                 self.clamp_scroll();
+                let rows = self.trace_rows();
+                self.trace.scroll_into_view(rows);
                 self.sync_ct_viewport();
                 self.dirty = true;
             }
@@ -392,6 +405,7 @@ impl App {
         if next != cur || self.selected.is_none() {
             let key = chains[next].clone();
             self.back.clear();
+            self.trace_back = None;
             self.select_chain(key, 0);
         }
     }
@@ -414,12 +428,24 @@ impl App {
             return self.on_filter_key(ev);
         }
         let screen = [self.screen.scope(), Scope::Global];
+        let form = self.popup.is_none()
+            && self.screen == Screen::Trace
+            && self.trace.focus == TraceFocus::Form;
         let scopes: &[Scope] = match self.popup {
             Some(Popup::Confirm) => &[Scope::Confirm],
             Some(_) => &[Scope::Popup, Scope::Global],
+            None if form => &[Scope::TraceForm],
             None => &screen,
         };
         let Some(action) = keymap::resolve(&ev, scopes) else {
+            // Typing into the Trace screen's form.
+            if form
+                && let KeyCode::Char(c) = ev.code
+                && !ev.modifiers.contains(KeyModifiers::CONTROL)
+            {
+                self.trace.type_char(c);
+                return Vec::new();
+            }
             self.dirty = false;
             return Vec::new();
         };
@@ -576,9 +602,11 @@ impl App {
             }
             Action::ShowRules => self.show_screen(Screen::Rules),
             Action::ShowConntrack => self.show_screen(Screen::Conntrack),
+            Action::ShowTrace => self.show_screen(Screen::Trace),
             _ => match self.screen {
                 Screen::Rules => self.on_rules_action(action),
                 Screen::Conntrack => return self.on_ct_action(action),
+                Screen::Trace => self.on_trace_action(action),
             },
         }
         Vec::new()
@@ -604,7 +632,7 @@ impl App {
             Action::Top => ct.move_cursor(isize::MIN / 2),
             Action::Bottom => ct.move_cursor(isize::MAX / 2),
             Action::Enter if ct.group.is_some() => ct.open_group(now),
-            Action::Details | Action::Delete if ct.group.is_some() => ct.say(
+            Action::Details | Action::Delete | Action::TraceEntry if ct.group.is_some() => ct.say(
                 "this is a group view: Enter lists the group's entries".into(),
                 true,
                 now,
@@ -650,9 +678,100 @@ impl App {
                 }
             }
             Action::ExactNumbers => self.exact = !self.exact,
+            Action::TraceEntry => {
+                let entry = ct.selected_slot().map(|s| s.entry().clone());
+                match entry {
+                    Some(e) => {
+                        self.trace.fill_from_entry(&e);
+                        self.run_trace();
+                        self.show_screen(Screen::Trace);
+                    }
+                    None => ct.say("no entry is selected to trace".into(), true, now),
+                }
+            }
             _ => self.dirty = false,
         }
         Vec::new()
+    }
+
+    fn trace_rows(&self) -> usize {
+        view::trace_viewport_rows(self.size)
+    }
+
+    /// Trace the form's packet through the rule set the Rules screen shows.
+    pub fn run_trace(&mut self) {
+        self.trace.run(self.snapshot.as_ref());
+        let rows = self.trace_rows();
+        self.trace.scroll_into_view(rows);
+    }
+
+    fn on_trace_action(&mut self, action: Action) {
+        let rows = self.trace_rows();
+        let page = rows.max(1) as isize;
+        let tr = &mut self.trace;
+        match action {
+            Action::NextField => tr.move_field(1),
+            Action::PrevField => tr.move_field(-1),
+            Action::Back => tr.delete_char(),
+            Action::RunTrace => self.run_trace(),
+            Action::LeaveForm => tr.focus = TraceFocus::Steps,
+            Action::EditForm => tr.focus = TraceFocus::Form,
+            Action::SshFill => {
+                if tr.fill_from_ssh() {
+                    self.run_trace();
+                }
+            }
+            Action::NextPath => {
+                if !tr.switch_path(1) {
+                    self.dirty = false;
+                }
+                self.trace.scroll_into_view(rows);
+            }
+            Action::PrevPath => {
+                if !tr.switch_path(-1) {
+                    self.dirty = false;
+                }
+                self.trace.scroll_into_view(rows);
+            }
+            Action::Up => tr.move_cursor(-1, rows),
+            Action::Down => tr.move_cursor(1, rows),
+            Action::PageUp => tr.move_cursor(-page, rows),
+            Action::PageDown => tr.move_cursor(page, rows),
+            Action::Top => tr.move_cursor(isize::MIN / 2, rows),
+            Action::Bottom => tr.move_cursor(isize::MAX / 2, rows),
+            Action::Enter => self.open_step(),
+            _ => self.dirty = false,
+        }
+    }
+
+    /// Show the rule (or chain) of the step under the Trace screen's cursor on the Rules
+    /// screen; Backspace there comes back.
+    fn open_step(&mut self) {
+        let Some(step) = self.trace.selected_step() else {
+            return;
+        };
+        let (Some(table), Some(chain)) = (step.table, step.chain.as_deref()) else {
+            self.trace.message = Some("this step is not in a chain: no rule to show".into());
+            return;
+        };
+        let key = ChainKey {
+            family: step.family,
+            table: table.name().to_string(),
+            chain: chain.to_string(),
+        };
+        let rule = step.rule_index().unwrap_or(0);
+        if self.chain_by_key(&key).is_none() {
+            self.trace.message = Some(format!("chain {chain} is not in the rule set any more"));
+            return;
+        }
+        if let Some(cur) = self.selected.clone() {
+            let idx = self.visible.get(self.cursor).copied().unwrap_or(0);
+            self.back.push((cur, idx));
+        }
+        self.trace_back = Some(self.back.len());
+        self.focus = Focus::Rules;
+        self.select_chain(key, rule);
+        self.screen = Screen::Rules;
     }
 
     fn on_rules_action(&mut self, action: Action) {
@@ -684,6 +803,11 @@ impl App {
                 Focus::Rules => self.enter_rule(),
             },
             Action::Back => {
+                let to_trace = self.trace_back.is_some_and(|n| n == self.back.len());
+                if to_trace {
+                    self.trace_back = None;
+                    self.screen = Screen::Trace;
+                }
                 if let Some((key, cursor)) = self.back.pop() {
                     if self.chain_by_key(&key).is_some() {
                         self.select_chain(key, cursor);

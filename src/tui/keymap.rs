@@ -40,6 +40,20 @@ pub enum Action {
     /// Answers to a confirmation.
     Confirm,
     Cancel,
+    ShowTrace,
+    /// Trace a packet of the selected conntrack entry.
+    TraceEntry,
+    /// The Trace screen's form: next / previous field, run the trace, leave or enter the form.
+    NextField,
+    PrevField,
+    RunTrace,
+    LeaveForm,
+    EditForm,
+    /// Fill the form from the current SSH session.
+    SshFill,
+    /// Show the next / previous path of a forked trace.
+    NextPath,
+    PrevPath,
 }
 
 /// Where a key binding applies. Popups see keys first, then the screen, then global keys.
@@ -48,6 +62,10 @@ pub enum Scope {
     Global,
     Rules,
     Conntrack,
+    /// The Trace screen's steps list.
+    Trace,
+    /// The Trace screen's form while it has the focus: other keys type into the field.
+    TraceForm,
     Popup,
     /// A question waiting for yes or no: nothing else gets through.
     Confirm,
@@ -59,6 +77,8 @@ impl Scope {
             Scope::Global => "Everywhere",
             Scope::Rules => "Rules screen",
             Scope::Conntrack => "Conntrack screen",
+            Scope::Trace => "Trace screen",
+            Scope::TraceForm => "Trace screen, typing in the form",
             Scope::Popup => "Popups",
             Scope::Confirm => "Confirmations",
         }
@@ -363,6 +383,125 @@ pub const KEYMAP: &[Binding] = &[
         hint: None,
     },
     Binding {
+        scope: Scope::Conntrack,
+        keys: &[k('t')],
+        action: Action::TraceEntry,
+        help: "trace a packet of the selected entry (Trace screen)",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::TraceForm,
+        keys: &[code(KeyCode::Tab), code(KeyCode::Down)],
+        action: Action::NextField,
+        help: "next field",
+        hint: Some("next field"),
+    },
+    Binding {
+        scope: Scope::TraceForm,
+        keys: &[code(KeyCode::BackTab), code(KeyCode::Up)],
+        action: Action::PrevField,
+        help: "previous field",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::TraceForm,
+        keys: &[code(KeyCode::Enter)],
+        action: Action::RunTrace,
+        help: "trace the packet",
+        hint: Some("trace"),
+    },
+    Binding {
+        scope: Scope::TraceForm,
+        keys: &[code(KeyCode::Backspace)],
+        action: Action::Back,
+        help: "delete the last character",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::TraceForm,
+        keys: &[code(KeyCode::Esc)],
+        action: Action::LeaveForm,
+        help: "leave the form (q, ?, Tab, 1-3 work again)",
+        hint: Some("leave form"),
+    },
+    Binding {
+        scope: Scope::Trace,
+        keys: &[code(KeyCode::Up), k('k')],
+        action: Action::Up,
+        help: "previous step",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Trace,
+        keys: &[code(KeyCode::Down), k('j')],
+        action: Action::Down,
+        help: "next step",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Trace,
+        keys: &[code(KeyCode::PageUp)],
+        action: Action::PageUp,
+        help: "a page up",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Trace,
+        keys: &[code(KeyCode::PageDown)],
+        action: Action::PageDown,
+        help: "a page down",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Trace,
+        keys: &[code(KeyCode::Home), k('g')],
+        action: Action::Top,
+        help: "first step",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Trace,
+        keys: &[code(KeyCode::End), k('G')],
+        action: Action::Bottom,
+        help: "last step",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Trace,
+        keys: &[code(KeyCode::Enter)],
+        action: Action::Enter,
+        help: "show the step's rule on the Rules screen (Bksp: back)",
+        hint: Some("open rule"),
+    },
+    Binding {
+        scope: Scope::Trace,
+        keys: &[k('e'), k('/')],
+        action: Action::EditForm,
+        help: "edit the packet in the form",
+        hint: Some("edit"),
+    },
+    Binding {
+        scope: Scope::Trace,
+        keys: &[k('s')],
+        action: Action::SshFill,
+        help: "trace this SSH session's packets (SSH_CONNECTION)",
+        hint: Some("ssh"),
+    },
+    Binding {
+        scope: Scope::Trace,
+        keys: &[k(']'), code(KeyCode::Right)],
+        action: Action::NextPath,
+        help: "next path of a forked trace",
+        hint: Some("path"),
+    },
+    Binding {
+        scope: Scope::Trace,
+        keys: &[k('['), code(KeyCode::Left)],
+        action: Action::PrevPath,
+        help: "previous path of a forked trace",
+        hint: None,
+    },
+    Binding {
         scope: Scope::Confirm,
         keys: &[k('y'), code(KeyCode::Enter)],
         action: Action::Confirm,
@@ -416,6 +555,13 @@ pub const KEYMAP: &[Binding] = &[
         keys: &[k('2')],
         action: Action::ShowConntrack,
         help: "the Conntrack screen",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Global,
+        keys: &[k('3')],
+        action: Action::ShowTrace,
+        help: "the Trace screen",
         hint: None,
     },
 ];

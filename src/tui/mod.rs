@@ -8,6 +8,7 @@ pub mod conntrack;
 pub mod event;
 pub mod keymap;
 pub mod theme;
+pub mod trace;
 pub mod view;
 
 use crate::source::ctfeed::{self, CtHandle, CtOrigin, CtRequest};
@@ -86,6 +87,11 @@ pub fn run(cfg: SourceConfig) -> color_eyre::Result<()> {
     let (tx, rx) = mpsc::channel::<Msg>();
 
     let origin = ct_origin(&cfg);
+    // The Trace screen's inputs from this process's world, read here so that update stays pure.
+    let kernel_locals = match cfg {
+        SourceConfig::Kernel { .. } => Some(source::local_addrs::read().unwrap_or_default()),
+        _ => None,
+    };
     let interval = cfg.interval();
     let stx = tx.clone();
     source::spawn(
@@ -149,6 +155,8 @@ pub fn run(cfg: SourceConfig) -> color_eyre::Result<()> {
         (size.width, size.height),
         SystemTime::now(),
     );
+    app.trace.locals = kernel_locals;
+    app.trace.ssh = std::env::var("SSH_CONNECTION").ok();
     let mut stdout = std::io::stdout();
     loop {
         if app.dirty {

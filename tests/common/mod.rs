@@ -7,6 +7,7 @@
 )]
 
 pub mod ct;
+pub mod screen;
 pub mod tmux;
 
 use nfscope::ruleset::Family;

@@ -22,6 +22,7 @@ mod format;
 mod header;
 mod popup;
 mod rules;
+mod trace;
 
 pub use format::{human, rate as format_rate, sparkline};
 
@@ -103,6 +104,11 @@ pub fn ct_viewport_rows(app: &App) -> usize {
     conntrack::viewport_rows(app)
 }
 
+/// How many step rows the Trace screen's list shows.
+pub fn trace_viewport_rows(size: (u16, u16)) -> usize {
+    trace::viewport_rows(size)
+}
+
 /// Draw the whole screen.
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
@@ -136,6 +142,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
             header::draw(frame, app, conntrack::areas(app).header);
             conntrack::draw(frame, app);
         }
+        Screen::Trace => trace::draw(frame, app),
     }
     match app.popup {
         Some(Popup::Help { scroll }) => popup::draw_help(frame, app, scroll),

@@ -58,7 +58,12 @@ pub fn draw_help(frame: &mut Frame, app: &App, scroll: u16) {
         Scope::Popup,
         Scope::Confirm,
     ];
-    for s in [Scope::Rules, Scope::Conntrack] {
+    for s in [
+        Scope::Rules,
+        Scope::Conntrack,
+        Scope::Trace,
+        Scope::TraceForm,
+    ] {
         if !scopes.contains(&s) {
             scopes.push(s);
         }
