@@ -3,6 +3,7 @@
 
 use super::conntrack::CtScreen;
 use super::event::{Cmd, Msg};
+use super::flow::FlowScreen;
 use super::keymap::{self, Action, Scope};
 use super::theme::Theme;
 use super::trace::{TraceFocus, TraceScreen};
@@ -20,16 +21,23 @@ pub enum Screen {
     Rules,
     Conntrack,
     Trace,
+    Flow,
 }
 
 impl Screen {
-    pub const ALL: &'static [Screen] = &[Screen::Rules, Screen::Conntrack, Screen::Trace];
+    pub const ALL: &'static [Screen] = &[
+        Screen::Rules,
+        Screen::Conntrack,
+        Screen::Trace,
+        Screen::Flow,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
             Screen::Rules => "Rules",
             Screen::Conntrack => "Conntrack",
             Screen::Trace => "Trace",
+            Screen::Flow => "Flow",
         }
     }
 
@@ -39,6 +47,7 @@ impl Screen {
             Screen::Rules => Scope::Rules,
             Screen::Conntrack => Scope::Conntrack,
             Screen::Trace => Scope::Trace,
+            Screen::Flow => Scope::Flow,
         }
     }
 }
@@ -103,9 +112,11 @@ pub struct App {
     pub ct: CtScreen,
     /// The Trace screen.
     pub trace: TraceScreen,
-    /// The depth of `back` right after a jump from the Trace screen: Backspace at that depth
-    /// returns there.
-    pub trace_back: Option<usize>,
+    /// The Flow screen.
+    pub flow: FlowScreen,
+    /// The depth of `back` right after a jump from another screen (Trace, Flow), and that
+    /// screen: Backspace at that depth returns there.
+    pub screen_back: Option<(usize, Screen)>,
     pub now: SystemTime,
     pub host: String,
     pub size: (u16, u16),
@@ -135,7 +146,8 @@ impl App {
             screen: Screen::Rules,
             ct: CtScreen::new(),
             trace: TraceScreen::new(),
-            trace_back: None,
+            flow: FlowScreen::default(),
+            screen_back: None,
             now,
             host,
             size,
@@ -405,7 +417,7 @@ impl App {
         if next != cur || self.selected.is_none() {
             let key = chains[next].clone();
             self.back.clear();
-            self.trace_back = None;
+            self.screen_back = None;
             self.select_chain(key, 0);
         }
     }
@@ -603,10 +615,12 @@ impl App {
             Action::ShowRules => self.show_screen(Screen::Rules),
             Action::ShowConntrack => self.show_screen(Screen::Conntrack),
             Action::ShowTrace => self.show_screen(Screen::Trace),
+            Action::ShowFlow => self.show_screen(Screen::Flow),
             _ => match self.screen {
                 Screen::Rules => self.on_rules_action(action),
                 Screen::Conntrack => return self.on_ct_action(action),
                 Screen::Trace => self.on_trace_action(action),
+                Screen::Flow => self.on_flow_action(action),
             },
         }
         Vec::new()
@@ -764,14 +778,50 @@ impl App {
             self.trace.message = Some(format!("chain {chain} is not in the rule set any more"));
             return;
         }
+        self.open_chain_from(Screen::Trace, key, rule);
+    }
+
+    /// Show `key` on the Rules screen with the cursor on `rule`, coming from `from`: Backspace
+    /// there goes back to `from`.
+    fn open_chain_from(&mut self, from: Screen, key: ChainKey, rule: usize) {
         if let Some(cur) = self.selected.clone() {
             let idx = self.visible.get(self.cursor).copied().unwrap_or(0);
             self.back.push((cur, idx));
         }
-        self.trace_back = Some(self.back.len());
+        self.screen_back = Some((self.back.len(), from));
         self.focus = Focus::Rules;
         self.select_chain(key, rule);
         self.screen = Screen::Rules;
+    }
+
+    fn on_flow_action(&mut self, action: Action) {
+        let fl = &mut self.flow;
+        match action {
+            Action::FocusLeft => fl.move_col(-1),
+            Action::FocusRight => fl.move_col(1),
+            Action::Up => fl.move_row(-1),
+            Action::Down => fl.move_row(1),
+            Action::OtherFamily => fl.toggle_family(),
+            Action::Enter => {
+                let (hook, table) = fl.selected();
+                let key = ChainKey {
+                    family: fl.family,
+                    table: table.name().to_string(),
+                    chain: hook.name().to_string(),
+                };
+                if self.chain_by_key(&key).is_none() {
+                    self.flow.message = Some(format!(
+                        "the {} table is not loaded: {} has no {} chain to open",
+                        table.name(),
+                        key.family.label(),
+                        hook.name()
+                    ));
+                    return;
+                }
+                self.open_chain_from(Screen::Flow, key, 0);
+            }
+            _ => self.dirty = false,
+        }
     }
 
     fn on_rules_action(&mut self, action: Action) {
@@ -803,10 +853,11 @@ impl App {
                 Focus::Rules => self.enter_rule(),
             },
             Action::Back => {
-                let to_trace = self.trace_back.is_some_and(|n| n == self.back.len());
-                if to_trace {
-                    self.trace_back = None;
-                    self.screen = Screen::Trace;
+                if let Some((n, from)) = self.screen_back
+                    && n == self.back.len()
+                {
+                    self.screen_back = None;
+                    self.screen = from;
                 }
                 if let Some((key, cursor)) = self.back.pop() {
                     if self.chain_by_key(&key).is_some() {

@@ -54,6 +54,9 @@ pub enum Action {
     /// Show the next / previous path of a forked trace.
     NextPath,
     PrevPath,
+    ShowFlow,
+    /// The Flow screen: show the other address family.
+    OtherFamily,
 }
 
 /// Where a key binding applies. Popups see keys first, then the screen, then global keys.
@@ -66,6 +69,8 @@ pub enum Scope {
     Trace,
     /// The Trace screen's form while it has the focus: other keys type into the field.
     TraceForm,
+    /// The Flow screen's diagram.
+    Flow,
     Popup,
     /// A question waiting for yes or no: nothing else gets through.
     Confirm,
@@ -79,6 +84,7 @@ impl Scope {
             Scope::Conntrack => "Conntrack screen",
             Scope::Trace => "Trace screen",
             Scope::TraceForm => "Trace screen, typing in the form",
+            Scope::Flow => "Flow screen",
             Scope::Popup => "Popups",
             Scope::Confirm => "Confirmations",
         }
@@ -421,7 +427,7 @@ pub const KEYMAP: &[Binding] = &[
         scope: Scope::TraceForm,
         keys: &[code(KeyCode::Esc)],
         action: Action::LeaveForm,
-        help: "leave the form (q, ?, Tab, 1-3 work again)",
+        help: "leave the form (q, ?, Tab, 1-4 work again)",
         hint: Some("leave form"),
     },
     Binding {
@@ -563,6 +569,55 @@ pub const KEYMAP: &[Binding] = &[
         action: Action::ShowTrace,
         help: "the Trace screen",
         hint: None,
+    },
+    Binding {
+        scope: Scope::Global,
+        keys: &[k('4')],
+        action: Action::ShowFlow,
+        help: "the Flow screen: the traversal diagram",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Flow,
+        keys: &[code(KeyCode::Left), k('h')],
+        action: Action::FocusLeft,
+        help: "the hook to the left",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Flow,
+        keys: &[code(KeyCode::Right), k('l')],
+        action: Action::FocusRight,
+        help: "the hook to the right",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Flow,
+        keys: &[code(KeyCode::Up), k('k')],
+        action: Action::Up,
+        help: "the table above",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Flow,
+        keys: &[code(KeyCode::Down), k('j')],
+        action: Action::Down,
+        help: "the table below",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Flow,
+        keys: &[code(KeyCode::Enter)],
+        action: Action::Enter,
+        help: "open the chain on the Rules screen (Backspace there comes back)",
+        hint: Some("open chain"),
+    },
+    Binding {
+        scope: Scope::Flow,
+        keys: &[k('f')],
+        action: Action::OtherFamily,
+        help: "show the other family (IPv4, IPv6)",
+        hint: Some("IPv4/IPv6"),
     },
 ];
 

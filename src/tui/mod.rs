@@ -6,6 +6,7 @@
 pub mod app;
 pub mod conntrack;
 pub mod event;
+pub mod flow;
 pub mod keymap;
 pub mod theme;
 pub mod trace;

@@ -18,6 +18,7 @@
 
 pub mod conntrack;
 mod ct_popup;
+mod flow;
 mod format;
 mod header;
 mod popup;
@@ -143,6 +144,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
             conntrack::draw(frame, app);
         }
         Screen::Trace => trace::draw(frame, app),
+        Screen::Flow => flow::draw(frame, app),
     }
     match app.popup {
         Some(Popup::Help { scroll }) => popup::draw_help(frame, app, scroll),

@@ -63,6 +63,7 @@ pub fn draw_help(frame: &mut Frame, app: &App, scroll: u16) {
         Scope::Conntrack,
         Scope::Trace,
         Scope::TraceForm,
+        Scope::Flow,
     ] {
         if !scopes.contains(&s) {
             scopes.push(s);
