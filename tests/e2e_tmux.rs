@@ -42,6 +42,8 @@ fn demo_navigate_help_quit_and_terminal_restored() {
     tmux.wait_for("Help");
     tmux.wait_for("this help");
     tmux.keys(&["Escape"]);
+    // An Escape and a letter read together are Alt+letter: let the Escape land first.
+    tmux.wait_gone("this help");
 
     tmux.keys(&["q"]);
     assert_eq!(run.exit_status(), "0", "nfscope exits 0 on q");
