@@ -63,15 +63,22 @@ fn fail(msg: impl std::fmt::Display, code: i32) -> i32 {
 /// is missing: where it is refused (no CAP_NET_ADMIN), /proc is refused too, and the netlink
 /// sentence says what to do.
 fn read_table(src: CtSource) -> Result<Vec<Entry>, CtError> {
+    let from_proc = || {
+        let (entries, bad) = conntrack_proc::read_lenient(None)?;
+        if let Some(b) = bad {
+            eprintln!("nfscope: warning: {b}");
+        }
+        Ok(entries)
+    };
     match src {
-        CtSource::Proc => conntrack_proc::read(None),
+        CtSource::Proc => from_proc(),
         CtSource::Netlink => ctnl::dump(None),
         CtSource::Auto => match ctnl::dump(None) {
             Ok(v) => Ok(v),
             Err(e @ CtError::PermissionDenied) => Err(e),
             Err(e) => {
                 eprintln!("nfscope: warning: {e}; reading /proc/net/nf_conntrack instead");
-                conntrack_proc::read(None)
+                from_proc()
             }
         },
     }

@@ -39,9 +39,6 @@ const WAN: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
 const LAN_GW: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const V6_PREFIX: [u16; 4] = [0x2001, 0x0db8, 0, 0x10];
 
-/// The kernel's default maximum on a 4 GiB host.
-pub const DEMO_MAX: u32 = 262_144;
-
 pub struct CtDemo {
     conns: Vec<Conn>,
     rng: Rng,

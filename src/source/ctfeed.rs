@@ -428,15 +428,18 @@ fn proc_poll(interval: Duration, sink: &mut CtSink, rx: &Receiver<CtRequest>) {
     loop {
         let now = Instant::now();
         if now >= next {
-            let msg = match conntrack_proc::read(None) {
-                Ok(entries) => CtFeed::Table {
-                    entries,
-                    via: CtVia::Proc,
-                    resync: false,
-                },
-                Err(e) => CtFeed::Error(e.to_string()),
+            let (msg, bad) = match conntrack_proc::read_lenient(None) {
+                Ok((entries, bad)) => (
+                    CtFeed::Table {
+                        entries,
+                        via: CtVia::Proc,
+                        resync: false,
+                    },
+                    bad,
+                ),
+                Err(e) => (CtFeed::Error(e.to_string()), None),
             };
-            if !sink(msg) {
+            if !sink(msg) || bad.is_some_and(|b| !sink(CtFeed::Error(b))) {
                 return;
             }
             let mut f = CtFigures {
