@@ -11,7 +11,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph};
+use ratatui::widgets::{Block, BorderType, Paragraph};
 
 /// Columns of arrow between two hooks.
 const GAP: u16 = 3;
@@ -170,7 +170,13 @@ fn draw_body(frame: &mut Frame, app: &App, area: Rect) {
             } else {
                 t.title()
             };
+            // A thick border marks the selection without colour too (NO_COLOR).
             let block = Block::bordered()
+                .border_type(if selected {
+                    BorderType::Thick
+                } else {
+                    BorderType::Plain
+                })
                 .border_style(border)
                 .title(Span::styled(format!(" {} ", table.name()), title_style));
             let text_style = if idle { t.dim() } else { t.base() };
