@@ -37,7 +37,7 @@ fn time<T>(rounds: usize, mut f: impl FnMut() -> T) -> (f64, f64, T) {
 }
 
 fn main() {
-    let (full, n, rounds) = support::scale("conntrack_table", 250_000, (10_000, 1));
+    let (full, n, rounds) = support::scale("conntrack_table", (250_000, 10), (10_000, 1));
 
     let t = Instant::now();
     let dump = synth::entries(n);

@@ -37,7 +37,7 @@ const W: u16 = 200;
 const H: u16 = 50;
 
 fn main() {
-    let (full, n, rounds) = support::scale("ct_frame", 250_000, (10_000, 2));
+    let (full, n, rounds) = support::scale("ct_frame", (250_000, 10), (10_000, 2));
 
     let now = SystemTime::UNIX_EPOCH + Duration::from_nanos(synth::NOW_NS);
     let entries = synth::entries(n);

@@ -21,20 +21,10 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+mod support;
+
 fn main() {
-    // `cargo bench` passes `--bench`; without it (`cargo test --benches`) make a quick smoke run.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let full = args.iter().any(|a| a == "--bench");
-    let nums: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
-    let (rules, rounds) = if full {
-        (
-            nums.first().copied().unwrap_or(100_000),
-            nums.get(1).copied().unwrap_or(10).max(1),
-        )
-    } else {
-        println!("smoke run (use `cargo bench --bench parse` for the real one)");
-        (10_000, 1)
-    };
+    let (full, rules, rounds) = support::scale("parse", (100_000, 10), (10_000, 1));
 
     let start = Instant::now();
     let text = synth::kube_proxy(rules);

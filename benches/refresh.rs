@@ -119,19 +119,10 @@ fn bench_backend(backend: Backend, rules: usize, rounds: usize, full: bool) {
     // `ns` is dropped here: the namespace is deleted, on panic too.
 }
 
+mod support;
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let full = args.iter().any(|a| a == "--bench");
-    let nums: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
-    let (rules, rounds) = if full {
-        (
-            nums.first().copied().unwrap_or(50_000),
-            nums.get(1).copied().unwrap_or(5).max(1),
-        )
-    } else {
-        println!("smoke run (use `cargo bench --bench refresh` for the real one)");
-        (2_000, 1)
-    };
+    let (full, rules, rounds) = support::scale("refresh", (50_000, 5), (2_000, 1));
     for backend in [Backend::Nft, Backend::Legacy] {
         bench_backend(backend, rules, rounds, full);
     }

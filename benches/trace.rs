@@ -55,20 +55,10 @@ fn deepest_service(rs: &Ruleset) -> (IpAddr, u16, usize) {
     (ip, port, i + 1)
 }
 
+mod support;
+
 fn main() {
-    // `cargo bench` passes `--bench`; without it (`cargo test --benches`) make a quick smoke run.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let full = args.iter().any(|a| a == "--bench");
-    let nums: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
-    let (rules, rounds) = if full {
-        (
-            nums.first().copied().unwrap_or(50_000),
-            nums.get(1).copied().unwrap_or(200).max(1),
-        )
-    } else {
-        println!("smoke run (use `cargo bench --bench trace` for the real one)");
-        (5_000, 3)
-    };
+    let (full, rules, rounds) = support::scale("trace", (50_000, 200), (5_000, 3));
 
     let text = synth::kube_proxy(rules);
     let rs = ruleset::parse(&text, Family::V4).expect("the generated rules parse");
