@@ -672,18 +672,8 @@ fn distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conntrack::tests::t;
     use crate::conntrack::{Icmp, State, TcpState};
-    use std::net::Ipv4Addr;
-
-    fn t(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Tuple {
-        Tuple {
-            src: IpAddr::V4(Ipv4Addr::from(src)),
-            dst: IpAddr::V4(Ipv4Addr::from(dst)),
-            sport: Some(sport),
-            dport: Some(dport),
-            icmp: None,
-        }
-    }
 
     /// An established, assured SSH connection from 10.0.0.5 to 10.0.0.1.
     fn ssh() -> Entry {

@@ -502,11 +502,12 @@ pub struct EntryKey {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::net::Ipv4Addr;
 
-    fn t(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Tuple {
+    /// An IPv4 tuple with ports, for the conntrack modules' tests.
+    pub(crate) fn t(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Tuple {
         Tuple {
             src: IpAddr::V4(Ipv4Addr::from(src)),
             dst: IpAddr::V4(Ipv4Addr::from(dst)),
