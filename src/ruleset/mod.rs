@@ -12,10 +12,10 @@ pub mod words;
 pub use parse::{ParseError, Parser, parse};
 pub use rule::{Fragment, Negatable, OptionArg, RuleSpec, Target, TargetKind, XMatch};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// IPv4 (iptables) or IPv6 (ip6tables).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     #[serde(rename = "ipv4")]
@@ -53,7 +53,7 @@ impl Family {
 }
 
 /// A packet and byte counter pair, as in `[pkts:bytes]`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Counters {
     pub packets: u64,
     pub bytes: u64,

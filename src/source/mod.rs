@@ -18,7 +18,9 @@ use std::time::{Duration, SystemTime};
 use thiserror::Error;
 
 /// Which iptables backend the system tools talk to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// iptables-nft: the rules live in nf_tables.

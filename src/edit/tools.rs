@@ -1,0 +1,86 @@
+//! Running the restore and save tools for edit mode, by argv (never a shell), in this process's
+//! network namespace. The tools are the system's own (`iptables-restore`, `ip6tables-restore`,
+//! or their -nft/-legacy variants for a forced backend).
+
+use crate::ruleset::{self, Family, Ruleset};
+use crate::source::kernel::{run_save_in, save_tool, tool_command};
+use crate::source::{Backend, SourceError};
+use std::io::Write;
+use std::process::Stdio;
+
+/// Which tools to run: the system default (`None`) or a forced backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tools {
+    pub backend: Option<Backend>,
+}
+
+impl Tools {
+    /// `iptables-restore`, `ip6tables-nft-restore`, ...
+    pub fn restore_tool(&self, family: Family) -> String {
+        save_tool(family, self.backend).replacen("-save", "-restore", 1)
+    }
+
+    /// `iptables-save`, `ip6tables-legacy-save`, ...
+    pub fn save_tool(&self, family: Family) -> String {
+        save_tool(family, self.backend)
+    }
+
+    /// Run the restore tool with `args`, feeding it `input`. A failure carries the tool's own
+    /// message (which names the line it stopped at).
+    pub fn restore(&self, family: Family, args: &[&str], input: &str) -> Result<(), SourceError> {
+        let tool = self.restore_tool(family);
+        let mut child = tool_command(&tool, None)?
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| SourceError::ToolFailed {
+                tool: tool.clone(),
+                status: "-".into(),
+                stderr: e.to_string(),
+            })?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // A tool that stops reading early reports why on stderr; the write error is noise.
+            let _ = stdin.write_all(input.as_bytes());
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| SourceError::ToolFailed {
+                tool: tool.clone(),
+                status: "-".into(),
+                stderr: e.to_string(),
+            })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lower = stderr.to_ascii_lowercase();
+        if lower.contains("permission denied") || lower.contains("must be root") {
+            return Err(SourceError::PermissionDenied { tool });
+        }
+        Err(SourceError::ToolFailed {
+            tool,
+            status: out
+                .status
+                .code()
+                .map_or_else(|| "signal".into(), |c| c.to_string()),
+            stderr: stderr.trim().to_string(),
+        })
+    }
+
+    /// `iptables-save -c` (or ip6tables) as text.
+    pub fn save_text(&self, family: Family) -> Result<String, SourceError> {
+        run_save_in(&self.save_tool(family), None)
+    }
+
+    /// `iptables-save -c` parsed.
+    pub fn read(&self, family: Family) -> Result<Ruleset, SourceError> {
+        let tool = self.save_tool(family);
+        let text = self.save_text(family)?;
+        ruleset::parse(&text, family).map_err(|e| SourceError::Parse {
+            what: tool,
+            message: e.to_string(),
+        })
+    }
+}
