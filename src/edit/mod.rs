@@ -4,6 +4,7 @@
 //! restore tools (`tools`, `apply`), backups, the commit-confirmed watchdog (`guard`) and the
 //! audit log.
 
+pub mod lockout;
 pub mod tools;
 
 use crate::ruleset::Family;
