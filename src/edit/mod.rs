@@ -4,6 +4,9 @@
 //! restore tools (`tools`, `apply`), backups, the commit-confirmed watchdog (`guard`) and the
 //! audit log.
 
+pub mod diff;
+pub mod stage;
+pub mod state;
 pub mod tools;
 
 use crate::ruleset::Family;
