@@ -1,0 +1,1 @@
+//! The difference staged edits make, table by table.

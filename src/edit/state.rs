@@ -1,0 +1,1 @@
+//! Staged work saved to a state file.
