@@ -4,6 +4,8 @@
 //! restore tools (`tools`, `apply`), backups, the commit-confirmed watchdog (`guard`) and the
 //! audit log.
 
+pub mod apply;
+pub mod plan;
 pub mod tools;
 
 use crate::ruleset::Family;
