@@ -4,6 +4,8 @@
 //! restore tools (`tools`, `apply`), backups, the commit-confirmed watchdog (`guard`) and the
 //! audit log.
 
+pub mod audit;
+pub mod backup;
 pub mod tools;
 
 use crate::ruleset::Family;
