@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod guard;
 pub mod tools;
 
 use crate::ruleset::Family;
