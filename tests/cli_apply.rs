@@ -254,6 +254,26 @@ impl Case {
             .collect()
     }
 
+    /// `nfscope apply --yes` of the new rules of both families: the watchdog's pid.
+    fn apply_yes(&self, timeout: &str) -> i32 {
+        let (v4, v6) = self.files();
+        let run = self.run(&[
+            "apply",
+            &v4,
+            "--file6",
+            &v6,
+            "--confirm-timeout",
+            timeout,
+            "--yes",
+        ]);
+        assert_eq!(run.code, 0, "{:?}: {run:?}", self.backend);
+        assert!(run.stdout.contains("from a NEW SSH connection"), "{run:?}");
+        assert!(run.stdout.contains("`nfscope confirm`"), "{run:?}");
+        let pid = self.watchdog_pid().expect("a watchdog pid in pending.json");
+        assert!(pid_alive(pid), "the watchdog runs");
+        pid
+    }
+
     /// The new rules are in; the watchdog puts the base back (within 10 s) and logs it.
     fn expect_rollback_by_the_watchdog(&self, what: &str) {
         for f in Family::ALL {
@@ -350,24 +370,10 @@ fn for_each_backend(test: &str, case: impl Fn(Case)) {
 fn confirm_from_another_process_keeps_the_change() {
     for_each_backend("confirm", |c| {
         let backend = c.backend;
-        let (v4, v6) = c.files();
-        let run = c.run(&[
-            "apply",
-            &v4,
-            "--file6",
-            &v6,
-            "--confirm-timeout",
-            "3",
-            "--yes",
-        ]);
-        assert_eq!(run.code, 0, "{backend:?}: {run:?}");
-        assert!(run.stdout.contains("from a NEW SSH connection"), "{run:?}");
-        assert!(run.stdout.contains("`nfscope confirm`"), "{run:?}");
+        let pid = c.apply_yes("3");
         for f in Family::ALL {
             assert!(c.holds_new(f), "{backend:?} {f:?}: {}", c.save(f));
         }
-        let pid = c.watchdog_pid().expect("a watchdog pid in pending.json");
-        assert!(pid_alive(pid), "the watchdog runs");
 
         let ok = c.run(&["confirm"]);
         assert_eq!(ok.code, 0, "{ok:?}");
@@ -451,6 +457,43 @@ fn a_hang_up_during_the_countdown_still_rolled_back() {
 }
 
 #[test]
+fn ctrl_c_or_sigterm_to_the_watchdog_rolls_back_at_once() {
+    for_each_backend("stop", |mut c| {
+        let backend = c.backend;
+        let (v4, v6) = c.files();
+        // Ctrl-C during the countdown is a no.
+        let (pid, _stdin) =
+            c.apply_asking(&["apply", &v4, "--file6", &v6, "--confirm-timeout", "60"]);
+        assert!(Family::ALL.iter().all(|&f| c.holds_new(f)));
+        signal(pid, libc::SIGINT);
+        let status = c.children.last_mut().expect("apply").wait().expect("ends");
+        assert_eq!(status.code(), Some(1), "{backend:?}: {status:?}");
+        for f in Family::ALL {
+            assert!(c.holds_base(f), "{backend:?} {f:?} after Ctrl-C");
+        }
+        assert!(c.pending().is_none());
+
+        // A watchdog told to stop (a logout that kills the session's processes) rolls back
+        // on its way out instead of leaving the change unguarded.
+        c.reset();
+        let watchdog = c.apply_yes("60");
+        signal(watchdog, libc::SIGTERM);
+        assert!(
+            wait_for(Duration::from_secs(5), || Family::ALL
+                .iter()
+                .all(|&f| c.holds_base(f))),
+            "{backend:?}: not rolled back on SIGTERM"
+        );
+        assert!(wait_for(Duration::from_secs(2), || !pid_alive(watchdog)));
+        assert!(c.pending().is_none());
+        assert_eq!(
+            c.audit_actions(),
+            ["apply", "rollback", "apply", "rollback"]
+        );
+    });
+}
+
+#[test]
 fn typing_yes_confirms_and_anything_else_rolls_back_at_once() {
     for_each_backend("typing", |mut c| {
         let backend = c.backend;
@@ -501,17 +544,7 @@ fn rollback_restores_the_latest_backup_and_disarms_the_watchdog() {
         }
 
         // With a watchdog waiting: it is disarmed, and the rule sets go back now.
-        let run = c.run(&[
-            "apply",
-            &v4,
-            "--file6",
-            &v6,
-            "--confirm-timeout",
-            "30",
-            "--yes",
-        ]);
-        assert_eq!(run.code, 0, "{run:?}");
-        let pid = c.watchdog_pid().expect("a watchdog");
+        let pid = c.apply_yes("30");
         let back = c.run(&["rollback"]);
         assert_eq!(back.code, 0, "{back:?}");
         assert!(c.pending().is_none());

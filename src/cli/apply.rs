@@ -11,6 +11,8 @@ use crate::source::{FamilyData, SourceError, file};
 use clap::Args;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -523,32 +525,46 @@ fn countdown(dir: &Path, tools: &Tools, pending: &Pending, args: &ApplyArgs, fla
         if tty { "" } else { "\n" }
     );
     let _ = out.flush();
+    // Ctrl-C (or SIGTERM) is a no: back at once, rather than at the deadline.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
+    }
     let mut current: Pending;
+    let mut shown = secs(pending.remaining());
     loop {
         match guard::status(dir) {
             Some(p) if p.id == pending.id => current = p,
             _ => return ended_elsewhere(dir, &pending.id, tty),
         }
+        if stop.load(Ordering::Relaxed) {
+            if tty {
+                say("");
+            }
+            let backups = current.backups.clone();
+            return undo_now(dir, tools, &backups, "interrupted before a confirmation");
+        }
         let left = current.remaining();
         if left.is_zero() {
             break;
         }
-        if tty {
+        if tty && secs(left) != shown {
+            shown = secs(left);
             // Rewrite the prompt in place, leaving what is being typed after it alone.
             let _ = write!(
                 out,
                 "\x1b7\r{}\x1b8",
-                prompt(secs(left), &current.deadline_text())
+                prompt(shown, &current.deadline_text())
             );
             let _ = out.flush();
         }
-        let tick = Duration::from_millis(u64::from(left.subsec_millis()).max(50)).min(left);
+        let tick = Duration::from_millis(200).min(left);
         match lines.next(tick) {
             None => {}
             Some(Some(answer)) => {
                 let a = answer.to_ascii_lowercase();
                 if a == "y" || a == "yes" {
-                    return confirm_now(dir, tty);
+                    return confirm_now(dir);
                 }
                 if a == "+" {
                     match guard::extend(dir, Duration::from_secs(args.confirm_timeout)) {
@@ -574,9 +590,6 @@ fn countdown(dir: &Path, tools: &Tools, pending: &Pending, args: &ApplyArgs, fla
                     continue;
                 }
                 // Anything else is a no, as in iptables-apply: back at once.
-                if tty {
-                    say("");
-                }
                 let backups = current.backups.clone();
                 return undo_now(dir, tools, &backups, "not confirmed");
             }
@@ -627,10 +640,8 @@ fn ended_elsewhere(dir: &Path, id: &str, tty: bool) -> i32 {
     }
 }
 
-fn confirm_now(dir: &Path, tty: bool) -> i32 {
-    if tty {
-        say("");
-    }
+/// `yes` was typed (and its Enter ended the prompt's line).
+fn confirm_now(dir: &Path) -> i32 {
     match guard::confirm(dir) {
         Ok(p) => {
             log_confirm(dir, &p);

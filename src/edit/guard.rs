@@ -471,6 +471,12 @@ pub fn watchdog(dir: &Path, id: &str) -> i32 {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
     }
+    // Told to stop (SIGTERM: a logout that kills the session's processes, a shutdown): the
+    // safe way out is the rollback, now, rather than none at all.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let _ = signal_hook::flag::register(sig, std::sync::Arc::clone(&stop));
+    }
     let mut known = {
         let Ok(_l) = lock(dir) else { return 0 };
         match read_pending(dir) {
@@ -493,7 +499,8 @@ pub fn watchdog(dir: &Path, id: &str) -> i32 {
             // A damaged file: keep to the last good reading (and its deadline).
             Err(_) => {}
         }
-        if now_ms() < known.deadline_unix_ms {
+        let stopped = stop.load(std::sync::atomic::Ordering::Relaxed);
+        if !stopped && now_ms() < known.deadline_unix_ms {
             continue;
         }
         let Ok(_l) = lock(dir) else {
@@ -503,18 +510,24 @@ pub fn watchdog(dir: &Path, id: &str) -> i32 {
         match read_pending(dir) {
             Ok(None) => return 0,
             Ok(Some(p)) if p.id != id => return 0,
-            Ok(Some(p)) if now_ms() < p.deadline_unix_ms => {
+            Ok(Some(p)) if !stopped && now_ms() < p.deadline_unix_ms => {
                 known = p;
                 continue;
             }
             _ => {}
         }
-        return roll_back(dir, &known);
+        return roll_back(dir, &known, stopped);
     }
 }
 
-/// The deadline passed: restore, log, clear. Called with the lock held.
-fn roll_back(dir: &Path, p: &Pending) -> i32 {
+/// The deadline passed (or the watchdog was told to stop): restore, log, clear. Called with
+/// the lock held.
+fn roll_back(dir: &Path, p: &Pending, stopped: bool) -> i32 {
+    let why = if stopped {
+        "the watchdog was stopped (SIGTERM) before a confirmation".to_string()
+    } else {
+        format!("no confirmation by {}", p.deadline_text())
+    };
     let tools = Tools { backend: p.backend };
     let files: Vec<String> = p
         .backups
@@ -526,17 +539,13 @@ fn roll_back(dir: &Path, p: &Pending) -> i32 {
             0,
             "rollback",
             "rolled back".to_string(),
-            format!(
-                "no confirmation by {}: restored {}\n{d}",
-                p.deadline_text(),
-                files.join(", ")
-            ),
+            format!("{why}: restored {}\n{d}", files.join(", ")),
         ),
         Err(e) => (
             1,
             "rollback-failed",
             format!("the rollback failed: {e}"),
-            format!("no confirmation by {}: {e}", p.deadline_text()),
+            format!("{why}: {e}"),
         ),
     };
     let _ = audit::log(dir, action, detail.trim_end());
