@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod backup;
 pub mod guard;
+pub mod lockout;
 pub mod tools;
 
 use crate::ruleset::Family;
