@@ -45,7 +45,13 @@ fn main() -> color_eyre::Result<()> {
                 );
                 std::process::exit(1);
             }
-            nfscope::tui::run(cfg)
+            nfscope::tui::run(
+                cfg,
+                nfscope::tui::Options {
+                    state_dir: cli.state_dir.clone(),
+                    confirm_timeout: std::time::Duration::from_secs(cli.confirm_timeout),
+                },
+            )
         }
         Some(Command::Rules(args)) => {
             let code = cli::rules::run(&cli.source, args)?;

@@ -22,6 +22,10 @@ pub struct Cli {
     /// else /var/lib/nfscope for root, else ~/.local/state/nfscope).
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Seconds a commit in the UI waits for its confirmation before the watchdog rolls it
+    /// back.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(5..=3600))]
+    pub confirm_timeout: u64,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod audit;
 pub mod backup;
+pub mod commit;
 pub mod diff;
 pub mod guard;
 pub mod lockout;

@@ -91,6 +91,10 @@ fn hash(s: &str) -> u64 {
     })
 }
 
+/// The demo world shared between its source thread and edit mode's commit (which changes its
+/// rule sets in memory, so the demo shows a whole commit without root).
+pub type SharedDemo = std::sync::Arc<std::sync::Mutex<DemoWorld>>;
+
 /// The demo's rule sets and the traffic that moves their counters.
 pub struct DemoWorld {
     v4: Ruleset,
@@ -161,6 +165,28 @@ impl DemoWorld {
             }
         }
         self.clock += dt;
+    }
+
+    /// Both rule sets as they are now.
+    pub fn rulesets(&self) -> Vec<Ruleset> {
+        vec![self.v4.clone(), self.v6.clone()]
+    }
+
+    /// Replace one family's rule set (a commit in the demo). Rules without counters start at
+    /// zero, so that traffic moves them like the others.
+    pub fn set_ruleset(&mut self, mut rs: Ruleset) {
+        for rule in rs
+            .tables
+            .iter_mut()
+            .flat_map(|t| &mut t.chains)
+            .flat_map(|c| &mut c.rules)
+        {
+            rule.counters.get_or_insert_with(Counters::default);
+        }
+        match rs.family {
+            Family::V4 => self.v4 = rs,
+            Family::V6 => self.v6 = rs,
+        }
     }
 
     /// The world as it is now.

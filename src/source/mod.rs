@@ -198,6 +198,23 @@ pub fn spawn(cfg: SourceConfig, sink: Sink) -> std::io::Result<std::thread::Join
         .spawn(move || run(cfg, sink))
 }
 
+/// Start the demo source on a world shared with edit mode (whose commits change it).
+pub fn spawn_demo(
+    interval: Duration,
+    world: demo::SharedDemo,
+    mut sink: Sink,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("nfscope-rules".into())
+        .spawn(move || {
+            poll_loop(interval, &mut sink, |_| {
+                let mut w = world.lock().ok()?;
+                w.advance(interval);
+                Some(w.snapshot())
+            })
+        })
+}
+
 fn run(cfg: SourceConfig, mut sink: Sink) {
     let interval = cfg.interval();
     match cfg {

@@ -2,6 +2,7 @@
 //! `update` with messages and render with ratatui's TestBackend.
 
 use super::conntrack::CtScreen;
+use super::edit::EditScreen;
 use super::event::{Cmd, Msg};
 use super::flow::FlowScreen;
 use super::keymap::{self, Action, Scope};
@@ -22,6 +23,7 @@ pub enum Screen {
     Conntrack,
     Trace,
     Flow,
+    Changes,
 }
 
 impl Screen {
@@ -30,6 +32,7 @@ impl Screen {
         Screen::Conntrack,
         Screen::Trace,
         Screen::Flow,
+        Screen::Changes,
     ];
 
     pub fn title(self) -> &'static str {
@@ -38,6 +41,7 @@ impl Screen {
             Screen::Conntrack => "Conntrack",
             Screen::Trace => "Trace",
             Screen::Flow => "Flow",
+            Screen::Changes => "Changes",
         }
     }
 
@@ -48,6 +52,7 @@ impl Screen {
             Screen::Conntrack => Scope::Conntrack,
             Screen::Trace => Scope::Trace,
             Screen::Flow => Scope::Flow,
+            Screen::Changes => Scope::Changes,
         }
     }
 }
@@ -71,6 +76,35 @@ pub enum Popup {
     CtDetail,
     /// A deletion waiting for yes or no (what, in `App::ct`).
     Confirm,
+    /// Edit mode's question waiting for yes or no (what, in `App::edit`).
+    Ask,
+    /// The rule or chain-name editor (in `App::edit`).
+    Editor,
+    /// The commit's checklist.
+    Commit,
+    /// The countdown after a commit.
+    Countdown,
+}
+
+impl Popup {
+    /// The keymap scopes that see keys while this popup is open.
+    pub fn scopes(self) -> &'static [Scope] {
+        match self {
+            Popup::Confirm | Popup::Ask => &[Scope::Confirm],
+            Popup::Editor => &[Scope::Editor],
+            Popup::Commit => &[Scope::Commit],
+            Popup::Countdown => &[Scope::Countdown],
+            _ => &[Scope::Popup, Scope::Global],
+        }
+    }
+
+    /// Edit mode's popups (their keys are edit mode's own).
+    pub fn is_edit(self) -> bool {
+        matches!(
+            self,
+            Popup::Ask | Popup::Editor | Popup::Commit | Popup::Countdown
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +148,8 @@ pub struct App {
     pub trace: TraceScreen,
     /// The Flow screen.
     pub flow: FlowScreen,
+    /// Edit mode: the staging, the editors, the Changes screen, the commit.
+    pub edit: EditScreen,
     /// The depth of `back` right after a jump from another screen (Trace, Flow), and that
     /// screen: Backspace at that depth returns there.
     pub screen_back: Option<(usize, Screen)>,
@@ -147,6 +183,7 @@ impl App {
             ct: CtScreen::new(),
             trace: TraceScreen::new(),
             flow: FlowScreen::default(),
+            edit: EditScreen::default(),
             screen_back: None,
             now,
             host,
@@ -163,13 +200,9 @@ impl App {
         self.chain_by_key(key)
     }
 
+    /// A chain as the Rules screen shows it (with the staged changes, if any).
     pub fn chain_by_key(&self, key: &ChainKey) -> Option<&Chain> {
-        self.snapshot
-            .as_ref()?
-            .family(key.family)
-            .ruleset()?
-            .table(&key.table)?
-            .chain(&key.chain)
+        self.shown(key.family)?.table(&key.table)?.chain(&key.chain)
     }
 
     /// The selected rule and its index in the chain.
@@ -244,7 +277,9 @@ impl App {
             Msg::Tick(now) => {
                 let before = self.age_label();
                 let second = whole_seconds(self.now);
+                let was = self.now;
                 self.now = now;
+                let cmds = self.countdown_tick(was, now);
                 if self.age_label() != before {
                     self.dirty = true;
                 }
@@ -257,10 +292,18 @@ impl App {
                     self.dirty = true;
                 }
                 self.sync_ct_viewport();
+                return cmds;
             }
             Msg::Quit => {
                 self.quit = true;
                 return vec![Cmd::Quit];
+            }
+            Msg::Known(k) => self.edit.known = k,
+            Msg::Validated { id, result } => return self.on_validated(id, result),
+            Msg::Commit(p) => return self.on_commit(p),
+            Msg::StateError(e) => {
+                self.edit.message = Some((e, true));
+                self.dirty = true;
             }
         }
         Vec::new()
@@ -273,6 +316,16 @@ impl App {
             self.now = snap.taken_at;
         }
         self.snapshot = Some(snap);
+        self.rules_changed();
+        self.dirty = true;
+        if self.edit.resume.is_some() {
+            self.ask_resume();
+        }
+    }
+
+    /// The rule sets shown changed (a snapshot, a staged edit): rebuild the tree, keep the
+    /// selected chain if it is still there, and recompute the rows.
+    pub(super) fn rules_changed(&mut self) {
         self.rebuild_tree();
         if self
             .selected
@@ -284,7 +337,6 @@ impl App {
             self.offset = 0;
         }
         self.refilter();
-        self.dirty = true;
     }
 
     fn first_chain(&self) -> Option<ChainKey> {
@@ -301,7 +353,7 @@ impl App {
             .cloned()
     }
 
-    fn rebuild_tree(&mut self) {
+    pub(super) fn rebuild_tree(&mut self) {
         let mut rows = Vec::new();
         if let Some(s) = &self.snapshot {
             for f in Family::ALL {
@@ -310,7 +362,10 @@ impl App {
                     continue;
                 }
                 rows.push(TreeRow::Family(f));
-                let Some(rs) = data.ruleset() else { continue };
+                if data.ruleset().is_none() {
+                    continue;
+                }
+                let Some(rs) = self.shown(f) else { continue };
                 let mut tables: Vec<_> = rs.tables.iter().collect();
                 tables.sort_by_key(|t| table_rank(&t.name));
                 for t in tables {
@@ -329,7 +384,7 @@ impl App {
     }
 
     /// Recompute which rules pass the filter, keeping the cursor in range.
-    fn refilter(&mut self) {
+    pub(super) fn refilter(&mut self) {
         let needles: Vec<String> = self
             .filter
             .split_whitespace()
@@ -360,7 +415,7 @@ impl App {
         view::tree_viewport_rows(self.size)
     }
 
-    fn clamp_scroll(&mut self) {
+    pub(super) fn clamp_scroll(&mut self) {
         let rows = self.rule_rows();
         keep_in_view(&mut self.cursor, &mut self.offset, self.visible.len(), rows);
         // The tree scrolls to keep the selected chain in view.
@@ -385,7 +440,7 @@ impl App {
             .position(|r| matches!(r, TreeRow::Chain(k) if k == sel))
     }
 
-    fn select_chain(&mut self, key: ChainKey, cursor: usize) {
+    pub(super) fn select_chain(&mut self, key: ChainKey, cursor: usize) {
         self.selected = Some(key);
         self.cursor = cursor;
         self.offset = 0;
@@ -444,12 +499,15 @@ impl App {
             && self.screen == Screen::Trace
             && self.trace.focus == TraceFocus::Form;
         let scopes: &[Scope] = match self.popup {
-            Some(Popup::Confirm) => &[Scope::Confirm],
-            Some(_) => &[Scope::Popup, Scope::Global],
+            Some(p) => p.scopes(),
             None if form => &[Scope::TraceForm],
             None => &screen,
         };
         let Some(action) = keymap::resolve(&ev, scopes) else {
+            if self.popup == Some(Popup::Editor) {
+                self.editor_key(ev);
+                return Vec::new();
+            }
             // Typing into the Trace screen's form.
             if form
                 && let KeyCode::Char(c) = ev.code
@@ -537,6 +595,9 @@ impl App {
     }
 
     fn on_popup_action(&mut self, popup: Popup, action: Action) -> Vec<Cmd> {
+        if popup.is_edit() {
+            return self.on_edit_popup(popup, action);
+        }
         if popup == Popup::Confirm && action != Action::Quit {
             self.popup = None;
             if action == Action::Confirm
@@ -579,6 +640,7 @@ impl App {
                     Popup::Detail { scroll } => Popup::Detail {
                         scroll: scrolled(scroll, a),
                     },
+                    Popup::Ask | Popup::Editor | Popup::Commit | Popup::Countdown => popup,
                     Popup::CtDetail | Popup::Confirm => {
                         if let Some(d) = &mut self.ct.detail {
                             d.scroll = scrolled(d.scroll, a);
@@ -616,11 +678,13 @@ impl App {
             Action::ShowConntrack => self.show_screen(Screen::Conntrack),
             Action::ShowTrace => self.show_screen(Screen::Trace),
             Action::ShowFlow => self.show_screen(Screen::Flow),
+            Action::ShowChanges => self.show_screen(Screen::Changes),
             _ => match self.screen {
-                Screen::Rules => self.on_rules_action(action),
+                Screen::Rules => return self.on_rules_action(action),
                 Screen::Conntrack => return self.on_ct_action(action),
                 Screen::Trace => self.on_trace_action(action),
                 Screen::Flow => self.on_flow_action(action),
+                Screen::Changes => return self.on_changes_action(action),
             },
         }
         Vec::new()
@@ -824,7 +888,7 @@ impl App {
         }
     }
 
-    fn on_rules_action(&mut self, action: Action) {
+    fn on_rules_action(&mut self, action: Action) -> Vec<Cmd> {
         let page = self.rule_rows().max(1) as isize;
         match action {
             Action::FocusLeft => self.focus = Focus::Tree,
@@ -885,8 +949,9 @@ impl App {
                 }
             }
             Action::ExactNumbers => self.exact = !self.exact,
-            _ => self.dirty = false,
+            a => return self.on_rules_edit(a),
         }
+        Vec::new()
     }
 
     /// The chain a rule jumps or goes to, when it is a chain of the same table.

@@ -1,7 +1,11 @@
 //! What arrives at the UI loop (`Msg`) and the side effects `update` asks for (`Cmd`).
 
+use super::editor::Known;
 use crate::conntrack::Entry;
 use crate::conntrack::filter::Filter;
+use crate::edit::commit::{Progress, Request};
+use crate::edit::stage::Staging;
+use crate::ruleset::Ruleset;
 use crate::source::RulesetSnapshot;
 use crate::source::ctfeed::CtFeed;
 use ratatui::crossterm::event::KeyEvent;
@@ -20,6 +24,18 @@ pub enum Msg {
     Tick(SystemTime),
     /// SIGTERM, SIGHUP or the input stream ending.
     Quit,
+    /// The matches and targets the kernel knows, for the rule editor's completion.
+    Known(Known),
+    /// `iptables-restore --test` on the staged tables with the editor's rule: `Err` holds the
+    /// tool's words. `id` names the request (a newer edit makes an older answer moot).
+    Validated {
+        id: u64,
+        result: Result<(), String>,
+    },
+    /// A step of a commit, or the answer to a confirm, extend or rollback.
+    Commit(Progress),
+    /// Writing the state file failed: the sentence.
+    StateError(String),
 }
 
 /// A side effect that `update` asks the loop to carry out.
@@ -30,4 +46,38 @@ pub enum Cmd {
     CtDelete(Box<Entry>),
     /// Ask the conntrack feed to delete every entry matching the filter (all with `None`).
     CtDeleteMatching(Option<Filter>),
+    /// Run `iptables-restore --test` on these staged rule sets (a worker answers with
+    /// `Msg::Validated`).
+    Validate {
+        id: u64,
+        staged: Vec<Ruleset>,
+    },
+    /// Save the staged work to the state file (or clear it with `None`).
+    SaveState(Option<Saved>),
+    /// Start a commit on a worker; its steps come back as `Msg::Commit`.
+    Commit(Box<Request>),
+    /// The countdown: keep the change, give it more time (from this deadline), roll back now,
+    /// or the deadline passed.
+    KeepChange,
+    Extend {
+        deadline_ms: u64,
+    },
+    RollBack,
+    Expired,
+}
+
+/// The staged work to save, and where it came from (`kernel`, `file:PATH`).
+#[derive(Debug, Clone)]
+pub struct Saved {
+    pub staging: Staging,
+    pub origin: String,
+}
+
+impl PartialEq for Saved {
+    /// Two saves are the same when they would write the same file.
+    fn eq(&self, other: &Self) -> bool {
+        self.origin == other.origin
+            && self.staging.ops() == other.staging.ops()
+            && self.staging.base() == other.staging.base()
+    }
 }

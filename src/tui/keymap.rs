@@ -57,6 +57,40 @@ pub enum Action {
     ShowFlow,
     /// The Flow screen: show the other address family.
     OtherFamily,
+    /// Edit mode, on the Rules screen: stage a rule appended, inserted above the selected one,
+    /// or replacing it; delete it (asks first); move it up or down.
+    AddRule,
+    InsertRule,
+    EditRule,
+    DeleteRule,
+    MoveRuleUp,
+    MoveRuleDown,
+    /// Stage a new chain, a rename, a chain's deletion, a policy flip, a flush (asks first),
+    /// zeroed counters.
+    NewChain,
+    RenameChain,
+    DeleteChain,
+    TogglePolicy,
+    FlushChain,
+    ZeroCounters,
+    Undo,
+    Redo,
+    ShowChanges,
+    /// The Changes screen: unstage the selected operation, discard them all (asks first),
+    /// commit.
+    Unstage,
+    DiscardAll,
+    Commit,
+    /// In an editor: save (stage), cancel, complete the word.
+    Save,
+    CancelEdit,
+    Complete,
+    /// The commit's checklist: stage the same operations on the kernel's new rule set.
+    Rebase,
+    /// The countdown: keep the change, give it 30 s more, roll back now.
+    KeepChange,
+    Extend,
+    RollBack,
 }
 
 /// Where a key binding applies. Popups see keys first, then the screen, then global keys.
@@ -74,6 +108,14 @@ pub enum Scope {
     Popup,
     /// A question waiting for yes or no: nothing else gets through.
     Confirm,
+    /// The Changes screen: staged operations and their diff.
+    Changes,
+    /// A one-line editor (a rule, a chain name): other keys type.
+    Editor,
+    /// The commit's checklist while it runs or after it stopped.
+    Commit,
+    /// The countdown after a commit: nothing else gets through.
+    Countdown,
 }
 
 impl Scope {
@@ -87,6 +129,10 @@ impl Scope {
             Scope::Flow => "Flow screen",
             Scope::Popup => "Popups",
             Scope::Confirm => "Confirmations",
+            Scope::Changes => "Changes screen",
+            Scope::Editor => "Rule and chain editor (other keys type)",
+            Scope::Commit => "Commit checklist",
+            Scope::Countdown => "Countdown after a commit",
         }
     }
 }
@@ -96,23 +142,38 @@ impl Scope {
 pub struct Key {
     pub code: KeyCode,
     pub ctrl: bool,
+    pub alt: bool,
 }
 
 const fn k(c: char) -> Key {
     Key {
         code: KeyCode::Char(c),
         ctrl: false,
+        alt: false,
     }
 }
 
 const fn code(code: KeyCode) -> Key {
-    Key { code, ctrl: false }
+    Key {
+        code,
+        ctrl: false,
+        alt: false,
+    }
 }
 
 const fn ctrl(c: char) -> Key {
     Key {
         code: KeyCode::Char(c),
         ctrl: true,
+        alt: false,
+    }
+}
+
+const fn alt(code: KeyCode) -> Key {
+    Key {
+        code,
+        ctrl: false,
+        alt: true,
     }
 }
 
@@ -261,6 +322,104 @@ pub const KEYMAP: &[Binding] = &[
         action: Action::ExactNumbers,
         help: "exact numbers / human units",
         hint: Some("exact"),
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('a')],
+        action: Action::AddRule,
+        help: "stage a new rule at the end of the chain",
+        hint: Some("add"),
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('I')],
+        action: Action::InsertRule,
+        help: "stage a new rule above the selected one",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('e')],
+        action: Action::EditRule,
+        help: "edit the selected rule (staged as a replacement)",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[code(KeyCode::Delete), k('-')],
+        action: Action::DeleteRule,
+        help: "stage the selected rule's deletion (asks first)",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('K'), alt(KeyCode::Up)],
+        action: Action::MoveRuleUp,
+        help: "move the selected rule up one place",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('J'), alt(KeyCode::Down)],
+        action: Action::MoveRuleDown,
+        help: "move the selected rule down one place",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('N')],
+        action: Action::NewChain,
+        help: "stage a new user chain in this table",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('R')],
+        action: Action::RenameChain,
+        help: "rename the selected user chain (its references too)",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('X')],
+        action: Action::DeleteChain,
+        help: "delete the selected user chain (offers to remove references)",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('P')],
+        action: Action::TogglePolicy,
+        help: "flip a built-in chain's policy between ACCEPT and DROP",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('F')],
+        action: Action::FlushChain,
+        help: "flush the chain: delete all its rules (asks first)",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('Z')],
+        action: Action::ZeroCounters,
+        help: "zero the chain's counters when committed",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('u')],
+        action: Action::Undo,
+        help: "undo the last staged change",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[ctrl('r')],
+        action: Action::Redo,
+        help: "redo what undo took back",
+        hint: None,
     },
     Binding {
         scope: Scope::Conntrack,
@@ -522,6 +681,139 @@ pub const KEYMAP: &[Binding] = &[
         hint: Some("no"),
     },
     Binding {
+        scope: Scope::Changes,
+        keys: &[code(KeyCode::Up), k('k')],
+        action: Action::Up,
+        help: "previous operation",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Changes,
+        keys: &[code(KeyCode::Down), k('j')],
+        action: Action::Down,
+        help: "next operation",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Changes,
+        keys: &[code(KeyCode::PageUp)],
+        action: Action::PageUp,
+        help: "scroll the diff up",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Changes,
+        keys: &[code(KeyCode::PageDown), k(' ')],
+        action: Action::PageDown,
+        help: "scroll the diff down",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Changes,
+        keys: &[code(KeyCode::Delete), k('d')],
+        action: Action::Unstage,
+        help: "unstage the selected operation",
+        hint: Some("unstage"),
+    },
+    Binding {
+        scope: Scope::Changes,
+        keys: &[k('D')],
+        action: Action::DiscardAll,
+        help: "discard every staged change (asks first)",
+        hint: Some("discard"),
+    },
+    Binding {
+        scope: Scope::Changes,
+        keys: &[k('c')],
+        action: Action::Commit,
+        help: "commit: validate, check, back up, apply, then confirm",
+        hint: Some("commit"),
+    },
+    Binding {
+        scope: Scope::Changes,
+        keys: &[k('u')],
+        action: Action::Undo,
+        help: "undo the last staged change",
+        hint: Some("undo"),
+    },
+    Binding {
+        scope: Scope::Changes,
+        keys: &[ctrl('r')],
+        action: Action::Redo,
+        help: "redo what undo took back",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Editor,
+        keys: &[code(KeyCode::Enter)],
+        action: Action::Save,
+        help: "save: check with iptables-restore --test, then stage",
+        hint: Some("save"),
+    },
+    Binding {
+        scope: Scope::Editor,
+        keys: &[code(KeyCode::Esc)],
+        action: Action::CancelEdit,
+        help: "cancel, staging nothing",
+        hint: Some("cancel"),
+    },
+    Binding {
+        scope: Scope::Editor,
+        keys: &[code(KeyCode::Tab)],
+        action: Action::Complete,
+        help: "complete a chain, target (after -j/-g) or match (after -m)",
+        hint: Some("complete"),
+    },
+    Binding {
+        scope: Scope::Commit,
+        keys: &[code(KeyCode::Esc), k('q')],
+        action: Action::ClosePopup,
+        help: "close the checklist (a running step finishes first)",
+        hint: Some("close"),
+    },
+    Binding {
+        scope: Scope::Commit,
+        keys: &[k('r')],
+        action: Action::Rebase,
+        help: "stage the same changes on the kernel's new rule set",
+        hint: Some("rebase"),
+    },
+    Binding {
+        scope: Scope::Commit,
+        keys: &[code(KeyCode::Up), k('k')],
+        action: Action::Up,
+        help: "scroll up",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Commit,
+        keys: &[code(KeyCode::Down), k('j')],
+        action: Action::Down,
+        help: "scroll down",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Countdown,
+        keys: &[k('y'), code(KeyCode::Enter)],
+        action: Action::KeepChange,
+        help: "keep the change (confirm it)",
+        hint: Some("keep"),
+    },
+    Binding {
+        scope: Scope::Countdown,
+        keys: &[k('+')],
+        action: Action::Extend,
+        help: "30 seconds more before the rollback",
+        hint: Some("30 s more"),
+    },
+    Binding {
+        scope: Scope::Countdown,
+        keys: &[k('n')],
+        action: Action::RollBack,
+        help: "roll back now",
+        hint: Some("roll back"),
+    },
+    Binding {
         scope: Scope::Global,
         keys: &[code(KeyCode::Tab)],
         action: Action::NextScreen,
@@ -578,6 +870,13 @@ pub const KEYMAP: &[Binding] = &[
         hint: None,
     },
     Binding {
+        scope: Scope::Global,
+        keys: &[k('5'), k('C')],
+        action: Action::ShowChanges,
+        help: "the Changes screen: staged changes and their diff",
+        hint: None,
+    },
+    Binding {
         scope: Scope::Flow,
         keys: &[code(KeyCode::Left), k('h')],
         action: Action::FocusLeft,
@@ -623,7 +922,7 @@ pub const KEYMAP: &[Binding] = &[
 
 fn key_matches(key: &Key, ev: &KeyEvent) -> bool {
     let is_ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
-    if key.ctrl != is_ctrl {
+    if key.ctrl != is_ctrl || key.alt != ev.modifiers.contains(KeyModifiers::ALT) {
         return false;
     }
     match (key.code, ev.code) {
@@ -666,10 +965,13 @@ pub fn key_label(key: &Key) -> String {
         KeyCode::PageDown => "PgDn".into(),
         KeyCode::Home => "Home".into(),
         KeyCode::End => "End".into(),
+        KeyCode::Delete => "Del".into(),
         other => format!("{other:?}"),
     };
     if key.ctrl {
         format!("Ctrl-{base}")
+    } else if key.alt {
+        format!("Alt-{base}")
     } else {
         base
     }

@@ -5,6 +5,8 @@
 
 pub mod app;
 pub mod conntrack;
+pub mod edit;
+pub mod editor;
 pub mod event;
 pub mod flow;
 pub mod keymap;
@@ -12,14 +14,19 @@ pub mod theme;
 pub mod trace;
 pub mod view;
 
+use crate::edit::commit::{self, Target};
+use crate::edit::tools::Tools;
+use crate::edit::{backup, state};
 use crate::source::ctfeed::{self, CtHandle, CtOrigin, CtRequest};
 use crate::source::{self, SourceConfig};
 use app::App;
 use color_eyre::eyre::WrapErr;
+use event::Saved;
 use event::{Cmd, Msg};
 use ratatui::crossterm::event::{self as ct, Event};
 use ratatui::crossterm::execute;
 use ratatui::crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -72,20 +79,175 @@ fn wait_time(app: &App, now: SystemTime) -> Duration {
     }
 }
 
-/// Carry out what `update` asked for (quitting is the loop's own business).
-fn run_cmds(cmds: &[Cmd], ct: &CtHandle) {
-    for c in cmds {
-        match c {
-            Cmd::Quit => {}
-            Cmd::CtDelete(e) => ct.request(CtRequest::Delete(e.clone())),
-            Cmd::CtDeleteMatching(f) => ct.request(CtRequest::DeleteMatching(f.clone())),
+/// What the UI needs beyond the source: where edit mode keeps its state, and how long a commit
+/// waits for its confirmation.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub state_dir: Option<PathBuf>,
+    pub confirm_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            state_dir: None,
+            confirm_timeout: Duration::from_secs(30),
         }
     }
 }
 
+/// The workers of edit mode: validation and commits each on a thread of their own (one at a
+/// time is all the UI asks for), and one thread that writes the state file, latest first.
+struct Workers {
+    tx: mpsc::Sender<Msg>,
+    target: Target,
+    saver: Option<mpsc::Sender<Option<Saved>>>,
+}
+
+impl Workers {
+    fn spawn(&self, name: &str, job: impl FnOnce(&Target) -> Msg + Send + 'static) {
+        let tx = self.tx.clone();
+        let target = self.target.clone();
+        let _ = std::thread::Builder::new()
+            .name(format!("nfscope-{name}"))
+            .spawn(move || {
+                let _ = tx.send(job(&target));
+            });
+    }
+}
+
+/// The state file's writer: saves arrive on every change; only the latest of a burst is written.
+fn spawn_saver(path: PathBuf, tx: mpsc::Sender<Msg>) -> Option<mpsc::Sender<Option<Saved>>> {
+    let (stx, srx) = mpsc::channel::<Option<Saved>>();
+    std::thread::Builder::new()
+        .name("nfscope-state".into())
+        .spawn(move || {
+            while let Ok(mut next) = srx.recv() {
+                while let Ok(later) = srx.try_recv() {
+                    next = later;
+                }
+                let result = match &next {
+                    Some(s) => {
+                        let saved = state::SavedStaging::from_staging(&s.staging, &s.origin);
+                        if let Some(dir) = path.parent() {
+                            let _ = backup::ensure_dir(dir);
+                        }
+                        state::save(&path, &saved)
+                    }
+                    None => state::clear(&path),
+                };
+                if let Err(e) = result {
+                    let msg = format!("cannot save the staged changes to {}: {e}", path.display());
+                    if tx.send(Msg::StateError(msg)).is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+        .ok()?;
+    Some(stx)
+}
+
+/// Carry out what `update` asked for (quitting is the loop's own business).
+fn run_cmds(cmds: Vec<Cmd>, ct: &CtHandle, w: &Workers) {
+    for c in cmds {
+        match c {
+            Cmd::Quit => {}
+            Cmd::CtDelete(e) => ct.request(CtRequest::Delete(e)),
+            Cmd::CtDeleteMatching(f) => ct.request(CtRequest::DeleteMatching(f)),
+            Cmd::Validate { id, staged } => w.spawn("validate", move |t| Msg::Validated {
+                id,
+                result: commit::validate(t, &staged),
+            }),
+            Cmd::SaveState(s) => {
+                if let Some(saver) = &w.saver {
+                    let _ = saver.send(s);
+                }
+            }
+            Cmd::Commit(req) => {
+                let tx = w.tx.clone();
+                let target = w.target.clone();
+                let _ = std::thread::Builder::new()
+                    .name("nfscope-commit".into())
+                    .spawn(move || {
+                        commit::run(&target, &req, &mut |p| {
+                            let _ = tx.send(Msg::Commit(p));
+                        });
+                    });
+            }
+            Cmd::KeepChange => w.spawn("confirm", |t| Msg::Commit(commit::confirm(t))),
+            Cmd::Extend { deadline_ms } => w.spawn("extend", move |t| {
+                Msg::Commit(commit::extend(t, edit::EXTEND_BY, deadline_ms))
+            }),
+            Cmd::RollBack => w.spawn("rollback", |t| Msg::Commit(commit::rollback(t))),
+            Cmd::Expired => w.spawn("expired", |t| Msg::Commit(commit::expired(t))),
+        }
+    }
+}
+
+/// The matches and targets this kernel knows, from /proc (both families merged).
+fn kernel_known() -> editor::Known {
+    let read = |names: &[&str]| -> Vec<String> {
+        names
+            .iter()
+            .filter_map(|n| std::fs::read_to_string(format!("/proc/net/{n}")).ok())
+            .collect()
+    };
+    let known = editor::Known::from_proc(
+        &read(&["ip_tables_matches", "ip6_tables_matches"]),
+        &read(&["ip_tables_targets", "ip6_tables_targets"]),
+    );
+    if known.matches.is_empty() && known.targets.is_empty() {
+        editor::Known::fixed()
+    } else {
+        known
+    }
+}
+
+/// Where staged work applies, as saved in the state file.
+fn origin_label(cfg: &SourceConfig) -> String {
+    match cfg {
+        SourceConfig::Kernel { .. } => "kernel".into(),
+        SourceConfig::File { v4, v6, .. } => {
+            let p =
+                |p: &Option<PathBuf>| p.as_ref().map_or("-".into(), |p| p.display().to_string());
+            format!("file:{},{}", p(v4), p(v6))
+        }
+        SourceConfig::Demo { .. } => "demo".into(),
+    }
+}
+
 /// Run the interactive UI until the user quits.
-pub fn run(cfg: SourceConfig) -> color_eyre::Result<()> {
+pub fn run(cfg: SourceConfig, opts: Options) -> color_eyre::Result<()> {
     let (tx, rx) = mpsc::channel::<Msg>();
+    let dir = backup::state_dir(opts.state_dir.as_deref());
+    let edit_origin = origin_label(&cfg);
+    let demo_world: source::demo::SharedDemo = Default::default();
+    let target = match &cfg {
+        SourceConfig::Kernel { backend, .. } => Target::Kernel {
+            tools: Tools { backend: *backend },
+            dir: dir.clone(),
+            timeout: opts.confirm_timeout,
+        },
+        SourceConfig::File { v4, v6, .. } => Target::File {
+            v4: v4.clone(),
+            v6: v6.clone(),
+            dir: dir.clone(),
+        },
+        SourceConfig::Demo { .. } => Target::Demo {
+            world: demo_world.clone(),
+            before: Default::default(),
+            timeout: opts.confirm_timeout,
+        },
+    };
+    let demo = matches!(cfg, SourceConfig::Demo { .. });
+    let known = match cfg {
+        SourceConfig::Kernel { .. } => kernel_known(),
+        _ => editor::Known::fixed(),
+    };
+    // The demo keeps nothing: a saved staging would greet every later demo with a question.
+    let state_path = (!demo).then(|| dir.join("staged.json"));
+    let saved = state_path.as_deref().map(state::load);
 
     let origin = ct_origin(&cfg);
     // The Trace screen's inputs from this process's world, read here so that update stays pure.
@@ -95,11 +257,18 @@ pub fn run(cfg: SourceConfig) -> color_eyre::Result<()> {
     };
     let interval = cfg.interval();
     let stx = tx.clone();
-    source::spawn(
-        cfg,
-        Box::new(move |snap| stx.send(Msg::Snapshot(Box::new(snap))).is_ok()),
-    )
+    let sink: source::Sink = Box::new(move |snap| stx.send(Msg::Snapshot(Box::new(snap))).is_ok());
+    if demo {
+        source::spawn_demo(interval, demo_world, sink)
+    } else {
+        source::spawn(cfg, sink)
+    }
     .wrap_err("cannot start the rule-set source thread")?;
+    let workers = Workers {
+        tx: tx.clone(),
+        target,
+        saver: state_path.clone().and_then(|p| spawn_saver(p, tx.clone())),
+    };
 
     // The loop holds the feed's handle, not the App: screen tests need no thread.
     let ctx = tx.clone();
@@ -158,6 +327,24 @@ pub fn run(cfg: SourceConfig) -> color_eyre::Result<()> {
     );
     app.trace.locals = kernel_locals;
     app.trace.ssh = std::env::var("SSH_CONNECTION").ok();
+    app.edit.known = known;
+    app.edit.validate = !demo;
+    app.edit.persist = !demo;
+    app.edit.origin = edit_origin.clone();
+    match saved {
+        Some(Ok(Some(s))) if s.origin == edit_origin => match s.to_staging() {
+            Ok(st) if !st.is_empty() => app.offer_resume(st),
+            Ok(_) => {}
+            Err(e) => {
+                app.edit.message = Some((
+                    format!("the saved staged changes cannot be read: {e}"),
+                    true,
+                ));
+            }
+        },
+        Some(Err(e)) => app.edit.message = Some((e.to_string(), true)),
+        _ => {}
+    }
     let mut stdout = std::io::stdout();
     loop {
         if app.dirty {
@@ -181,7 +368,7 @@ pub fn run(cfg: SourceConfig) -> color_eyre::Result<()> {
         if cmds.contains(&Cmd::Quit) || app.quit {
             break;
         }
-        run_cmds(&cmds, &ct);
+        run_cmds(cmds, &ct, &workers);
     }
     Ok(())
 }

@@ -105,6 +105,24 @@ impl Theme {
         }
     }
 
+    /// A line a diff adds, and one it removes (their `+`/`-` says it without colour).
+    pub fn added(self) -> Style {
+        self.fg(Color::Green)
+    }
+
+    pub fn removed(self) -> Style {
+        self.fg(Color::Red)
+    }
+
+    /// A rule the staging added or changed, on the Rules screen.
+    pub fn staged(self) -> Style {
+        if self.color {
+            Style::new().fg(Color::LightYellow)
+        } else {
+            Style::new().add_modifier(Modifier::ITALIC)
+        }
+    }
+
     pub fn error(self) -> Style {
         self.fg(Color::Red).add_modifier(Modifier::BOLD)
     }

@@ -47,6 +47,14 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         }
     } else if let Some(s) = &app.snapshot {
         top.push(Span::styled(format!("  {}", s.origin.describe()), t.base()));
+        let n = app.edit.count();
+        if n > 0 {
+            let what = if n == 1 { "change" } else { "changes" };
+            top.push(Span::styled(
+                format!("  {n} staged {what}"),
+                t.warning().add_modifier(ratatui::style::Modifier::BOLD),
+            ));
+        }
         top.push(Span::styled(
             format!("  refreshed {} (took {})", app.age_label(), took(s.took)),
             t.dim(),
@@ -108,10 +116,17 @@ pub fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
         ])
     } else {
         let scopes: &[Scope] = match app.popup {
+            Some(p) if p.is_edit() => p.scopes(),
             Some(_) => &[Scope::Popup],
             None => &[Scope::Rules, Scope::Global],
         };
         let mut spans = Vec::new();
+        if let Some((m, err)) = &app.edit.message {
+            spans.push(Span::styled(
+                format!(" {m} "),
+                if *err { t.error() } else { t.ok() },
+            ));
+        }
         if !app.filter.is_empty() {
             spans.push(Span::styled(
                 format!(
@@ -133,4 +148,23 @@ pub fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
         Line::from(spans)
     };
     frame.render_widget(Paragraph::new(line), area);
+}
+
+/// The footer of edit mode's screens: the last action's message, then the keys of `scopes`
+/// (or of the popup that has them).
+pub fn edit_footer(app: &App, scopes: &[Scope]) -> Line<'static> {
+    let t = app.theme;
+    let scopes = app.popup.map_or(scopes, |p| p.scopes());
+    let mut spans = Vec::new();
+    if let Some((m, err)) = &app.edit.message {
+        spans.push(Span::styled(
+            format!(" {m} "),
+            if *err { t.error() } else { t.ok() },
+        ));
+    }
+    for (k, what) in keymap::hints(scopes) {
+        spans.push(Span::styled(format!(" {k}"), t.key()));
+        spans.push(Span::styled(format!(" {what} "), t.dim()));
+    }
+    Line::from(spans)
 }

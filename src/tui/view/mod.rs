@@ -16,8 +16,10 @@
 //! Popups (help, rule details) are drawn over the body. The Conntrack screen has its own layout
 //! under the same header: see `conntrack.rs`.
 
+mod changes;
 pub mod conntrack;
 mod ct_popup;
+mod edit_popup;
 mod flow;
 mod format;
 mod header;
@@ -145,12 +147,30 @@ pub fn draw(frame: &mut Frame, app: &App) {
         }
         Screen::Trace => trace::draw(frame, app),
         Screen::Flow => flow::draw(frame, app),
+        Screen::Changes => changes::draw(frame, app),
     }
     match app.popup {
         Some(Popup::Help { scroll }) => popup::draw_help(frame, app, scroll),
         Some(Popup::Detail { scroll }) => popup::draw_detail(frame, app, scroll),
         Some(Popup::CtDetail) => ct_popup::draw_detail(frame, app),
         Some(Popup::Confirm) => ct_popup::draw_confirm(frame, app),
+        Some(Popup::Ask) => {
+            if app.edit.commit.is_some() {
+                edit_popup::draw_commit(frame, app);
+            }
+            edit_popup::draw_ask(frame, app);
+        }
+        Some(Popup::Editor) => {
+            if app.edit.commit.is_some() {
+                edit_popup::draw_commit(frame, app);
+            }
+            edit_popup::draw_editor(frame, app);
+        }
+        Some(Popup::Commit) => edit_popup::draw_commit(frame, app),
+        Some(Popup::Countdown) => {
+            edit_popup::draw_commit(frame, app);
+            edit_popup::draw_countdown(frame, app);
+        }
         None => {}
     }
 }

@@ -64,6 +64,10 @@ pub fn draw_help(frame: &mut Frame, app: &App, scroll: u16) {
         Scope::Trace,
         Scope::TraceForm,
         Scope::Flow,
+        Scope::Changes,
+        Scope::Editor,
+        Scope::Commit,
+        Scope::Countdown,
     ] {
         if !scopes.contains(&s) {
             scopes.push(s);

@@ -75,7 +75,9 @@ pub fn draw_tree(frame: &mut Frame, app: &App, area: Rect) {
                     .chain(key)
                     .and_then(|s| s.rate)
                     .map_or(String::new(), rate);
-                let mut cells = vec![Cell::from(format!(" {}", key.chain)), Cell::from(pol)];
+                // A chain with staged changes is marked, so it shows without colour.
+                let mark = if app.is_edited(key) { "*" } else { " " };
+                let mut cells = vec![Cell::from(format!("{mark}{}", key.chain)), Cell::from(pol)];
                 if with_count {
                     let n = c.rules.len() as u64;
                     let n = if n < 10_000 {
@@ -103,9 +105,7 @@ pub fn draw_tree(frame: &mut Frame, app: &App, area: Rect) {
 }
 
 fn table_refs(app: &App, key: &ChainKey) -> usize {
-    app.snapshot
-        .as_ref()
-        .and_then(|s| s.family(key.family).ruleset())
+    app.shown(key.family)
         .and_then(|rs| rs.table(&key.table))
         .map_or(0, |t| t.references(&key.chain))
 }
@@ -152,6 +152,8 @@ const HIST_W: usize = 6;
 
 struct Shown<'a> {
     num: usize,
+    /// New or changed by the staging.
+    staged: bool,
     cols: Columns,
     stat: Option<&'a RuleStat>,
     packets: u64,
@@ -186,7 +188,10 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
         draw_empty(frame, app, area);
         return;
     };
-    let stat = app.rates.chain(&key);
+    // Staged rules have no rates of their own: the chain's statistics belong to the kernel's.
+    let edited = app.is_edited(&key);
+    let stat = app.rates.chain(&key).filter(|_| !edited);
+    let marks = app.staged_marks(&key);
 
     // Title: where we are, how we got here, and the chain's numbers.
     let mut title = vec![Span::raw(" ")];
@@ -220,6 +225,13 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
     if let Some(r) = stat.and_then(|s| s.rate) {
         title.push(Span::styled(format!("· {}/s ", rate(r)), t.dim()));
     }
+    if edited {
+        let n = marks.iter().filter(|m| **m).count();
+        title.push(Span::styled(
+            format!("· staged: {n} new or changed (+) "),
+            t.staged(),
+        ));
+    }
     let block = pane(app, Line::from(title), focused);
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -251,6 +263,7 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
             let rule = chain.rules.get(i)?;
             Some(Shown {
                 num: i + 1,
+                staged: marks.get(i).copied().unwrap_or(false),
                 cols: summary::columns(rule, family),
                 stat: stat.and_then(|s| s.rules.get(i)),
                 packets: rule.packets(),
@@ -261,7 +274,13 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
         .collect();
 
     // Widths from what is on screen; optional columns only while they fit.
-    let num_w = width_of(&shown, |s| s.num.to_string().len(), "num", 3, 7);
+    let num_w = width_of(
+        &shown,
+        |s| s.num.to_string().len() + usize::from(s.staged),
+        "num",
+        3,
+        8,
+    );
     let cnt_w = if app.exact {
         width_of(
             &shown,
@@ -359,7 +378,14 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
         .map(|s| {
             let hit = s.stat.is_some_and(|st| st.delta > 0);
             let cells = cols.iter().map(|(c, _)| match c {
-                Col::Num => Cell::from(Line::from(s.num.to_string()).right_aligned()),
+                Col::Num => {
+                    let n = if s.staged {
+                        format!("+{}", s.num)
+                    } else {
+                        s.num.to_string()
+                    };
+                    Cell::from(Line::from(n).right_aligned())
+                }
                 Col::Pkts => Cell::from(Line::from(count(app, s.packets)).right_aligned())
                     .style(if hit { t.hit() } else { Style::new() }),
                 Col::Bytes => Cell::from(Line::from(count(app, s.bytes)).right_aligned()),
@@ -388,6 +414,7 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
                 Col::Rest => Cell::from(s.cols.rest.clone()),
             });
             let row = Row::new(cells.collect::<Vec<_>>());
+            let row = if s.staged { row.style(t.staged()) } else { row };
             if Some(s.num) == selected_num {
                 row.style(if focused {
                     t.selected()

@@ -1,0 +1,817 @@
+//! The commit orchestrator: the steps that take staged changes into the kernel (or a file, or
+//! the demo world), each reported as it starts and ends so the UI can show a checklist, and the
+//! commit-confirmed window after it (confirm, extend, roll back). Runs on a worker thread; every
+//! piece it calls is in `edit/`: `apply` (validate, read, apply), `plan` (conflicts, the minimal
+//! scripts, verify), `lockout`, `backup`, `guard` (the watchdog) and `audit`.
+//!
+//! Order, for the kernel: validate (`restore --test` of the staged tables) → concurrency (re-read;
+//! refuse when a chain the user edited moved, and hand back the kernel's rule sets so the UI can
+//! offer a rebase) → lockout (with `SSH_CONNECTION`; findings stop the commit until the user
+//! typed the confirmation word) → backup (both families) → watchdog armed → apply (one
+//! `--noflush` transaction per table) → verify (read back). The watchdog is armed before the
+//! kernel is touched, not after: if nfscope, its terminal or the SSH session die in the middle
+//! of the apply, the rollback still comes.
+
+use super::{ChainRef, apply, audit, backup, guard, lockout, plan, stage::Op, tools::Tools};
+use crate::ruleset::save::{SaveOptions, write as save_text};
+use crate::ruleset::{self, Counters, Family, Ruleset};
+use crate::source::demo::SharedDemo;
+use crate::trace::LocalAddr;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The steps, in the order they run (for the checklist). Not `apply::Step`: here the watchdog
+/// is a step of its own, armed before the kernel is touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Validate,
+    Concurrency,
+    Lockout,
+    Backup,
+    Watchdog,
+    Apply,
+    Verify,
+}
+
+impl Step {
+    pub const ALL: [Step; 7] = [
+        Step::Validate,
+        Step::Concurrency,
+        Step::Lockout,
+        Step::Backup,
+        Step::Watchdog,
+        Step::Apply,
+        Step::Verify,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Step::Validate => "validate",
+            Step::Concurrency => "concurrency",
+            Step::Lockout => "lockout check",
+            Step::Backup => "backup",
+            Step::Watchdog => "watchdog",
+            Step::Apply => "apply",
+            Step::Verify => "verify",
+        }
+    }
+}
+
+/// What a commit reports, step by step, and what the confirm window's actions report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    Running(Step),
+    Done(Step, String),
+    Failed(Step, String),
+    /// Chains the user edited moved in the kernel: refused. The kernel's rule sets as read, for
+    /// a rebase; the changes as lines (`chain: - rule`, `chain: + rule`).
+    Conflicts {
+        lines: Vec<String>,
+        now: Vec<Ruleset>,
+    },
+    /// The staged change would cut the SSH session: each finding in a sentence. The commit
+    /// stops until it is asked again with the confirmation typed.
+    Lockout(Vec<String>),
+    /// Applied and verified; rolled back at this time unless confirmed.
+    Armed {
+        deadline_ms: u64,
+    },
+    /// Applied and verified, and nothing to confirm (a file).
+    Finished(String),
+    Extended {
+        deadline_ms: u64,
+    },
+    Confirmed(String),
+    RolledBack(String),
+    /// A confirm, extend or rollback that did not work, in a sentence.
+    ActionFailed(String),
+}
+
+/// Where a commit goes.
+#[derive(Clone)]
+pub enum Target {
+    Kernel {
+        tools: Tools,
+        dir: PathBuf,
+        timeout: Duration,
+    },
+    File {
+        v4: Option<PathBuf>,
+        v6: Option<PathBuf>,
+        dir: PathBuf,
+    },
+    /// The demo world in memory; the countdown is the UI's own, and the rule sets before the
+    /// commit are kept here for the rollback.
+    Demo {
+        world: SharedDemo,
+        before: std::sync::Arc<std::sync::Mutex<Option<Vec<Ruleset>>>>,
+        timeout: Duration,
+    },
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Kernel { dir, .. } => write!(f, "Kernel({})", dir.display()),
+            Target::File { v4, v6, .. } => write!(f, "File({v4:?}, {v6:?})"),
+            Target::Demo { .. } => write!(f, "Demo"),
+        }
+    }
+}
+
+/// Everything a commit needs, taken from the staging when the user pressed commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub base: Vec<Ruleset>,
+    pub staged: Vec<Ruleset>,
+    pub ops: Vec<Op>,
+    pub edited: BTreeSet<ChainRef>,
+    pub renames: Vec<(ChainRef, String)>,
+    pub zeroed: BTreeSet<ChainRef>,
+    /// `SSH_CONNECTION`, when set.
+    pub ssh: Option<String>,
+    /// This machine's addresses, for the lockout check.
+    pub locals: Vec<LocalAddr>,
+    /// The user typed the confirmation word after a lockout warning.
+    pub lockout_confirmed: bool,
+    /// The unified diff, for the audit log.
+    pub diff: String,
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn families(rs: &[Ruleset]) -> Vec<Family> {
+    Family::ALL
+        .into_iter()
+        .filter(|f| rs.iter().any(|r| r.family == *f))
+        .collect()
+}
+
+/// Conflicts as lines a person reads: which chain, what the base had, what the kernel has now.
+fn conflict_lines(conflicts: &[plan::Conflict]) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in conflicts {
+        out.push(format!("{} changed since you started editing it:", c.chain));
+        for l in &c.base {
+            if !c.now.contains(l) {
+                out.push(format!("  - {l}"));
+            }
+        }
+        for l in &c.now {
+            if !c.base.contains(l) {
+                out.push(format!("  + {l}"));
+            }
+        }
+        if c.base.iter().all(|l| c.now.contains(l)) && c.now.iter().all(|l| c.base.contains(l)) {
+            out.push("  (the same rules in another order, or another policy)".into());
+        }
+    }
+    out
+}
+
+/// The concurrency step's verdict on the rule sets as re-read (`now`): false, after reporting
+/// the conflicts, when a chain the user edited moved meanwhile.
+fn concurrency_step(
+    req: &Request,
+    now: &[Ruleset],
+    where_: &str,
+    report: &mut dyn FnMut(Progress),
+) -> bool {
+    let conflicts = plan::conflicts(&req.base, now, &req.edited, &req.renames);
+    if !conflicts.is_empty() {
+        report(Progress::Conflicts {
+            lines: conflict_lines(&conflicts),
+            now: now.to_vec(),
+        });
+        return false;
+    }
+    report(Progress::Done(
+        Step::Concurrency,
+        format!("the chains you edited are as you found them{where_}"),
+    ));
+    true
+}
+
+/// `IPv4 in /var/lib/nfscope/…, IPv6 in …`.
+fn backups_text(b: &[(Family, PathBuf)]) -> String {
+    b.iter()
+        .map(|(f, p)| format!("{} in {}", f.label(), p.display()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The lockout step, shared by every target that is the running system.
+fn lockout_step(req: &Request, now: &[Ruleset], report: &mut dyn FnMut(Progress)) -> bool {
+    report(Progress::Running(Step::Lockout));
+    let Some(ssh) = req.ssh.as_deref() else {
+        report(Progress::Done(
+            Step::Lockout,
+            "not over SSH (no SSH_CONNECTION): nothing to check".into(),
+        ));
+        return true;
+    };
+    let Some(session) = lockout::parse_ssh_connection(ssh) else {
+        report(Progress::Done(
+            Step::Lockout,
+            format!("SSH_CONNECTION ({ssh}) cannot be read: not checked"),
+        ));
+        return true;
+    };
+    let findings = lockout::check(&session, now, &req.staged, &req.locals);
+    if findings.is_empty() {
+        report(Progress::Done(
+            Step::Lockout,
+            "your SSH session and a new connection are still accepted".into(),
+        ));
+        return true;
+    }
+    if !req.lockout_confirmed {
+        report(Progress::Lockout(
+            findings.iter().map(ToString::to_string).collect(),
+        ));
+        return false;
+    }
+    report(Progress::Done(
+        Step::Lockout,
+        format!(
+            "{} warning{} overridden: you typed the confirmation",
+            findings.len(),
+            if findings.len() == 1 { "" } else { "s" }
+        ),
+    ));
+    true
+}
+
+/// `iptables-restore --test` of the staged tables, for the rule editor's save: `Err` holds the
+/// tool's complaint. The demo has no tools, and a file without root cannot be tested: both
+/// pass (nfscope's own parser has read the rule already).
+pub fn validate(target: &Target, staged: &[Ruleset]) -> Result<(), String> {
+    let tools = match target {
+        Target::Kernel { tools, .. } => *tools,
+        Target::File { .. } => Tools::default(),
+        Target::Demo { .. } => return Ok(()),
+    };
+    match apply::validate(&tools, staged) {
+        Ok(()) => Ok(()),
+        Err(apply::ApplyError::Invalid { tool, message, .. }) => {
+            let untestable = message.contains("needs root") || message.contains("not found");
+            if untestable && matches!(target, Target::File { .. }) {
+                Ok(())
+            } else {
+                Err(format!("{tool} --test: {message}"))
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Run a commit, reporting each step. Stops at the first step that fails or needs the user.
+pub fn run(target: &Target, req: &Request, report: &mut dyn FnMut(Progress)) {
+    match target {
+        Target::Kernel {
+            tools,
+            dir,
+            timeout,
+        } => run_kernel(tools, dir, *timeout, req, report),
+        Target::File { v4, v6, dir } => run_file(v4.as_deref(), v6.as_deref(), dir, req, report),
+        Target::Demo {
+            world,
+            before,
+            timeout,
+        } => run_demo(world, before, *timeout, req, report),
+    }
+}
+
+fn run_kernel(
+    tools: &Tools,
+    dir: &Path,
+    timeout: Duration,
+    req: &Request,
+    report: &mut dyn FnMut(Progress),
+) {
+    let fams = families(&req.staged);
+    report(Progress::Running(Step::Validate));
+    if let Err(e) = apply::validate(tools, &req.staged) {
+        report(Progress::Failed(Step::Validate, e.to_string()));
+        return;
+    }
+    report(Progress::Done(
+        Step::Validate,
+        "iptables-restore --test accepts the staged tables".into(),
+    ));
+
+    report(Progress::Running(Step::Concurrency));
+    let now = match apply::read_now(tools, &fams) {
+        Ok(n) => n,
+        Err(e) => {
+            report(Progress::Failed(Step::Concurrency, e.to_string()));
+            return;
+        }
+    };
+    if !concurrency_step(req, &now, "", report) {
+        return;
+    }
+
+    if !lockout_step(req, &now, report) {
+        return;
+    }
+
+    report(Progress::Running(Step::Backup));
+    let mut texts = Vec::new();
+    for f in Family::ALL {
+        match tools.save_text(f) {
+            Ok(t) => texts.push((f, t)),
+            // A family whose tools are missing has nothing to restore; one that fails otherwise
+            // must not be committed without a backup.
+            Err(crate::source::SourceError::ToolMissing { .. }) if !fams.contains(&f) => {}
+            Err(e) => {
+                report(Progress::Failed(Step::Backup, e.to_string()));
+                return;
+            }
+        }
+    }
+    let backups = match backup::backup_set(dir, &texts) {
+        Ok(b) => b,
+        Err(e) => {
+            report(Progress::Failed(
+                Step::Backup,
+                format!("cannot write the backup in {}: {e}", dir.display()),
+            ));
+            return;
+        }
+    };
+    report(Progress::Done(Step::Backup, backups_text(&backups)));
+
+    report(Progress::Running(Step::Watchdog));
+    let pending = match guard::arm(dir, tools, &backups, timeout) {
+        Ok(p) => p,
+        Err(e) => {
+            report(Progress::Failed(
+                Step::Watchdog,
+                format!("cannot start the watchdog, so nothing was applied: {e}"),
+            ));
+            return;
+        }
+    };
+    let pid = pending
+        .watchdog_pid
+        .map_or_else(String::new, |p| format!(" (pid {p})"));
+    report(Progress::Done(
+        Step::Watchdog,
+        format!("armed{pid}: it restores the backup unless you confirm"),
+    ));
+
+    report(Progress::Running(Step::Apply));
+    let changes = plan::plan(&now, &req.staged, &req.edited, &req.renames, &req.zeroed);
+    if let Err(e) = apply::apply_changes(tools, &changes) {
+        // Nothing of the change is left in the kernel: stop the watchdog, which would only
+        // restore what is there.
+        let _ = guard::disarm(dir);
+        report(Progress::Failed(Step::Apply, e.to_string()));
+        return;
+    }
+    let tables: Vec<String> = changes
+        .iter()
+        .map(|c| format!("{} {}", c.family.label(), c.table))
+        .collect();
+    report(Progress::Done(
+        Step::Apply,
+        format!("one transaction per table: {}", tables.join(", ")),
+    ));
+    let _ = audit::log(dir, "commit", &req.diff);
+
+    report(Progress::Running(Step::Verify));
+    let verified = apply::read_now(tools, &fams)
+        .map_err(|e| vec![e.to_string()])
+        .and_then(|after| plan::verify(&after, &req.staged, &req.edited));
+    match verified {
+        Ok(()) => report(Progress::Done(
+            Step::Verify,
+            "the kernel holds exactly the staged chains".into(),
+        )),
+        Err(diffs) => {
+            // Not what was staged: roll back now rather than ask the user to confirm it.
+            let back = rollback_kernel(tools, dir).unwrap_or_else(|e| e);
+            report(Progress::Failed(
+                Step::Verify,
+                format!("{}; {back}", diffs.join("; ")),
+            ));
+            return;
+        }
+    }
+    report(Progress::Armed {
+        deadline_ms: pending.deadline_unix_ms,
+    });
+}
+
+/// Restore the pending commit's backups (else the latest) now and stop the watchdog; a
+/// sentence saying what happened.
+fn rollback_kernel(tools: &Tools, dir: &Path) -> Result<String, String> {
+    let backups = match guard::status(dir) {
+        Some(p) => p.backups,
+        None => backup::latest(dir),
+    };
+    match guard::restore_backups(tools, &backups) {
+        Ok(diff) => {
+            // Restored: the watchdog has nothing left to do.
+            let _ = guard::disarm(dir);
+            let _ = audit::log(dir, "rollback", &format!("rolled back from the UI\n{diff}"));
+            Ok("rolled back: the kernel holds the rule sets from before the commit".into())
+        }
+        Err(e) => Err(format!(
+            "the rollback failed ({e}); the watchdog will try again at its deadline"
+        )),
+    }
+}
+
+fn read_file(path: &Path, family: Family) -> Result<(String, Ruleset), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let rs = ruleset::parse(&text, family).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((text, rs))
+}
+
+fn run_file(
+    v4: Option<&Path>,
+    v6: Option<&Path>,
+    dir: &Path,
+    req: &Request,
+    report: &mut dyn FnMut(Progress),
+) {
+    let paths: Vec<(Family, &Path)> = [(Family::V4, v4), (Family::V6, v6)]
+        .into_iter()
+        .filter_map(|(f, p)| p.map(|p| (f, p)))
+        .filter(|(f, _)| req.staged.iter().any(|r| r.family == *f))
+        .collect();
+    report(Progress::Running(Step::Validate));
+    match apply::validate(&Tools::default(), &req.staged) {
+        Ok(()) => report(Progress::Done(
+            Step::Validate,
+            "iptables-restore --test accepts the staged tables".into(),
+        )),
+        Err(e) => {
+            let msg = e.to_string();
+            // Without root the tools cannot test; the file is still written as staged.
+            if msg.contains("needs root") || msg.contains("not found") {
+                report(Progress::Done(
+                    Step::Validate,
+                    format!("not checked by iptables-restore ({msg}); nfscope's parser only"),
+                ));
+            } else {
+                report(Progress::Failed(Step::Validate, msg));
+                return;
+            }
+        }
+    }
+
+    report(Progress::Running(Step::Concurrency));
+    let mut now = Vec::new();
+    let mut old_texts = Vec::new();
+    for (f, p) in &paths {
+        match read_file(p, *f) {
+            Ok((text, rs)) => {
+                old_texts.push((*f, text));
+                now.push(rs);
+            }
+            Err(e) => {
+                report(Progress::Failed(Step::Concurrency, e));
+                return;
+            }
+        }
+    }
+    if !concurrency_step(req, &now, " in the file", report) {
+        return;
+    }
+    report(Progress::Done(
+        Step::Lockout,
+        "a file is not the running rule set: nothing to check".into(),
+    ));
+
+    report(Progress::Running(Step::Backup));
+    match backup::backup_set(dir, &old_texts) {
+        Ok(b) => report(Progress::Done(Step::Backup, backups_text(&b))),
+        Err(e) => {
+            report(Progress::Failed(
+                Step::Backup,
+                format!("cannot copy the old file to {}: {e}", dir.display()),
+            ));
+            return;
+        }
+    }
+    report(Progress::Done(
+        Step::Watchdog,
+        "a file: nothing to roll back automatically".into(),
+    ));
+
+    report(Progress::Running(Step::Apply));
+    for (f, p) in &paths {
+        let Some(rs) = req.staged.iter().find(|r| r.family == *f) else {
+            continue;
+        };
+        // Only the edited chains come from the staging; the rest is the file as it is now.
+        let text = save_text(&merge_edited(&now, rs, &req.edited), SaveOptions::default());
+        if let Err(e) = backup::write_atomic(p, &text) {
+            report(Progress::Failed(
+                Step::Apply,
+                format!("cannot write {}: {e}", p.display()),
+            ));
+            return;
+        }
+    }
+    report(Progress::Done(
+        Step::Apply,
+        paths
+            .iter()
+            .map(|(_, p)| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    ));
+    let _ = audit::log(dir, "commit", &req.diff);
+
+    report(Progress::Running(Step::Verify));
+    let mut after = Vec::new();
+    for (f, p) in &paths {
+        match read_file(p, *f) {
+            Ok((_, rs)) => after.push(rs),
+            Err(e) => {
+                report(Progress::Failed(Step::Verify, e));
+                return;
+            }
+        }
+    }
+    match plan::verify(&after, &req.staged, &req.edited) {
+        Ok(()) => report(Progress::Done(
+            Step::Verify,
+            "the file holds exactly the staged chains".into(),
+        )),
+        Err(d) => {
+            report(Progress::Failed(Step::Verify, d.join("; ")));
+            return;
+        }
+    }
+    report(Progress::Finished(
+        "written; the old file is in the backup".into(),
+    ));
+}
+
+/// `staged` for the chains the user edited, `now` (the file or the world as re-read) for
+/// everything else: what a commit leaves behind when others changed other chains meanwhile.
+fn merge_edited(now: &[Ruleset], staged: &Ruleset, edited: &BTreeSet<ChainRef>) -> Ruleset {
+    let Some(cur) = now.iter().find(|r| r.family == staged.family) else {
+        return staged.clone();
+    };
+    let mut out = staged.clone();
+    for table in &mut out.tables {
+        let Some(cur_t) = cur.table(&table.name) else {
+            continue;
+        };
+        for chain in &mut table.chains {
+            let key = ChainRef::new(staged.family, &table.name, &chain.name);
+            if edited.contains(&key) {
+                continue;
+            }
+            if let Some(c) = cur_t.chain(&chain.name) {
+                *chain = c.clone();
+            }
+        }
+    }
+    out
+}
+
+/// Counters for the rules of `next` from `cur` where the same rule (same table, chain and
+/// text, counting duplicates in order) is still there; new rules start at zero.
+fn keep_counters(cur: &Ruleset, next: &mut Ruleset) {
+    for table in &mut next.tables {
+        let Some(ct) = cur.table(&table.name) else {
+            continue;
+        };
+        for chain in &mut table.chains {
+            let old = ct.chain(&chain.name);
+            let mut used = vec![false; old.map_or(0, |c| c.rules.len())];
+            for rule in &mut chain.rules {
+                let found = old.and_then(|c| {
+                    c.rules
+                        .iter()
+                        .enumerate()
+                        .find(|(i, r)| !used[*i] && r.text == rule.text)
+                });
+                rule.counters = Some(match found {
+                    Some((i, r)) => {
+                        used[i] = true;
+                        r.counters.unwrap_or_default()
+                    }
+                    None => Counters::default(),
+                });
+            }
+            if let Some(c) = old {
+                chain.counters = c.counters;
+            }
+        }
+    }
+}
+
+fn run_demo(
+    world: &SharedDemo,
+    before: &std::sync::Mutex<Option<Vec<Ruleset>>>,
+    timeout: Duration,
+    req: &Request,
+    report: &mut dyn FnMut(Progress),
+) {
+    report(Progress::Running(Step::Validate));
+    report(Progress::Done(
+        Step::Validate,
+        "the demo has no iptables-restore: nfscope's parser only".into(),
+    ));
+    report(Progress::Running(Step::Concurrency));
+    let now = match world.lock() {
+        Ok(w) => w.rulesets(),
+        Err(_) => {
+            report(Progress::Failed(
+                Step::Concurrency,
+                "the demo world is gone".into(),
+            ));
+            return;
+        }
+    };
+    if !concurrency_step(req, &now, "", report) {
+        return;
+    }
+    if !lockout_step(req, &now, report) {
+        return;
+    }
+    if let Ok(mut b) = before.lock() {
+        *b = Some(now.clone());
+    }
+    report(Progress::Done(
+        Step::Backup,
+        "the demo's rule sets, kept in memory".into(),
+    ));
+    report(Progress::Done(
+        Step::Watchdog,
+        "the demo's own countdown (no process outlives it)".into(),
+    ));
+    report(Progress::Running(Step::Apply));
+    let after = match world.lock() {
+        Ok(mut w) => {
+            for staged in &req.staged {
+                let Some(cur) = now.iter().find(|r| r.family == staged.family) else {
+                    continue;
+                };
+                let mut next = merge_edited(&now, staged, &req.edited);
+                keep_counters(cur, &mut next);
+                w.set_ruleset(next);
+            }
+            w.rulesets()
+        }
+        Err(_) => {
+            report(Progress::Failed(
+                Step::Apply,
+                "the demo world is gone".into(),
+            ));
+            return;
+        }
+    };
+    report(Progress::Done(Step::Apply, "the demo world changed".into()));
+    report(Progress::Running(Step::Verify));
+    match plan::verify(&after, &req.staged, &req.edited) {
+        Ok(()) => report(Progress::Done(
+            Step::Verify,
+            "the demo holds exactly the staged chains".into(),
+        )),
+        Err(d) => {
+            report(Progress::Failed(Step::Verify, d.join("; ")));
+            return;
+        }
+    }
+    report(Progress::Armed {
+        deadline_ms: unix_ms(SystemTime::now() + timeout),
+    });
+}
+
+/// Keep the change: end the commit-confirmed window.
+pub fn confirm(target: &Target) -> Progress {
+    match target {
+        Target::Kernel { dir, .. } => match guard::confirm(dir) {
+            Ok(_) => {
+                let _ = audit::log(dir, "confirm", "confirmed in the UI");
+                Progress::Confirmed("confirmed: the watchdog is stopped".into())
+            }
+            Err(e) => Progress::ActionFailed(e),
+        },
+        Target::File { .. } => Progress::Confirmed("nothing to confirm".into()),
+        Target::Demo { before, .. } => {
+            if let Ok(mut b) = before.lock() {
+                *b = None;
+            }
+            Progress::Confirmed("confirmed".into())
+        }
+    }
+}
+
+/// Give the user `by` more before the rollback.
+pub fn extend(target: &Target, by: Duration, deadline_ms: u64) -> Progress {
+    let by_ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+    match target {
+        Target::Kernel { dir, .. } => match guard::extend(dir, by) {
+            Ok(p) => Progress::Extended {
+                deadline_ms: p.deadline_unix_ms,
+            },
+            Err(e) => Progress::ActionFailed(e),
+        },
+        _ => Progress::Extended {
+            deadline_ms: deadline_ms.saturating_add(by_ms),
+        },
+    }
+}
+
+/// Roll back now (`n` in the countdown, or the demo's deadline).
+pub fn rollback(target: &Target) -> Progress {
+    match target {
+        Target::Kernel { tools, dir, .. } => match rollback_kernel(tools, dir) {
+            Ok(msg) => Progress::RolledBack(msg),
+            Err(msg) => Progress::ActionFailed(msg),
+        },
+        Target::File { .. } => Progress::ActionFailed("a file commit has no rollback".into()),
+        Target::Demo { world, before, .. } => {
+            let saved = before.lock().ok().and_then(|mut b| b.take());
+            match (saved, world.lock()) {
+                (Some(rs), Ok(mut w)) => {
+                    let cur = w.rulesets();
+                    for mut r in rs {
+                        if let Some(c) = cur.iter().find(|c| c.family == r.family) {
+                            keep_counters(c, &mut r);
+                        }
+                        w.set_ruleset(r);
+                    }
+                    Progress::RolledBack(
+                        "rolled back: the demo holds its rule sets from before the commit".into(),
+                    )
+                }
+                _ => Progress::ActionFailed("nothing to roll back".into()),
+            }
+        }
+    }
+}
+
+/// The deadline passed without a confirmation: for the kernel, wait for the watchdog to finish
+/// its rollback (a few seconds at most) and say so; for the demo, roll back here.
+pub fn expired(target: &Target) -> Progress {
+    match target {
+        Target::Kernel { dir, .. } => {
+            let until = std::time::Instant::now() + Duration::from_secs(10);
+            while guard::status(dir).is_some() {
+                if std::time::Instant::now() > until {
+                    return Progress::ActionFailed(
+                        "the deadline passed but the watchdog has not finished; check with `nfscope rollback`".into(),
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Progress::RolledBack(
+                "not confirmed in time: the watchdog restored the rule sets from before the commit"
+                    .into(),
+            )
+        }
+        _ => rollback(target),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rs(text: &str) -> Ruleset {
+        ruleset::parse(text, Family::V4).expect("parses")
+    }
+
+    #[test]
+    fn counters_stay_with_their_rules() {
+        let cur = rs(
+            "*filter\n:INPUT ACCEPT [5:50]\n[1:10] -A INPUT -j A\n[2:20] -A INPUT -j B\nCOMMIT\n",
+        );
+        let mut next = rs("*filter\n:INPUT DROP [0:0]\n-A INPUT -j B\n-A INPUT -j C\nCOMMIT\n");
+        keep_counters(&cur, &mut next);
+        let c = &next.tables[0].chains[0];
+        assert_eq!(c.rules[0].counters, Some(Counters::new(2, 20)));
+        assert_eq!(c.rules[1].counters, Some(Counters::default()));
+        assert_eq!(c.counters, Counters::new(5, 50));
+    }
+
+    #[test]
+    fn unedited_chains_come_from_now() {
+        let now = vec![rs(
+            "*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -j X\n-A OUTPUT -j F2B\nCOMMIT\n",
+        )];
+        let staged =
+            rs("*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -j Y\nCOMMIT\n");
+        let edited = BTreeSet::from([ChainRef::new(Family::V4, "filter", "INPUT")]);
+        let m = merge_edited(&now, &staged, &edited);
+        let t = &m.tables[0];
+        assert_eq!(t.chain("INPUT").unwrap().rules[0].text, "-j Y");
+        assert_eq!(t.chain("OUTPUT").unwrap().rules[0].text, "-j F2B");
+    }
+}

@@ -1,0 +1,635 @@
+//! Edit mode without a terminal or a kernel: the App driven with keys (pure `update` tests for
+//! every staging key), its screens rendered to TestBackend with a fixed clock and compared with
+//! insta snapshots (the editor with an error, the Changes screen and its diff, the lockout
+//! warning, the countdown), and the commit run for real against the demo world in memory.
+
+mod common;
+
+use common::screen::{demo_app, render, t0};
+use nfscope::edit::commit::{self, Progress, Target};
+use nfscope::edit::stage::Op;
+use nfscope::source::demo::{DemoWorld, SharedDemo};
+use nfscope::tui::app::{App, Popup, Screen};
+use nfscope::tui::edit::{Ask, unix_ms};
+use nfscope::tui::event::{Cmd, Msg};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn key(app: &mut App, code: KeyCode) -> Vec<Cmd> {
+    app.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+}
+
+fn ch(app: &mut App, c: char) -> Vec<Cmd> {
+    key(app, KeyCode::Char(c))
+}
+
+fn ctrl(app: &mut App, c: char) -> Vec<Cmd> {
+    app.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char(c),
+        KeyModifiers::CONTROL,
+    )))
+}
+
+fn typed(app: &mut App, s: &str) {
+    for c in s.chars() {
+        ch(app, c);
+    }
+}
+
+fn ops(app: &App) -> Vec<Op> {
+    app.edit
+        .staging
+        .as_ref()
+        .map(|s| s.ops().to_vec())
+        .unwrap_or_default()
+}
+
+/// The demo's filter INPUT chain, as the Rules screen starts.
+fn at_input(app: &App) -> nfscope::edit::ChainRef {
+    let k = app.selected.clone().expect("a chain is selected");
+    assert_eq!((k.table.as_str(), k.chain.as_str()), ("filter", "INPUT"));
+    nfscope::edit::ChainRef::new(k.family, &k.table, &k.chain)
+}
+
+/// Append `rule` to filter INPUT through the editor.
+fn append(app: &mut App, rule: &str) -> Vec<Cmd> {
+    ch(app, 'a');
+    assert_eq!(app.popup, Some(Popup::Editor));
+    typed(app, rule);
+    key(app, KeyCode::Enter)
+}
+
+#[test]
+fn append_insert_edit_delete_move_stage_operations() {
+    let mut app = demo_app(120, 40);
+    let at = at_input(&app);
+    let n = app.chain().expect("chain").rules.len();
+
+    append(&mut app, "-p tcp --dport 8080 -j ACCEPT");
+    assert_eq!(app.popup, None);
+    assert_eq!(
+        ops(&app),
+        vec![Op::Append {
+            at: at.clone(),
+            rule: "-p tcp --dport 8080 -j ACCEPT".into()
+        }]
+    );
+    assert_eq!(app.chain().expect("chain").rules.len(), n + 1);
+    assert_eq!(
+        app.selected_rule().map(|(i, _)| i),
+        Some(n),
+        "the cursor follows the new rule"
+    );
+
+    // I inserts above the selected rule (the first).
+    key(&mut app, KeyCode::Home);
+    ch(&mut app, 'I');
+    typed(&mut app, "-s 192.0.2.1 -j DROP");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        ops(&app)[1],
+        Op::Insert {
+            at: at.clone(),
+            pos: 1,
+            rule: "-s 192.0.2.1 -j DROP".into()
+        }
+    );
+
+    // e opens the selected rule's text; the edit replaces it.
+    ch(&mut app, 'e');
+    let ed = app.edit.editor.as_ref().expect("editor");
+    assert_eq!(ed.text(), "-s 192.0.2.1 -j DROP", "prefilled for replace");
+    key(&mut app, KeyCode::Backspace);
+    key(&mut app, KeyCode::Backspace);
+    key(&mut app, KeyCode::Backspace);
+    key(&mut app, KeyCode::Backspace);
+    typed(&mut app, "REJECT");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        ops(&app)[2],
+        Op::Replace {
+            at: at.clone(),
+            pos: 1,
+            rule: "-s 192.0.2.1 -j REJECT".into()
+        }
+    );
+
+    // J moves it down, K back up (Alt-Down / Alt-Up too).
+    ch(&mut app, 'J');
+    assert_eq!(
+        ops(&app)[3],
+        Op::Move {
+            at: at.clone(),
+            from: 1,
+            to: 2
+        }
+    );
+    assert_eq!(app.selected_rule().map(|(i, _)| i), Some(1));
+    app.update(Msg::Key(KeyEvent::new(KeyCode::Up, KeyModifiers::ALT)));
+    assert_eq!(
+        ops(&app)[4],
+        Op::Move {
+            at: at.clone(),
+            from: 2,
+            to: 1
+        }
+    );
+    ch(&mut app, 'K');
+    assert_eq!(ops(&app).len(), 5, "the first rule cannot move up");
+    assert!(
+        app.edit
+            .message
+            .as_ref()
+            .is_some_and(|(m, e)| *e && m.contains("first"))
+    );
+
+    // Delete asks first; n leaves everything as it was, y stages it.
+    key(&mut app, KeyCode::Delete);
+    assert_eq!(app.popup, Some(Popup::Ask));
+    assert!(matches!(app.edit.ask, Some(Ask::DeleteRule { pos: 1, .. })));
+    ch(&mut app, 'n');
+    assert_eq!(ops(&app).len(), 5);
+    ch(&mut app, '-');
+    ch(&mut app, 'y');
+    assert_eq!(
+        ops(&app)[5],
+        Op::Delete {
+            at: at.clone(),
+            pos: 1
+        }
+    );
+
+    // u undoes, Ctrl-r redoes.
+    ch(&mut app, 'u');
+    assert_eq!(ops(&app).len(), 5);
+    ctrl(&mut app, 'r');
+    assert_eq!(ops(&app).len(), 6);
+    assert_eq!(app.edit.count(), 6);
+    assert!(render(&app).contains("6 staged changes"));
+}
+
+#[test]
+fn chain_keys_stage_chain_operations() {
+    let mut app = demo_app(120, 40);
+    let at = at_input(&app);
+    // P flips INPUT's policy (the demo's is DROP).
+    ch(&mut app, 'P');
+    assert_eq!(
+        ops(&app),
+        vec![Op::SetPolicy {
+            at: at.clone(),
+            policy: "ACCEPT".into()
+        }]
+    );
+    // Z zeroes, F flushes after asking.
+    ch(&mut app, 'Z');
+    ch(&mut app, 'F');
+    assert!(matches!(app.edit.ask, Some(Ask::Flush { .. })));
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(ops(&app)[1], Op::Zero { at: at.clone() });
+    assert_eq!(ops(&app)[2], Op::Flush { at: at.clone() });
+    assert!(app.chain().expect("chain").rules.is_empty());
+
+    // N makes a chain and selects it; R renames it; X deletes it.
+    ch(&mut app, 'N');
+    typed(&mut app, "WEB");
+    key(&mut app, KeyCode::Enter);
+    let web = nfscope::edit::ChainRef::new(at.family, "filter", "WEB");
+    assert_eq!(ops(&app)[3], Op::NewChain { at: web.clone() });
+    assert_eq!(app.selected.as_ref().map(|k| k.chain.as_str()), Some("WEB"));
+    ch(&mut app, 'R');
+    assert_eq!(
+        app.edit.editor.as_ref().map(|e| e.text()),
+        Some("WEB".into())
+    );
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Backspace);
+    }
+    typed(&mut app, "HTTP");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        ops(&app)[4],
+        Op::RenameChain {
+            at: web,
+            to: "HTTP".into()
+        }
+    );
+    assert_eq!(
+        app.selected.as_ref().map(|k| k.chain.as_str()),
+        Some("HTTP")
+    );
+    ch(&mut app, 'X');
+    assert!(matches!(
+        app.edit.ask,
+        Some(Ask::DeleteChain { refs: 0, .. })
+    ));
+    ch(&mut app, 'y');
+    assert!(matches!(ops(&app)[5], Op::DeleteChain { .. }));
+
+    // A built-in chain cannot be renamed or deleted; a user chain has no policy.
+    let before = ops(&app).len();
+    ch(&mut app, 'R');
+    ch(&mut app, 'X');
+    assert_eq!(ops(&app).len(), before);
+    assert_eq!(app.popup, None);
+}
+
+#[test]
+fn deleting_a_referenced_chain_offers_to_remove_the_references() {
+    let mut app = demo_app(120, 40);
+    // IN_SSH is the target of a rule in INPUT.
+    while app.selected.as_ref().is_some_and(|k| k.chain != "IN_SSH") {
+        key(&mut app, KeyCode::Left);
+        key(&mut app, KeyCode::Down);
+        key(&mut app, KeyCode::Right);
+    }
+    ch(&mut app, 'X');
+    assert!(matches!(
+        app.edit.ask,
+        Some(Ask::DeleteChain { refs: 1, .. })
+    ));
+    assert!(render(&app).contains("they are deleted too") || render(&app).contains("deleted too"));
+    ch(&mut app, 'y');
+    assert!(matches!(
+        ops(&app)[0],
+        Op::DeleteChain {
+            remove_references: true,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn the_editor_checks_as_you_type_and_stages_nothing_on_an_error() {
+    let mut app = demo_app(120, 40);
+    ch(&mut app, 'a');
+    typed(&mut app, "-p tcp --dport 22 -m comment --comment \"ssh");
+    let screen = render(&app);
+    assert!(
+        screen.contains("quote is opened but never closed"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("editor_open_quote", screen);
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.popup, Some(Popup::Editor), "Enter does not save it");
+    assert!(app.edit.staging.is_none());
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.popup, None);
+    assert!(app.edit.staging.is_none(), "Esc stages nothing");
+}
+
+#[test]
+fn iptables_restore_test_refusal_shows_under_the_editor() {
+    let mut app = demo_app(120, 40);
+    app.edit.validate = true;
+    let cmds = append(&mut app, "-p tcp -m nosuchmatch --foo -j ACCEPT");
+    let Some(Cmd::Validate { id, staged }) = cmds.first() else {
+        panic!("save asks for iptables-restore --test: {cmds:?}");
+    };
+    assert_eq!(staged.len(), 1, "the edited family only");
+    assert!(
+        app.edit.staging.as_ref().is_none_or(|s| s.is_empty()),
+        "nothing staged while the tool checks"
+    );
+    assert!(render(&app).contains("checking the staged table"));
+    app.update(Msg::Validated {
+        id: *id,
+        result: Err("iptables-restore --test: Couldn't load match `nosuchmatch':No such file or directory (line 21: -A INPUT -p tcp -m nosuchmatch --foo -j ACCEPT)".into()),
+    });
+    let screen = render(&app);
+    assert!(screen.contains("not staged"), "{screen}");
+    insta::assert_snapshot!("editor_refused_by_restore_test", screen);
+    assert!(app.edit.staging.as_ref().is_none_or(|s| s.is_empty()));
+    // Fixed and saved again: the tool agrees, the rule is staged.
+    for _ in 0.."nosuchmatch --foo -j ACCEPT".len() {
+        key(&mut app, KeyCode::Backspace);
+    }
+    typed(&mut app, "tcp --dport 22 -j ACCEPT");
+    let cmds = key(&mut app, KeyCode::Enter);
+    let Some(Cmd::Validate { id, .. }) = cmds.first() else {
+        panic!("{cmds:?}");
+    };
+    app.update(Msg::Validated {
+        id: *id,
+        result: Ok(()),
+    });
+    assert_eq!(app.edit.count(), 1);
+    assert_eq!(app.popup, None);
+}
+
+#[test]
+fn tab_completes_in_the_editor() {
+    let mut app = demo_app(120, 40);
+    ch(&mut app, 'a');
+    typed(&mut app, "-p tcp -j IN_");
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(
+        app.edit.editor.as_ref().map(|e| e.text()),
+        Some("-p tcp -j IN_SSH ".into())
+    );
+}
+
+#[test]
+fn changes_screen_lists_ops_and_the_diff_and_unstages() {
+    let mut app = demo_app(120, 40);
+    append(&mut app, "-p tcp --dport 8080 -j ACCEPT");
+    ch(&mut app, 'P');
+    ch(&mut app, 'C');
+    assert_eq!(app.screen, Screen::Changes);
+    let screen = render(&app);
+    assert!(
+        screen.contains("+-A INPUT -p tcp --dport 8080 -j ACCEPT"),
+        "{screen}"
+    );
+    assert!(screen.contains("-:INPUT DROP [0:0]"), "{screen}");
+    assert!(screen.contains("+:INPUT ACCEPT [0:0]"), "{screen}");
+    insta::assert_snapshot!("changes_screen", screen);
+    insta::assert_snapshot!("changes_screen_80x24", {
+        app.update(Msg::Resize(80, 24));
+        render(&app)
+    });
+    app.update(Msg::Resize(120, 40));
+    // Tab cycles through it too.
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.screen, Screen::Rules);
+    ch(&mut app, '5');
+    // d unstages the selected (first) operation.
+    ch(&mut app, 'd');
+    assert_eq!(app.edit.count(), 1);
+    // D discards all after asking.
+    ch(&mut app, 'D');
+    assert!(matches!(app.edit.ask, Some(Ask::Discard { ops: 1 })));
+    ch(&mut app, 'y');
+    assert_eq!(app.edit.count(), 0);
+    assert!(render(&app).contains("Nothing is staged"));
+}
+
+#[test]
+fn unstaging_an_op_that_later_ops_need_is_refused() {
+    let mut app = demo_app(120, 40);
+    ch(&mut app, 'N');
+    typed(&mut app, "WEB");
+    key(&mut app, KeyCode::Enter);
+    append(&mut app, "-j ACCEPT");
+    ch(&mut app, '5');
+    ch(&mut app, 'd');
+    assert_eq!(app.edit.count(), 2, "the append needs the chain");
+    let (m, err) = app.edit.message.clone().expect("a message");
+    assert!(err, "{m}");
+}
+
+#[test]
+fn staged_work_is_saved_on_every_change_when_persisting() {
+    let mut app = demo_app(120, 40);
+    app.edit.persist = true;
+    let cmds = append(&mut app, "-j ACCEPT");
+    assert!(
+        matches!(cmds.as_slice(), [Cmd::SaveState(Some(s))] if s.staging.ops().len() == 1),
+        "{cmds:?}"
+    );
+    let cmds = ch(&mut app, 'u');
+    assert_eq!(cmds, vec![Cmd::SaveState(None)], "nothing left: cleared");
+}
+
+#[test]
+fn a_saved_staging_is_offered_and_says_what_moved() {
+    let mut world = DemoWorld::new().with_clock(t0());
+    let mut st = nfscope::edit::stage::Staging::new(world.rulesets());
+    let at = nfscope::edit::ChainRef::new(nfscope::ruleset::Family::V4, "filter", "INPUT");
+    st.push(Op::Append {
+        at: at.clone(),
+        rule: "-j ACCEPT".into(),
+    })
+    .expect("stages");
+    // The kernel moved meanwhile: a rule was added to filter INPUT.
+    let mut now = world.rulesets();
+    let r = nfscope::ruleset::Rule::from_text("-s 198.51.100.9 -j DROP", None).expect("rule");
+    now[0]
+        .table_mut("filter")
+        .and_then(|t| t.chains.iter_mut().find(|c| c.name == "INPUT"))
+        .expect("INPUT")
+        .rules
+        .insert(0, r);
+    world.set_ruleset(now[0].clone());
+
+    let mut app = App::new(
+        "gw01".into(),
+        nfscope::tui::theme::Theme { color: false },
+        (100, 30),
+        t0(),
+    );
+    app.offer_resume(st);
+    assert_eq!(app.popup, None, "asked once a snapshot is there");
+    app.update(Msg::Snapshot(Box::new(world.snapshot())));
+    assert_eq!(app.popup, Some(Popup::Ask));
+    let screen = render(&app);
+    assert!(screen.contains("Resume the 1 staged"), "{screen}");
+    assert!(screen.contains("IPv4 filter/INPUT"), "{screen}");
+    ch(&mut app, 'y');
+    assert_eq!(app.edit.count(), 1);
+}
+
+/// Run a commit against the demo world, as the loop's worker would, feeding its reports back;
+/// the countdown's deadline is fixed so that screens are stable.
+fn run_commit(app: &mut App, world: &SharedDemo, cmds: Vec<Cmd>) -> Target {
+    let target = Target::Demo {
+        world: world.clone(),
+        before: Arc::default(),
+        timeout: Duration::from_secs(30),
+    };
+    for c in cmds {
+        if let Cmd::Commit(req) = c {
+            let mut reports = Vec::new();
+            commit::run(&target, &req, &mut |p| reports.push(p));
+            for p in reports {
+                let p = match p {
+                    Progress::Armed { .. } => Progress::Armed {
+                        deadline_ms: unix_ms(app.now) + 30_000,
+                    },
+                    p => p,
+                };
+                app.update(Msg::Commit(p));
+            }
+        }
+    }
+    target
+}
+
+fn shared_world() -> SharedDemo {
+    Arc::new(Mutex::new(DemoWorld::new().with_clock(t0())))
+}
+
+#[test]
+fn commit_in_the_demo_shows_the_checklist_and_countdown_then_confirms() {
+    let world = shared_world();
+    let mut app = demo_app(120, 40);
+    app.edit.origin = "demo".into();
+    append(&mut app, "-p tcp --dport 8080 -j ACCEPT");
+    ch(&mut app, 'C');
+    ch(&mut app, 'c');
+    assert!(matches!(app.edit.ask, Some(Ask::Commit { ops: 1, .. })));
+    let cmds = ch(&mut app, 'y');
+    assert!(matches!(cmds.as_slice(), [Cmd::Commit(_)]), "{cmds:?}");
+    let target = run_commit(&mut app, &world, cmds);
+    assert_eq!(app.popup, Some(Popup::Countdown));
+    let screen = render(&app);
+    assert!(screen.contains("Rolling back in 30 s"), "{screen}");
+    assert!(screen.contains("✓ verify"), "{screen}");
+    insta::assert_snapshot!("countdown", screen);
+
+    // The countdown redraws once a second, not more.
+    app.dirty = false;
+    app.update(Msg::Tick(app.now + Duration::from_millis(400)));
+    assert!(!app.dirty);
+    app.update(Msg::Tick(app.now + Duration::from_millis(700)));
+    assert!(app.dirty);
+    assert!(render(&app).contains("Rolling back in 29 s"));
+
+    // + asks for 30 s more; y confirms.
+    let cmds = ch(&mut app, '+');
+    assert!(matches!(cmds.as_slice(), [Cmd::Extend { .. }]));
+    app.update(Msg::Commit(commit::extend(
+        &target,
+        Duration::from_secs(30),
+        unix_ms(t0()) + 31_000,
+    )));
+    assert!(render(&app).contains("Rolling back in 59 s"));
+    let cmds = ch(&mut app, 'y');
+    assert_eq!(cmds, vec![Cmd::KeepChange]);
+    app.update(Msg::Commit(commit::confirm(&target)));
+    assert_eq!(app.edit.count(), 0, "committed: nothing staged any more");
+    assert!(render(&app).contains("committed and confirmed"));
+    // The world holds the rule.
+    let rs = world.lock().expect("world").rulesets();
+    let input = rs[0]
+        .table("filter")
+        .and_then(|t| t.chain("INPUT"))
+        .expect("INPUT");
+    assert!(
+        input
+            .rules
+            .iter()
+            .any(|r| r.text == "-p tcp --dport 8080 -j ACCEPT")
+    );
+}
+
+#[test]
+fn an_unconfirmed_demo_commit_rolls_back_at_the_deadline() {
+    let world = shared_world();
+    let before = world.lock().expect("world").rulesets();
+    let mut app = demo_app(100, 30);
+    ch(&mut app, 'P');
+    ch(&mut app, 'C');
+    ch(&mut app, 'c');
+    let cmds = ch(&mut app, 'y');
+    let target = run_commit(&mut app, &world, cmds);
+    let cmds = app.update(Msg::Tick(t0() + Duration::from_secs(32)));
+    assert_eq!(cmds, vec![Cmd::Expired]);
+    assert!(
+        app.update(Msg::Tick(t0() + Duration::from_secs(33)))
+            .is_empty(),
+        "once"
+    );
+    app.update(Msg::Commit(commit::expired(&target)));
+    assert_eq!(app.popup, Some(Popup::Commit));
+    assert!(render(&app).contains("still staged"));
+    assert_eq!(app.edit.count(), 1, "the changes are still staged");
+    let after = world.lock().expect("world").rulesets();
+    let policy = |rs: &[nfscope::ruleset::Ruleset]| {
+        rs[0]
+            .table("filter")
+            .and_then(|t| t.chain("INPUT"))
+            .and_then(|c| c.policy.clone())
+    };
+    assert_eq!(policy(&after), policy(&before));
+}
+
+#[test]
+fn the_lockout_warning_needs_the_word_typed() {
+    let world = shared_world();
+    let mut app = demo_app(120, 40);
+    // An SSH session from the internet to the demo gateway's WAN address.
+    app.trace.ssh = Some("198.51.100.7 51000 203.0.113.2 22".into());
+    // A DROP of port 22 at the top of INPUT.
+    ch(&mut app, 'I');
+    typed(&mut app, "-p tcp --dport 22 -j DROP");
+    key(&mut app, KeyCode::Enter);
+    ch(&mut app, 'C');
+    ch(&mut app, 'c');
+    let cmds = ch(&mut app, 'y');
+    run_commit(&mut app, &world, cmds);
+    assert_eq!(app.popup, Some(Popup::Editor), "asks for the word");
+    let screen = render(&app);
+    assert!(screen.contains("would cut you off"), "{screen}");
+    assert!(screen.contains("-p tcp --dport 22 -j DROP"), "{screen}");
+    insta::assert_snapshot!("lockout_warning", screen);
+    // Anything but the word is refused.
+    typed(&mut app, "yes");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Backspace);
+    }
+    typed(&mut app, "lockout");
+    let cmds = key(&mut app, KeyCode::Enter);
+    let Some(Cmd::Commit(req)) = cmds.first() else {
+        panic!("{cmds:?}");
+    };
+    assert!(req.lockout_confirmed);
+    run_commit(&mut app, &world, cmds);
+    assert_eq!(app.popup, Some(Popup::Countdown));
+}
+
+#[test]
+fn a_conflict_refuses_and_offers_a_rebase() {
+    let world = shared_world();
+    let mut app = demo_app(120, 40);
+    append(&mut app, "-j ACCEPT");
+    // Someone else adds a rule to INPUT meanwhile.
+    {
+        let mut w = world.lock().expect("world");
+        let mut rs = w.rulesets();
+        let rule =
+            nfscope::ruleset::Rule::from_text("-s 203.0.113.99 -j DROP", None).expect("rule");
+        rs[0]
+            .table_mut("filter")
+            .and_then(|t| t.chains.iter_mut().find(|c| c.name == "INPUT"))
+            .expect("INPUT")
+            .rules
+            .insert(0, rule);
+        w.set_ruleset(rs[0].clone());
+    }
+    ch(&mut app, 'C');
+    ch(&mut app, 'c');
+    let cmds = ch(&mut app, 'y');
+    run_commit(&mut app, &world, cmds);
+    assert_eq!(app.popup, Some(Popup::Commit));
+    let screen = render(&app);
+    assert!(screen.contains("-s 203.0.113.99"), "{screen}");
+    assert!(screen.contains("r rebase"), "{screen}");
+    insta::assert_snapshot!("conflict", screen);
+    ch(&mut app, 'r');
+    assert_eq!(app.popup, None);
+    assert_eq!(app.screen, Screen::Changes);
+    let base = app.edit.staging.as_ref().expect("staging").base().to_vec();
+    assert!(
+        base[0]
+            .table("filter")
+            .and_then(|t| t.chain("INPUT"))
+            .is_some_and(|c| c.rules[0].text == "-s 203.0.113.99 -j DROP"),
+        "the new base is the kernel's"
+    );
+}
+
+#[test]
+fn no_size_panics_in_edit_popups() {
+    let mut app = demo_app(120, 40);
+    ch(&mut app, 'a');
+    typed(&mut app, "-j \"x");
+    for w in (1..=131).step_by(13) {
+        for h in (1..=46).step_by(5) {
+            app.update(Msg::Resize(w, h));
+            render(&app);
+        }
+    }
+}
