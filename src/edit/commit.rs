@@ -387,7 +387,7 @@ fn run_kernel(
     report(Progress::Running(Step::Verify));
     let verified = apply::read_now(tools, &fams)
         .map_err(|e| vec![e.to_string()])
-        .and_then(|after| plan::verify(&after, &req.staged, &req.edited));
+        .and_then(|after| verify(&after, req));
     match verified {
         Ok(()) => report(Progress::Done(
             Step::Verify,
@@ -543,7 +543,7 @@ fn run_file(
             }
         }
     }
-    match plan::verify(&after, &req.staged, &req.edited) {
+    match verify(&after, req) {
         Ok(()) => report(Progress::Done(
             Step::Verify,
             "the file holds exactly the staged chains".into(),
@@ -580,6 +580,97 @@ fn merge_edited(now: &[Ruleset], staged: &Ruleset, edited: &BTreeSet<ChainRef>) 
         }
     }
     out
+}
+
+/// A rule's meaning, for comparing what was typed with what the kernel prints back: iptables
+/// rewrites `-p tcp --dport 22` as `-p tcp -m tcp --dport 22`, `-s 192.0.2.1` as
+/// `192.0.2.1/32`, and puts the basic options in its own order.
+fn meaning(text: &str, family: Family) -> Option<String> {
+    let rule = crate::ruleset::Rule::from_text(text, None).ok()?;
+    let s = &rule.spec;
+    let full = match family {
+        Family::V4 => 32,
+        Family::V6 => 128,
+    };
+    let addr = |v: &Option<crate::ruleset::Negatable>| {
+        v.as_ref().map(|n| {
+            let a = n.value.to_ascii_lowercase().to_string();
+            let a = if a.contains('/') {
+                a
+            } else {
+                format!("{a}/{full}")
+            };
+            format!("{}{a}", if n.negated { "!" } else { "" })
+        })
+    };
+    let plain = |v: &Option<crate::ruleset::Negatable>| {
+        v.as_ref().map(|n| {
+            format!(
+                "{}{}",
+                if n.negated { "!" } else { "" },
+                n.value.to_ascii_lowercase()
+            )
+        })
+    };
+    let mut matches: Vec<String> = s
+        .matches
+        .iter()
+        .map(|m| {
+            let opts: Vec<String> = m.options.iter().map(|o| o.to_args()).collect();
+            format!("{} {}", m.name.to_ascii_lowercase(), opts.join(" "))
+        })
+        .collect();
+    matches.sort();
+    Some(format!(
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{matches:?}|{:?}|{:?}",
+        plain(&s.protocol),
+        addr(&s.source),
+        addr(&s.destination),
+        plain(&s.in_interface),
+        plain(&s.out_interface),
+        s.fragment.map(|f| f.negated),
+        s.target.as_ref().map(|t| {
+            let opts: Vec<String> = t.options.iter().map(|o| o.to_args()).collect();
+            (format!("{:?}", t.kind), t.name.to_string(), opts)
+        }),
+        s.extra,
+    ))
+}
+
+/// `plan::verify` compares the text; when it fails, this says whether the difference is only
+/// in how the kernel spells the same rules (then the commit did what was staged).
+fn same_meaning(after: &[Ruleset], staged: &[Ruleset], edited: &BTreeSet<ChainRef>) -> bool {
+    let chain = |sets: &[Ruleset], at: &ChainRef| {
+        sets.iter()
+            .find(|r| r.family == at.family)
+            .and_then(|r| r.table(&at.table))
+            .and_then(|t| t.chain(&at.chain))
+            .cloned()
+    };
+    edited
+        .iter()
+        .all(|at| match (chain(after, at), chain(staged, at)) {
+            (None, None) => true,
+            (Some(a), Some(s)) => {
+                a.policy == s.policy
+                    && a.rules.len() == s.rules.len()
+                    && a.rules.iter().zip(&s.rules).all(|(x, y)| {
+                        x.text == y.text
+                            || meaning(&x.text, at.family)
+                                .is_some_and(|m| Some(m) == meaning(&y.text, at.family))
+                    })
+            }
+            _ => false,
+        })
+}
+
+/// The verify step: the kernel (or file, or world) as read back against the staging.
+fn verify(after: &[Ruleset], req: &Request) -> Result<(), Vec<String>> {
+    match plan::verify(after, &req.staged, &req.edited) {
+        Ok(()) => Ok(()),
+        Err(_) if same_meaning(after, &req.staged, &req.edited) => Ok(()),
+        Err(d) => Err(d),
+    }
 }
 
 /// Counters for the rules of `next` from `cur` where the same rule (same table, chain and
@@ -677,7 +768,7 @@ fn run_demo(
     };
     report(Progress::Done(Step::Apply, "the demo world changed".into()));
     report(Progress::Running(Step::Verify));
-    match plan::verify(&after, &req.staged, &req.edited) {
+    match verify(&after, req) {
         Ok(()) => report(Progress::Done(
             Step::Verify,
             "the demo holds exactly the staged chains".into(),
@@ -786,6 +877,24 @@ mod tests {
 
     fn rs(text: &str) -> Ruleset {
         ruleset::parse(text, Family::V4).expect("parses")
+    }
+
+    #[test]
+    fn the_kernels_spelling_of_a_rule_means_the_same() {
+        let m = |t| meaning(t, Family::V4);
+        assert_eq!(
+            m("-p tcp --dport 8080 -j ACCEPT"),
+            m("-p tcp -m tcp --dport 8080 -j ACCEPT")
+        );
+        assert_eq!(
+            m("-p tcp -s 192.0.2.1 -j DROP"),
+            m("-s 192.0.2.1/32 -p tcp -j DROP")
+        );
+        assert_ne!(
+            m("-p tcp --dport 80 -j ACCEPT"),
+            m("-p tcp --dport 81 -j ACCEPT")
+        );
+        assert_ne!(m("-s 192.0.2.1 -j DROP"), m("! -s 192.0.2.1 -j DROP"));
     }
 
     #[test]

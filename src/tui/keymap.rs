@@ -776,7 +776,7 @@ pub const KEYMAP: &[Binding] = &[
         keys: &[k('r')],
         action: Action::Rebase,
         help: "stage the same changes on the kernel's new rule set",
-        hint: Some("rebase"),
+        hint: None,
     },
     Binding {
         scope: Scope::Commit,
