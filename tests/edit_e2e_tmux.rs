@@ -1,0 +1,219 @@
+//! Edit mode end to end, as a person would use it, against a real kernel: nfscope run with
+//! `ip netns exec` in a throwaway network namespace (never this machine's rule set), in tmux:
+//! add a rule through the editor, review it on the Changes screen, commit, then confirm (the
+//! rule is in `iptables-save` and no watchdog is left), roll back with `n`, or quit during the
+//! countdown and let the watchdog roll back at the deadline. Both backends. Skipped (saying
+//! why) without root, tools or tmux, unless CI=true.
+
+mod common;
+
+use common::tmux::Run;
+use common::{NetNs, have_tools, tables_of};
+use nfscope::ruleset::Family;
+use nfscope::source::Backend;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const BASE: &str = "*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -i lo -j ACCEPT
+-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
+COMMIT
+";
+
+const RULE: &str = "-p tcp --dport 8080 -j ACCEPT";
+
+fn backend_flag(b: Backend) -> &'static str {
+    match b {
+        Backend::Nft => "nft",
+        Backend::Legacy => "legacy",
+    }
+}
+
+/// Whether a watchdog for this state directory still runs (its command line names it).
+fn watchdog_running(state: &Path) -> bool {
+    let needle = state.display().to_string();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .any(|c| c.contains(" watchdog ") && c.contains(&needle))
+}
+
+fn wait_until(what: &str, timeout: Duration, ok: impl Fn() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct Session {
+    ns: NetNs,
+    run: Run,
+    backend: Backend,
+}
+
+impl Session {
+    fn start(tag: &str, backend: Backend, extra: &str) -> Option<Session> {
+        let ns = NetNs::for_test(tag)?;
+        if !have_tools(backend) {
+            return None;
+        }
+        ns.restore(Family::V4, backend, BASE);
+        let launch = format!(
+            "env -u SSH_CONNECTION NFSCOPE_STATE_DIR={{dir}}/state ip netns exec {} {{bin}} --backend {} {extra}",
+            ns.name(),
+            backend_flag(backend)
+        );
+        let run = Run::start(tag, (120, 40), &launch)?;
+        Some(Session { ns, run, backend })
+    }
+
+    fn state(&self) -> std::path::PathBuf {
+        self.run.dir.join("state")
+    }
+
+    fn filter_rules(&self) -> Vec<String> {
+        let save = self.ns.save(Family::V4, self.backend);
+        tables_of(&save)
+            .into_iter()
+            .find(|(t, _)| t == "filter")
+            .map(|(_, lines)| lines)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| l.split_once("] ").map_or(l.clone(), |(_, r)| r.to_string()))
+            .filter(|l| l.starts_with("-A "))
+            .collect()
+    }
+
+    /// Stage the rule in the editor, review it, commit: returns at the countdown.
+    fn stage_review_commit(&self) {
+        let tmux = &self.run.tmux;
+        tmux.wait_for("filter INPUT (IPv4)");
+        tmux.keys(&["a"]);
+        tmux.wait_for("append a rule");
+        tmux.keys(&["-l", "--", RULE]);
+        tmux.wait_for("nfscope's parser reads it");
+        tmux.keys(&["Enter"]);
+        // iptables-restore --test runs first; then the rule is staged.
+        let rules = tmux.wait_for("1 staged change");
+        assert!(rules.contains("+3"), "the new row is marked:\n{rules}");
+
+        tmux.keys(&["5"]);
+        let changes = tmux.wait_for("+-A INPUT -p tcp --dport 8080 -j ACCEPT");
+        assert!(
+            changes.contains("IPv4 filter/INPUT: append: -p tcp --dport 8080 -j ACCEPT"),
+            "{changes}"
+        );
+        tmux.keys(&["c"]);
+        tmux.wait_for("Commit 1 staged change");
+        tmux.keys(&["y"]);
+        let countdown = tmux.wait_for("Rolling back in");
+        assert!(countdown.contains("✓ verify"), "{countdown}");
+        assert!(
+            self.state().join("pending.json").exists(),
+            "the watchdog's pending file is there"
+        );
+        assert!(
+            self.filter_rules()
+                .contains(&"-A INPUT -p tcp -m tcp --dport 8080 -j ACCEPT".to_string()),
+            "applied during the countdown: {:?}",
+            self.filter_rules()
+        );
+    }
+
+    fn quit(&self) {
+        let tmux = &self.run.tmux;
+        tmux.keys(&["Escape"]);
+        tmux.wait_gone("Esc close");
+        tmux.keys(&["q"]);
+        assert_eq!(self.run.exit_status(), "0", "nfscope exits 0 on q");
+        self.run.assert_terminal_restored();
+    }
+}
+
+fn edit_review_commit_confirm(tag: &str, backend: Backend) {
+    let Some(s) = Session::start(tag, backend, "") else {
+        return;
+    };
+    s.stage_review_commit();
+    s.run.tmux.keys(&["y"]);
+    s.run.tmux.wait_for("committed and confirmed");
+    assert_eq!(
+        s.filter_rules(),
+        vec![
+            "-A INPUT -i lo -j ACCEPT",
+            "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT",
+            "-A INPUT -p tcp -m tcp --dport 8080 -j ACCEPT",
+        ]
+    );
+    assert!(!s.state().join("pending.json").exists());
+    wait_until("the watchdog to exit", Duration::from_secs(5), || {
+        !watchdog_running(&s.state())
+    });
+    assert!(
+        !s.state().join("staged.json").exists(),
+        "nothing is staged any more"
+    );
+    s.quit();
+    // The confirmed rule stays after nfscope is gone.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(s.filter_rules().len(), 3);
+}
+
+#[test]
+fn edit_review_commit_confirm_nft() {
+    edit_review_commit_confirm("editnft", Backend::Nft);
+}
+
+#[test]
+fn edit_review_commit_confirm_legacy() {
+    edit_review_commit_confirm("editlegacy", Backend::Legacy);
+}
+
+#[test]
+fn n_rolls_back_now_and_keeps_the_staging() {
+    let Some(s) = Session::start("editroll", Backend::Nft, "") else {
+        return;
+    };
+    s.stage_review_commit();
+    s.run.tmux.keys(&["n"]);
+    s.run.tmux.wait_for("still staged");
+    assert_eq!(s.filter_rules().len(), 2, "back to the base");
+    assert!(!s.state().join("pending.json").exists());
+    wait_until("the watchdog to exit", Duration::from_secs(5), || {
+        !watchdog_running(&s.state())
+    });
+    assert!(
+        s.state().join("staged.json").exists(),
+        "the staged work is kept"
+    );
+    s.quit();
+}
+
+#[test]
+fn quitting_during_the_countdown_leaves_the_rollback_to_the_watchdog() {
+    let Some(s) = Session::start("editquit", Backend::Nft, "--confirm-timeout 5") else {
+        return;
+    };
+    s.stage_review_commit();
+    s.run.tmux.keys(&["C-c"]);
+    assert_eq!(s.run.exit_status(), "0");
+    s.run.assert_terminal_restored();
+    assert_eq!(
+        s.filter_rules().len(),
+        3,
+        "still applied right after quitting"
+    );
+    wait_until("the watchdog's rollback", Duration::from_secs(15), || {
+        s.filter_rules().len() == 2
+    });
+    wait_until("the watchdog to exit", Duration::from_secs(5), || {
+        !watchdog_running(&s.state())
+    });
+}
