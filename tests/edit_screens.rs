@@ -419,12 +419,13 @@ fn a_saved_staging_is_offered_and_says_what_moved() {
         (100, 30),
         t0(),
     );
-    app.offer_resume(st);
+    app.offer_resume(st, 1_790_000_000);
     assert_eq!(app.popup, None, "asked once a snapshot is there");
     app.update(Msg::Snapshot(Box::new(world.snapshot())));
     assert_eq!(app.popup, Some(Popup::Ask));
     let screen = render(&app);
-    assert!(screen.contains("Resume the 1 staged"), "{screen}");
+    assert!(screen.contains("Resume the staged change"), "{screen}");
+    assert!(screen.contains("2026-09-21"), "{screen}");
     assert!(screen.contains("IPv4 filter/INPUT"), "{screen}");
     ch(&mut app, 'y');
     assert_eq!(app.edit.count(), 1);
@@ -632,4 +633,59 @@ fn no_size_panics_in_edit_popups() {
             render(&app);
         }
     }
+}
+
+#[test]
+fn a_commit_to_a_file_writes_it_after_a_backup_copy() {
+    let dir = std::env::temp_dir().join(format!("nfscope-edit-file-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("rules.v4");
+    let old = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n";
+    std::fs::write(&path, old).expect("write");
+    let mut app = App::new(
+        "gw01".into(),
+        nfscope::tui::theme::Theme { color: false },
+        (120, 40),
+        t0(),
+    );
+    app.edit.origin = format!("file:{}", path.display());
+    app.update(Msg::Snapshot(Box::new(nfscope::source::file::read(
+        Some(&path),
+        None,
+        1,
+    ))));
+    append(&mut app, "-p tcp --dport 22 -j ACCEPT");
+    ch(&mut app, 'C');
+    ch(&mut app, 'c');
+    let cmds = ch(&mut app, 'y');
+    let target = Target::File {
+        v4: Some(path.clone()),
+        v6: None,
+        dir: dir.join("state"),
+    };
+    for c in cmds {
+        if let Cmd::Commit(req) = c {
+            commit::run(&target, &req, &mut |p| {
+                app.update(Msg::Commit(p));
+            });
+        }
+    }
+    let screen = render(&app);
+    assert!(screen.contains("committed: written"), "{screen}");
+    assert_eq!(app.edit.count(), 0);
+    let new = std::fs::read_to_string(&path).expect("read");
+    assert!(
+        new.contains("-A INPUT -p tcp --dport 22 -j ACCEPT"),
+        "{new}"
+    );
+    assert!(new.contains("-A INPUT -i lo -j ACCEPT"), "{new}");
+    let backups: Vec<String> = std::fs::read_dir(dir.join("state"))
+        .expect("state dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".v4.rules"))
+        .map(|e| std::fs::read_to_string(e.path()).expect("backup"))
+        .collect();
+    assert_eq!(backups, vec![old.to_string()], "the old file, copied first");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -24,7 +24,7 @@ pub struct Cli {
     pub state_dir: Option<PathBuf>,
     /// Seconds a commit in the UI waits for its confirmation before the watchdog rolls it
     /// back.
-    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(5..=3600))]
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub confirm_timeout: u64,
     #[command(subcommand)]
     pub command: Option<Command>,

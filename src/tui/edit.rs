@@ -115,8 +115,10 @@ pub struct EditScreen {
     pub staging: Option<Staging>,
     pub editor: Option<Editor>,
     pub ask: Option<Ask>,
-    /// A saved staging waiting for the first snapshot, then for the answer.
+    /// A saved staging waiting for the first snapshot, then for the answer, and when it was
+    /// saved (Unix seconds).
     pub resume: Option<Staging>,
+    resume_saved_at: u64,
     /// The Changes screen: the selected operation and the diff's scroll.
     pub cursor: usize,
     pub diff_scroll: u16,
@@ -150,6 +152,7 @@ impl Default for EditScreen {
             editor: None,
             ask: None,
             resume: None,
+            resume_saved_at: 0,
             cursor: 0,
             diff_scroll: 0,
             diff: Vec::new(),
@@ -885,8 +888,9 @@ impl App {
 
     /// A saved staging found at start: kept until the first snapshot says whether the kernel
     /// moved, then asked about.
-    pub fn offer_resume(&mut self, staging: Staging) {
+    pub fn offer_resume(&mut self, staging: Staging, saved_at: u64) {
         self.edit.resume = Some(staging);
+        self.edit.resume_saved_at = saved_at;
         self.ask_resume();
     }
 
@@ -908,7 +912,7 @@ impl App {
             .collect();
         self.edit.ask = Some(Ask::Resume {
             ops: st.ops().len(),
-            saved_at: 0,
+            saved_at: self.edit.resume_saved_at,
             moved,
         });
         self.popup = Some(Popup::Ask);

@@ -333,7 +333,7 @@ pub fn run(cfg: SourceConfig, opts: Options) -> color_eyre::Result<()> {
     app.edit.origin = edit_origin.clone();
     match saved {
         Some(Ok(Some(s))) if s.origin == edit_origin => match s.to_staging() {
-            Ok(st) if !st.is_empty() => app.offer_resume(st),
+            Ok(st) if !st.is_empty() => app.offer_resume(st, s.saved_at),
             Ok(_) => {}
             Err(e) => {
                 app.edit.message = Some((

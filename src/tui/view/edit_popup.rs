@@ -205,9 +205,19 @@ pub fn draw_ask(frame: &mut Frame, app: &App) {
             ],
             "commit",
         ),
-        Ask::Resume { ops, moved, .. } => {
+        Ask::Resume {
+            ops,
+            moved,
+            saved_at,
+        } => {
+            let (date, time) = crate::edit::backup::civil(*saved_at);
+            let what = if *ops == 1 {
+                "the staged change".to_string()
+            } else {
+                format!("the {ops} staged changes")
+            };
             let mut l = vec![Line::styled(
-                format!("Resume the {ops} staged changes saved by an earlier nfscope?"),
+                format!("Resume {what} saved by an earlier nfscope at {date} {time} UTC?"),
                 t.title(),
             )];
             if moved.is_empty() {
@@ -215,7 +225,7 @@ pub fn draw_ask(frame: &mut Frame, app: &App) {
             } else {
                 l.push(Line::styled(
                     format!(
-                        "The rule set moved since they were staged, in: {}. Resumed changes are checked against it when you commit (and can be rebased).",
+                        "The rule set moved since then, in: {}. The commit checks resumed changes against it (and offers a rebase).",
                         moved.join(", ")
                     ),
                     t.warning(),
