@@ -474,6 +474,25 @@ impl Applied {
         let r = self.apply_in(op, ri, ti);
         if r.is_err() {
             self.unmaterialize(&created, ri, ti);
+            return r;
+        }
+        // Chains made on first use exist in the result only: they are edited too.
+        let at = op.at();
+        let made: Vec<String> = if created.table {
+            builtin_chains(&at.table)
+                .iter()
+                .map(|c| c.to_string())
+                .collect()
+        } else {
+            created
+                .chain
+                .map(|_| at.chain.clone())
+                .into_iter()
+                .collect()
+        };
+        for chain in made {
+            self.touched
+                .insert((at.family, at.table.clone(), Ident::Base(chain)));
         }
         r
     }
@@ -1372,7 +1391,28 @@ mod tests {
         assert_eq!(nat.chains.len(), 4);
         assert_eq!(nat.chain("POSTROUTING").unwrap().rules.len(), 1);
         assert!(s.base_for(Family::V6).is_none());
-        assert_eq!(s.edited(), set(&[nat6]));
+        // The whole table is new, so every chain of it is edited.
+        let nat_chains: Vec<ChainRef> = ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]
+            .iter()
+            .map(|c| ChainRef::new(Family::V6, "nat", c))
+            .collect();
+        assert_eq!(s.edited(), set(&nat_chains));
+        assert!(s.edited().contains(&nat6));
+        // A built-in chain missing from a table (a hand-written file) is made on use, and edited.
+        let text = "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n";
+        let mut s = Staging::new(vec![parse(text, Family::V4).unwrap()]);
+        s.push(Op::SetPolicy {
+            at: c4("OUTPUT"),
+            policy: "DROP".into(),
+        })
+        .unwrap();
+        let names: Vec<_> = s.result()[0].tables[0]
+            .chains
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(names, ["INPUT", "OUTPUT"]);
+        assert_eq!(s.edited(), set(&[c4("OUTPUT")]));
         // A refused op on a table that would be created leaves nothing behind.
         let mut s = Staging::new(vec![parse(BASE4, Family::V4).unwrap()]);
         assert!(
