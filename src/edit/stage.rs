@@ -230,7 +230,7 @@ fn chain_name_problem(table: &str, name: &str) -> Option<String> {
         return Some("it is empty".into());
     }
     if name.len() > 28 {
-        return Some("it is longer than 28 characters".into());
+        return Some("it is longer than 28 bytes, the kernel's limit".into());
     }
     if name.starts_with('-') || name.starts_with('!') {
         return Some("it starts with - or !, which iptables reads as an option".into());
