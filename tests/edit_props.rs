@@ -38,7 +38,7 @@ fn config() -> ProptestConfig {
 }
 
 const V4: &str = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n[9:900] -A POSTROUTING -o wan0 -j MASQUERADE\nCOMMIT\n*filter\n:INPUT DROP [5:500]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:T - [0:0]\n:U - [0:0]\n[1:10] -A INPUT -i lo -j ACCEPT\n[2:20] -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n[3:30] -A INPUT -p tcp -j T\n[4:40] -A T -s 10.0.0.0/8 -g U\n[5:50] -A U -j RETURN\n[6:60] -A FORWARD -j T\nCOMMIT\n";
-const V6: &str = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:T - [0:0]\n[7:70] -A INPUT -p ipv6-icmp -j ACCEPT\n-A INPUT -j T\nCOMMIT\n";
+const V6: &str = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:T - [0:0]\n[7:70] -A INPUT -p ipv6-icmp -j ACCEPT\n-A INPUT -j T\n-A T -c 3 4 -j RETURN\nCOMMIT\n";
 
 fn base() -> Vec<Ruleset> {
     vec![

@@ -684,8 +684,10 @@ impl Applied {
             Op::Zero { .. } => {
                 let chain = &mut table.chains[ci];
                 chain.counters = Counters::default();
+                // A rule whose text carries its counters (`-c P B`, hand-written files only)
+                // keeps them: its text is what would be written back.
                 for r in &mut chain.rules {
-                    if r.counters.is_some() {
+                    if r.counters.is_some() && r.spec.inline_counters.is_none() {
                         r.counters = Some(Counters::default());
                     }
                 }
@@ -1110,6 +1112,19 @@ mod tests {
         assert!(s.edited().contains(&at6));
         assert!(texts(&s, Family::V6, "filter", "INPUT").is_empty());
         assert_eq!(texts(&s, Family::V4, "filter", "T").len(), 1);
+    }
+
+    #[test]
+    fn zero_leaves_counters_written_in_the_text() {
+        let text = "*filter\n:INPUT ACCEPT [1:1]\n[2:2] -A INPUT -j ACCEPT\n-A INPUT -c 3 4 -j DROP\nCOMMIT\n";
+        let mut s = Staging::new(vec![parse(text, Family::V4).unwrap()]);
+        s.push(Op::Zero { at: c4("INPUT") }).unwrap();
+        let rs = &s.result()[0];
+        let rules = &rs.tables[0].chains[0].rules;
+        assert_eq!(rules[0].counters, Some(Counters::default()));
+        assert_eq!(rules[1].counters, Some(Counters::new(3, 4)));
+        let written = write(rs, SaveOptions::default());
+        assert_eq!(&parse(&written, Family::V4).unwrap(), rs);
     }
 
     #[test]
