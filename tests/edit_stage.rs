@@ -294,6 +294,27 @@ fn a_kube_proxy_sized_rule_set_stays_quick() {
         .count();
     assert!(changed > 7000, "{changed}");
     diff_patches(s.base(), s.result());
+    // Deleting it instead, with its thousands of references: every chain that lost a rule is
+    // edited, and the kernel "moved" in each of them.
+    let mut s = Staging::new(base);
+    let masq = ChainRef::new(Family::V4, "nat", "KUBE-MARK-MASQ");
+    let e = s
+        .push(Op::DeleteChain {
+            at: masq.clone(),
+            remove_references: false,
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(e.len() < 400 && e.contains("more"), "{e}");
+    s.push(Op::DeleteChain {
+        at: masq,
+        remove_references: true,
+    })
+    .unwrap();
+    let edited = s.edited();
+    assert!(edited.len() > 7000, "{}", edited.len());
+    assert_eq!(state::moved(s.base(), s.result()).len(), edited.len());
+    diff_patches(s.base(), s.result());
     // Generous for a debug build on a busy machine; quadratic work would take minutes.
     let took = started.elapsed();
     assert!(took.as_secs() < 60, "{took:?}");

@@ -13,7 +13,7 @@ use crate::ruleset::{
     words,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use thiserror::Error;
 
 /// One staged edit, in the terms of the iptables commands it stands for.
@@ -181,7 +181,7 @@ pub enum StageError {
 
 /// Which chain a chain of the result is: the base chain of that name, or one created by an
 /// operation (numbered in creation order).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Ident {
     Base(String),
     New(usize),
@@ -377,25 +377,6 @@ impl Applied {
             .get(at)
             .cloned()
             .unwrap_or_else(|| Ident::Base(at.chain.clone()))
-    }
-
-    /// The name a chain has in the result, if it is still there.
-    fn current_name(&self, family: Family, table: &str, ident: &Ident) -> Option<String> {
-        let moved = self
-            .idents
-            .iter()
-            .find(|(k, v)| k.family == family && k.table == table && *v == ident);
-        if let Some((k, _)) = moved {
-            return Some(k.chain.clone());
-        }
-        let Ident::Base(name) = ident else {
-            return None;
-        };
-        let at = ChainRef::new(family, table, name);
-        let exists = find(&self.result, family)
-            .and_then(|rs| rs.table(table))
-            .is_some_and(|t| t.chain(name).is_some());
-        (exists && !self.idents.contains_key(&at)).then(|| name.clone())
     }
 
     /// Make the ruleset, table and built-in chain the operation names when they are missing but
@@ -642,12 +623,17 @@ impl Applied {
                 if !referring.is_empty() && !remove_references {
                     let names: Vec<&str> = referring
                         .iter()
+                        .take(3)
                         .map(|(i, _)| table.chains[*i].name.as_str())
                         .collect();
+                    let mut chains = names.join(", ");
+                    if referring.len() > names.len() {
+                        chains += &format!(" and {} more chains", referring.len() - names.len());
+                    }
                     return Err(StageError::Referenced {
                         at: at.clone(),
                         count: referring.iter().map(|(_, n)| n).sum(),
-                        chains: names.join(", "),
+                        chains,
                     });
                 }
                 for (i, _) in &referring {
@@ -719,6 +705,112 @@ fn no_longer_applies(number: usize, op: &Op, cause: StageError) -> StageError {
         number,
         what: op.describe(),
         cause: Box::new(cause),
+    }
+}
+
+/// Chains of one side by table and name, indexed on first use: kube-proxy tables hold
+/// thousands of chains, and a linear search per chain made `edited()` quadratic.
+struct Lookup<'a> {
+    sets: &'a [Ruleset],
+    tables: HashMap<(Family, &'a str), HashMap<&'a str, &'a Chain>>,
+}
+
+impl<'a> Lookup<'a> {
+    fn new(sets: &'a [Ruleset]) -> Self {
+        Lookup {
+            sets,
+            tables: HashMap::new(),
+        }
+    }
+
+    fn chain(&mut self, family: Family, table: &str, name: &str) -> Option<&'a Chain> {
+        let t = find(self.sets, family)?.table(table)?;
+        self.tables
+            .entry((family, t.name.as_str()))
+            .or_insert_with(|| t.chains.iter().map(|c| (c.name.as_str(), c)).collect())
+            .get(name)
+            .copied()
+    }
+}
+
+/// Where the chains of the base went in the result, for `edited()` and `zeroed()`.
+struct Finder<'a> {
+    base: Lookup<'a>,
+    result: Lookup<'a>,
+    /// Identity → name in the result, for chains renamed or created.
+    moved: HashMap<(Family, &'a str, &'a Ident), &'a str>,
+    /// Names in the result that belong to another identity than the base chain of that name.
+    taken: HashSet<(Family, &'a str, &'a str)>,
+    /// Base name → result name, per table.
+    renames: HashMap<(Family, &'a str), HashMap<&'a str, &'a str>>,
+}
+
+impl<'a> Finder<'a> {
+    fn new(base: &'a [Ruleset], state: &'a Applied) -> Self {
+        let mut renames: HashMap<(Family, &str), HashMap<&str, &str>> = HashMap::new();
+        for (k, v) in &state.idents {
+            if let Ident::Base(b) = v {
+                renames
+                    .entry((k.family, k.table.as_str()))
+                    .or_default()
+                    .insert(b.as_str(), k.chain.as_str());
+            }
+        }
+        Finder {
+            base: Lookup::new(base),
+            result: Lookup::new(&state.result),
+            moved: state
+                .idents
+                .iter()
+                .map(|(k, v)| ((k.family, k.table.as_str(), v), k.chain.as_str()))
+                .collect(),
+            taken: state
+                .idents
+                .keys()
+                .map(|k| (k.family, k.table.as_str(), k.chain.as_str()))
+                .collect(),
+            renames,
+        }
+    }
+
+    /// The name a chain has in the result, if it is still there.
+    fn current_name(
+        &mut self,
+        family: Family,
+        table: &'a str,
+        ident: &'a Ident,
+    ) -> Option<&'a str> {
+        if let Some(name) = self.moved.get(&(family, table, ident)) {
+            return Some(name);
+        }
+        let Ident::Base(name) = ident else {
+            return None;
+        };
+        let free = !self.taken.contains(&(family, table, name.as_str()));
+        (free && self.result.chain(family, table, name).is_some()).then_some(name.as_str())
+    }
+
+    /// Whether result chain `name` holds other rules or another policy than base chain `base`
+    /// (counters ignored; jumps to renamed chains count as unchanged).
+    fn differs(&mut self, family: Family, table: &'a str, base: &str, name: &str) -> bool {
+        let (Some(b), Some(r)) = (
+            self.base.chain(family, table, base),
+            self.result.chain(family, table, name),
+        ) else {
+            return true;
+        };
+        if b.policy != r.policy || b.rules.len() != r.rules.len() {
+            return true;
+        }
+        let renames = self.renames.get(&(family, table));
+        b.rules.iter().zip(&r.rules).any(|(br, rr)| {
+            let old = br.spec.target_name();
+            let renamed = renames
+                .and_then(|m| m.get(old))
+                .filter(|new| **new != old)
+                .and_then(|new| rename_target(br, old, new));
+            renamed.as_deref().unwrap_or(&br.text) != rr.text
+        })
     }
 }
 
@@ -838,73 +930,32 @@ impl Staging {
         self.state = Applied::new(self.base.clone());
     }
 
-    /// The rename map of one table, base name to result name.
-    fn table_renames(&self, family: Family, table: &str) -> BTreeMap<&str, &str> {
-        self.state
-            .idents
-            .iter()
-            .filter(|(k, _)| k.family == family && k.table == table)
-            .filter_map(|(k, v)| match v {
-                Ident::Base(b) if *b != k.chain => Some((b.as_str(), k.chain.as_str())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Whether result chain `name` holds other rules or another policy than base chain `base`
-    /// (counters ignored; jumps to renamed chains count as unchanged).
-    fn differs(&self, family: Family, table: &str, base: &str, name: &str) -> bool {
-        let b = self
-            .base_for(family)
-            .and_then(|r| r.table(table))
-            .and_then(|t| t.chain(base));
-        let r = self
-            .result_for(family)
-            .and_then(|r| r.table(table))
-            .and_then(|t| t.chain(name));
-        let (Some(b), Some(r)) = (b, r) else {
-            return true;
-        };
-        if b.policy != r.policy || b.rules.len() != r.rules.len() {
-            return true;
-        }
-        let renames = self.table_renames(family, table);
-        b.rules.iter().zip(&r.rules).any(|(br, rr)| {
-            let renamed = renames
-                .get(br.spec.target_name())
-                .and_then(|new| rename_target(br, br.spec.target_name(), new));
-            renamed.as_deref().unwrap_or(&br.text) != rr.text
-        })
-    }
-
     /// Chains whose rules, policy or existence differ between base and result, plus chains
     /// zeroed, keyed by their name in the RESULT (a renamed chain appears under its new name;
     /// see renames()). A deleted chain appears under its base name.
     pub fn edited(&self) -> BTreeSet<ChainRef> {
+        let mut find = Finder::new(&self.base, &self.state);
         let mut out = BTreeSet::new();
         for (family, table, ident) in &self.state.touched {
-            match (self.state.current_name(*family, table, ident), ident) {
+            let (f, t) = (*family, table.as_str());
+            match (find.current_name(f, t, ident), ident) {
                 (Some(name), Ident::New(_)) => {
-                    out.insert(ChainRef::new(*family, table, &name));
+                    out.insert(ChainRef::new(f, t, name));
                 }
                 (Some(name), Ident::Base(b)) => {
-                    if *b != name || self.differs(*family, table, b, &name) {
-                        out.insert(ChainRef::new(*family, table, &name));
+                    if b != name || find.differs(f, t, b, name) {
+                        out.insert(ChainRef::new(f, t, name));
                     }
                 }
                 (None, Ident::Base(b)) => {
-                    let in_base = self
-                        .base_for(*family)
-                        .and_then(|r| r.table(table))
-                        .is_some_and(|t| t.chain(b).is_some());
-                    if in_base {
-                        out.insert(ChainRef::new(*family, table, b));
+                    if find.base.chain(f, t, b).is_some() {
+                        out.insert(ChainRef::new(f, t, b));
                     }
                 }
                 (None, Ident::New(_)) => {}
             }
         }
-        out.extend(self.zeroed());
+        out.extend(self.zeroed_with(&mut find));
         out
     }
 
@@ -924,12 +975,16 @@ impl Staging {
 
     /// Chains whose counters are to be zeroed, by their name in the result.
     pub fn zeroed(&self) -> BTreeSet<ChainRef> {
+        self.zeroed_with(&mut Finder::new(&self.base, &self.state))
+    }
+
+    fn zeroed_with<'a>(&'a self, find: &mut Finder<'a>) -> BTreeSet<ChainRef> {
         self.state
             .zeroed
             .iter()
             .filter_map(|(family, table, ident)| {
-                let name = self.state.current_name(*family, table, ident)?;
-                Some(ChainRef::new(*family, table, &name))
+                let name = find.current_name(*family, table, ident)?;
+                Some(ChainRef::new(*family, table, name))
             })
             .collect()
     }

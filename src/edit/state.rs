@@ -7,6 +7,7 @@ use super::stage::{Op, Staging};
 use crate::ruleset::save::{SaveOptions, write};
 use crate::ruleset::{Chain, Family, Ruleset, parse};
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -98,19 +99,24 @@ fn same_rules(a: &Chain, b: &Chain) -> bool {
 /// appear (IPv4 first).
 pub fn moved(saved_base: &[Ruleset], now: &[Ruleset]) -> Vec<ChainRef> {
     let mut out: Vec<ChainRef> = Vec::new();
+    let mut seen: HashSet<ChainRef> = HashSet::new();
     for family in Family::ALL {
         let then = saved_base.iter().find(|r| r.family == family);
         let now = now.iter().find(|r| r.family == family);
         let sides = [(then, now), (now, then)];
         for (one, other) in sides {
             for table in one.iter().flat_map(|rs| &rs.tables) {
-                let other_table = other.and_then(|rs| rs.table(&table.name));
+                // Indexed: kube-proxy tables hold thousands of chains.
+                let other_chains: HashMap<&str, &Chain> = other
+                    .and_then(|rs| rs.table(&table.name))
+                    .map(|t| t.chains.iter().map(|c| (c.name.as_str(), c)).collect())
+                    .unwrap_or_default();
                 for chain in &table.chains {
-                    let same = other_table
-                        .and_then(|t| t.chain(&chain.name))
+                    let same = other_chains
+                        .get(chain.name.as_str())
                         .is_some_and(|c| same_rules(chain, c));
                     let at = ChainRef::new(family, &table.name, &chain.name);
-                    if !same && !out.contains(&at) {
+                    if !same && seen.insert(at.clone()) {
                         out.push(at);
                     }
                 }
