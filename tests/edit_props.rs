@@ -74,6 +74,7 @@ const CHAINS: &[&str] = &[
     "-bad",
     "ACCEPT",
 ];
+/// Rule texts that stage, and (BAD_RULES) ones that must be refused.
 const RULES: &[&str] = &[
     "-j ACCEPT",
     "-p tcp --dport 22 -j ACCEPT",
@@ -85,24 +86,37 @@ const RULES: &[&str] = &[
     "-m comment --comment \"a b\" -j T",
     "-m comment --comment '-j T' -j U",
     "",
+];
+const BAD_RULES: &[&str] = &[
     "-m comment --comment \"open",
     "-c 1 2 -j ACCEPT",
     "-j ACCEPT\n-A INPUT -j DROP",
     "trailing \\",
 ];
 
+/// Mostly chains that exist (so that most ops apply and the next ones build on them), some
+/// that do not, and some names that are not names at all.
 fn chain_ref() -> impl Strategy<Value = ChainRef> {
-    (
+    let v4 = select(&["INPUT", "FORWARD", "T", "U", "X", "Y"][..])
+        .prop_map(|c| ChainRef::new(Family::V4, "filter", c));
+    let v6 = select(&["INPUT", "OUTPUT", "T", "X"][..])
+        .prop_map(|c| ChainRef::new(Family::V6, "filter", c));
+    let any = (
         select(&[Family::V4, Family::V6][..]),
-        select(&["filter", "filter", "filter", "nat", "raw", "bogus"][..]),
+        select(&["filter", "nat", "raw", "bogus"][..]),
         select(CHAINS),
     )
-        .prop_map(|(f, t, c)| ChainRef::new(f, t, c))
+        .prop_map(|(f, t, c)| ChainRef::new(f, t, c));
+    prop_oneof![6 => v4, 2 => v6, 2 => any]
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let rule = || select(RULES).prop_map(str::to_string);
-    let pos = || 0usize..7;
+    let rule = || prop_oneof![5 => select(RULES), 1 => select(BAD_RULES)].prop_map(str::to_string);
+    let pos = || prop_oneof![5 => 1usize..4, 1 => 0usize..8];
+    let name = prop_oneof![
+        4 => select(&["X", "Y", "V", "T", "U"][..]),
+        1 => select(CHAINS),
+    ];
     prop_oneof![
         (chain_ref(), rule()).prop_map(|(at, rule)| Op::Append { at, rule }),
         (chain_ref(), pos(), rule()).prop_map(|(at, pos, rule)| Op::Insert { at, pos, rule }),
@@ -110,7 +124,7 @@ fn op() -> impl Strategy<Value = Op> {
         (chain_ref(), pos()).prop_map(|(at, pos)| Op::Delete { at, pos }),
         (chain_ref(), pos(), pos()).prop_map(|(at, from, to)| Op::Move { at, from, to }),
         chain_ref().prop_map(|at| Op::NewChain { at }),
-        (chain_ref(), select(CHAINS)).prop_map(|(at, to)| Op::RenameChain {
+        (chain_ref(), name).prop_map(|(at, to)| Op::RenameChain {
             at,
             to: to.to_string()
         }),
