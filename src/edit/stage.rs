@@ -1625,6 +1625,21 @@ mod tests {
         assert!(bare.contains(":LOGDROP - [0:0]"), "{bare}");
     }
 
+    proptest::proptest! {
+        /// The spans that a rename rewrites are the words `words::split` reads, one for one.
+        #[test]
+        fn word_spans_cut_where_split_does(s in "[a-c\\- \t\"'\\\\é]{0,24}") {
+            if let Ok(words) = words::split(&s) {
+                let spans = word_spans(&s);
+                proptest::prop_assert_eq!(spans.len(), words.len());
+                for ((a, b), w) in spans.iter().zip(&words) {
+                    let one = words::split(&s[*a..*b]).unwrap_or_default();
+                    proptest::prop_assert_eq!(one, vec![w.clone()]);
+                }
+            }
+        }
+    }
+
     #[test]
     fn describe_and_serde() {
         let op = Op::Insert {
