@@ -13,7 +13,7 @@ use crate::ruleset::{
     words,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use thiserror::Error;
 
 /// One staged edit, in the terms of the iptables commands it stands for.
@@ -181,7 +181,7 @@ pub enum StageError {
 
 /// Which chain a chain of the result is: the base chain of that name, or one created by an
 /// operation (numbered in creation order).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Ident {
     Base(String),
     New(usize),
@@ -230,7 +230,7 @@ fn chain_name_problem(table: &str, name: &str) -> Option<String> {
         return Some("it is empty".into());
     }
     if name.len() > 28 {
-        return Some("it is longer than 28 characters".into());
+        return Some("it is longer than 28 bytes, the kernel's limit".into());
     }
     if name.starts_with('-') || name.starts_with('!') {
         return Some("it starts with - or !, which iptables reads as an option".into());
@@ -379,25 +379,6 @@ impl Applied {
             .unwrap_or_else(|| Ident::Base(at.chain.clone()))
     }
 
-    /// The name a chain has in the result, if it is still there.
-    fn current_name(&self, family: Family, table: &str, ident: &Ident) -> Option<String> {
-        let moved = self
-            .idents
-            .iter()
-            .find(|(k, v)| k.family == family && k.table == table && *v == ident);
-        if let Some((k, _)) = moved {
-            return Some(k.chain.clone());
-        }
-        let Ident::Base(name) = ident else {
-            return None;
-        };
-        let at = ChainRef::new(family, table, name);
-        let exists = find(&self.result, family)
-            .and_then(|rs| rs.table(table))
-            .is_some_and(|t| t.chain(name).is_some());
-        (exists && !self.idents.contains_key(&at)).then(|| name.clone())
-    }
-
     /// Make the ruleset, table and built-in chain the operation names when they are missing but
     /// known, as iptables does on first use. Returns their indices and what was created.
     fn materialize(&mut self, op: &Op) -> Result<(usize, usize, Created), StageError> {
@@ -474,6 +455,25 @@ impl Applied {
         let r = self.apply_in(op, ri, ti);
         if r.is_err() {
             self.unmaterialize(&created, ri, ti);
+            return r;
+        }
+        // Chains made on first use exist in the result only: they are edited too.
+        let at = op.at();
+        let made: Vec<String> = if created.table {
+            builtin_chains(&at.table)
+                .iter()
+                .map(|c| c.to_string())
+                .collect()
+        } else {
+            created
+                .chain
+                .map(|_| at.chain.clone())
+                .into_iter()
+                .collect()
+        };
+        for chain in made {
+            self.touched
+                .insert((at.family, at.table.clone(), Ident::Base(chain)));
         }
         r
     }
@@ -623,12 +623,17 @@ impl Applied {
                 if !referring.is_empty() && !remove_references {
                     let names: Vec<&str> = referring
                         .iter()
+                        .take(3)
                         .map(|(i, _)| table.chains[*i].name.as_str())
                         .collect();
+                    let mut chains = names.join(", ");
+                    if referring.len() > names.len() {
+                        chains += &format!(" and {} more chains", referring.len() - names.len());
+                    }
                     return Err(StageError::Referenced {
                         at: at.clone(),
                         count: referring.iter().map(|(_, n)| n).sum(),
-                        chains: names.join(", "),
+                        chains,
                     });
                 }
                 for (i, _) in &referring {
@@ -665,8 +670,10 @@ impl Applied {
             Op::Zero { .. } => {
                 let chain = &mut table.chains[ci];
                 chain.counters = Counters::default();
+                // A rule whose text carries its counters (`-c P B`, hand-written files only)
+                // keeps them: its text is what would be written back.
                 for r in &mut chain.rules {
-                    if r.counters.is_some() {
+                    if r.counters.is_some() && r.spec.inline_counters.is_none() {
                         r.counters = Some(Counters::default());
                     }
                 }
@@ -698,6 +705,112 @@ fn no_longer_applies(number: usize, op: &Op, cause: StageError) -> StageError {
         number,
         what: op.describe(),
         cause: Box::new(cause),
+    }
+}
+
+/// Chains of one side by table and name, indexed on first use: kube-proxy tables hold
+/// thousands of chains, and a linear search per chain made `edited()` quadratic.
+struct Lookup<'a> {
+    sets: &'a [Ruleset],
+    tables: HashMap<(Family, &'a str), HashMap<&'a str, &'a Chain>>,
+}
+
+impl<'a> Lookup<'a> {
+    fn new(sets: &'a [Ruleset]) -> Self {
+        Lookup {
+            sets,
+            tables: HashMap::new(),
+        }
+    }
+
+    fn chain(&mut self, family: Family, table: &str, name: &str) -> Option<&'a Chain> {
+        let t = find(self.sets, family)?.table(table)?;
+        self.tables
+            .entry((family, t.name.as_str()))
+            .or_insert_with(|| t.chains.iter().map(|c| (c.name.as_str(), c)).collect())
+            .get(name)
+            .copied()
+    }
+}
+
+/// Where the chains of the base went in the result, for `edited()` and `zeroed()`.
+struct Finder<'a> {
+    base: Lookup<'a>,
+    result: Lookup<'a>,
+    /// Identity → name in the result, for chains renamed or created.
+    moved: HashMap<(Family, &'a str, &'a Ident), &'a str>,
+    /// Names in the result that belong to another identity than the base chain of that name.
+    taken: HashSet<(Family, &'a str, &'a str)>,
+    /// Base name → result name, per table.
+    renames: HashMap<(Family, &'a str), HashMap<&'a str, &'a str>>,
+}
+
+impl<'a> Finder<'a> {
+    fn new(base: &'a [Ruleset], state: &'a Applied) -> Self {
+        let mut renames: HashMap<(Family, &str), HashMap<&str, &str>> = HashMap::new();
+        for (k, v) in &state.idents {
+            if let Ident::Base(b) = v {
+                renames
+                    .entry((k.family, k.table.as_str()))
+                    .or_default()
+                    .insert(b.as_str(), k.chain.as_str());
+            }
+        }
+        Finder {
+            base: Lookup::new(base),
+            result: Lookup::new(&state.result),
+            moved: state
+                .idents
+                .iter()
+                .map(|(k, v)| ((k.family, k.table.as_str(), v), k.chain.as_str()))
+                .collect(),
+            taken: state
+                .idents
+                .keys()
+                .map(|k| (k.family, k.table.as_str(), k.chain.as_str()))
+                .collect(),
+            renames,
+        }
+    }
+
+    /// The name a chain has in the result, if it is still there.
+    fn current_name(
+        &mut self,
+        family: Family,
+        table: &'a str,
+        ident: &'a Ident,
+    ) -> Option<&'a str> {
+        if let Some(name) = self.moved.get(&(family, table, ident)) {
+            return Some(name);
+        }
+        let Ident::Base(name) = ident else {
+            return None;
+        };
+        let free = !self.taken.contains(&(family, table, name.as_str()));
+        (free && self.result.chain(family, table, name).is_some()).then_some(name.as_str())
+    }
+
+    /// Whether result chain `name` holds other rules or another policy than base chain `base`
+    /// (counters ignored; jumps to renamed chains count as unchanged).
+    fn differs(&mut self, family: Family, table: &'a str, base: &str, name: &str) -> bool {
+        let (Some(b), Some(r)) = (
+            self.base.chain(family, table, base),
+            self.result.chain(family, table, name),
+        ) else {
+            return true;
+        };
+        if b.policy != r.policy || b.rules.len() != r.rules.len() {
+            return true;
+        }
+        let renames = self.renames.get(&(family, table));
+        b.rules.iter().zip(&r.rules).any(|(br, rr)| {
+            let old = br.spec.target_name();
+            let renamed = renames
+                .and_then(|m| m.get(old))
+                .filter(|new| **new != old)
+                .and_then(|new| rename_target(br, old, new));
+            renamed.as_deref().unwrap_or(&br.text) != rr.text
+        })
     }
 }
 
@@ -817,73 +930,32 @@ impl Staging {
         self.state = Applied::new(self.base.clone());
     }
 
-    /// The rename map of one table, base name to result name.
-    fn table_renames(&self, family: Family, table: &str) -> BTreeMap<&str, &str> {
-        self.state
-            .idents
-            .iter()
-            .filter(|(k, _)| k.family == family && k.table == table)
-            .filter_map(|(k, v)| match v {
-                Ident::Base(b) if *b != k.chain => Some((b.as_str(), k.chain.as_str())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Whether result chain `name` holds other rules or another policy than base chain `base`
-    /// (counters ignored; jumps to renamed chains count as unchanged).
-    fn differs(&self, family: Family, table: &str, base: &str, name: &str) -> bool {
-        let b = self
-            .base_for(family)
-            .and_then(|r| r.table(table))
-            .and_then(|t| t.chain(base));
-        let r = self
-            .result_for(family)
-            .and_then(|r| r.table(table))
-            .and_then(|t| t.chain(name));
-        let (Some(b), Some(r)) = (b, r) else {
-            return true;
-        };
-        if b.policy != r.policy || b.rules.len() != r.rules.len() {
-            return true;
-        }
-        let renames = self.table_renames(family, table);
-        b.rules.iter().zip(&r.rules).any(|(br, rr)| {
-            let renamed = renames
-                .get(br.spec.target_name())
-                .and_then(|new| rename_target(br, br.spec.target_name(), new));
-            renamed.as_deref().unwrap_or(&br.text) != rr.text
-        })
-    }
-
     /// Chains whose rules, policy or existence differ between base and result, plus chains
     /// zeroed, keyed by their name in the RESULT (a renamed chain appears under its new name;
     /// see renames()). A deleted chain appears under its base name.
     pub fn edited(&self) -> BTreeSet<ChainRef> {
+        let mut find = Finder::new(&self.base, &self.state);
         let mut out = BTreeSet::new();
         for (family, table, ident) in &self.state.touched {
-            match (self.state.current_name(*family, table, ident), ident) {
+            let (f, t) = (*family, table.as_str());
+            match (find.current_name(f, t, ident), ident) {
                 (Some(name), Ident::New(_)) => {
-                    out.insert(ChainRef::new(*family, table, &name));
+                    out.insert(ChainRef::new(f, t, name));
                 }
                 (Some(name), Ident::Base(b)) => {
-                    if *b != name || self.differs(*family, table, b, &name) {
-                        out.insert(ChainRef::new(*family, table, &name));
+                    if b != name || find.differs(f, t, b, name) {
+                        out.insert(ChainRef::new(f, t, name));
                     }
                 }
                 (None, Ident::Base(b)) => {
-                    let in_base = self
-                        .base_for(*family)
-                        .and_then(|r| r.table(table))
-                        .is_some_and(|t| t.chain(b).is_some());
-                    if in_base {
-                        out.insert(ChainRef::new(*family, table, b));
+                    if find.base.chain(f, t, b).is_some() {
+                        out.insert(ChainRef::new(f, t, b));
                     }
                 }
                 (None, Ident::New(_)) => {}
             }
         }
-        out.extend(self.zeroed());
+        out.extend(self.zeroed_with(&mut find));
         out
     }
 
@@ -903,12 +975,16 @@ impl Staging {
 
     /// Chains whose counters are to be zeroed, by their name in the result.
     pub fn zeroed(&self) -> BTreeSet<ChainRef> {
+        self.zeroed_with(&mut Finder::new(&self.base, &self.state))
+    }
+
+    fn zeroed_with<'a>(&'a self, find: &mut Finder<'a>) -> BTreeSet<ChainRef> {
         self.state
             .zeroed
             .iter()
             .filter_map(|(family, table, ident)| {
-                let name = self.state.current_name(*family, table, ident)?;
-                Some(ChainRef::new(*family, table, &name))
+                let name = find.current_name(*family, table, ident)?;
+                Some(ChainRef::new(*family, table, name))
             })
             .collect()
     }
@@ -1091,6 +1167,19 @@ mod tests {
         assert!(s.edited().contains(&at6));
         assert!(texts(&s, Family::V6, "filter", "INPUT").is_empty());
         assert_eq!(texts(&s, Family::V4, "filter", "T").len(), 1);
+    }
+
+    #[test]
+    fn zero_leaves_counters_written_in_the_text() {
+        let text = "*filter\n:INPUT ACCEPT [1:1]\n[2:2] -A INPUT -j ACCEPT\n-A INPUT -c 3 4 -j DROP\nCOMMIT\n";
+        let mut s = Staging::new(vec![parse(text, Family::V4).unwrap()]);
+        s.push(Op::Zero { at: c4("INPUT") }).unwrap();
+        let rs = &s.result()[0];
+        let rules = &rs.tables[0].chains[0].rules;
+        assert_eq!(rules[0].counters, Some(Counters::default()));
+        assert_eq!(rules[1].counters, Some(Counters::new(3, 4)));
+        let written = write(rs, SaveOptions::default());
+        assert_eq!(&parse(&written, Family::V4).unwrap(), rs);
     }
 
     #[test]
@@ -1372,7 +1461,28 @@ mod tests {
         assert_eq!(nat.chains.len(), 4);
         assert_eq!(nat.chain("POSTROUTING").unwrap().rules.len(), 1);
         assert!(s.base_for(Family::V6).is_none());
-        assert_eq!(s.edited(), set(&[nat6]));
+        // The whole table is new, so every chain of it is edited.
+        let nat_chains: Vec<ChainRef> = ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]
+            .iter()
+            .map(|c| ChainRef::new(Family::V6, "nat", c))
+            .collect();
+        assert_eq!(s.edited(), set(&nat_chains));
+        assert!(s.edited().contains(&nat6));
+        // A built-in chain missing from a table (a hand-written file) is made on use, and edited.
+        let text = "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n";
+        let mut s = Staging::new(vec![parse(text, Family::V4).unwrap()]);
+        s.push(Op::SetPolicy {
+            at: c4("OUTPUT"),
+            policy: "DROP".into(),
+        })
+        .unwrap();
+        let names: Vec<_> = s.result()[0].tables[0]
+            .chains
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(names, ["INPUT", "OUTPUT"]);
+        assert_eq!(s.edited(), set(&[c4("OUTPUT")]));
         // A refused op on a table that would be created leaves nothing behind.
         let mut s = Staging::new(vec![parse(BASE4, Family::V4).unwrap()]);
         assert!(
@@ -1513,6 +1623,21 @@ mod tests {
             },
         );
         assert!(bare.contains(":LOGDROP - [0:0]"), "{bare}");
+    }
+
+    proptest::proptest! {
+        /// The spans that a rename rewrites are the words `words::split` reads, one for one.
+        #[test]
+        fn word_spans_cut_where_split_does(s in "[a-c\\- \t\"'\\\\é]{0,24}") {
+            if let Ok(words) = words::split(&s) {
+                let spans = word_spans(&s);
+                proptest::prop_assert_eq!(spans.len(), words.len());
+                for ((a, b), w) in spans.iter().zip(&words) {
+                    let one = words::split(&s[*a..*b]).unwrap_or_default();
+                    proptest::prop_assert_eq!(one, vec![w.clone()]);
+                }
+            }
+        }
     }
 
     #[test]
