@@ -4,7 +4,10 @@
 //! restore tools (`tools`, `apply`), backups, the commit-confirmed watchdog (`guard`) and the
 //! audit log.
 
+pub mod diff;
 pub mod lockout;
+pub mod stage;
+pub mod state;
 pub mod tools;
 
 use crate::ruleset::Family;
