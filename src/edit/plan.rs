@@ -81,8 +81,8 @@ fn chain_in<'a>(table: Option<&'a Table>, table_name: &str, name: &str) -> Optio
 }
 
 /// A chain's lines without counters: `:NAME POLICY`, then one `-A NAME ...` per rule. Empty
-/// when the chain does not exist.
-fn chain_lines(chain: Option<&Chain>) -> Vec<String> {
+/// when the chain does not exist. What "the same chain" means to a commit.
+pub fn chain_lines(chain: Option<&Chain>) -> Vec<String> {
     let Some(c) = chain else {
         return Vec::new();
     };
