@@ -494,3 +494,90 @@ fn a_failing_later_table_undoes_the_earlier_ones_nft() {
 fn a_failing_later_table_undoes_the_earlier_ones_legacy() {
     failing_later_table(Backend::Legacy);
 }
+
+/// Renames that reuse a name freed in the same commit: the legacy tools take a chain of renames
+/// (`A→B`, `B→C`); the nf_tables tools refuse it, and both refuse a swap. A refusal changes
+/// nothing and says which table and line.
+fn renames_reusing_a_name(backend: Backend) {
+    if !have_tools(backend) {
+        return;
+    }
+    let Some(ns) = NetNs::for_test(&format!("rename{}", backend.label())) else {
+        return;
+    };
+    let f = Family::V4;
+    let text = "*filter\n:INPUT ACCEPT [0:0]\n:A - [0:0]\n:B - [0:0]\n[1:1] -A INPUT -j A\n[2:2] -A A -j B\n[3:3] -A B -j RETURN\nCOMMIT\n";
+    let at = |c: &str| ChainRef::new(f, "filter", c);
+    let cases = [
+        (vec![("A", "B"), ("B", "C")], backend == Backend::Legacy),
+        (vec![("A", "B"), ("B", "A")], false),
+    ];
+    for (renames, takes) in cases {
+        ns.restore(f, backend, text);
+        let label = format!("{} {renames:?}", backend.label());
+        let base = read(&ns, backend, f);
+        let mut staged = base.clone();
+        let map: BTreeMap<&str, &str> = renames.iter().copied().collect();
+        let t = staged.table_mut("filter").expect("filter");
+        for c in &mut t.chains {
+            if let Some(to) = map.get(c.name.as_str()) {
+                c.name = to.to_string();
+            }
+            for r in &mut c.rules {
+                let target = r.spec.target.as_ref().map(|t| t.name.to_string());
+                if let Some((from, to)) = target.and_then(|n| map.get(n.as_str()).map(|to| (n, to)))
+                {
+                    let text = r.text.replace(&format!("-j {from}"), &format!("-j {to}"));
+                    *r = Rule {
+                        counters: r.counters,
+                        ..new_rule(&text)
+                    };
+                }
+            }
+        }
+        let renames: Vec<(ChainRef, String)> = renames
+            .iter()
+            .map(|(a, b)| (at(a), b.to_string()))
+            .collect();
+        let edited: BTreeSet<ChainRef> = renames.iter().map(|(_, b)| at(b)).collect();
+        let before = save_text(&ns, backend, f);
+        let changes = plan(
+            std::slice::from_ref(&base),
+            std::slice::from_ref(&staged),
+            &edited,
+            &renames,
+            &BTreeSet::new(),
+        );
+        let result = commit(&ns, backend, changes);
+        if takes {
+            result.unwrap_or_else(|e| panic!("{label}: {e}"));
+            let after = read(&ns, backend, f);
+            assert_eq!(shape(&after), shape(&staged), "{label}");
+            assert_eq!(
+                counters_of(&after, "filter", "B", "-j C"),
+                Counters::new(2, 2)
+            );
+        } else {
+            let msg = result.expect_err(&label).to_string();
+            assert!(
+                msg.contains("applying IPv4 filter failed") && msg.contains("-E "),
+                "{label}: {msg}"
+            );
+            assert_eq!(
+                save_text(&ns, backend, f),
+                before,
+                "{label}: the kernel moved"
+            );
+        }
+    }
+}
+
+#[test]
+fn renames_that_reuse_a_name_commit_or_change_nothing_nft() {
+    renames_reusing_a_name(Backend::Nft);
+}
+
+#[test]
+fn renames_that_reuse_a_name_commit_or_change_nothing_legacy() {
+    renames_reusing_a_name(Backend::Legacy);
+}

@@ -1131,6 +1131,22 @@ mod tests {
     }
 
     proptest! {
+        /// Any text a user may type: `retarget` never panics, changes nothing without a jump
+        /// to a renamed chain, and renames a plain `-j NAME` wherever it stands.
+        #[test]
+        fn retarget_takes_any_text(pre in "[ -~\u{a0}-\u{2fff}\\\\\"']{0,24}", post in "[ -~]{0,12}") {
+            let map = HashMap::from([("T", "NEW")]);
+            let text = format!("{pre} -j T {post}");
+            let _ = retarget(&pre, &map);
+            let out = retarget(&text, &map);
+            if !pre.contains(['"', '\'', '\\']) {
+                prop_assert!(out.contains("-j NEW"), "{} -> {}", text, out);
+            }
+            let none = HashMap::new();
+            let same = retarget(&pre, &none);
+            prop_assert_eq!(same.as_ref(), pre.as_str());
+        }
+
         /// Any edit of two chains (one of them maybe renamed, or emptied): the plan turns the
         /// kernel into the staged result, never touches a rule that stays (its counters are
         /// what they were), and its undo turns it back.
