@@ -9,12 +9,13 @@
 
 mod common;
 
-use common::{NetNs, have_tools};
+use common::{NetNs, have_tools, skip};
 use nfscope::edit::apply::{ApplyError, apply_changes, read_now, validate};
 use nfscope::edit::plan::{chain_lines, changed_chains, conflicts, plan, verify};
 use nfscope::edit::tools::Tools;
 use nfscope::edit::{ChainRef, TableChange};
 use nfscope::ruleset::{Chain, Counters, Family, Rule, Ruleset};
+use nfscope::source::kernel::find_tool;
 use nfscope::source::{Backend, netns};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -89,6 +90,9 @@ fn ping(ns: &NetNs, family: Family) {
 fn setup(test: &str, backend: Backend) -> Option<NetNs> {
     if !have_tools(backend) {
         return None;
+    }
+    if find_tool("ping").is_none() {
+        return skip("needs ping (iputils-ping)");
     }
     let ns = NetNs::for_test(&format!("{test}{}", backend.label()))?;
     for f in Family::ALL {
