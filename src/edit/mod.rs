@@ -4,8 +4,10 @@
 //! restore tools (`tools`, `apply`), backups, the commit-confirmed watchdog (`guard`) and the
 //! audit log.
 
+pub mod apply;
 pub mod diff;
 pub mod lockout;
+pub mod plan;
 pub mod stage;
 pub mod state;
 pub mod tools;

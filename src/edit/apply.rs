@@ -1,0 +1,262 @@
+//! The commit steps against the kernel (I/O): validate the staged tables with `restore --test`,
+//! apply the planned table changes one `restore --noflush` transaction each (undoing those
+//! already applied when a later one fails), and re-read the kernel. The tools run in this
+//! thread's network namespace (see `source::netns::run_in`).
+
+use super::TableChange;
+use super::plan::test_input;
+use super::tools::Tools;
+use crate::ruleset::{Family, Ruleset};
+use crate::source::SourceError;
+use thiserror::Error;
+
+/// The steps of a commit, in order, for the progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Validate,
+    Concurrency,
+    Lockout,
+    Backup,
+    Apply,
+    Verify,
+    Confirm,
+}
+
+impl Step {
+    pub const ALL: [Step; 7] = [
+        Step::Validate,
+        Step::Concurrency,
+        Step::Lockout,
+        Step::Backup,
+        Step::Apply,
+        Step::Verify,
+        Step::Confirm,
+    ];
+
+    /// What the step does, for the user.
+    pub fn label(self) -> &'static str {
+        match self {
+            Step::Validate => "check the staged tables (restore --test)",
+            Step::Concurrency => "check that nobody changed the edited chains meanwhile",
+            Step::Lockout => "check that this SSH session stays allowed",
+            Step::Backup => "back up the current rule sets",
+            Step::Apply => "apply, one transaction per table",
+            Step::Verify => "read back and verify",
+            Step::Confirm => "wait for confirmation",
+        }
+    }
+}
+
+/// Why a commit step failed, as a sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ApplyError {
+    #[error(
+        "the staged {family} rule set was refused by {tool} ({check}), so nothing was changed: {message}"
+    )]
+    Invalid {
+        family: &'static str,
+        tool: String,
+        /// Which check refused it: `--test`, or the trial load in an empty namespace.
+        check: &'static str,
+        message: String,
+    },
+    #[error("{what}")]
+    Failed {
+        /// Which table failed, and what was done about the ones before it.
+        what: String,
+        family: Family,
+        table: String,
+    },
+    #[error("cannot read the {family} rule set: {message}")]
+    Read {
+        family: &'static str,
+        message: String,
+    },
+}
+
+/// The tool's complaint, with the line it names quoted from the input: the legacy tools say
+/// only "line 5 failed".
+fn explain(err: &SourceError, input: &str) -> String {
+    let stderr = match err {
+        SourceError::ToolFailed { stderr, .. } => stderr.as_str(),
+        _ => return err.to_string(),
+    };
+    let line = stderr
+        .split("line")
+        .skip(1)
+        .find_map(|rest| {
+            let rest = rest.trim_start_matches([' ', ':']);
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<usize>().ok()
+        })
+        .and_then(|n| input.lines().nth(n.wrapping_sub(1)).map(|l| (n, l)))
+        // `COMMIT` or `*table` says nothing the message does not.
+        .filter(|(_, l)| l.starts_with('-'));
+    let first = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Try `"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    match line {
+        Some((n, l)) => format!("{first} (line {n} is {l:?})"),
+        None => first,
+    }
+}
+
+/// Check each family's staged tables whole: `restore --test`, then a trial load into a
+/// network namespace of its own that is thrown away at once. The trial catches what `--test`
+/// lets through on nf_tables (iptables 1.8.9 resolves a jump to a missing chain only when it
+/// commits); where a namespace cannot be made (no CAP_SYS_ADMIN) `--test` alone decides.
+/// Nothing reaches the kernel's rule set in use.
+pub fn validate(tools: &Tools, staged: &[Ruleset]) -> Result<(), ApplyError> {
+    for family in Family::ALL {
+        let Some(input) = test_input(staged, family) else {
+            continue;
+        };
+        if input.is_empty() {
+            continue;
+        }
+        let text = input.as_str();
+        let invalid = |check| {
+            move |e: SourceError| ApplyError::Invalid {
+                family: family.label(),
+                tool: tools.restore_tool(family),
+                check,
+                message: explain(&e, text),
+            }
+        };
+        tools
+            .restore(family, &["--test", "-w"], &input)
+            .map_err(invalid("--test"))?;
+        trial_load(*tools, family, &input)
+            .map_err(invalid("a trial load into an empty network namespace"))?;
+    }
+    Ok(())
+}
+
+/// Load `input` in a fresh, empty network namespace entered by a thread of its own (the
+/// namespace goes when the thread and the tool end). `Ok` also when no namespace can be made.
+fn trial_load(tools: Tools, family: Family, input: &str) -> Result<(), SourceError> {
+    let input = input.to_string();
+    std::thread::Builder::new()
+        .name("nfscope-trial".into())
+        .spawn(move || {
+            // SAFETY: unshare with CLONE_NEWNET only moves this thread into a new network
+            // namespace; it takes no pointers.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                return Ok(());
+            }
+            tools.restore(family, &["-w"], &input)
+        })
+        .map_or(Ok(()), |h| h.join().unwrap_or(Ok(())))
+}
+
+fn run_script(tools: &Tools, family: Family, script: &str) -> Result<(), String> {
+    tools
+        .restore(family, &["--noflush", "-c", "-w"], script)
+        .map_err(|e| explain(&e, script))
+}
+
+fn name(c: &TableChange) -> String {
+    format!("{} {}", c.family.label(), c.table)
+}
+
+/// Apply each table change in order, one `restore --noflush` transaction each. When one fails,
+/// the tables applied before it are undone (last first) and the error says which table failed
+/// and what became of the others.
+pub fn apply_changes(tools: &Tools, changes: &[TableChange]) -> Result<(), ApplyError> {
+    for (i, change) in changes.iter().enumerate() {
+        let Err(why) = run_script(tools, change.family, &change.script) else {
+            continue;
+        };
+        let earlier = &changes[..i];
+        let mut undone = Vec::new();
+        let mut stuck = Vec::new();
+        for prev in earlier.iter().rev() {
+            match run_script(tools, prev.family, &prev.undo) {
+                Ok(()) => undone.push(name(prev)),
+                Err(e) => stuck.push(format!("{} ({e})", name(prev))),
+            }
+        }
+        let mut what = format!(
+            "applying {} failed, so that table is unchanged: {why}",
+            name(change)
+        );
+        if !undone.is_empty() {
+            what.push_str(&format!(
+                "; the tables applied before it were undone: {}",
+                undone.join(", ")
+            ));
+        }
+        if !stuck.is_empty() {
+            what.push_str(&format!(
+                "; undoing these failed, so they hold the new rules: {} (restore the backup with `nfscope rollback`)",
+                stuck.join(", ")
+            ));
+        }
+        return Err(ApplyError::Failed {
+            what,
+            family: change.family,
+            table: change.table.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Read the kernel's rule sets of these families (`iptables-save -c`).
+pub fn read_now(tools: &Tools, families: &[Family]) -> Result<Vec<Ruleset>, ApplyError> {
+    families
+        .iter()
+        .map(|&f| {
+            tools.read(f).map_err(|e| ApplyError::Read {
+                family: f.label(),
+                message: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(stderr: &str) -> SourceError {
+        SourceError::ToolFailed {
+            tool: "iptables-restore".into(),
+            status: "1".into(),
+            stderr: stderr.into(),
+        }
+    }
+
+    #[test]
+    fn the_failing_line_is_quoted() {
+        let err = failed("iptables-restore: line 3 failed");
+        let msg = explain(&err, "*filter\n-N A\n-A A -m nosuch\nCOMMIT\n");
+        assert_eq!(
+            msg,
+            "iptables-restore: line 3 failed (line 3 is \"-A A -m nosuch\")"
+        );
+        let err = failed(
+            "iptables-nft-restore v1.8.9 (nf_tables): Chain 'X' does not exist\nError occurred at line: 2\nTry `iptables-restore -h' for more",
+        );
+        let msg = explain(&err, "*filter\n-A INPUT -j X\nCOMMIT\n");
+        assert!(
+            msg.contains("Chain 'X' does not exist") && msg.contains("line 2 is \"-A INPUT -j X\""),
+            "{msg}"
+        );
+        assert!(!msg.contains("Try"), "{msg}");
+        // No line, or a line beyond the input: the message as it is.
+        let err = SourceError::ToolMissing { tool: "x".into() };
+        assert!(explain(&err, "").contains("not found"));
+        let err = failed("line 0 failed");
+        assert_eq!(explain(&err, "a\n"), "line 0 failed");
+    }
+
+    #[test]
+    fn every_step_has_a_label() {
+        for s in Step::ALL {
+            assert!(!s.label().is_empty());
+        }
+    }
+}
