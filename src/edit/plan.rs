@@ -58,31 +58,81 @@ impl Conflict {
     }
 }
 
-fn find_table<'a>(rs: &'a [Ruleset], family: Family, table: &str) -> Option<&'a Table> {
-    rs.iter()
-        .find(|r| r.family == family)
-        .and_then(|r| r.table(table))
+/// The chains of one table by name, with the kernel's view of built-in chains: one that is not
+/// listed exists all the same, empty, with policy ACCEPT. An index because kube-proxy tables
+/// hold tens of thousands of chains, and a search per chain made planning quadratic (22 s for
+/// 18,000 chains).
+struct TableIndex<'a> {
+    name: &'a str,
+    chains: HashMap<&'a str, &'a Chain>,
 }
 
-/// A chain of a table, with the kernel's view of built-in chains: one that is not listed exists
-/// all the same, empty, with policy ACCEPT.
-fn chain_in<'a>(table: Option<&'a Table>, table_name: &str, name: &str) -> Option<Cow<'a, Chain>> {
-    if let Some(c) = table.and_then(|t| t.chain(name)) {
-        return Some(Cow::Borrowed(c));
+impl<'a> TableIndex<'a> {
+    fn new(name: &'a str, table: Option<&'a Table>) -> Self {
+        TableIndex {
+            name,
+            chains: table
+                .map(|t| t.chains.iter().map(|c| (c.name.as_str(), c)).collect())
+                .unwrap_or_default(),
+        }
     }
-    builtin_chains(table_name).contains(&name).then(|| {
-        Cow::Owned(Chain {
-            name: name.to_string(),
-            policy: Some("ACCEPT".into()),
-            counters: Counters::default(),
-            rules: Vec::new(),
-        })
-    })
+
+    /// Whether the table lists the chain (built-in chains included only when listed).
+    fn lists(&self, chain: &str) -> bool {
+        self.chains.contains_key(chain)
+    }
+
+    fn get(&self, chain: &str) -> Option<Cow<'a, Chain>> {
+        if let Some(c) = self.chains.get(chain) {
+            return Some(Cow::Borrowed(*c));
+        }
+        builtin_chains(self.name)
+            .contains(&chain)
+            .then(|| Cow::Owned(empty_chain(chain, Some("ACCEPT"))))
+    }
+}
+
+fn empty_chain(name: &str, policy: Option<&str>) -> Chain {
+    Chain {
+        name: name.to_string(),
+        policy: policy.map(str::to_string),
+        counters: Counters::default(),
+        rules: Vec::new(),
+    }
+}
+
+/// The tables of some rule sets by family and name.
+struct Index<'a>(HashMap<(Family, &'a str), TableIndex<'a>>);
+
+impl<'a> Index<'a> {
+    fn of(rs: &'a [Ruleset]) -> Self {
+        Index(
+            rs.iter()
+                .flat_map(|r| {
+                    r.tables.iter().map(move |t| {
+                        (
+                            (r.family, t.name.as_str()),
+                            TableIndex::new(&t.name, Some(t)),
+                        )
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// A chain's lines (see `chain_lines`).
+    fn lines(&self, at: &ChainRef, chain: &str) -> Vec<String> {
+        let c = match self.0.get(&(at.family, at.table.as_str())) {
+            Some(t) => t.get(chain),
+            None => TableIndex::new(&at.table, None).get(chain),
+        };
+        chain_lines(c.as_deref())
+    }
 }
 
 /// A chain's lines without counters: `:NAME POLICY`, then one `-A NAME ...` per rule. Empty
-/// when the chain does not exist.
-fn chain_lines(chain: Option<&Chain>) -> Vec<String> {
+/// when the chain does not exist. What "the same chain" means to a commit.
+pub fn chain_lines(chain: Option<&Chain>) -> Vec<String> {
     let Some(c) = chain else {
         return Vec::new();
     };
@@ -98,11 +148,6 @@ fn chain_lines(chain: Option<&Chain>) -> Vec<String> {
             .map(|r| save::rule_line(&c.name, r, save::CounterMode::Without)),
     );
     out
-}
-
-fn lines_of(rs: &[Ruleset], at: &ChainRef, name: &str) -> Vec<String> {
-    let t = find_table(rs, at.family, &at.table);
-    chain_lines(chain_in(t, &at.table, name).as_deref())
 }
 
 /// The base name of a chain known by its result name.
@@ -122,6 +167,7 @@ pub fn conflicts(
     edited: &BTreeSet<ChainRef>,
     renames: &[(ChainRef, String)],
 ) -> Vec<Conflict> {
+    let (base, now) = (Index::of(base), Index::of(now));
     let mut out = Vec::new();
     for at in edited {
         let src = old_name(renames, at);
@@ -130,7 +176,7 @@ pub fn conflicts(
             names.push(&at.chain);
         }
         for name in names {
-            let (b, n) = (lines_of(base, at, name), lines_of(now, at, name));
+            let (b, n) = (base.lines(at, name), now.lines(at, name));
             if b != n {
                 out.push(Conflict {
                     chain: at.clone(),
@@ -193,9 +239,10 @@ fn table_pairs<'a>(
 pub fn changed_chains(base: &[Ruleset], staged: &[Ruleset]) -> BTreeSet<ChainRef> {
     let mut out = BTreeSet::new();
     for (family, table, bt, st) in table_pairs(base, staged) {
+        let (bi, si) = (TableIndex::new(table, bt), TableIndex::new(table, st));
         for name in chain_names(bt, st) {
-            let x = chain_lines(chain_in(bt, table, name).as_deref());
-            let y = chain_lines(chain_in(st, table, name).as_deref());
+            let x = chain_lines(bi.get(name).as_deref());
+            let y = chain_lines(si.get(name).as_deref());
             if x != y {
                 out.insert(ChainRef::new(family, table, name));
             }
@@ -297,6 +344,79 @@ impl Script {
     }
 }
 
+/// Above this many pairs of rules (old × new), an exact diff may take minutes (Myers is
+/// O((N+M)·D): reversing a 20,000-rule chain took 100 s), so a chain that large is compared by
+/// `by_unique_text` instead.
+const EXACT_DIFF_LIMIT: usize = 1 << 22;
+
+/// The positions of `old` that are not in the common part, and those of `new`: exact (a
+/// longest common subsequence) for chains up to `EXACT_DIFF_LIMIT`, and above it exact as long
+/// as no two rules of a chain share a text (nearly always; otherwise still a common
+/// subsequence, perhaps not the longest, so a few more rules than needed are re-inserted).
+fn not_in_common(old: &[&str], new: &[&str]) -> (Vec<usize>, Vec<usize>) {
+    let mut gone = Vec::new();
+    let mut come = Vec::new();
+    if old.len().saturating_mul(new.len()) <= EXACT_DIFF_LIMIT {
+        for op in capture_diff_slices(Algorithm::Myers, old, new) {
+            let (tag, o, n) = op.as_tag_tuple();
+            if tag != DiffTag::Equal {
+                gone.extend(o);
+                come.extend(n);
+            }
+        }
+        return (gone, come);
+    }
+    let (keep_old, keep_new) = by_unique_text(old, new);
+    gone.extend((0..old.len()).filter(|&i| !keep_old[i]));
+    come.extend((0..new.len()).filter(|&j| !keep_new[j]));
+    (gone, come)
+}
+
+/// A common subsequence in O(n log n): the k-th rule with a given text in `new` pairs with the
+/// k-th one in `old`, and the longest increasing run of paired positions is kept. When texts
+/// are unique this is a longest common subsequence. Returns which positions are kept.
+fn by_unique_text(old: &[&str], new: &[&str]) -> (Vec<bool>, Vec<bool>) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut at: HashMap<(&str, usize), usize> = HashMap::with_capacity(old.len());
+    for (i, t) in old.iter().enumerate() {
+        let k = seen.entry(t).or_default();
+        at.insert((t, *k), i);
+        *k += 1;
+    }
+    seen.clear();
+    // (position in new, paired position in old)
+    let pairs: Vec<(usize, usize)> = new
+        .iter()
+        .enumerate()
+        .filter_map(|(j, t)| {
+            let k = seen.entry(t).or_default();
+            *k += 1;
+            at.get(&(*t, *k - 1)).map(|&i| (j, i))
+        })
+        .collect();
+    // Longest increasing subsequence of the old positions (patience sorting with back links).
+    let mut tails: Vec<usize> = Vec::new(); // index into pairs of the smallest tail per length
+    let mut back: Vec<Option<usize>> = vec![None; pairs.len()];
+    for (p, &(_, i)) in pairs.iter().enumerate() {
+        let len = tails.partition_point(|&q| pairs[q].1 < i);
+        back[p] = len.checked_sub(1).map(|l| tails[l]);
+        if len == tails.len() {
+            tails.push(p);
+        } else {
+            tails[len] = p;
+        }
+    }
+    let (mut keep_old, mut keep_new) = (vec![false; old.len()], vec![false; new.len()]);
+    let mut cur = tails.last().copied();
+    while let Some(p) = cur {
+        let (j, i) = pairs[p];
+        keep_new[j] = true;
+        keep_old[i] = true;
+        cur = back[p];
+    }
+    (keep_old, keep_new)
+}
+
 /// How the rules of one chain change: the positions (0-based, in `from`) that go, and the
 /// positions (0-based, in `to`) that come, each with the counters to give it.
 fn rule_edits(
@@ -313,16 +433,7 @@ fn rule_edits(
         .collect();
     let new: Vec<&str> = to.rules.iter().map(|r| r.text.as_str()).collect();
     let old_refs: Vec<&str> = old.iter().map(|c| c.as_ref()).collect();
-    let mut gone = Vec::new();
-    let mut come = Vec::new();
-    for op in capture_diff_slices(Algorithm::Myers, &old_refs, &new) {
-        let (tag, o, n) = op.as_tag_tuple();
-        if tag == DiffTag::Equal {
-            continue;
-        }
-        gone.extend(o);
-        come.extend(n);
-    }
+    let (gone, come) = not_in_common(&old_refs, &new);
     // A rule that goes and comes back with the same text only moved: it keeps its counters.
     let mut moved: HashMap<&str, VecDeque<Option<Counters>>> = HashMap::new();
     for &i in &gone {
@@ -348,13 +459,8 @@ fn rule_edits(
 
 /// The chain of `from` that chain `n` of the target continues: its old name when renamed, the
 /// same name when it exists and is not renamed away, `None` for a new chain.
-fn source_of<'n, 'a: 'n>(
-    table: &str,
-    from: Option<&Table>,
-    names: &Names<'a>,
-    n: &'n str,
-) -> Option<&'n str> {
-    let exists = |c: &str| chain_in(from, table, c).is_some();
+fn source_of<'n, 'a: 'n>(from: &TableIndex, names: &Names<'a>, n: &'n str) -> Option<&'n str> {
+    let exists = |c: &str| from.get(c).is_some();
     match names.new_to_old.get(n) {
         Some(old) => exists(old).then_some(*old),
         None => (exists(n) && !names.old_to_new.contains_key(n)).then_some(n),
@@ -373,18 +479,19 @@ fn table_script(
     zeroed: &BTreeSet<&str>,
 ) -> Option<(String, Vec<String>)> {
     let builtin = builtin_chains(name);
+    let (fidx, tidx) = (TableIndex::new(name, from), TableIndex::new(name, to));
     // The target's chains, and the built-in chains it does not list (they stay, empty).
     let mut to_chains: Vec<Cow<Chain>> =
         to.map_or_else(Vec::new, |t| t.chains.iter().map(Cow::Borrowed).collect());
     for b in builtin {
-        if to.and_then(|t| t.chain(b)).is_none() && from.and_then(|t| t.chain(b)).is_some() {
-            to_chains.extend(chain_in(None, name, b));
+        if !tidx.lists(b) && fidx.lists(b) {
+            to_chains.extend(tidx.get(b));
         }
     }
     let is_edited = |n: &str| edited.contains(n);
     let sources: BTreeSet<&str> = to_chains
         .iter()
-        .filter_map(|c| source_of(name, from, names, &c.name))
+        .filter_map(|c| source_of(&fidx, names, &c.name))
         .collect();
     let deleted: Vec<&Chain> = from
         .map_or(&[][..], |t| &t.chains[..])
@@ -404,7 +511,7 @@ fn table_script(
     // 1. Zero first: what follows sets the counters it means to.
     for c in &to_chains {
         if zeroed.contains(c.name.as_str())
-            && let Some(src) = source_of(name, from, names, &c.name)
+            && let Some(src) = source_of(&fidx, names, &c.name)
         {
             s.cmd(&c.name, format_args!("-Z {src}"));
         }
@@ -412,7 +519,7 @@ fn table_script(
     // 2. New chains.
     for c in &to_chains {
         if is_edited(&c.name)
-            && source_of(name, from, names, &c.name).is_none()
+            && source_of(&fidx, names, &c.name).is_none()
             && !builtin.contains(&c.name.as_str())
         {
             s.cmd(&c.name, format_args!("-N {}", c.name));
@@ -424,14 +531,9 @@ fn table_script(
         if !is_edited(&c.name) {
             continue;
         }
-        let empty = Chain {
-            name: c.name.clone(),
-            policy: None,
-            counters: Counters::default(),
-            rules: Vec::new(),
-        };
-        let src_name = source_of(name, from, names, &c.name);
-        let src = src_name.and_then(|n| chain_in(from, name, n));
+        let empty = empty_chain(&c.name, None);
+        let src_name = source_of(&fidx, names, &c.name);
+        let src = src_name.and_then(|n| fidx.get(n));
         let from_chain = src.as_deref().unwrap_or(&empty);
         let (gone, come) = rule_edits(from_chain, c, names, zeroed.contains(c.name.as_str()));
         // The kernel's name for the chain until the renames at the end.
@@ -482,12 +584,11 @@ fn table_script(
         if !is_edited(&c.name) {
             continue;
         }
-        let (Some(policy), Some(src)) =
-            (c.policy.as_deref(), source_of(name, from, names, &c.name))
+        let (Some(policy), Some(src)) = (c.policy.as_deref(), source_of(&fidx, names, &c.name))
         else {
             continue;
         };
-        let was = chain_in(from, name, src).and_then(|k| k.policy.clone());
+        let was = fidx.get(src).and_then(|k| k.policy.clone());
         if was.as_deref() != Some(policy) {
             s.cmd(&c.name, format_args!("-P {src} {policy}"));
         }
@@ -497,9 +598,7 @@ fn table_script(
         .pairs
         .iter()
         .copied()
-        .filter(|(old, new)| {
-            from.and_then(|t| t.chain(old)).is_some() && to.and_then(|t| t.chain(new)).is_some()
-        })
+        .filter(|(old, new)| fidx.lists(old) && tidx.lists(new))
         .collect();
     while !pending.is_empty() {
         let free = pending
@@ -591,12 +690,10 @@ pub fn verify(
     staged: &[Ruleset],
     edited: &BTreeSet<ChainRef>,
 ) -> Result<(), Vec<String>> {
+    let (after, staged) = (Index::of(after), Index::of(staged));
     let mut problems = Vec::new();
     for at in edited {
-        let (a, s) = (
-            lines_of(after, at, &at.chain),
-            lines_of(staged, at, &at.chain),
-        );
+        let (a, s) = (after.lines(at, &at.chain), staged.lines(at, &at.chain));
         if a == s {
             continue;
         }
@@ -1115,6 +1212,8 @@ mod tests {
         "-m comment --comment \"a b\" -j ACCEPT",
     ];
 
+    const POOL_BIG: [&str; 12] = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"];
+
     fn chain_text(name: &str, picks: &[usize], counted: bool) -> String {
         picks
             .iter()
@@ -1130,7 +1229,106 @@ mod tests {
             .collect()
     }
 
+    #[test]
+    fn large_chains_are_compared_fast_and_exactly_when_texts_are_unique() {
+        let rule = |i: usize| {
+            format!(
+                "-s 10.{}.{}.{}/32 -j ACCEPT",
+                i >> 16,
+                (i >> 8) & 255,
+                i & 255
+            )
+        };
+        let n = 20_000;
+        let old: Vec<String> = (0..n).map(rule).collect();
+        // Reversed, every other rule replaced: the worst case for an exact diff.
+        let new: Vec<String> = (0..n)
+            .rev()
+            .map(|i| {
+                if i % 2 == 0 {
+                    rule(i)
+                } else {
+                    format!("-s 11.0.0.{i} -j DROP")
+                }
+            })
+            .collect();
+        let (o, m): (Vec<&str>, Vec<&str>) = (
+            old.iter().map(String::as_str).collect(),
+            new.iter().map(String::as_str).collect(),
+        );
+        let t = std::time::Instant::now();
+        let (gone, come) = not_in_common(&o, &m);
+        assert!(t.elapsed().as_secs() < 5, "{:?}", t.elapsed());
+        // One rule can stay in a reversed chain.
+        assert_eq!((gone.len(), come.len()), (n - 1, n - 1));
+    }
+
+    /// A kube-proxy rule set (about 7,000 chains): one rule gone from every chain that has two
+    /// or more. Planning was quadratic in the number of chains (22 s for 18,000).
+    #[test]
+    fn planning_is_not_quadratic_in_chains() {
+        let base = parse(&crate::ruleset::synth::kube_proxy(20_000), Family::V4).unwrap();
+        let mut staged = base.clone();
+        let mut cut = 0;
+        for c in staged.tables.iter_mut().flat_map(|t| &mut t.chains) {
+            if c.rules.len() > 1 {
+                c.rules.remove(0);
+                cut += 1;
+            }
+        }
+        let (b, s) = (vec![base], vec![staged]);
+        let t = std::time::Instant::now();
+        let edited = changed_chains(&b, &s);
+        assert!(conflicts(&b, &b, &edited, &[]).is_empty());
+        let changes = plan(&b, &s, &edited, &[], &BTreeSet::new());
+        assert_eq!(verify(&s, &s, &edited), Ok(()));
+        assert!(t.elapsed().as_secs() < 10, "{:?}", t.elapsed());
+        assert_eq!(edited.len(), cut);
+        let deletes = changes
+            .iter()
+            .flat_map(|c| c.script.lines())
+            .filter(|l| l.starts_with("-D "))
+            .count();
+        assert_eq!(deletes, cut);
+    }
+
     proptest! {
+        /// Above the exact limit the comparison is still a common subsequence, and the longest
+        /// one when texts are unique.
+        #[test]
+        fn unique_text_pairing_is_a_longest_common_subsequence(
+            old in proptest::collection::vec(0usize..12, 0..16),
+            new in proptest::collection::vec(0usize..12, 0..16),
+        ) {
+            let text = |v: &[usize]| v.iter().map(|i| POOL_BIG[*i]).collect::<Vec<&str>>();
+            let (o, n) = (text(&old), text(&new));
+            let (ko, kn) = by_unique_text(&o, &n);
+            let kept_o: Vec<&str> = o.iter().zip(&ko).filter(|(_, k)| **k).map(|(t, _)| *t).collect();
+            let kept_n: Vec<&str> = n.iter().zip(&kn).filter(|(_, k)| **k).map(|(t, _)| *t).collect();
+            prop_assert_eq!(&kept_o, &kept_n);
+            let unique = |v: &[usize]| v.iter().collect::<BTreeSet<_>>().len() == v.len();
+            if unique(&old) && unique(&new) {
+                let (gone, _) = not_in_common(&o, &n);
+                prop_assert_eq!(kept_o.len(), o.len() - gone.len());
+            }
+        }
+
+        /// Any text a user may type: `retarget` never panics, changes nothing without a jump
+        /// to a renamed chain, and renames a plain `-j NAME` wherever it stands.
+        #[test]
+        fn retarget_takes_any_text(pre in "[ -~\u{a0}-\u{2fff}\\\\\"']{0,24}", post in "[ -~]{0,12}") {
+            let map = HashMap::from([("T", "NEW")]);
+            let text = format!("{pre} -j T {post}");
+            let _ = retarget(&pre, &map);
+            let out = retarget(&text, &map);
+            if !pre.contains(['"', '\'', '\\']) {
+                prop_assert!(out.contains("-j NEW"), "{} -> {}", text, out);
+            }
+            let none = HashMap::new();
+            let same = retarget(&pre, &none);
+            prop_assert_eq!(same.as_ref(), pre.as_str());
+        }
+
         /// Any edit of two chains (one of them maybe renamed, or emptied): the plan turns the
         /// kernel into the staged result, never touches a rule that stays (its counters are
         /// what they were), and its undo turns it back.
