@@ -191,7 +191,13 @@ impl Case {
 
     /// Run nfscope to the end, standard input closed.
     fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    /// `run`, with more environment.
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         self.command(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
             .expect("run nfscope")
@@ -677,6 +683,51 @@ fn backups_are_private_and_the_last_twenty_are_kept() {
             std::fs::read_to_string(c.dir.join(first_v4.expect("a v4 backup"))).expect("read");
         assert!(oldest.contains("LOGDROP"), "{oldest}");
         assert_eq!(c.audit_actions().len(), 22);
+    });
+}
+
+#[test]
+fn a_change_that_cuts_the_ssh_session_is_refused_unless_asked_at_a_terminal() {
+    for_each_backend("lockout", |c| {
+        let backend = c.backend;
+        let cut = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j DROP\nCOMMIT\n";
+        for (family, ssh) in [
+            (Family::V4, "127.0.0.1 50000 127.0.0.1 22"),
+            (Family::V6, "::1 50000 ::1 22"),
+        ] {
+            let path = c.file(&format!("cut.{family:?}"), cut);
+            let file_args = match family {
+                Family::V4 => vec![path.as_str()],
+                Family::V6 => vec!["--file6", path.as_str()],
+            };
+            for extra in [&["--yes"][..], &["--no-confirm"][..], &[][..]] {
+                let mut args = vec!["apply"];
+                args.extend(&file_args);
+                args.extend(extra);
+                let run = c.run_env(&args, &[("SSH_CONNECTION", ssh)]);
+                assert_eq!(run.code, 1, "{backend:?} {args:?}: {run:?}");
+                for says in [
+                    "would cut your SSH session",
+                    "port 22",
+                    "decided by",
+                    "Nothing was changed",
+                ] {
+                    assert!(run.stderr.contains(says), "{says:?}: {run:?}");
+                }
+            }
+            let (v4, v6) = c.files();
+            let harmless = match family {
+                Family::V4 => vec!["apply", v4.as_str(), "--no-confirm"],
+                Family::V6 => vec!["apply", "--file6", v6.as_str(), "--no-confirm"],
+            };
+            // A harmless change (the new rules accept lo and ESTABLISHED) goes through.
+            let run = c.run_env(&harmless, &[("SSH_CONNECTION", ssh)]);
+            assert_eq!(run.code, 0, "{backend:?} {family:?}: {run:?}");
+            assert!(!run.stderr.contains("SSH session"), "{run:?}");
+            assert!(c.holds_new(family));
+        }
+        // The refusals changed nothing and left no record; the two applies did.
+        assert_eq!(c.audit_actions(), ["apply", "apply"]);
     });
 }
 
