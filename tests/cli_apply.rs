@@ -347,12 +347,13 @@ impl Drop for Case {
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
-        // The rules files written by `file`.
+        // The rules files written by `file`, and other directories a case made.
         let prefix = format!("{}-", self.ns.name());
         if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
             for e in rd.flatten() {
                 if e.file_name().to_string_lossy().starts_with(&prefix) {
-                    let _ = std::fs::remove_file(e.path());
+                    let p = e.path();
+                    let _ = std::fs::remove_file(&p).or_else(|_| std::fs::remove_dir_all(&p));
                 }
             }
         }
@@ -728,6 +729,46 @@ fn a_change_that_cuts_the_ssh_session_is_refused_unless_asked_at_a_terminal() {
         }
         // The refusals changed nothing and left no record; the two applies did.
         assert_eq!(c.audit_actions(), ["apply", "apply"]);
+    });
+}
+
+#[test]
+fn without_root_apply_says_to_run_as_root_and_changes_nothing() {
+    let Some(setpriv) = nfscope::source::kernel::find_tool("setpriv") else {
+        let _ = common::skip::<()>("needs setpriv (util-linux)");
+        return;
+    };
+    for_each_backend("nonroot", |c| {
+        let v4 = c.file("new.v4", &new_rules(Family::V4));
+        let before = c.save(Family::V4);
+        // nobody's own state directory, so that only the missing root can stop it.
+        let state = std::env::temp_dir().join(format!("{}-nobody", c.ns.name()));
+        let mut all = vec![setpriv.to_str().expect("a UTF-8 path")];
+        all.extend([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "--backend",
+            flag(c.backend),
+            "--state-dir",
+            state.to_str().expect("a UTF-8 path"),
+            "apply",
+            &v4,
+        ]);
+        let run: Run =
+            c.ns.command(&all)
+                .env("NFSCOPE_NO_SYSLOG", "1")
+                .stdin(Stdio::null())
+                .output()
+                .expect("run nfscope as nobody")
+                .into();
+        assert_eq!(run.code, 1, "{run:?}");
+        for says in ["needs root", "run nfscope as root", "Nothing was changed"] {
+            assert!(run.stderr.contains(says), "{says:?}: {run:?}");
+        }
+        assert!(!run.stderr.contains("--demo"), "{run:?}");
+        assert_eq!(non_comment(&c.save(Family::V4)), non_comment(&before));
     });
 }
 

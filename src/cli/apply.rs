@@ -7,7 +7,7 @@ use crate::edit::guard::{self, Pending};
 use crate::edit::tools::Tools;
 use crate::edit::{audit, backup, lockout};
 use crate::ruleset::{self, Family, Ruleset};
-use crate::source::{FamilyData, SourceError, file, local_addrs};
+use crate::source::{SourceError, local_addrs};
 use clap::Args;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -71,14 +71,25 @@ struct Input {
     counters: bool,
 }
 
+/// Read and parse one file, once: what is checked is what is loaded. The messages are the
+/// file source's (`cannot read PATH: ...`, `PATH: line 7: ...`).
 fn read_input(path: &Path, family: Family) -> Result<Input, String> {
-    let rules = match file::read_family(path, family) {
-        FamilyData::Loaded(rs) => rs,
-        FamilyData::Failed(e) => return Err(format!("{}: {e}", family.label())),
-        FamilyData::Absent => return Err(format!("{}: nothing to read", family.label())),
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read {}: {e}", family.label(), path.display()))?;
+    let shown = path.display().to_string();
+    let label = family.label();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let e = SourceError::Io {
+            path: shown.clone(),
+            message: e.to_string(),
+        };
+        format!("{label}: {e}")
+    })?;
+    let rules = ruleset::parse(&text, family).map_err(|e| {
+        let e = SourceError::Parse {
+            what: shown.clone(),
+            message: e.to_string(),
+        };
+        format!("{label}: {e}")
+    })?;
     let counters = rules
         .tables
         .iter()
@@ -295,7 +306,7 @@ pub fn run(state_dir: Option<&Path>, src: &SourceArgs, args: &ApplyArgs) -> i32 
                         clean(stderr)
                     )
                 }
-                other => format!("{}: {}", i.family.label(), other),
+                other => format!("{}: {}", i.family.label(), guard::tool_error(other)),
             };
             return fail(&format!("{why}. Nothing was changed."));
         }
@@ -316,12 +327,16 @@ pub fn run(state_dir: Option<&Path>, src: &SourceArgs, args: &ApplyArgs) -> i32 
         match read {
             Ok((text, rs)) => before.push((f, text, rs)),
             Err(e) if wanted => {
-                return fail(&format!("{}: {}. Nothing was changed.", f.label(), e));
+                return fail(&format!(
+                    "{}: {}. Nothing was changed.",
+                    f.label(),
+                    guard::tool_error(&e)
+                ));
             }
             Err(e) => say(&format!(
                 "Note: {}: {}; that family is not backed up and not rolled back.",
                 f.label(),
-                e
+                guard::tool_error(&e)
             )),
         }
     }
@@ -380,7 +395,7 @@ pub fn run(state_dir: Option<&Path>, src: &SourceArgs, args: &ApplyArgs) -> i32 
                 SourceError::ToolFailed { tool, stderr, .. } => {
                     format!("{tool} said: {}", clean(stderr))
                 }
-                other => other.to_string(),
+                other => guard::tool_error(other),
             };
             let why = format!(
                 "{}: {} was refused by the kernel ({said})",
@@ -397,7 +412,11 @@ pub fn run(state_dir: Option<&Path>, src: &SourceArgs, args: &ApplyArgs) -> i32 
         let after = match tools.read(i.family) {
             Ok(rs) => rs,
             Err(e) => {
-                let why = format!("{}: cannot read the rule set back: {e}", i.family.label());
+                let why = format!(
+                    "{}: cannot read the rule set back: {}",
+                    i.family.label(),
+                    guard::tool_error(&e)
+                );
                 return undo_now(&dir, &tools, &backups, &why);
             }
         };
