@@ -382,6 +382,17 @@ fn confirm_from_another_process_keeps_the_change() {
             assert!(c.holds_new(f), "{backend:?} {f:?}: {}", c.save(f));
         }
 
+        // One commit waits at a time: the next apply is refused, and changes nothing.
+        let (v4, v6) = c.files();
+        let busy = c.run(&["apply", &v4, "--file6", &v6, "--no-confirm"]);
+        assert_eq!(busy.code, 1, "{busy:?}");
+        assert!(
+            busy.stderr.contains("is waiting for confirmation until")
+                && busy.stderr.contains("Nothing was changed"),
+            "{busy:?}"
+        );
+        assert_eq!(c.watchdog_pid(), Some(pid));
+
         let ok = c.run(&["confirm"]);
         assert_eq!(ok.code, 0, "{ok:?}");
         assert!(ok.stdout.contains("Confirmed"), "{ok:?}");
@@ -507,6 +518,15 @@ fn typing_yes_confirms_and_anything_else_rolls_back_at_once() {
         let (v4, v6) = c.files();
         let (_, mut stdin) =
             c.apply_asking(&["apply", &v4, "--file6", &v6, "--confirm-timeout", "20"]);
+        // `+` moves the deadline 20 s later.
+        let deadline = |c: &Case| c.pending().and_then(|p| p["deadline_unix_ms"].as_u64());
+        let first = deadline(&c).expect("a deadline");
+        stdin.write_all(b"+\n").expect("answer");
+        assert!(
+            wait_for(Duration::from_secs(5), || deadline(&c)
+                == Some(first + 20_000)),
+            "{backend:?}: not extended"
+        );
         stdin.write_all(b"yes\n").expect("answer");
         let status = c.children.last_mut().expect("apply").wait().expect("ends");
         assert!(status.success(), "{backend:?}: {status:?}");
