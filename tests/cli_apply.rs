@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::tmux::Run as Tty;
 use common::{NetNs, Run, have_tools, tables_of};
 use nfscope::ruleset::Family;
 use nfscope::source::Backend;
@@ -789,6 +790,41 @@ fn without_root_apply_says_to_run_as_root_and_changes_nothing() {
         }
         assert!(!run.stderr.contains("--demo"), "{run:?}");
         assert_eq!(non_comment(&c.save(Family::V4)), non_comment(&before));
+    });
+}
+
+#[test]
+fn at_a_terminal_apply_anyway_passes_the_lockout_and_the_countdown_ticks() {
+    for_each_backend("tty", |c| {
+        let cut = c.file(
+            "cut.v4",
+            "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 22 -j DROP\nCOMMIT\n",
+        );
+        let ip = nfscope::source::kernel::find_tool("ip").expect("ip, since the namespace exists");
+        let launch = format!(
+            "NFSCOPE_STATE_DIR={} NFSCOPE_NO_SYSLOG=1 SSH_CONNECTION='127.0.0.1 50000 127.0.0.1 22' {} netns exec {} {{bin}} --backend {} apply {cut} --confirm-timeout 30",
+            c.dir.display(),
+            ip.display(),
+            c.ns.name(),
+            flag(c.backend)
+        );
+        let Some(run) = Tty::start(&format!("apply{}", flag(c.backend)), (150, 30), &launch) else {
+            return;
+        };
+        run.tmux.wait_for("would cut your SSH session");
+        run.tmux
+            .wait_for("Type `apply anyway` to apply it all the same:");
+        run.tmux.keys(&["apply anyway", "Enter"]);
+        run.tmux.wait_for("Keep this change? Type yes within");
+        // The countdown is redrawn in place, a second at a time.
+        run.tmux.wait_for("within 28 s");
+        run.tmux.keys(&["yes", "Enter"]);
+        run.tmux.wait_for("Confirmed: the change stays.");
+        assert_eq!(run.exit_status(), "0", "{}", run.tmux.screen());
+        run.assert_terminal_restored();
+        assert!(c.save(Family::V4).contains("--dport 22 -j DROP"));
+        assert!(c.pending().is_none());
+        assert_eq!(c.audit_actions(), ["apply", "confirm"]);
     });
 }
 
