@@ -6,8 +6,11 @@
 
 pub mod audit;
 pub mod backup;
+pub mod diff;
 pub mod guard;
 pub mod lockout;
+pub mod stage;
+pub mod state;
 pub mod tools;
 
 use crate::ruleset::Family;
