@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::tmux::Run as Tty;
 use common::{NetNs, Run, have_tools, tables_of};
 use nfscope::ruleset::Family;
 use nfscope::source::Backend;
@@ -191,7 +192,13 @@ impl Case {
 
     /// Run nfscope to the end, standard input closed.
     fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    /// `run`, with more environment.
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         self.command(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
             .expect("run nfscope")
@@ -341,12 +348,13 @@ impl Drop for Case {
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
-        // The rules files written by `file`.
+        // The rules files written by `file`, and other directories a case made.
         let prefix = format!("{}-", self.ns.name());
         if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
             for e in rd.flatten() {
                 if e.file_name().to_string_lossy().starts_with(&prefix) {
-                    let _ = std::fs::remove_file(e.path());
+                    let p = e.path();
+                    let _ = std::fs::remove_file(&p).or_else(|_| std::fs::remove_dir_all(&p));
                 }
             }
         }
@@ -374,6 +382,17 @@ fn confirm_from_another_process_keeps_the_change() {
         for f in Family::ALL {
             assert!(c.holds_new(f), "{backend:?} {f:?}: {}", c.save(f));
         }
+
+        // One commit waits at a time: the next apply is refused, and changes nothing.
+        let (v4, v6) = c.files();
+        let busy = c.run(&["apply", &v4, "--file6", &v6, "--no-confirm"]);
+        assert_eq!(busy.code, 1, "{busy:?}");
+        assert!(
+            busy.stderr.contains("is waiting for confirmation until")
+                && busy.stderr.contains("Nothing was changed"),
+            "{busy:?}"
+        );
+        assert_eq!(c.watchdog_pid(), Some(pid));
 
         let ok = c.run(&["confirm"]);
         assert_eq!(ok.code, 0, "{ok:?}");
@@ -500,6 +519,15 @@ fn typing_yes_confirms_and_anything_else_rolls_back_at_once() {
         let (v4, v6) = c.files();
         let (_, mut stdin) =
             c.apply_asking(&["apply", &v4, "--file6", &v6, "--confirm-timeout", "20"]);
+        // `+` moves the deadline 20 s later.
+        let deadline = |c: &Case| c.pending().and_then(|p| p["deadline_unix_ms"].as_u64());
+        let first = deadline(&c).expect("a deadline");
+        stdin.write_all(b"+\n").expect("answer");
+        assert!(
+            wait_for(Duration::from_secs(5), || deadline(&c)
+                == Some(first + 20_000)),
+            "{backend:?}: not extended"
+        );
         stdin.write_all(b"yes\n").expect("answer");
         let status = c.children.last_mut().expect("apply").wait().expect("ends");
         assert!(status.success(), "{backend:?}: {status:?}");
@@ -677,6 +705,126 @@ fn backups_are_private_and_the_last_twenty_are_kept() {
             std::fs::read_to_string(c.dir.join(first_v4.expect("a v4 backup"))).expect("read");
         assert!(oldest.contains("LOGDROP"), "{oldest}");
         assert_eq!(c.audit_actions().len(), 22);
+    });
+}
+
+#[test]
+fn a_change_that_cuts_the_ssh_session_is_refused_unless_asked_at_a_terminal() {
+    for_each_backend("lockout", |c| {
+        let backend = c.backend;
+        let cut = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j DROP\nCOMMIT\n";
+        for (family, ssh) in [
+            (Family::V4, "127.0.0.1 50000 127.0.0.1 22"),
+            (Family::V6, "::1 50000 ::1 22"),
+        ] {
+            let path = c.file(&format!("cut.{family:?}"), cut);
+            let file_args = match family {
+                Family::V4 => vec![path.as_str()],
+                Family::V6 => vec!["--file6", path.as_str()],
+            };
+            for extra in [&["--yes"][..], &["--no-confirm"][..], &[][..]] {
+                let mut args = vec!["apply"];
+                args.extend(&file_args);
+                args.extend(extra);
+                let run = c.run_env(&args, &[("SSH_CONNECTION", ssh)]);
+                assert_eq!(run.code, 1, "{backend:?} {args:?}: {run:?}");
+                for says in [
+                    "would cut your SSH session",
+                    "port 22",
+                    "decided by",
+                    "Nothing was changed",
+                ] {
+                    assert!(run.stderr.contains(says), "{says:?}: {run:?}");
+                }
+            }
+            let (v4, v6) = c.files();
+            let harmless = match family {
+                Family::V4 => vec!["apply", v4.as_str(), "--no-confirm"],
+                Family::V6 => vec!["apply", "--file6", v6.as_str(), "--no-confirm"],
+            };
+            // A harmless change (the new rules accept lo and ESTABLISHED) goes through.
+            let run = c.run_env(&harmless, &[("SSH_CONNECTION", ssh)]);
+            assert_eq!(run.code, 0, "{backend:?} {family:?}: {run:?}");
+            assert!(!run.stderr.contains("SSH session"), "{run:?}");
+            assert!(c.holds_new(family));
+        }
+        // The refusals changed nothing and left no record; the two applies did.
+        assert_eq!(c.audit_actions(), ["apply", "apply"]);
+    });
+}
+
+#[test]
+fn without_root_apply_says_to_run_as_root_and_changes_nothing() {
+    let Some(setpriv) = nfscope::source::kernel::find_tool("setpriv") else {
+        let _ = common::skip::<()>("needs setpriv (util-linux)");
+        return;
+    };
+    for_each_backend("nonroot", |c| {
+        let v4 = c.file("new.v4", &new_rules(Family::V4));
+        let before = c.save(Family::V4);
+        // nobody's own state directory, so that only the missing root can stop it.
+        let state = std::env::temp_dir().join(format!("{}-nobody", c.ns.name()));
+        let mut all = vec![setpriv.to_str().expect("a UTF-8 path")];
+        all.extend([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "--backend",
+            flag(c.backend),
+            "--state-dir",
+            state.to_str().expect("a UTF-8 path"),
+            "apply",
+            &v4,
+        ]);
+        let run: Run =
+            c.ns.command(&all)
+                .env("NFSCOPE_NO_SYSLOG", "1")
+                .stdin(Stdio::null())
+                .output()
+                .expect("run nfscope as nobody")
+                .into();
+        assert_eq!(run.code, 1, "{run:?}");
+        for says in ["needs root", "run nfscope as root", "Nothing was changed"] {
+            assert!(run.stderr.contains(says), "{says:?}: {run:?}");
+        }
+        assert!(!run.stderr.contains("--demo"), "{run:?}");
+        assert_eq!(non_comment(&c.save(Family::V4)), non_comment(&before));
+    });
+}
+
+#[test]
+fn at_a_terminal_apply_anyway_passes_the_lockout_and_the_countdown_ticks() {
+    for_each_backend("tty", |c| {
+        let cut = c.file(
+            "cut.v4",
+            "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 22 -j DROP\nCOMMIT\n",
+        );
+        let ip = nfscope::source::kernel::find_tool("ip").expect("ip, since the namespace exists");
+        let launch = format!(
+            "NFSCOPE_STATE_DIR={} NFSCOPE_NO_SYSLOG=1 SSH_CONNECTION='127.0.0.1 50000 127.0.0.1 22' {} netns exec {} {{bin}} --backend {} apply {cut} --confirm-timeout 30",
+            c.dir.display(),
+            ip.display(),
+            c.ns.name(),
+            flag(c.backend)
+        );
+        let Some(run) = Tty::start(&format!("apply{}", flag(c.backend)), (150, 30), &launch) else {
+            return;
+        };
+        run.tmux.wait_for("would cut your SSH session");
+        run.tmux
+            .wait_for("Type `apply anyway` to apply it all the same:");
+        run.tmux.keys(&["apply anyway", "Enter"]);
+        run.tmux.wait_for("Keep this change? Type yes within");
+        // The countdown is redrawn in place, a second at a time.
+        run.tmux.wait_for("within 28 s");
+        run.tmux.keys(&["yes", "Enter"]);
+        run.tmux.wait_for("Confirmed: the change stays.");
+        assert_eq!(run.exit_status(), "0", "{}", run.tmux.screen());
+        run.assert_terminal_restored();
+        assert!(c.save(Family::V4).contains("--dport 22 -j DROP"));
+        assert!(c.pending().is_none());
+        assert_eq!(c.audit_actions(), ["apply", "confirm"]);
     });
 }
 

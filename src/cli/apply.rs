@@ -5,9 +5,9 @@
 use super::SourceArgs;
 use crate::edit::guard::{self, Pending};
 use crate::edit::tools::Tools;
-use crate::edit::{audit, backup};
+use crate::edit::{audit, backup, lockout};
 use crate::ruleset::{self, Family, Ruleset};
-use crate::source::{FamilyData, SourceError, file};
+use crate::source::{SourceError, local_addrs};
 use clap::Args;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -71,14 +71,25 @@ struct Input {
     counters: bool,
 }
 
+/// Read and parse one file, once: what is checked is what is loaded. The messages are the
+/// file source's (`cannot read PATH: ...`, `PATH: line 7: ...`).
 fn read_input(path: &Path, family: Family) -> Result<Input, String> {
-    let rules = match file::read_family(path, family) {
-        FamilyData::Loaded(rs) => rs,
-        FamilyData::Failed(e) => return Err(format!("{}: {e}", family.label())),
-        FamilyData::Absent => return Err(format!("{}: nothing to read", family.label())),
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read {}: {e}", family.label(), path.display()))?;
+    let shown = path.display().to_string();
+    let label = family.label();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let e = SourceError::Io {
+            path: shown.clone(),
+            message: e.to_string(),
+        };
+        format!("{label}: {e}")
+    })?;
+    let rules = ruleset::parse(&text, family).map_err(|e| {
+        let e = SourceError::Parse {
+            what: shown.clone(),
+            message: e.to_string(),
+        };
+        format!("{label}: {e}")
+    })?;
     let counters = rules
         .tables
         .iter()
@@ -178,12 +189,22 @@ fn verify(family: Family, file: &Ruleset, kernel: &Ruleset) -> Vec<String> {
     out
 }
 
-/// LOCKOUT (piece D): `nfscope::edit::lockout::check` is not on main yet. When it is, this is
-/// where it is called: with `SSH_CONNECTION` parsed by `lockout::parse_ssh_connection`, the
-/// local addresses from `source::local_addrs`, `before` as the base and `after` as the staged
-/// rule sets; each Finding becomes one line (flow, verdict, deciding rule). Empty: no warning.
-fn lockout_findings(_before: &[Ruleset], _after: &[Ruleset]) -> Vec<String> {
-    Vec::new()
+/// The lockout check: with `SSH_CONNECTION` set, would the rule sets after the change still
+/// carry this SSH session (edit::lockout)? One line per flow that would be cut. Without
+/// `SSH_CONNECTION` (not over SSH) there is nothing to check.
+fn lockout_findings(before: &[Ruleset], after: &[Ruleset]) -> Vec<String> {
+    let Some(session) = std::env::var("SSH_CONNECTION")
+        .ok()
+        .and_then(|s| lockout::parse_ssh_connection(&s))
+    else {
+        return Vec::new();
+    };
+    // Without the local addresses the check still runs; it only knows less about interfaces.
+    let local = local_addrs::read().unwrap_or_default();
+    lockout::check(&session, before, after, &local)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 /// Lines typed on standard input, read by a thread so that the countdown can run meanwhile.
@@ -285,7 +306,7 @@ pub fn run(state_dir: Option<&Path>, src: &SourceArgs, args: &ApplyArgs) -> i32 
                         clean(stderr)
                     )
                 }
-                other => format!("{}: {}", i.family.label(), other),
+                other => format!("{}: {}", i.family.label(), guard::tool_error(other)),
             };
             return fail(&format!("{why}. Nothing was changed."));
         }
@@ -306,12 +327,16 @@ pub fn run(state_dir: Option<&Path>, src: &SourceArgs, args: &ApplyArgs) -> i32 
         match read {
             Ok((text, rs)) => before.push((f, text, rs)),
             Err(e) if wanted => {
-                return fail(&format!("{}: {}. Nothing was changed.", f.label(), e));
+                return fail(&format!(
+                    "{}: {}. Nothing was changed.",
+                    f.label(),
+                    guard::tool_error(&e)
+                ));
             }
             Err(e) => say(&format!(
                 "Note: {}: {}; that family is not backed up and not rolled back.",
                 f.label(),
-                e
+                guard::tool_error(&e)
             )),
         }
     }
@@ -327,12 +352,13 @@ pub fn run(state_dir: Option<&Path>, src: &SourceArgs, args: &ApplyArgs) -> i32 
         .collect();
 
     // 3. The lockout check.
+    // One reader of standard input for every question asked.
+    let mut lines: Option<Lines> = None;
     let findings = lockout_findings(&base, &staged);
-    if !findings.is_empty() {
-        let mut lines = None;
-        if let Some(code) = lockout_question(&findings, args, &mut lines) {
-            return code;
-        }
+    if !findings.is_empty()
+        && let Some(code) = lockout_question(&findings, args, &mut lines)
+    {
+        return code;
     }
 
     // 4. Back up both families.
@@ -369,7 +395,7 @@ pub fn run(state_dir: Option<&Path>, src: &SourceArgs, args: &ApplyArgs) -> i32 
                 SourceError::ToolFailed { tool, stderr, .. } => {
                     format!("{tool} said: {}", clean(stderr))
                 }
-                other => other.to_string(),
+                other => guard::tool_error(other),
             };
             let why = format!(
                 "{}: {} was refused by the kernel ({said})",
@@ -386,7 +412,11 @@ pub fn run(state_dir: Option<&Path>, src: &SourceArgs, args: &ApplyArgs) -> i32 
         let after = match tools.read(i.family) {
             Ok(rs) => rs,
             Err(e) => {
-                let why = format!("{}: cannot read the rule set back: {e}", i.family.label());
+                let why = format!(
+                    "{}: cannot read the rule set back: {}",
+                    i.family.label(),
+                    guard::tool_error(&e)
+                );
                 return undo_now(&dir, &tools, &backups, &why);
             }
         };
@@ -446,7 +476,7 @@ pub fn run(state_dir: Option<&Path>, src: &SourceArgs, args: &ApplyArgs) -> i32 
         ));
         return 0;
     }
-    countdown(&dir, &tools, &pending, args, &flag)
+    countdown(&dir, &tools, &pending, args, &flag, &mut lines)
 }
 
 /// ` --state-dir DIR` when the state directory was given on the command line (the confirming
@@ -482,9 +512,9 @@ fn lockout_question(
     let red = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     for f in findings {
         if red {
-            eprintln!("\x1b[1;31mnfscope: this change cuts your SSH session: {f}\x1b[0m");
+            eprintln!("\x1b[1;31mnfscope: this change would cut your SSH session: {f}\x1b[0m");
         } else {
-            eprintln!("nfscope: this change cuts your SSH session: {f}");
+            eprintln!("nfscope: this change would cut your SSH session: {f}");
         }
     }
     if args.yes || args.no_confirm || !io::stdin().is_terminal() {
@@ -507,9 +537,16 @@ fn secs(d: Duration) -> u64 {
 }
 
 /// Wait for `yes` on standard input within the deadline, the countdown showing.
-fn countdown(dir: &Path, tools: &Tools, pending: &Pending, args: &ApplyArgs, flag: &str) -> i32 {
+fn countdown(
+    dir: &Path,
+    tools: &Tools,
+    pending: &Pending,
+    args: &ApplyArgs,
+    flag: &str,
+    lines: &mut Option<Lines>,
+) -> i32 {
     let tty = io::stdout().is_terminal();
-    let lines = Lines::start();
+    let lines = lines.get_or_insert_with(Lines::start);
     let width = secs(pending.remaining()).to_string().len();
     let prompt = |left: u64, deadline: &str| {
         format!(

@@ -17,6 +17,12 @@ pub const KEEP: usize = 20;
 /// The state directory: `flag` (`--state-dir`), else `$NFSCOPE_STATE_DIR`, else
 /// `/var/lib/nfscope` for root, else `$XDG_STATE_HOME/nfscope` or `~/.local/state/nfscope`.
 pub fn state_dir(flag: Option<&Path>) -> PathBuf {
+    let dir = chosen_state_dir(flag);
+    // Absolute: the watchdog runs in `/`, and the pending file names backups by path.
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
+fn chosen_state_dir(flag: Option<&Path>) -> PathBuf {
     if let Some(p) = flag {
         return p.to_path_buf();
     }

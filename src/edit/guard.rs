@@ -17,7 +17,7 @@ use super::backup::{self, write_atomic};
 use super::tools::Tools;
 use crate::ruleset::save::{self, CounterMode, SaveOptions};
 use crate::ruleset::{self, Family, Ruleset, builtin_chains};
-use crate::source::Backend;
+use crate::source::{Backend, SourceError};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -277,13 +277,22 @@ fn spawn_watchdog(dir: &Path, id: &str) -> io::Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     // SAFETY: between fork and exec the closure calls only async-signal-safe functions
-    // (setsid, signal, fork, _exit) and allocates nothing.
+    // (setsid, signal, the close_range system call, fork, _exit) and allocates nothing.
     unsafe {
         cmd.pre_exec(|| {
             if libc::setsid() == -1 {
                 return Err(io::Error::last_os_error());
             }
             libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            // Descriptors inherited from whoever started nfscope (an SSH channel, a pipe)
+            // would keep them open for as long as the watchdog lives: closed at exec. Older
+            // kernels lack the call; the standard streams are replaced all the same.
+            libc::syscall(
+                libc::SYS_close_range,
+                3 as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
             match libc::fork() {
                 -1 => Err(io::Error::last_os_error()),
                 // The grandchild goes on to exec the watchdog.
@@ -367,6 +376,21 @@ pub fn confirm(dir: &Path) -> Result<Pending, String> {
     Ok(p)
 }
 
+/// A tool's failure as a sentence for a command that changes the rule set: missing root and
+/// missing tools say what to do (SourceError's own words point at --demo, which changes
+/// nothing); the rest as SourceError says it.
+pub fn tool_error(e: &SourceError) -> String {
+    match e {
+        SourceError::PermissionDenied { tool } => format!(
+            "{tool} needs root (CAP_NET_ADMIN) to change the rule set: run nfscope as root (sudo)"
+        ),
+        SourceError::ToolMissing { tool } => format!(
+            "{tool} was not found: install the iptables package (e.g. `apt-get install iptables`)"
+        ),
+        other => other.to_string(),
+    }
+}
+
 /// The save text (without counters or comments) of a rule set, for diffs.
 pub fn plain(rs: &Ruleset) -> String {
     save::write(
@@ -439,9 +463,10 @@ pub fn restore_backups(tools: &Tools, backups: &[(Family, PathBuf)]) -> Result<S
                 }
             }
             Err(e) => failures.push(format!(
-                "{}: the backup {} was not restored: {e}",
+                "{}: the backup {} was not restored: {}",
                 family.label(),
-                path.display()
+                path.display(),
+                tool_error(&e)
             )),
         }
     }
