@@ -60,13 +60,18 @@ struct Session {
 
 impl Session {
     fn start(tag: &str, backend: Backend, extra: &str) -> Option<Session> {
+        Session::start_with(tag, backend, "-u SSH_CONNECTION", extra)
+    }
+
+    /// `env_args`: what `env` gets before the state directory (unset or set SSH_CONNECTION).
+    fn start_with(tag: &str, backend: Backend, env_args: &str, extra: &str) -> Option<Session> {
         let ns = NetNs::for_test(tag)?;
         if !have_tools(backend) {
             return None;
         }
         ns.restore(Family::V4, backend, BASE);
         let launch = format!(
-            "env -u SSH_CONNECTION NFSCOPE_STATE_DIR={{dir}}/state ip netns exec {} {{bin}} --backend {} {extra}",
+            "env {env_args} NFSCOPE_STATE_DIR={{dir}}/state ip netns exec {} {{bin}} --backend {} {extra}",
             ns.name(),
             backend_flag(backend)
         );
@@ -216,4 +221,46 @@ fn quitting_during_the_countdown_leaves_the_rollback_to_the_watchdog() {
     wait_until("the watchdog to exit", Duration::from_secs(5), || {
         !watchdog_running(&s.state())
     });
+}
+
+#[test]
+fn a_change_that_cuts_the_ssh_session_needs_the_word_typed() {
+    // A session over loopback; flushing INPUT and setting its policy to DROP cuts it.
+    let Some(s) = Session::start_with(
+        "editlock",
+        Backend::Nft,
+        "SSH_CONNECTION='127.0.0.1 50000 127.0.0.1 22'",
+        "",
+    ) else {
+        return;
+    };
+    let tmux = &s.run.tmux;
+    tmux.wait_for("filter INPUT (IPv4)");
+    tmux.keys(&["F"]);
+    tmux.wait_for("Flush the chain?");
+    tmux.keys(&["y"]);
+    tmux.wait_for("1 staged change");
+    tmux.keys(&["P"]);
+    tmux.wait_for("2 staged changes");
+    tmux.keys(&["5"]);
+    tmux.wait_for("+:INPUT DROP");
+    tmux.keys(&["c"]);
+    tmux.wait_for("Commit 2 staged changes");
+    tmux.keys(&["y"]);
+    let warning = tmux.wait_for("would cut you off");
+    assert!(
+        warning.contains("the policy of chain INPUT (DROP)"),
+        "the deciding rule is named:\n{warning}"
+    );
+    assert_eq!(s.filter_rules().len(), 2, "nothing applied yet");
+    assert!(!s.state().join("pending.json").exists());
+    tmux.keys(&["-l", "lockout"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Rolling back in");
+    tmux.keys(&["y"]);
+    tmux.wait_for("committed and confirmed");
+    assert!(s.filter_rules().is_empty(), "{:?}", s.filter_rules());
+    let save = s.ns.save(Family::V4, Backend::Nft);
+    assert!(save.contains(":INPUT DROP"), "{save}");
+    s.quit();
 }

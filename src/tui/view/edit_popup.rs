@@ -90,7 +90,7 @@ pub fn draw_editor(frame: &mut Frame, app: &App) {
     };
     below.push(hint);
     let area = frame.area();
-    let mut r = boxed(area, 80, 60, &below, 1);
+    let mut r = boxed(area, 90, 60, &below, 1);
     if ed.purpose == Purpose::Lockout {
         // Below the checklist and its findings, which it must not hide.
         r.y = (area.y + area.height)
@@ -110,6 +110,13 @@ pub fn draw_editor(frame: &mut Frame, app: &App) {
     let prefix = match (&ed.purpose, &app.selected) {
         (p, Some(k)) if p.is_rule() => format!("-A {} ", k.chain),
         _ => String::new(),
+    };
+    // Left out when the text needs the room: a scrolled text behind it would misread.
+    let room = inner.width as usize;
+    let prefix = if prefix.chars().count() + ed.text().chars().count() + 1 > room {
+        String::new()
+    } else {
+        prefix
     };
     let pw = (prefix.chars().count() as u16).min(inner.width / 3);
     frame.render_widget(
