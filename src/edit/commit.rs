@@ -368,10 +368,17 @@ fn run_kernel(
     report(Progress::Running(Step::Apply));
     let changes = plan::plan(&now, &req.staged, &req.edited, &req.renames, &req.zeroed);
     if let Err(e) = apply::apply_changes(tools, &changes) {
-        // Nothing of the change is left in the kernel: stop the watchdog, which would only
-        // restore what is there.
-        let _ = guard::disarm(dir);
-        report(Progress::Failed(Step::Apply, e.to_string()));
+        let msg = e.to_string();
+        if msg.contains("hold the new rules") {
+            // Some of the change stuck: restore the backup now rather than at the deadline.
+            let back = rollback_kernel(tools, dir).unwrap_or_else(|e| e);
+            report(Progress::Failed(Step::Apply, format!("{msg}; {back}")));
+        } else {
+            // Nothing of the change is left in the kernel: the watchdog would only restore
+            // what is there.
+            let _ = guard::disarm(dir);
+            report(Progress::Failed(Step::Apply, msg));
+        }
         return;
     }
     let tables: Vec<String> = changes

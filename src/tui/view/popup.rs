@@ -51,10 +51,11 @@ pub(super) fn show(
 pub fn draw_help(frame: &mut Frame, app: &App, scroll: u16) {
     let t = app.theme;
     let mut lines: Vec<Line> = Vec::new();
-    // This screen's keys first.
+    // The few keys that work everywhere first, then this screen's (the Rules screen's are many
+    // since edit mode).
     let mut scopes = vec![
-        app.screen.scope(),
         Scope::Global,
+        app.screen.scope(),
         Scope::Popup,
         Scope::Confirm,
     ];
