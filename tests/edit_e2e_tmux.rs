@@ -70,6 +70,7 @@ impl Session {
             return None;
         }
         ns.restore(Family::V4, backend, BASE);
+        ns.restore(Family::V6, backend, BASE);
         let launch = format!(
             "env {env_args} NFSCOPE_STATE_DIR={{dir}}/state ip netns exec {} {{bin}} --backend {} {extra}",
             ns.name(),
@@ -84,7 +85,11 @@ impl Session {
     }
 
     fn filter_rules(&self) -> Vec<String> {
-        let save = self.ns.save(Family::V4, self.backend);
+        self.filter_rules_of(Family::V4)
+    }
+
+    fn filter_rules_of(&self, family: Family) -> Vec<String> {
+        let save = self.ns.save(family, self.backend);
         tables_of(&save)
             .into_iter()
             .find(|(t, _)| t == "filter")
@@ -262,5 +267,44 @@ fn a_change_that_cuts_the_ssh_session_needs_the_word_typed() {
     assert!(s.filter_rules().is_empty(), "{:?}", s.filter_rules());
     let save = s.ns.save(Family::V4, Backend::Nft);
     assert!(save.contains(":INPUT DROP"), "{save}");
+    s.quit();
+}
+
+#[test]
+fn an_ipv6_rule_is_committed_with_ip6tables() {
+    let Some(s) = Session::start("edit6", Backend::Nft, "") else {
+        return;
+    };
+    let tmux = &s.run.tmux;
+    tmux.wait_for("filter INPUT (IPv4)");
+    // The tree: IPv4 filter INPUT, FORWARD, OUTPUT, then IPv6 filter INPUT.
+    tmux.keys(&["Left"]);
+    for _ in 0..3 {
+        tmux.keys(&["Down"]);
+    }
+    tmux.keys(&["Right"]);
+    tmux.wait_for("filter INPUT (IPv6)");
+    tmux.keys(&["a"]);
+    tmux.wait_for("IPv6 filter/INPUT: append a rule");
+    tmux.keys(&["-l", "--", "-s 2001:db8::1 -j DROP"]);
+    tmux.wait_for("nfscope's parser reads it");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("1 staged change");
+    tmux.keys(&["5"]);
+    tmux.wait_for("+-A INPUT -s 2001:db8::1 -j DROP");
+    tmux.keys(&["c"]);
+    tmux.wait_for("Commit 1 staged change");
+    tmux.keys(&["y"]);
+    tmux.wait_for("Rolling back in");
+    tmux.keys(&["y"]);
+    tmux.wait_for("committed and confirmed");
+    assert!(
+        s.filter_rules_of(Family::V6)
+            .contains(&"-A INPUT -s 2001:db8::1/128 -j DROP".to_string()),
+        "{:?}",
+        s.filter_rules_of(Family::V6)
+    );
+    assert_eq!(s.filter_rules().len(), 2, "IPv4 untouched");
+    assert!(!s.state().join("pending.json").exists());
     s.quit();
 }
