@@ -1,6 +1,6 @@
 //! The `nfscope` command: the command line and dispatch only.
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use nfscope::cli::{self, Cli, Command};
 use std::io::IsTerminal;
 
@@ -21,6 +21,13 @@ fn main() -> color_eyre::Result<()> {
         .theme(theme)
         .install()?;
     let cli = Cli::parse();
+    if !matches!(cli.command, Some(Command::Apply(_)))
+        && let Some(msg) = cli.source.conflict()
+    {
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, msg)
+            .exit();
+    }
     if cli.command.is_some() {
         // A subcommand piped into `head` ends quietly when the reader goes away, as Unix
         // tools do, instead of reporting a broken pipe.
@@ -51,6 +58,19 @@ fn main() -> color_eyre::Result<()> {
         Some(Command::Trace(args)) => {
             let code = cli::trace::run(&cli.source, args)?;
             std::process::exit(code);
+        }
+        Some(Command::Apply(args)) => {
+            std::process::exit(cli::apply::run(cli.state_dir.as_deref(), &cli.source, args))
+        }
+        Some(Command::Confirm) => {
+            std::process::exit(cli::apply::run_confirm(cli.state_dir.as_deref()))
+        }
+        Some(Command::Rollback) => std::process::exit(cli::apply::run_rollback(
+            cli.state_dir.as_deref(),
+            &cli.source,
+        )),
+        Some(Command::Watchdog(args)) => {
+            std::process::exit(cli::apply::run_watchdog(cli.state_dir.as_deref(), args))
         }
     }
 }

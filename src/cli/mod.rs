@@ -1,5 +1,6 @@
 //! The scriptable face: the command-line definition shared by the TUI and the subcommands.
 
+pub mod apply;
 pub mod conntrack;
 pub mod rules;
 pub mod trace;
@@ -17,6 +18,10 @@ use std::time::Duration;
 pub struct Cli {
     #[command(flatten)]
     pub source: SourceArgs,
+    /// Where backups, the pending commit and the audit log live (default: $NFSCOPE_STATE_DIR,
+    /// else /var/lib/nfscope for root, else ~/.local/state/nfscope).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -30,6 +35,16 @@ pub enum Command {
     Conntrack(conntrack::ConntrackArgs),
     /// Trace one packet through the rule set: every rule it meets, and the verdict.
     Trace(trace::TraceArgs),
+    /// Load whole rule sets from files, like iptables-apply, with a rollback that survives the
+    /// terminal: unless confirmed in time, a watchdog restores the previous rule sets.
+    Apply(apply::ApplyArgs),
+    /// Confirm the pending commit: the change stays (run it from a new SSH connection).
+    Confirm,
+    /// Restore the latest backup of both families now, and disarm any pending watchdog.
+    Rollback,
+    /// The rollback watchdog, started by `apply` and the UI (not for people).
+    #[command(hide = true)]
+    Watchdog(apply::WatchdogArgs),
 }
 
 /// Where rule sets come from. The kernel by default.
@@ -44,8 +59,10 @@ pub struct SourceArgs {
     /// Read an IPv6 rule set saved by ip6tables-save (no root needed).
     #[arg(long, global = true, value_name = "PATH")]
     pub file6: Option<PathBuf>,
+    // `nfscope apply` takes --file6 with --backend; elsewhere they exclude each other, see
+    // `SourceArgs::conflict`.
     /// Force the iptables backend (default: whatever `iptables-save` on this system is).
-    #[arg(long, global = true, value_enum, conflicts_with_all = ["file", "file6"])]
+    #[arg(long, global = true, value_enum)]
     pub backend: Option<Backend>,
     /// Seconds between refreshes (0.1 to 3600).
     #[arg(long, global = true, default_value_t = 1.0, value_name = "SECS", value_parser = parse_interval)]
@@ -66,6 +83,21 @@ fn parse_interval(s: &str) -> Result<f64, String> {
 }
 
 impl SourceArgs {
+    /// `--backend` with `--file`/`--file6`: they exclude each other when reading rule sets
+    /// (a file has no backend), but `nfscope apply FILE --file6 FILE6 --backend nft` loads
+    /// the files with those tools, so clap cannot be told. The usage error, as clap words it.
+    pub fn conflict(&self) -> Option<String> {
+        let file = if self.file.is_some() {
+            "--file <PATH>"
+        } else if self.file6.is_some() {
+            "--file6 <PATH>"
+        } else {
+            return None;
+        };
+        self.backend
+            .map(|_| format!("the argument '--backend <BACKEND>' cannot be used with '{file}'"))
+    }
+
     pub fn config(&self) -> color_eyre::Result<SourceConfig> {
         if !(self.interval.is_finite() && self.interval >= 0.1 && self.interval <= 3600.0) {
             color_eyre::eyre::bail!("--interval must be between 0.1 and 3600 seconds");

@@ -5,7 +5,10 @@
 //! audit log.
 
 pub mod apply;
+pub mod audit;
+pub mod backup;
 pub mod diff;
+pub mod guard;
 pub mod lockout;
 pub mod plan;
 pub mod stage;

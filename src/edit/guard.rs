@@ -1,0 +1,684 @@
+//! Commit-confirmed: the watchdog that rolls a change back unless someone confirms it in time,
+//! and that outlives the UI, the terminal and the SSH session.
+//!
+//! A pending commit is `DIR/pending.json` (always replaced atomically). [`arm`] writes it and
+//! starts `nfscope watchdog --state-dir DIR --id ID` detached: a grandchild (the intermediate
+//! process exits at once, so nobody waits on it and it never becomes anyone's zombie) in a
+//! session of its own, SIGHUP ignored, standard input and output on /dev/null, working
+//! directory `/`. It inherits the network namespace it was started in. [`watchdog`] polls every
+//! 100 ms: the pending file gone or naming another commit → it exits; past the deadline → it
+//! restores every backup of the set (whole rule sets, both families, with `restore -c`),
+//! writes the audit log and removes the pending file. Decisions (confirm, extend, roll back)
+//! are taken under an exclusive lock on `DIR/lock`, so a confirmation and a rollback at the
+//! deadline never both happen.
+
+use super::audit;
+use super::backup::{self, write_atomic};
+use super::diff::DiffKind;
+use super::tools::Tools;
+use crate::ruleset::{self, Family, Ruleset, builtin_chains};
+use crate::source::{Backend, SourceError};
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How often the watchdog looks at the pending file.
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// Restore options: wait for the xtables lock (the legacy tools share one across namespaces).
+const WAIT: &str = "--wait=10";
+
+/// A commit that waits for its confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub id: String,
+    /// When the watchdog rolls back, in milliseconds since the epoch.
+    pub deadline_unix_ms: u64,
+    /// The backup set to restore, one file per family.
+    pub backups: Vec<(Family, PathBuf)>,
+    /// The tools the change was made with; the rollback uses the same.
+    pub backend: Option<Backend>,
+    /// Written by the watchdog itself once it runs.
+    pub watchdog_pid: Option<u32>,
+    pub started_by: String,
+    pub ssh_client: Option<String>,
+}
+
+impl Pending {
+    /// Time left until the deadline (zero once it passed).
+    pub fn remaining(&self) -> Duration {
+        Duration::from_millis(self.deadline_unix_ms.saturating_sub(now_ms()))
+    }
+
+    /// `19:58:03 UTC`.
+    pub fn deadline_text(&self) -> String {
+        format!("{} UTC", backup::civil(self.deadline_unix_ms / 1000).1)
+    }
+
+    /// Whether its watchdog process is still running.
+    pub fn watchdog_alive(&self) -> bool {
+        self.watchdog_pid
+            .is_some_and(|pid| is_watchdog(pid, &self.id))
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn pending_path(dir: &Path) -> PathBuf {
+    dir.join("pending.json")
+}
+
+/// Whether `pid` is a running (not dead, not a zombie) `nfscope watchdog` for commit `id`.
+pub fn is_watchdog(pid: u32, id: &str) -> bool {
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    let zombie = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next().map(|x| x == "Z"))
+        })
+        .unwrap_or(true);
+    !zombie && args.contains(&&b"watchdog"[..]) && args.contains(&id.as_bytes())
+}
+
+/// The pending commit, `None` when there is none. A file that does not parse is an error.
+pub fn read_pending(dir: &Path) -> io::Result<Option<Pending>> {
+    let path = pending_path(dir);
+    match fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} is damaged ({e}): remove it, then run `nfscope rollback` if the rule set must go back", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn write_pending(dir: &Path, p: &Pending) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(p).map_err(io::Error::other)?;
+    write_atomic(&pending_path(dir), &text)
+}
+
+fn remove_pending(dir: &Path) -> io::Result<()> {
+    match fs::remove_file(pending_path(dir)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The pending commit, if there is one and its file reads.
+pub fn status(dir: &Path) -> Option<Pending> {
+    read_pending(dir).ok().flatten()
+}
+
+/// An exclusive lock on `DIR/lock`, released on drop.
+struct Lock(File);
+
+fn lock(dir: &Path) -> io::Result<Lock> {
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(dir.join("lock"))?;
+    loop {
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(Lock(f));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // SAFETY: unlocking a descriptor this guard owns; closing it would release it too.
+        unsafe {
+            libc::flock(self.0.as_raw_fd(), libc::LOCK_UN);
+        }
+    }
+}
+
+/// The outcome of a commit once it is no longer pending (`confirmed`, `rolled back`, ...), in
+/// `DIR/outcome.json`, so that the process that armed it can say what happened.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Outcome {
+    id: String,
+    outcome: String,
+}
+
+fn set_outcome(dir: &Path, id: &str, outcome: &str) {
+    let o = Outcome {
+        id: id.to_string(),
+        outcome: outcome.to_string(),
+    };
+    if let Ok(text) = serde_json::to_string(&o) {
+        let _ = write_atomic(&dir.join("outcome.json"), &text);
+    }
+}
+
+/// What became of commit `id`, once it is no longer pending.
+pub fn outcome(dir: &Path, id: &str) -> Option<String> {
+    let text = fs::read_to_string(dir.join("outcome.json")).ok()?;
+    let o: Outcome = serde_json::from_str(&text).ok()?;
+    (o.id == id).then_some(o.outcome)
+}
+
+/// Arm the watchdog: write the pending commit and start the watchdog, which rolls `backups`
+/// back with `tools` unless the commit is confirmed within `timeout`. Returns once the
+/// watchdog runs (it writes its pid into the pending file). Refused while another commit
+/// waits with a live watchdog; one whose watchdog is gone is replaced.
+pub fn arm(
+    dir: &Path,
+    tools: &Tools,
+    backups: &[(Family, PathBuf)],
+    timeout: Duration,
+) -> io::Result<Pending> {
+    backup::ensure_dir(dir)?;
+    let id = format!(
+        "{}-{}",
+        backup::stamp(SystemTime::now()),
+        std::process::id()
+    );
+    {
+        let _l = lock(dir)?;
+        if let Some(p) = read_pending(dir)?
+            && p.watchdog_alive()
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                busy_message(&p),
+            ));
+        }
+        let p = Pending {
+            id: id.clone(),
+            deadline_unix_ms: now_ms()
+                .saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+            backups: backups.to_vec(),
+            backend: tools.backend,
+            watchdog_pid: None,
+            started_by: audit::user(),
+            ssh_client: audit::ssh_client(),
+        };
+        write_pending(dir, &p)?;
+    }
+    let started = spawn_watchdog(dir, &id);
+    let give_up = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Err(e) = &started {
+            let _ = disarm_id(dir, &id);
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot start the rollback watchdog: {e}"),
+            ));
+        }
+        match read_pending(dir)? {
+            Some(p) if p.id == id && p.watchdog_pid.is_some() => return Ok(p),
+            Some(p) if p.id == id => {}
+            _ => {
+                return Err(io::Error::other(
+                    "the pending commit vanished while the watchdog started",
+                ));
+            }
+        }
+        if Instant::now() > give_up {
+            let _ = disarm_id(dir, &id);
+            return Err(io::Error::other(
+                "the rollback watchdog did not start within 5 seconds",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The sentence for a commit that is already waiting.
+pub fn busy_message(p: &Pending) -> String {
+    let from = p
+        .ssh_client
+        .as_deref()
+        .map_or_else(String::new, |c| format!(" from {c}"));
+    format!(
+        "a commit by {}{from} is waiting for confirmation until {}: confirm it (`nfscope confirm`) or undo it (`nfscope rollback`) first",
+        p.started_by,
+        p.deadline_text()
+    )
+}
+
+/// Start `current_exe() watchdog --state-dir DIR --id ID`, fully detached.
+fn spawn_watchdog(dir: &Path, id: &str) -> io::Result<()> {
+    let exe = std::env::current_exe()?;
+    let dir = std::path::absolute(dir)?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("watchdog")
+        .arg("--state-dir")
+        .arg(&dir)
+        .arg("--id")
+        .arg(id)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: between fork and exec the closure calls only async-signal-safe functions
+    // (setsid, signal, the close_range system call, fork, _exit) and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            // Descriptors inherited from whoever started nfscope (an SSH channel, a pipe)
+            // would keep them open for as long as the watchdog lives: closed at exec. Older
+            // kernels lack the call; the standard streams are replaced all the same.
+            libc::syscall(
+                libc::SYS_close_range,
+                3 as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            match libc::fork() {
+                -1 => Err(io::Error::last_os_error()),
+                // The grandchild goes on to exec the watchdog.
+                0 => Ok(()),
+                // The intermediate leaves at once: the grandchild is nobody's child to wait on.
+                _ => libc::_exit(0),
+            }
+        });
+    }
+    let mut child = cmd.spawn()?;
+    // Reap the intermediate, which has exited or is about to.
+    child.wait()?;
+    Ok(())
+}
+
+/// Remove the pending commit `id` (if it is still the pending one).
+fn disarm_id(dir: &Path, id: &str) -> io::Result<()> {
+    let _l = lock(dir)?;
+    match read_pending(dir)? {
+        Some(p) if p.id == id => remove_pending(dir),
+        _ => Ok(()),
+    }
+}
+
+/// Remove whatever commit is pending (its watchdog then exits) and return it.
+pub fn disarm(dir: &Path) -> io::Result<Option<Pending>> {
+    if !pending_path(dir).exists() {
+        return Ok(None);
+    }
+    let _l = lock(dir)?;
+    let p = read_pending(dir).ok().flatten();
+    remove_pending(dir)?;
+    if let Some(p) = &p {
+        set_outcome(dir, &p.id, "rolled back by hand");
+    }
+    Ok(p)
+}
+
+/// Move the deadline `by` later.
+pub fn extend(dir: &Path, by: Duration) -> Result<Pending, String> {
+    if !pending_path(dir).exists() {
+        return Err(nothing_pending());
+    }
+    let _l = lock(dir).map_err(|e| format!("cannot lock {}: {e}", dir.display()))?;
+    let mut p = read_pending(dir)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(nothing_pending)?;
+    if p.remaining().is_zero() {
+        return Err("the deadline has passed: the watchdog is rolling the change back".into());
+    }
+    p.deadline_unix_ms = p
+        .deadline_unix_ms
+        .saturating_add(u64::try_from(by.as_millis()).unwrap_or(u64::MAX));
+    write_pending(dir, &p).map_err(|e| e.to_string())?;
+    Ok(p)
+}
+
+fn nothing_pending() -> String {
+    "no commit is waiting for confirmation".to_string()
+}
+
+/// Confirm the pending commit: it stays, and its watchdog exits. Refused once the deadline has
+/// passed and the watchdog is rolling back; a commit whose watchdog is gone (so nothing was
+/// rolled back) is confirmed.
+pub fn confirm(dir: &Path) -> Result<Pending, String> {
+    if !pending_path(dir).exists() {
+        return Err(nothing_pending());
+    }
+    let _l = lock(dir).map_err(|e| format!("cannot lock {}: {e}", dir.display()))?;
+    let p = read_pending(dir)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(nothing_pending)?;
+    if p.remaining().is_zero() && p.watchdog_alive() {
+        return Err(format!(
+            "too late: the deadline passed at {} and the watchdog is rolling the change back",
+            p.deadline_text()
+        ));
+    }
+    remove_pending(dir).map_err(|e| e.to_string())?;
+    set_outcome(dir, &p.id, "confirmed");
+    Ok(p)
+}
+
+/// A tool's failure as a sentence for a command that changes the rule set: missing root and
+/// missing tools say what to do (SourceError's own words point at --demo, which changes
+/// nothing); the rest as SourceError says it.
+pub fn tool_error(e: &SourceError) -> String {
+    match e {
+        SourceError::PermissionDenied { tool } => format!(
+            "{tool} needs root (CAP_NET_ADMIN) to change the rule set: run nfscope as root (sudo)"
+        ),
+        SourceError::ToolMissing { tool } => format!(
+            "{tool} was not found: install the iptables package (e.g. `apt-get install iptables`)"
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// What changed between two readings of one family, as the Changes screen shows it: the
+/// unified diff (save text without counters) of each table that differs, its headers saying
+/// `(before)` and `(after)`; empty when none differs.
+pub fn diff(before: &Ruleset, after: &Ruleset) -> String {
+    let mut out = String::new();
+    for d in super::diff::diff(std::slice::from_ref(before), std::slice::from_ref(after)) {
+        for l in &d.lines {
+            let text = match l.kind {
+                DiffKind::Header if l.text.starts_with("--- ") => {
+                    format!("--- {} {} (before)", d.family.label(), d.table)
+                }
+                DiffKind::Header if l.text.starts_with("+++ ") => {
+                    format!("+++ {} {} (after)", d.family.label(), d.table)
+                }
+                _ => l.text.clone(),
+            };
+            out.push_str(&text);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Restore a backup set: each family's whole rule set, counters included. A table the kernel
+/// holds now but the backup does not is emptied (built-in chains ACCEPT, no rules, no user
+/// chains), since a restore leaves the tables it is not given alone. Returns the diff of what
+/// it changed (counters ignored).
+pub fn restore_backups(tools: &Tools, backups: &[(Family, PathBuf)]) -> Result<String, String> {
+    let mut diffs = String::new();
+    let mut failures = Vec::new();
+    for (family, path) in backups {
+        let text = match fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                failures.push(format!("cannot read the backup {}: {e}", path.display()));
+                continue;
+            }
+        };
+        let saved = match ruleset::parse(&text, *family) {
+            Ok(rs) => rs,
+            Err(e) => {
+                failures.push(format!("the backup {} is damaged: {e}", path.display()));
+                continue;
+            }
+        };
+        let now = tools.read(*family).ok();
+        let mut input = text.clone();
+        if let Some(now) = &now {
+            for t in &now.tables {
+                if saved.table(&t.name).is_none() {
+                    input.push_str(&empty_table(&t.name));
+                }
+            }
+        }
+        let mut last = Ok(());
+        for attempt in 0..3 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            last = tools.restore(*family, &[WAIT, "-c"], &input);
+            if last.is_ok() {
+                break;
+            }
+        }
+        match last {
+            Ok(()) => {
+                if let Some(now) = &now {
+                    if let Ok(after) = tools.read(*family) {
+                        diffs.push_str(&diff(now, &after));
+                    }
+                }
+            }
+            Err(e) => failures.push(format!(
+                "{}: the backup {} was not restored: {}",
+                family.label(),
+                path.display(),
+                tool_error(&e)
+            )),
+        }
+    }
+    if failures.is_empty() {
+        Ok(diffs)
+    } else {
+        Err(failures.join("; "))
+    }
+}
+
+/// A table with its built-in chains, ACCEPT policies and nothing else.
+fn empty_table(name: &str) -> String {
+    let mut s = format!("*{name}\n");
+    for c in builtin_chains(name) {
+        s.push_str(&format!(":{c} ACCEPT [0:0]\n"));
+    }
+    s.push_str("COMMIT\n");
+    s
+}
+
+/// The watchdog's life (`nfscope watchdog --id ID`): see the module documentation. Returns the
+/// exit status: 0 when it had nothing to do or rolled back, 1 when the rollback failed.
+pub fn watchdog(dir: &Path, id: &str) -> i32 {
+    // A restore tool that exits early must not take the watchdog with it.
+    // SAFETY: setting signal dispositions; no handler is installed.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+    // Told to stop (SIGTERM: a logout that kills the session's processes, a shutdown): the
+    // safe way out is the rollback, now, rather than none at all.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let _ = signal_hook::flag::register(sig, std::sync::Arc::clone(&stop));
+    }
+    let mut known = {
+        let Ok(_l) = lock(dir) else { return 0 };
+        match read_pending(dir) {
+            Ok(Some(mut p)) if p.id == id => {
+                p.watchdog_pid = Some(std::process::id());
+                if write_pending(dir, &p).is_err() {
+                    return 0;
+                }
+                p
+            }
+            _ => return 0,
+        }
+    };
+    loop {
+        std::thread::sleep(POLL);
+        match read_pending(dir) {
+            Ok(None) => return 0,
+            Ok(Some(p)) if p.id != id => return 0,
+            Ok(Some(p)) => known = p,
+            // A damaged file: keep to the last good reading (and its deadline).
+            Err(_) => {}
+        }
+        let stopped = stop.load(std::sync::atomic::Ordering::Relaxed);
+        if !stopped && now_ms() < known.deadline_unix_ms {
+            continue;
+        }
+        let Ok(_l) = lock(dir) else {
+            // The directory is gone: so is the pending commit.
+            return 0;
+        };
+        match read_pending(dir) {
+            Ok(None) => return 0,
+            Ok(Some(p)) if p.id != id => return 0,
+            Ok(Some(p)) if !stopped && now_ms() < p.deadline_unix_ms => {
+                known = p;
+                continue;
+            }
+            _ => {}
+        }
+        return roll_back(dir, &known, stopped);
+    }
+}
+
+/// The deadline passed (or the watchdog was told to stop): restore, log, clear. Called with
+/// the lock held.
+fn roll_back(dir: &Path, p: &Pending, stopped: bool) -> i32 {
+    let why = if stopped {
+        "the watchdog was stopped (SIGTERM) before a confirmation".to_string()
+    } else {
+        format!("no confirmation by {}", p.deadline_text())
+    };
+    let tools = Tools { backend: p.backend };
+    let files: Vec<String> = p
+        .backups
+        .iter()
+        .map(|(_, path)| path.display().to_string())
+        .collect();
+    let (code, action, outcome, detail) = match restore_backups(&tools, &p.backups) {
+        Ok(d) => (
+            0,
+            "rollback",
+            "rolled back".to_string(),
+            format!("{why}: restored {}\n{d}", files.join(", ")),
+        ),
+        Err(e) => (
+            1,
+            "rollback-failed",
+            format!("the rollback failed: {e}"),
+            format!("{why}: {e}"),
+        ),
+    };
+    let _ = audit::log(dir, action, detail.trim_end());
+    set_outcome(dir, &p.id, &outcome);
+    let _ = remove_pending(dir);
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(tag: &str) -> PathBuf {
+        let p = backup::test_dir(tag);
+        backup::ensure_dir(&p).unwrap();
+        p
+    }
+
+    fn pending(id: &str, in_ms: u64) -> Pending {
+        Pending {
+            id: id.into(),
+            deadline_unix_ms: now_ms() + in_ms,
+            backups: vec![(Family::V4, "/nowhere/x.v4.rules".into())],
+            backend: Some(Backend::Legacy),
+            watchdog_pid: None,
+            started_by: "root".into(),
+            ssh_client: None,
+        }
+    }
+
+    #[test]
+    fn confirm_extend_and_disarm() {
+        let dir = temp("confirm");
+        assert_eq!(confirm(&dir).unwrap_err(), nothing_pending());
+        assert!(extend(&dir, Duration::from_secs(1)).is_err());
+        let p = pending("a", 10_000);
+        write_pending(&dir, &p).unwrap();
+        assert_eq!(status(&dir), Some(p.clone()));
+        let e = extend(&dir, Duration::from_secs(5)).unwrap();
+        assert_eq!(e.deadline_unix_ms, p.deadline_unix_ms + 5000);
+        assert_eq!(confirm(&dir).unwrap().id, "a");
+        assert_eq!(status(&dir), None);
+        assert_eq!(outcome(&dir, "a").as_deref(), Some("confirmed"));
+        assert_eq!(outcome(&dir, "b"), None);
+
+        write_pending(&dir, &pending("b", 0)).unwrap();
+        assert!(extend(&dir, Duration::from_secs(5)).is_err());
+        // Past the deadline, but no watchdog ran: nothing was rolled back, so it is confirmed.
+        assert!(confirm(&dir).is_ok());
+        write_pending(&dir, &pending("c", 1000)).unwrap();
+        assert_eq!(disarm(&dir).unwrap().map(|p| p.id).as_deref(), Some("c"));
+        assert_eq!(disarm(&dir).unwrap(), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_pending_file_is_an_error_with_a_sentence() {
+        let dir = temp("damaged");
+        fs::write(pending_path(&dir), "{ not json").unwrap();
+        let e = read_pending(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains("is damaged") && e.contains("nfscope rollback"),
+            "{e}"
+        );
+        assert!(status(&dir).is_none());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_watchdog_whose_commit_is_gone_exits_at_once() {
+        let dir = temp("gone");
+        assert_eq!(watchdog(&dir, "nope"), 0);
+        write_pending(&dir, &pending("other", 60_000)).unwrap();
+        assert_eq!(watchdog(&dir, "nope"), 0);
+        assert_eq!(status(&dir).unwrap().watchdog_pid, None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn this_process_is_no_watchdog() {
+        assert!(!is_watchdog(std::process::id(), "x"));
+        assert!(!is_watchdog(u32::MAX, "x"));
+    }
+
+    #[test]
+    fn empty_tables_keep_their_builtin_chains() {
+        assert_eq!(
+            empty_table("raw"),
+            "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+        );
+    }
+
+    #[test]
+    fn diffs_are_per_table_and_empty_for_equal_rule_sets() {
+        let a = ruleset::parse("*filter\n:INPUT ACCEPT [1:2]\nCOMMIT\n", Family::V4).unwrap();
+        let b = ruleset::parse("*filter\n:INPUT DROP [0:0]\nCOMMIT\n", Family::V4).unwrap();
+        let counters_only =
+            ruleset::parse("*filter\n:INPUT ACCEPT [9:9]\nCOMMIT\n", Family::V4).unwrap();
+        assert_eq!(diff(&a, &counters_only), "");
+        let d = diff(&a, &b);
+        assert!(
+            d.contains("-:INPUT ACCEPT") && d.contains("+:INPUT DROP"),
+            "{d}"
+        );
+        assert!(
+            d.starts_with("--- IPv4 filter (before)\n+++ IPv4 filter (after)\n@@"),
+            "{d}"
+        );
+    }
+}
