@@ -585,3 +585,62 @@ fn renames_that_reuse_a_name_commit_or_change_nothing_nft() {
 fn renames_that_reuse_a_name_commit_or_change_nothing_legacy() {
     renames_reusing_a_name(Backend::Legacy);
 }
+
+/// Rules typed the short way (`--dport` without `-m tcp`, an address without its mask) are
+/// staged as the kernel writes them back, so that the plan and its verification compare like
+/// with like: after the commit, `verify` finds exactly the staged result.
+fn typed_rules_commit_as_the_kernel_writes_them(backend: Backend) {
+    let Some(ns) = setup("canon", backend) else {
+        return;
+    };
+    for f in Family::ALL {
+        let base = read(&ns, backend, f);
+        let mut staged = base.clone();
+        let host = match f {
+            Family::V4 => "10.9.9.9",
+            Family::V6 => "fd00::99",
+        };
+        let typed = [
+            "-p tcp --dport 2222 -j ACCEPT".to_string(),
+            format!("-s {host} -p udp --sport 53 -j DROP"),
+        ];
+        for t in &typed {
+            chain_mut(&mut staged, "filter", "OUTPUT")
+                .rules
+                .push(new_rule(t));
+        }
+        let edited: BTreeSet<ChainRef> = [ChainRef::new(f, "filter", "OUTPUT")].into();
+        let all = std::slice::from_ref(&staged);
+        let canon = inside(&ns, {
+            let all = all.to_vec();
+            move || nfscope::edit::apply::canonical(&tools(backend), &all)
+        })
+        .expect("the typed rules are valid");
+        let out = chain(&canon[0], "filter", "OUTPUT");
+        let texts: Vec<&str> = out.rules.iter().map(|r| r.text.as_str()).collect();
+        assert!(
+            texts.iter().any(|t| t.contains("-m tcp --dport 2222")),
+            "{texts:?}"
+        );
+        assert!(texts.iter().any(|t| t.contains("/")), "{texts:?}");
+        let now = std::slice::from_ref(&base);
+        let changes = plan(now, &canon, &edited, &[], &BTreeSet::new());
+        commit(&ns, backend, changes).expect("the commit applies");
+        let after = read(&ns, backend, f);
+        assert_eq!(
+            verify(std::slice::from_ref(&after), &canon, &edited),
+            Ok(()),
+            "{f:?}"
+        );
+    }
+}
+
+#[test]
+fn typed_rules_commit_as_the_kernel_writes_them_nft() {
+    typed_rules_commit_as_the_kernel_writes_them(Backend::Nft);
+}
+
+#[test]
+fn typed_rules_commit_as_the_kernel_writes_them_legacy() {
+    typed_rules_commit_as_the_kernel_writes_them(Backend::Legacy);
+}

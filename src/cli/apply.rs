@@ -430,11 +430,7 @@ pub fn run(state_dir: Option<&Path>, src: &SourceArgs, args: &ApplyArgs) -> i32 
             return undo_now(&dir, &tools, &backups, &why);
         }
         if let Some((_, _, old)) = before.iter().find(|(f, _, _)| *f == i.family) {
-            diffs.push_str(&guard::diff(
-                i.family.label(),
-                &guard::plain(old),
-                &guard::plain(&after),
-            ));
+            diffs.push_str(&guard::diff(old, &after));
         }
     }
     let files: Vec<String> = inputs

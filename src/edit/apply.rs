@@ -110,6 +110,48 @@ fn explain(err: &SourceError, input: &str) -> String {
 /// commits); where a namespace cannot be made (no CAP_SYS_ADMIN) `--test` alone decides.
 /// Nothing reaches the kernel's rule set in use.
 pub fn validate(tools: &Tools, staged: &[Ruleset]) -> Result<(), ApplyError> {
+    check(tools, staged).map(|_| ())
+}
+
+/// `validate`, and the staged rule sets as the kernel writes them back: a rule typed as
+/// `-p tcp --dport 22 -j ACCEPT` reads back as `-p tcp -m tcp --dport 22 -j ACCEPT`, and a plan
+/// and its verification must compare what the kernel will hold. The rule texts come from the
+/// trial load's read-back, chain by chain, where the chain read back with as many rules as
+/// staged; elsewhere (or with no namespace to try in) the staged text stays as typed.
+pub fn canonical(tools: &Tools, staged: &[Ruleset]) -> Result<Vec<Ruleset>, ApplyError> {
+    let read = check(tools, staged)?;
+    let mut out = staged.to_vec();
+    for rs in &mut out {
+        let Some(back) = read.iter().find(|b| b.family == rs.family) else {
+            continue;
+        };
+        for table in &mut rs.tables {
+            let Some(bt) = back.table(&table.name) else {
+                continue;
+            };
+            for chain in &mut table.chains {
+                let Some(bc) = bt.chain(&chain.name) else {
+                    continue;
+                };
+                if bc.rules.len() != chain.rules.len() {
+                    continue;
+                }
+                for (rule, b) in chain.rules.iter_mut().zip(&bc.rules) {
+                    if rule.text != b.text {
+                        let counters = rule.counters;
+                        *rule = b.clone();
+                        rule.counters = counters;
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The checks of `validate`; returns what each trial load read back.
+fn check(tools: &Tools, staged: &[Ruleset]) -> Result<Vec<Ruleset>, ApplyError> {
+    let mut read = Vec::new();
     for family in Family::ALL {
         let Some(input) = test_input(staged, family) else {
             continue;
@@ -129,15 +171,17 @@ pub fn validate(tools: &Tools, staged: &[Ruleset]) -> Result<(), ApplyError> {
         tools
             .restore(family, &["--test", "-w"], &input)
             .map_err(invalid("--test"))?;
-        trial_load(*tools, family, &input)
+        let back = trial_load(*tools, family, &input)
             .map_err(invalid("a trial load into an empty network namespace"))?;
+        read.extend(back);
     }
-    Ok(())
+    Ok(read)
 }
 
 /// Load `input` in a fresh, empty network namespace entered by a thread of its own (the
-/// namespace goes when the thread and the tool end). `Ok` also when no namespace can be made.
-fn trial_load(tools: Tools, family: Family, input: &str) -> Result<(), SourceError> {
+/// namespace goes when the thread and the tool end), and read it back. `Ok(None)` when no
+/// namespace can be made, or the read-back fails (the load itself decides validity).
+fn trial_load(tools: Tools, family: Family, input: &str) -> Result<Option<Ruleset>, SourceError> {
     let input = input.to_string();
     std::thread::Builder::new()
         .name("nfscope-trial".into())
@@ -145,11 +189,12 @@ fn trial_load(tools: Tools, family: Family, input: &str) -> Result<(), SourceErr
             // SAFETY: unshare with CLONE_NEWNET only moves this thread into a new network
             // namespace; it takes no pointers.
             if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-                return Ok(());
+                return Ok(None);
             }
-            tools.restore(family, &["-w"], &input)
+            tools.restore(family, &["-w"], &input)?;
+            Ok(tools.read(family).ok())
         })
-        .map_or(Ok(()), |h| h.join().unwrap_or(Ok(())))
+        .map_or(Ok(None), |h| h.join().unwrap_or(Ok(None)))
 }
 
 fn run_script(tools: &Tools, family: Family, script: &str) -> Result<(), String> {

@@ -14,8 +14,8 @@
 
 use super::audit;
 use super::backup::{self, write_atomic};
+use super::diff::DiffKind;
 use super::tools::Tools;
-use crate::ruleset::save::{self, CounterMode, SaveOptions};
 use crate::ruleset::{self, Family, Ruleset, builtin_chains};
 use crate::source::{Backend, SourceError};
 use serde::{Deserialize, Serialize};
@@ -391,27 +391,27 @@ pub fn tool_error(e: &SourceError) -> String {
     }
 }
 
-/// The save text (without counters or comments) of a rule set, for diffs.
-pub fn plain(rs: &Ruleset) -> String {
-    save::write(
-        rs,
-        SaveOptions {
-            counters: CounterMode::Without,
-            comments: false,
-        },
-    )
-}
-
-/// A unified diff of two texts, empty when they are the same.
-pub fn diff(label: &str, before: &str, after: &str) -> String {
-    if before == after {
-        return String::new();
+/// What changed between two readings of one family, as the Changes screen shows it: the
+/// unified diff (save text without counters) of each table that differs, its headers saying
+/// `(before)` and `(after)`; empty when none differs.
+pub fn diff(before: &Ruleset, after: &Ruleset) -> String {
+    let mut out = String::new();
+    for d in super::diff::diff(std::slice::from_ref(before), std::slice::from_ref(after)) {
+        for l in &d.lines {
+            let text = match l.kind {
+                DiffKind::Header if l.text.starts_with("--- ") => {
+                    format!("--- {} {} (before)", d.family.label(), d.table)
+                }
+                DiffKind::Header if l.text.starts_with("+++ ") => {
+                    format!("+++ {} {} (after)", d.family.label(), d.table)
+                }
+                _ => l.text.clone(),
+            };
+            out.push_str(&text);
+            out.push('\n');
+        }
     }
-    similar::TextDiff::from_lines(before, after)
-        .unified_diff()
-        .context_radius(2)
-        .header(&format!("{label} before"), &format!("{label} after"))
-        .to_string()
+    out
 }
 
 /// Restore a backup set: each family's whole rule set, counters included. A table the kernel
@@ -458,8 +458,9 @@ pub fn restore_backups(tools: &Tools, backups: &[(Family, PathBuf)]) -> Result<S
         match last {
             Ok(()) => {
                 if let Some(now) = &now {
-                    let after = tools.read(*family).map(|r| plain(&r)).unwrap_or_default();
-                    diffs.push_str(&diff(family.label(), &plain(now), &after));
+                    if let Ok(after) = tools.read(*family) {
+                        diffs.push_str(&diff(now, &after));
+                    }
                 }
             }
             Err(e) => failures.push(format!(
@@ -664,11 +665,19 @@ mod tests {
     }
 
     #[test]
-    fn diffs_are_empty_for_equal_texts() {
-        assert_eq!(diff("IPv4", "a\n", "a\n"), "");
-        let d = diff("IPv4", "a\n", "b\n");
+    fn diffs_are_per_table_and_empty_for_equal_rule_sets() {
+        let a = ruleset::parse("*filter\n:INPUT ACCEPT [1:2]\nCOMMIT\n", Family::V4).unwrap();
+        let b = ruleset::parse("*filter\n:INPUT DROP [0:0]\nCOMMIT\n", Family::V4).unwrap();
+        let counters_only =
+            ruleset::parse("*filter\n:INPUT ACCEPT [9:9]\nCOMMIT\n", Family::V4).unwrap();
+        assert_eq!(diff(&a, &counters_only), "");
+        let d = diff(&a, &b);
         assert!(
-            d.contains("-a") && d.contains("+b") && d.contains("IPv4 before"),
+            d.contains("-:INPUT ACCEPT") && d.contains("+:INPUT DROP"),
+            "{d}"
+        );
+        assert!(
+            d.starts_with("--- IPv4 filter (before)\n+++ IPv4 filter (after)\n@@"),
             "{d}"
         );
     }

@@ -156,12 +156,22 @@ pub fn check(
         .find(|r| r.family == family)
         .map(Tracer::new)
         .unwrap_or_else(|| Tracer::new(&Ruleset::empty(family)));
+    // The session ends on this machine, so its server address is local whatever the list
+    // given says (a namespace, or an address read before it was added).
+    let mut local = local.to_vec();
+    if !local.iter().any(|l| l.addr == session.server) {
+        local.push(LocalAddr {
+            addr: session.server,
+            prefix: if session.server.is_ipv4() { 32 } else { 128 },
+            iface: None,
+        });
+    }
     let opts = TraceOptions {
-        local_addrs: local.to_vec(),
+        local_addrs: local.clone(),
         ..TraceOptions::default()
     };
     let mut out = Vec::new();
-    for (flow, packet) in flows(session, local) {
+    for (flow, packet) in flows(session, &local) {
         let after = staged_tracer.trace(&packet, &opts);
         if after.certain() == Some(Verdict::Accept) {
             continue;
@@ -345,6 +355,16 @@ COMMIT
         assert_eq!(f.len(), 1, "{f:#?}");
         assert!(f[0].verdict.starts_with("DROP or ACCEPT"), "{f:#?}");
         assert!(f[0].verdict.contains("-m recent"), "{f:#?}");
+    }
+
+    #[test]
+    fn the_server_address_is_local_even_when_not_listed() {
+        let staged = BASE.replace(
+            ":OUTPUT ACCEPT [0:0]\n",
+            ":OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j DROP\n",
+        );
+        let f = check(&session(), &v4(BASE), &v4(&staged), &[]);
+        assert_eq!(f.len(), 2, "{f:#?}");
     }
 
     #[test]
