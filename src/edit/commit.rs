@@ -295,10 +295,19 @@ fn run_kernel(
 ) {
     let fams = families(&req.staged);
     report(Progress::Running(Step::Validate));
-    if let Err(e) = apply::validate(tools, &req.staged) {
-        report(Progress::Failed(Step::Validate, e.to_string()));
-        return;
-    }
+    // From here on the staged rules are spelled as the kernel will print them, so that the
+    // plan and the verification compare like with like.
+    let canon = match apply::canonical(tools, &req.staged) {
+        Ok(staged) => Request {
+            staged,
+            ..req.clone()
+        },
+        Err(e) => {
+            report(Progress::Failed(Step::Validate, e.to_string()));
+            return;
+        }
+    };
+    let req = &canon;
     report(Progress::Done(
         Step::Validate,
         "iptables-restore --test accepts the staged tables".into(),
