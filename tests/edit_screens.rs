@@ -689,3 +689,41 @@ fn a_commit_to_a_file_writes_it_after_a_backup_copy() {
     assert_eq!(backups, vec![old.to_string()], "the old file, copied first");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+    /// Any keys in any order (edit keys, answers, editor typing, Tab, Enter, Esc, undo; not q)
+    /// never panic update or draw, whatever the terminal size.
+    #[test]
+    fn random_keys_never_panic(
+        keys in proptest::collection::vec(
+            proptest::sample::select(vec![
+                'a', 'I', 'e', '-', 'K', 'J', 'N', 'R', 'X', 'P', 'F', 'Z', 'u', 'y', 'n',
+                'd', 'D', 'c', 'r', '5', '1', 'j', 'k', 'h', 'l', 'x', '+', ' ', '"', 'A',
+                '\t', '\n', '\u{1b}', '\u{7f}', '\u{8}', '?',
+            ]),
+            0..80,
+        ),
+        size in (20u16..140, 5u16..50),
+    ) {
+        let mut app = demo_app(size.0, size.1);
+        for c in keys {
+            let code = match c {
+                '\t' => KeyCode::Tab,
+                '\n' => KeyCode::Enter,
+                '\u{1b}' => KeyCode::Esc,
+                '\u{7f}' => KeyCode::Delete,
+                '\u{8}' => KeyCode::Backspace,
+                c => KeyCode::Char(c),
+            };
+            let cmds = key(&mut app, code);
+            // The workers' answers, as the loop would bring them.
+            for cmd in cmds {
+                if let Cmd::Validate { id, .. } = cmd {
+                    app.update(Msg::Validated { id, result: Ok(()) });
+                }
+            }
+        }
+        render(&app);
+    }
+}

@@ -189,8 +189,13 @@ impl Editor {
 
     /// Feed a key that is not Enter, Esc or Tab. Returns whether the text changed.
     pub fn key(&mut self, ev: KeyEvent) -> bool {
-        // One line: a pasted or typed newline never splits it.
-        if matches!(ev.code, KeyCode::Enter) || ev.code == KeyCode::Char('m') && ctrl(&ev) {
+        // One line: a pasted or typed newline (or another control character) never splits it.
+        let newline = match ev.code {
+            KeyCode::Enter => true,
+            KeyCode::Char(c) => c.is_control() || c == 'm' && ctrl(&ev),
+            _ => false,
+        };
+        if newline {
             return false;
         }
         let input = to_input(ev);
@@ -498,6 +503,28 @@ mod tests {
         );
         assert_eq!(k.matches, vec!["icmp6", "tcp", "udp"]);
         assert_eq!(k.targets, vec!["LOG", "REJECT"]);
+    }
+
+    proptest::proptest! {
+        /// Whatever is typed or pasted, the checks and the completion answer without panicking,
+        /// and the text stays one line.
+        #[test]
+        fn any_text_is_checked_and_completed(
+            text in "(\\PC|[\"'\\\\ -]){0,40}",
+            keys in proptest::collection::vec(proptest::char::any(), 0..12),
+        ) {
+            let known = Known::fixed();
+            for purpose in [Purpose::Append, Purpose::NewChain, Purpose::Lockout] {
+                let mut e = Editor::new(purpose, String::new(), &text, vec!["IN_SSH".into()]);
+                for c in &keys {
+                    e.key(KeyEvent::new(KeyCode::Char(*c), KeyModifiers::NONE));
+                    e.complete(&known);
+                }
+                e.key(KeyEvent::new(KeyCode::Home, KeyModifiers::NONE));
+                e.complete(&known);
+                proptest::prop_assert_eq!(e.area.lines().len(), 1);
+            }
+        }
     }
 
     #[test]
