@@ -308,3 +308,29 @@ fn an_ipv6_rule_is_committed_with_ip6tables() {
     assert!(!s.state().join("pending.json").exists());
     s.quit();
 }
+
+#[test]
+fn nfscope_confirm_from_another_process_keeps_the_change() {
+    let Some(s) = Session::start("editconf", Backend::Nft, "--confirm-timeout 3") else {
+        return;
+    };
+    s.stage_review_commit();
+    // As from a new SSH connection: `nfscope confirm` with the same state directory.
+    let out =
+        s.ns.command(&[env!("CARGO_BIN_EXE_nfscope"), "confirm"])
+            .env("NFSCOPE_STATE_DIR", s.state())
+            .output()
+            .expect("nfscope confirm runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // At the deadline the UI learns what became of its commit.
+    s.run.tmux.wait_for("confirmed from elsewhere");
+    assert_eq!(s.filter_rules().len(), 3, "the rule stays");
+    wait_until("the watchdog to exit", Duration::from_secs(5), || {
+        !watchdog_running(&s.state())
+    });
+    s.quit();
+}

@@ -95,6 +95,9 @@ pub enum Target {
         tools: Tools,
         dir: PathBuf,
         timeout: Duration,
+        /// The id of the commit this UI armed last, to tell at the deadline whether it was
+        /// confirmed from elsewhere (`nfscope confirm`) or rolled back.
+        armed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     },
     File {
         v4: Option<PathBuf>,
@@ -276,7 +279,14 @@ pub fn run(target: &Target, req: &Request, report: &mut dyn FnMut(Progress)) {
             tools,
             dir,
             timeout,
-        } => run_kernel(tools, dir, *timeout, req, report),
+            armed,
+        } => {
+            if let Some(id) = run_kernel(tools, dir, *timeout, req, report)
+                && let Ok(mut a) = armed.lock()
+            {
+                *a = Some(id);
+            }
+        }
         Target::File { v4, v6, dir } => run_file(v4.as_deref(), v6.as_deref(), dir, req, report),
         Target::Demo {
             world,
@@ -286,13 +296,14 @@ pub fn run(target: &Target, req: &Request, report: &mut dyn FnMut(Progress)) {
     }
 }
 
+/// The kernel's commit; the pending commit's id once the watchdog is armed and all went well.
 fn run_kernel(
     tools: &Tools,
     dir: &Path,
     timeout: Duration,
     req: &Request,
     report: &mut dyn FnMut(Progress),
-) {
+) -> Option<String> {
     let fams = families(&req.staged);
     report(Progress::Running(Step::Validate));
     // From here on the staged rules are spelled as the kernel will print them, so that the
@@ -304,7 +315,7 @@ fn run_kernel(
         },
         Err(e) => {
             report(Progress::Failed(Step::Validate, e.to_string()));
-            return;
+            return None;
         }
     };
     let req = &canon;
@@ -318,15 +329,15 @@ fn run_kernel(
         Ok(n) => n,
         Err(e) => {
             report(Progress::Failed(Step::Concurrency, e.to_string()));
-            return;
+            return None;
         }
     };
     if !concurrency_step(req, &now, "", report) {
-        return;
+        return None;
     }
 
     if !lockout_step(req, &now, report) {
-        return;
+        return None;
     }
 
     report(Progress::Running(Step::Backup));
@@ -339,7 +350,7 @@ fn run_kernel(
             Err(crate::source::SourceError::ToolMissing { .. }) if !fams.contains(&f) => {}
             Err(e) => {
                 report(Progress::Failed(Step::Backup, e.to_string()));
-                return;
+                return None;
             }
         }
     }
@@ -350,7 +361,7 @@ fn run_kernel(
                 Step::Backup,
                 format!("cannot write the backup in {}: {e}", dir.display()),
             ));
-            return;
+            return None;
         }
     };
     report(Progress::Done(Step::Backup, backups_text(&backups)));
@@ -363,7 +374,7 @@ fn run_kernel(
                 Step::Watchdog,
                 format!("cannot start the watchdog, so nothing was applied: {e}"),
             ));
-            return;
+            return None;
         }
     };
     let pid = pending
@@ -388,7 +399,7 @@ fn run_kernel(
             let _ = guard::disarm(dir);
             report(Progress::Failed(Step::Apply, msg));
         }
-        return;
+        return None;
     }
     let tables: Vec<String> = changes
         .iter()
@@ -416,12 +427,13 @@ fn run_kernel(
                 Step::Verify,
                 format!("{}; {back}", diffs.join("; ")),
             ));
-            return;
+            return None;
         }
     }
     report(Progress::Armed {
         deadline_ms: pending.deadline_unix_ms,
     });
+    Some(pending.id)
 }
 
 /// Restore the pending commit's backups (else the latest) now and stop the watchdog; a
@@ -868,9 +880,10 @@ pub fn rollback(target: &Target) -> Progress {
 /// its rollback (a few seconds at most) and say so; for the demo, roll back here.
 pub fn expired(target: &Target) -> Progress {
     match target {
-        Target::Kernel { dir, .. } => {
+        Target::Kernel { dir, armed, .. } => {
+            let id = armed.lock().ok().and_then(|a| a.clone());
             let until = std::time::Instant::now() + Duration::from_secs(10);
-            while guard::status(dir).is_some() {
+            while guard::status(dir).is_some_and(|p| id.as_ref().is_none_or(|id| *id == p.id)) {
                 if std::time::Instant::now() > until {
                     return Progress::ActionFailed(
                         "the deadline passed but the watchdog has not finished; check with `nfscope rollback`".into(),
@@ -878,10 +891,16 @@ pub fn expired(target: &Target) -> Progress {
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            Progress::RolledBack(
-                "not confirmed in time: the watchdog restored the rule sets from before the commit"
-                    .into(),
-            )
+            let outcome = id.and_then(|id| guard::outcome(dir, &id));
+            match outcome.as_deref() {
+                Some("confirmed") => Progress::Confirmed(
+                    "confirmed from elsewhere (nfscope confirm): the change stays".into(),
+                ),
+                _ => Progress::RolledBack(
+                    "not confirmed in time: the watchdog restored the rule sets from before the commit"
+                        .into(),
+                ),
+            }
         }
         _ => rollback(target),
     }

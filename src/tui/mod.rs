@@ -228,6 +228,7 @@ pub fn run(cfg: SourceConfig, opts: Options) -> color_eyre::Result<()> {
             tools: Tools { backend: *backend },
             dir: dir.clone(),
             timeout: opts.confirm_timeout,
+            armed: Default::default(),
         },
         SourceConfig::File { v4, v6, .. } => Target::File {
             v4: v4.clone(),
