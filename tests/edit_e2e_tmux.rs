@@ -311,7 +311,7 @@ fn an_ipv6_rule_is_committed_with_ip6tables() {
 
 #[test]
 fn nfscope_confirm_from_another_process_keeps_the_change() {
-    let Some(s) = Session::start("editconf", Backend::Nft, "--confirm-timeout 3") else {
+    let Some(s) = Session::start("editconf", Backend::Nft, "--confirm-timeout 60") else {
         return;
     };
     s.stage_review_commit();
@@ -326,8 +326,9 @@ fn nfscope_confirm_from_another_process_keeps_the_change() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // At the deadline the UI learns what became of its commit.
+    // The UI looks once a second, so it says so long before the deadline.
     s.run.tmux.wait_for("confirmed from elsewhere");
+    assert!(!s.run.tmux.screen().contains("Rolling back in"));
     assert_eq!(s.filter_rules().len(), 3, "the rule stays");
     wait_until("the watchdog to exit", Duration::from_secs(5), || {
         !watchdog_running(&s.state())

@@ -876,6 +876,30 @@ pub fn rollback(target: &Target) -> Progress {
     }
 }
 
+/// During the countdown, once a second: whether the commit was confirmed, extended or rolled
+/// back from elsewhere (`nfscope confirm` from another SSH connection). `None`: as it was.
+pub fn check(target: &Target, deadline_ms: u64) -> Option<Progress> {
+    let Target::Kernel { dir, armed, .. } = target else {
+        return None;
+    };
+    let id = armed.lock().ok().and_then(|a| a.clone())?;
+    match guard::status(dir) {
+        Some(p) if p.id == id => {
+            (p.deadline_unix_ms != deadline_ms).then_some(Progress::Extended {
+                deadline_ms: p.deadline_unix_ms,
+            })
+        }
+        _ => match guard::outcome(dir, &id)?.as_str() {
+            "confirmed" => Some(Progress::Confirmed(
+                "confirmed from elsewhere (nfscope confirm): the change stays".into(),
+            )),
+            other => Some(Progress::RolledBack(format!(
+                "{other}: the rule sets from before the commit are back"
+            ))),
+        },
+    }
+}
+
 /// The deadline passed without a confirmation: for the kernel, wait for the watchdog to finish
 /// its rollback (a few seconds at most) and say so; for the demo, roll back here.
 pub fn expired(target: &Target) -> Progress {

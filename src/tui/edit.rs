@@ -925,6 +925,15 @@ impl App {
         let Some(view) = self.edit.commit.as_mut() else {
             return Vec::new();
         };
+        // Answers about the countdown that arrive after it ended (a check crossing the user's
+        // own answer) change nothing.
+        let about_countdown = matches!(
+            p,
+            Progress::Extended { .. } | Progress::Confirmed(_) | Progress::RolledBack(_)
+        );
+        if about_countdown && self.edit.countdown.is_none() {
+            return Vec::new();
+        }
         match p {
             Progress::Running(s) => view.set(s, StepState::Running),
             Progress::Done(s, d) => view.set(s, StepState::Done(d)),
@@ -1027,12 +1036,19 @@ impl App {
         let Some(deadline) = self.edit.countdown else {
             return Vec::new();
         };
-        if self.edit.seconds_left(before) != self.edit.seconds_left(now) {
+        if unix_ms(now) >= deadline {
+            if self.edit.expired_sent {
+                return Vec::new();
+            }
             self.dirty = true;
-        }
-        if unix_ms(now) >= deadline && !self.edit.expired_sent {
             self.edit.expired_sent = true;
             return vec![Cmd::Expired];
+        }
+        if self.edit.seconds_left(before) != self.edit.seconds_left(now) {
+            self.dirty = true;
+            return vec![Cmd::CheckPending {
+                deadline_ms: deadline,
+            }];
         }
         Vec::new()
     }

@@ -64,6 +64,10 @@ pub enum Cmd {
     },
     RollBack,
     Expired,
+    /// Once a second in the countdown: was it confirmed or extended from elsewhere?
+    CheckPending {
+        deadline_ms: u64,
+    },
 }
 
 /// The staged work to save, and where it came from (`kernel`, `file:PATH`).

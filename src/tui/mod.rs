@@ -181,6 +181,17 @@ fn run_cmds(cmds: Vec<Cmd>, ct: &CtHandle, w: &Workers) {
             }),
             Cmd::RollBack => w.spawn("rollback", |t| Msg::Commit(commit::rollback(t))),
             Cmd::Expired => w.spawn("expired", |t| Msg::Commit(commit::expired(t))),
+            Cmd::CheckPending { deadline_ms } => {
+                let tx = w.tx.clone();
+                let target = w.target.clone();
+                let _ = std::thread::Builder::new()
+                    .name("nfscope-pending".into())
+                    .spawn(move || {
+                        if let Some(p) = commit::check(&target, deadline_ms) {
+                            let _ = tx.send(Msg::Commit(p));
+                        }
+                    });
+            }
         }
     }
 }
