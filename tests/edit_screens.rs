@@ -727,3 +727,27 @@ proptest::proptest! {
         render(&app);
     }
 }
+
+#[test]
+fn enter_on_an_operation_shows_its_rule_and_backspace_returns() {
+    let mut app = demo_app(120, 40);
+    // Select rule 3, insert above it: the operation is "insert at 3".
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Down);
+    ch(&mut app, 'I');
+    typed(&mut app, "-s 192.0.2.9 -j DROP");
+    key(&mut app, KeyCode::Enter);
+    // Look at another chain, then review.
+    key(&mut app, KeyCode::Left);
+    key(&mut app, KeyCode::Up);
+    key(&mut app, KeyCode::Right);
+    ch(&mut app, '5');
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.screen, Screen::Rules);
+    assert_eq!(
+        app.selected_rule().map(|(i, r)| (i, r.text.clone())),
+        Some((2, "-s 192.0.2.9 -j DROP".to_string()))
+    );
+    key(&mut app, KeyCode::Backspace);
+    assert_eq!(app.screen, Screen::Changes);
+}

@@ -847,7 +847,7 @@ impl App {
 
     /// Show `key` on the Rules screen with the cursor on `rule`, coming from `from`: Backspace
     /// there goes back to `from`.
-    fn open_chain_from(&mut self, from: Screen, key: ChainKey, rule: usize) {
+    pub(super) fn open_chain_from(&mut self, from: Screen, key: ChainKey, rule: usize) {
         if let Some(cur) = self.selected.clone() {
             let idx = self.visible.get(self.cursor).copied().unwrap_or(0);
             self.back.push((cur, idx));

@@ -530,6 +530,42 @@ impl App {
             Action::PageUp => self.edit.diff_scroll = self.edit.diff_scroll.saturating_sub(page),
             Action::PageDown => self.edit.diff_scroll = self.edit.diff_scroll.saturating_add(page),
             Action::Undo | Action::Redo => return self.undo_redo(action),
+            Action::Enter => {
+                let Some(op) = self
+                    .edit
+                    .active()
+                    .and_then(|st| st.ops().get(self.edit.cursor))
+                else {
+                    self.edit.say("nothing is staged", true);
+                    return Vec::new();
+                };
+                let at = op.at().clone();
+                let rule = match op {
+                    Op::Insert { pos, .. } | Op::Replace { pos, .. } | Op::Delete { pos, .. } => {
+                        pos.saturating_sub(1)
+                    }
+                    Op::Move { to, .. } => to.saturating_sub(1),
+                    _ => 0,
+                };
+                // A chain renamed or deleted later is not there under this name any more.
+                let name = match op {
+                    Op::RenameChain { to, .. } => to.clone(),
+                    _ => at.chain.clone(),
+                };
+                let key = ChainKey {
+                    family: at.family,
+                    table: at.table.clone(),
+                    chain: name,
+                };
+                if self.chain_by_key(&key).is_some() {
+                    self.open_chain_from(Screen::Changes, key, rule);
+                } else {
+                    self.edit.say(
+                        format!("{at} is not in the staged result (deleted or renamed later)"),
+                        true,
+                    );
+                }
+            }
             Action::Unstage => {
                 let i = self.edit.cursor;
                 let Some(st) = self.edit.staging.as_mut().filter(|_| n > 0) else {

@@ -710,6 +710,13 @@ pub const KEYMAP: &[Binding] = &[
     },
     Binding {
         scope: Scope::Changes,
+        keys: &[code(KeyCode::Enter)],
+        action: Action::Enter,
+        help: "open the operation's chain on the Rules screen (Bksp: back)",
+        hint: Some("show"),
+    },
+    Binding {
+        scope: Scope::Changes,
         keys: &[code(KeyCode::Delete), k('d')],
         action: Action::Unstage,
         help: "unstage the selected operation",
