@@ -484,10 +484,19 @@ fn run_file(
         Err(e) => {
             let msg = e.to_string();
             // Without root the tools cannot test; the file is still written as staged.
-            if msg.contains("needs root") || msg.contains("not found") {
+            let why = if msg.contains("needs root") {
+                Some("it needs root")
+            } else if msg.contains("not found") {
+                Some("the iptables tools are not installed")
+            } else {
+                None
+            };
+            if let Some(why) = why {
                 report(Progress::Done(
                     Step::Validate,
-                    format!("not checked by iptables-restore ({msg}); nfscope's parser only"),
+                    format!(
+                        "not checked by iptables-restore --test ({why}); nfscope's parser only"
+                    ),
                 ));
             } else {
                 report(Progress::Failed(Step::Validate, msg));

@@ -327,7 +327,8 @@ pub fn draw_commit(frame: &mut Frame, app: &App) {
     } else {
         keys(app, &[("Esc", "close")])
     });
-    let r = boxed(frame.area(), 85, 60, &lines, 0);
+    // Word wrapping may take a line or two more than the estimate.
+    let r = boxed(frame.area(), 85, 60, &lines, 1);
     framed(frame, app, " Commit ", lines, r, c.scroll);
 }
 
