@@ -167,7 +167,7 @@ fn edit_review_commit_confirm(tag: &str, backend: Backend) {
         !watchdog_running(&s.state())
     });
     assert!(
-        !s.state().join("staged.json").exists(),
+        !s.state().join("staging.json").exists(),
         "nothing is staged any more"
     );
     s.quit();
@@ -200,7 +200,7 @@ fn n_rolls_back_now_and_keeps_the_staging() {
         !watchdog_running(&s.state())
     });
     assert!(
-        s.state().join("staged.json").exists(),
+        s.state().join("staging.json").exists(),
         "the staged work is kept"
     );
     s.quit();

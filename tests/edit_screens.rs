@@ -751,3 +751,23 @@ fn enter_on_an_operation_shows_its_rule_and_backspace_returns() {
     key(&mut app, KeyCode::Backspace);
     assert_eq!(app.screen, Screen::Changes);
 }
+
+#[test]
+fn the_countdown_ticks_even_when_other_messages_move_the_clock() {
+    let world = shared_world();
+    let mut app = demo_app(100, 30);
+    ch(&mut app, 'P');
+    ch(&mut app, 'C');
+    ch(&mut app, 'c');
+    let cmds = ch(&mut app, 'y');
+    run_commit(&mut app, &world, cmds);
+    // A snapshot moves the clock past the next second before the tick comes.
+    let mut w = DemoWorld::new().with_clock(app.now + Duration::from_millis(1200));
+    app.update(Msg::Snapshot(Box::new(w.snapshot())));
+    let cmds = app.update(Msg::Tick(app.now + Duration::from_millis(10)));
+    assert!(
+        matches!(cmds.as_slice(), [Cmd::CheckPending { .. }]),
+        "the once-a-second check still goes out: {cmds:?}"
+    );
+    assert!(render(&app).contains("Rolling back in 29 s"));
+}

@@ -277,9 +277,8 @@ impl App {
             Msg::Tick(now) => {
                 let before = self.age_label();
                 let second = whole_seconds(self.now);
-                let was = self.now;
                 self.now = now;
-                let cmds = self.countdown_tick(was, now);
+                let cmds = self.countdown_tick(now);
                 if self.age_label() != before {
                     self.dirty = true;
                 }

@@ -139,6 +139,9 @@ pub struct EditScreen {
     pub commit: Option<CommitView>,
     /// The rollback deadline while a commit waits for confirmation (Unix ms).
     pub countdown: Option<u64>,
+    /// The seconds left when the countdown was last looked at (its redraw and check are once
+    /// a second, whatever else moved the clock meanwhile).
+    shown_left: Option<u64>,
     expired_sent: bool,
     /// The rule waiting for `iptables-restore --test`: request id and operation.
     pending: Option<(u64, Op)>,
@@ -165,6 +168,7 @@ impl Default for EditScreen {
             origin: "demo".into(),
             commit: None,
             countdown: None,
+            shown_left: None,
             expired_sent: false,
             pending: None,
             next_id: 1,
@@ -1036,6 +1040,7 @@ impl App {
             Progress::Armed { deadline_ms } => {
                 view.running = false;
                 self.edit.countdown = Some(deadline_ms);
+                self.edit.shown_left = self.edit.seconds_left(self.now);
                 self.edit.expired_sent = false;
                 self.popup = Some(Popup::Countdown);
             }
@@ -1047,6 +1052,7 @@ impl App {
             }
             Progress::Extended { deadline_ms } => {
                 self.edit.countdown = Some(deadline_ms);
+                self.edit.shown_left = self.edit.seconds_left(self.now);
                 self.edit.expired_sent = false;
             }
             Progress::Confirmed(msg) => {
@@ -1068,8 +1074,9 @@ impl App {
     }
 
     /// The clock moved: redraw the countdown once a second, and say when the deadline passed.
-    pub(super) fn countdown_tick(&mut self, before: SystemTime, now: SystemTime) -> Vec<Cmd> {
+    pub(super) fn countdown_tick(&mut self, now: SystemTime) -> Vec<Cmd> {
         let Some(deadline) = self.edit.countdown else {
+            self.edit.shown_left = None;
             return Vec::new();
         };
         if unix_ms(now) >= deadline {
@@ -1080,7 +1087,9 @@ impl App {
             self.edit.expired_sent = true;
             return vec![Cmd::Expired];
         }
-        if self.edit.seconds_left(before) != self.edit.seconds_left(now) {
+        let left = self.edit.seconds_left(now);
+        if left != self.edit.shown_left {
+            self.edit.shown_left = left;
             self.dirty = true;
             return vec![Cmd::CheckPending {
                 deadline_ms: deadline,

@@ -258,7 +258,7 @@ pub fn run(cfg: SourceConfig, opts: Options) -> color_eyre::Result<()> {
         _ => editor::Known::fixed(),
     };
     // The demo keeps nothing: a saved staging would greet every later demo with a question.
-    let state_path = (!demo).then(|| dir.join("staged.json"));
+    let state_path = (!demo).then(|| dir.join("staging.json"));
     let saved = state_path.as_deref().map(state::load);
 
     let origin = ct_origin(&cfg);
