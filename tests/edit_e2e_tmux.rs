@@ -2,8 +2,9 @@
 //! `ip netns exec` in a throwaway network namespace (never this machine's rule set), in tmux:
 //! add a rule through the editor, review it on the Changes screen, commit, then confirm (the
 //! rule is in `iptables-save` and no watchdog is left), roll back with `n`, or quit during the
-//! countdown and let the watchdog roll back at the deadline. Both backends. Skipped (saying
-//! why) without root, tools or tmux, unless CI=true.
+//! countdown and let the watchdog roll back at the deadline. Both backends, both families, the
+//! lockout warning, `nfscope confirm` from elsewhere; and the demo, which needs no root.
+//! Skipped (saying why) without root, tools or tmux, unless CI=true.
 
 mod common;
 
@@ -334,4 +335,36 @@ fn nfscope_confirm_from_another_process_keeps_the_change() {
         !watchdog_running(&s.state())
     });
     s.quit();
+}
+
+/// The same flow on the demo world, which needs neither root nor a namespace.
+#[test]
+fn the_demo_commits_in_memory() {
+    let Some(run) = Run::start("editdemo", (100, 30), "{bin} --demo --confirm-timeout 20") else {
+        return;
+    };
+    let tmux = &run.tmux;
+    tmux.wait_for("filter INPUT (IPv4)");
+    tmux.keys(&["a"]);
+    tmux.wait_for("append a rule");
+    tmux.keys(&["-l", "--", RULE]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("1 staged change");
+    tmux.keys(&["C"]);
+    tmux.wait_for("+-A INPUT -p tcp --dport 8080 -j ACCEPT");
+    tmux.keys(&["c"]);
+    tmux.wait_for("Commit 1 staged change");
+    tmux.keys(&["y"]);
+    tmux.wait_for("Rolling back in");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("committed and confirmed");
+    tmux.keys(&["Escape"]);
+    tmux.wait_gone("Esc close");
+    tmux.keys(&["1"]);
+    // The demo's source now reads the committed rule, counters moving.
+    let rules = tmux.wait_for("tcp dpt:8080");
+    assert!(rules.contains("IPv4 52 rules"), "{rules}");
+    tmux.keys(&["q"]);
+    assert_eq!(run.exit_status(), "0");
+    run.assert_terminal_restored();
 }
