@@ -401,6 +401,28 @@ pub fn rule_problem(text: &str, chains: &[String]) -> (Option<String>, Option<St
             );
         }
     }
+    // Short options are iptables' own; long ones belong to the modules, which the tool checks.
+    const SHORT: [&str; 12] = [
+        "-p", "-s", "-d", "-i", "-o", "-j", "-g", "-m", "-f", "-c", "-4", "-6",
+    ];
+    for (i, w) in toks.iter().enumerate() {
+        let t = w.text.as_str();
+        let after_long = i > 0 && toks[i - 1].text.starts_with("--");
+        if !w.quoted
+            && !after_long
+            && t.starts_with('-')
+            && !t.starts_with("--")
+            && t.chars().nth(1).is_some_and(|c| c.is_ascii_alphabetic())
+            && !SHORT.contains(&t)
+        {
+            return (
+                Some(format!(
+                    "{t} is not an iptables option (a target goes after -j)"
+                )),
+                None,
+            );
+        }
+    }
     let rule = match Rule::from_text(text, None) {
         Ok(r) => r,
         Err(e) => return (Some(e), None),
@@ -463,6 +485,12 @@ mod tests {
                 .is_some_and(|p| p.contains("-s needs a value"))
         );
         assert_eq!(ed("-p tcp --dport 22 -j ACCEPT").problem, None);
+        assert!(
+            ed("-m conntrack --ctstate INVALID -REJECT")
+                .problem
+                .is_some_and(|p| p.contains("-REJECT is not an iptables option"))
+        );
+        assert_eq!(ed("! -s 10.0.0.0/8 -f -j DROP").problem, None);
     }
 
     #[test]
@@ -523,6 +551,18 @@ mod tests {
                 e.key(KeyEvent::new(KeyCode::Home, KeyModifiers::NONE));
                 e.complete(&known);
                 proptest::prop_assert_eq!(e.area.lines().len(), 1);
+            }
+        }
+    }
+
+    #[test]
+    fn every_rule_of_the_demo_passes_the_checks() {
+        for rs in crate::source::demo::DemoWorld::new().rulesets() {
+            for t in &rs.tables {
+                let chains: Vec<String> = t.chains.iter().map(|c| c.name.clone()).collect();
+                for r in t.chains.iter().flat_map(|c| &c.rules) {
+                    assert_eq!(rule_problem(&r.text, &chains).0, None, "{}", r.text);
+                }
             }
         }
     }
