@@ -16,24 +16,8 @@ use std::time::SystemTime;
 
 /// A time in nanoseconds since the epoch as `2026-09-21 12:00:03 UTC`.
 pub fn utc(ns: u64) -> String {
-    let secs = ns / 1_000_000_000;
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
+    let (date, time) = crate::edit::backup::civil(ns / 1_000_000_000);
+    format!("{date} {time} UTC")
 }
 
 fn ns_of(t: SystemTime) -> u64 {
