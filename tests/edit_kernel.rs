@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{NetNs, have_tools, skip};
+use common::{NetNs, have_tools, host as addr, icmp, skip};
 use nfscope::edit::apply::{ApplyError, apply_changes, read_now, validate};
 use nfscope::edit::plan::{chain_lines, changed_chains, conflicts, plan, verify};
 use nfscope::edit::tools::Tools;
@@ -18,21 +18,6 @@ use nfscope::ruleset::{Chain, Counters, Family, Rule, Ruleset};
 use nfscope::source::kernel::find_tool;
 use nfscope::source::{Backend, netns};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Addresses, mask and ICMP protocol name of a family, as the save tools print them.
-fn addr(family: Family, n: u8) -> String {
-    match family {
-        Family::V4 => format!("10.0.0.{n}/32"),
-        Family::V6 => format!("fd00::{n}/128"),
-    }
-}
-
-fn icmp(family: Family) -> &'static str {
-    match family {
-        Family::V4 => "icmp",
-        Family::V6 => "ipv6-icmp",
-    }
-}
 
 /// The base: rules with counters given on load (loaded as 0 by ip6tables-nft-restore 1.8.9),
 /// and rules that the pings below make count on every backend.

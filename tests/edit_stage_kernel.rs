@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{NetNs, have_tools, skip};
+use common::{NetNs, have_tools, host, icmp, skip};
 use nfscope::edit::ChainRef;
 use nfscope::edit::apply::{apply_changes, canonical, read_now};
 use nfscope::edit::plan::{chain_lines, conflicts, plan, verify};
@@ -16,20 +16,6 @@ use nfscope::edit::tools::Tools;
 use nfscope::ruleset::{Counters, Family, Ruleset};
 use nfscope::source::kernel::find_tool;
 use nfscope::source::{Backend, netns};
-
-fn host(f: Family, n: u8) -> String {
-    match f {
-        Family::V4 => format!("10.0.0.{n}/32"),
-        Family::V6 => format!("fd00::{n}/128"),
-    }
-}
-
-fn icmp(f: Family) -> &'static str {
-    match f {
-        Family::V4 => "icmp",
-        Family::V6 => "ipv6-icmp",
-    }
-}
 
 fn base_text(f: Family) -> String {
     let icmp = icmp(f);

@@ -307,3 +307,19 @@ pub fn tables_of(text: &str) -> Vec<(String, Vec<String>)> {
     tables.sort_by(|a, b| a.0.cmp(&b.0));
     tables
 }
+
+/// Test address number `n` of a family, as the save tools print it (`10.0.0.n/32`, `fd00::n/128`).
+pub fn host(family: Family, n: u8) -> String {
+    match family {
+        Family::V4 => format!("10.0.0.{n}/32"),
+        Family::V6 => format!("fd00::{n}/128"),
+    }
+}
+
+/// The ICMP protocol's name in a family's rules.
+pub fn icmp(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "icmp",
+        Family::V6 => "ipv6-icmp",
+    }
+}
