@@ -11,10 +11,9 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::NetNs;
-use nfscope::ruleset::{self, Family, synth};
+use nfscope::ruleset::{self, Family};
 use nfscope::source::Backend;
-use nfscope::source::kernel::{KernelReader, find_tool, save_tool, time_refresh, tool_command};
+use nfscope::source::kernel::{KernelReader, save_tool, time_refresh, tool_command};
 use std::time::{Duration, Instant};
 
 /// The binary's allocator (src/main.rs), so the figures are the binary's.
@@ -50,29 +49,9 @@ fn tools_alone(ns: &str, backend: Backend) -> (Duration, String) {
 }
 
 fn bench_backend(backend: Backend, rules: usize, rounds: usize, full: bool) {
-    let tools_present = Family::ALL.iter().all(|&f| {
-        find_tool(&save_tool(f, Some(backend))).is_some()
-            && find_tool(&common::tool_name(f, backend, "restore")).is_some()
-    });
-    if !tools_present {
-        println!("{}: skipped (tools not installed)", backend.label());
+    let Some(ns) = common::kube_proxy_netns("bench", backend, rules) else {
         return;
-    }
-    let ns = match NetNs::create(&format!("bench{}", backend.label())) {
-        Ok(ns) => ns,
-        Err(why) => {
-            println!("skipped: needs root and network namespaces ({why})");
-            return;
-        }
     };
-    let text = synth::kube_proxy(rules);
-    let start = Instant::now();
-    ns.restore(Family::V4, backend, &text);
-    println!(
-        "{}: loaded {rules} rules in {:.0} ms",
-        backend.label(),
-        ms(start.elapsed())
-    );
 
     let mut reader = KernelReader::new(Some(backend)).in_netns(ns.name());
     // Warm up both paths; the reader's first read also looks at the other backend.

@@ -287,6 +287,37 @@ pub fn have_tools(backend: Backend) -> bool {
     }
 }
 
+/// For the kernel benches: a namespace holding `synth::kube_proxy(rules)` (IPv4), loaded with
+/// the backend's restore tool, the load's time printed. `None`, after printing why, when the
+/// backend's tools are missing or no namespace can be made (a bench skips, on CI too).
+pub fn kube_proxy_netns(bench: &str, backend: Backend, rules: usize) -> Option<NetNs> {
+    let present = Family::ALL.iter().all(|&f| {
+        ["save", "restore"]
+            .iter()
+            .all(|w| find_tool(&tool_name(f, backend, w)).is_some())
+    });
+    if !present {
+        println!("{}: skipped (tools not installed)", backend.label());
+        return None;
+    }
+    let ns = match NetNs::create(&format!("{bench}{}", backend.label())) {
+        Ok(ns) => ns,
+        Err(why) => {
+            println!("skipped: needs root and network namespaces ({why})");
+            return None;
+        }
+    };
+    let text = nfscope::ruleset::synth::kube_proxy(rules);
+    let start = std::time::Instant::now();
+    ns.restore(Family::V4, backend, &text);
+    println!(
+        "{}: loaded {rules} rules in {:.0} ms",
+        backend.label(),
+        start.elapsed().as_secs_f64() * 1e3
+    );
+    Some(ns)
+}
+
 /// The lines of a save text that are not `#` comments, per table, in the order written; tables
 /// are sorted by name (the nft backend lists tables in a fixed order, the legacy one most
 /// recently loaded first).

@@ -1,0 +1,167 @@
+//! Committing one staged change at real scale, against the system tool doing the same work the
+//! plain way, in the same run. A throwaway network namespace per backend gets a 50,000-rule
+//! kube-proxy rule set (IPv4); then each round
+//!
+//! (a) commits one rule inserted at the top of filter INPUT the way nfscope does (the kernel
+//!     steps of `edit::commit`): stage it, `apply::canonical` (`restore --test` and the trial
+//!     load in an empty namespace), re-read and `plan::conflicts`, `plan::plan`,
+//!     `apply::apply_changes`, re-read and `plan::verify`;
+//! (b) loads the whole rule set with that rule added through `iptables-restore` (what
+//!     iptables-apply does).
+//!
+//! The rule is deleted again after each, so every round starts from the same kernel. Backup,
+//! lockout check and watchdog are left out (they are files and a process, not the kernel's
+//! work). Every tool runs on a thread that entered the namespace (`source::netns::run_in`),
+//! never on the host's rule set.
+//!
+//! Needs root and network namespaces; prints "skipped" and exits 0 without them. The namespace
+//! is always deleted. `cargo bench --bench commit [-- RULES [ROUNDS]]`; run without `--bench`
+//! (as `cargo test --benches` does) it only makes a small smoke run.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+mod support;
+
+use nfscope::edit::stage::{Op, Staging};
+use nfscope::edit::tools::Tools;
+use nfscope::edit::{ChainRef, apply, plan};
+use nfscope::ruleset::{Family, Ruleset};
+use nfscope::source::{Backend, netns};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// The binary's allocator (src/main.rs), so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The staged change, as a user would type it (canonical spells it as the kernel prints it).
+const RULE: &str = "-s 192.0.2.1/32 -p tcp --dport 22 -j ACCEPT";
+
+/// The phases of (a), then (a) whole, (b), and `restore --test` alone (the first half of
+/// validate, timed apart), in the order of the table.
+const ROWS: [&str; 9] = [
+    "stage (Staging::push)",
+    "validate (canonical: --test + trial load)",
+    "re-read + conflicts",
+    "plan",
+    "apply (restore --noflush)",
+    "read back + verify",
+    "nfscope commit, all of it",
+    "iptables-restore of the whole set",
+    "restore --test of the whole set, apart",
+];
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let t = Instant::now();
+    let v = f();
+    (v, t.elapsed())
+}
+
+/// Take the rule back out: one `--noflush` transaction, outside any timing.
+fn undo(tools: &Tools) {
+    tools
+        .restore(
+            Family::V4,
+            &["--noflush", "-w"],
+            "*filter\n-D INPUT 1\nCOMMIT\n",
+        )
+        .expect("the rule is deleted again");
+}
+
+/// One round of (a): the phases' times.
+fn nfscope_commit(tools: &Tools, base: &[Ruleset], at: &ChainRef) -> [Duration; 6] {
+    let fams = [Family::V4];
+    let edited = BTreeSet::from([at.clone()]);
+    let mut staging = Staging::new(base.to_vec());
+    let op = Op::Insert {
+        at: at.clone(),
+        pos: 1,
+        rule: RULE.into(),
+    };
+    let ((), stage) = timed(|| staging.push(op).expect("the insert stages"));
+    let (staged, validate) =
+        timed(|| apply::canonical(tools, staging.result()).expect("the staged set is valid"));
+    let (now, reread) = timed(|| {
+        let now = apply::read_now(tools, &fams).expect("the kernel reads");
+        let c = plan::conflicts(staging.base(), &now, &edited, &[]);
+        assert!(c.is_empty(), "every round starts from the base: {c:?}");
+        now
+    });
+    let (changes, planned) = timed(|| plan::plan(&now, &staged, &edited, &[], &BTreeSet::new()));
+    assert_eq!(changes.len(), 1, "one table changes");
+    let ((), applied) =
+        timed(|| apply::apply_changes(tools, &changes).expect("the change applies"));
+    let ((), verified) = timed(|| {
+        let after = apply::read_now(tools, &fams).expect("the kernel reads");
+        plan::verify(&after, &staged, &edited).expect("the kernel holds the staged chain");
+    });
+    [stage, validate, reread, planned, applied, verified]
+}
+
+/// Every round of (a) and (b) in the namespace; the samples per row of `ROWS`.
+fn rounds_in_ns(backend: Backend, rounds: usize) -> Vec<Vec<Duration>> {
+    let tools = Tools {
+        backend: Some(backend),
+    };
+    let at = ChainRef::new(Family::V4, "filter", "INPUT");
+    let base = apply::read_now(&tools, &[Family::V4]).expect("the kernel reads");
+    // (b)'s input: the whole set with the rule added, without counters, as iptables-apply
+    // would be given it. Made once, outside the timing.
+    let mut staging = Staging::new(base.clone());
+    staging
+        .push(Op::Insert {
+            at: at.clone(),
+            pos: 1,
+            rule: RULE.into(),
+        })
+        .expect("the insert stages");
+    let whole = plan::test_input(staging.result(), Family::V4).expect("an IPv4 set");
+
+    let mut rows = vec![Vec::new(); ROWS.len()];
+    for _ in 0..rounds {
+        let phases = nfscope_commit(&tools, &base, &at);
+        undo(&tools);
+        for (row, d) in rows.iter_mut().zip(phases) {
+            row.push(d);
+        }
+        rows[6].push(phases.iter().sum());
+        let (r, d) = timed(|| tools.restore(Family::V4, &["-w"], &whole));
+        r.expect("iptables-restore loads the whole set");
+        undo(&tools);
+        rows[7].push(d);
+        let (r, d) = timed(|| tools.restore(Family::V4, &["--test", "-w"], &whole));
+        r.expect("restore --test accepts the whole set");
+        rows[8].push(d);
+    }
+    rows
+}
+
+fn bench_backend(backend: Backend, rules: usize, rounds: usize) {
+    let Some(ns) = common::kube_proxy_netns("commit", backend, rules) else {
+        return;
+    };
+    let rows = netns::run_in(ns.name(), move || rounds_in_ns(backend, rounds))
+        .expect("enter the bench's namespace");
+    let stats: Vec<(f64, f64)> = rows.into_iter().map(support::stats).collect();
+    println!("  {:<44} {:>10} {:>10}", "what", "min ms", "median ms");
+    for (what, (min, med)) in ROWS.iter().zip(&stats) {
+        println!("  {what:<44} {min:>10.1} {med:>10.1}");
+    }
+    let (commit, restore, apply) = (stats[6].1, stats[7].1, stats[4].1);
+    println!(
+        "{}: nfscope commit / iptables-restore {:.2}, apply alone / iptables-restore {:.4} \
+         (1/{:.0}), medians of {rounds}",
+        backend.label(),
+        commit / restore,
+        apply / restore,
+        restore / apply
+    );
+    // `ns` is dropped here: the namespace is deleted, on panic too.
+}
+
+fn main() {
+    let (_, rules, rounds) = support::scale("commit", (50_000, 3), (2_000, 1));
+    for backend in [Backend::Nft, Backend::Legacy] {
+        bench_backend(backend, rules, rounds);
+    }
+}
