@@ -3,9 +3,10 @@
 //! kube-proxy rule set (IPv4); then each round
 //!
 //! (a) commits one rule inserted at the top of filter INPUT the way nfscope does (the kernel
-//!     steps of `edit::commit`): stage it, `apply::canonical` (`restore --test` and the trial
-//!     load in an empty namespace), re-read and `plan::conflicts`, `plan::plan`,
-//!     `apply::apply_changes`, re-read and `plan::verify`;
+//!     steps of `edit::commit`): stage it, `apply::canonical_tables` (`restore --test` and the
+//!     trial load in an empty namespace, of the changed table only), re-read and
+//!     `plan::conflicts`, `plan::plan`, `apply::apply_changes`, read back the changed table and
+//!     `plan::verify`;
 //! (b) loads the whole rule set with that rule added through `iptables-restore` (what
 //!     iptables-apply does).
 //!
@@ -79,8 +80,11 @@ fn nfscope_commit(tools: &Tools, base: &[Ruleset], at: &ChainRef) -> [Duration; 
         rule: RULE.into(),
     };
     let ((), stage) = timed(|| staging.push(op).expect("the insert stages"));
-    let (staged, validate) =
-        timed(|| apply::canonical(tools, staging.result()).expect("the staged set is valid"));
+    // As edit::commit does: only the changed table is trial-loaded and read back.
+    let changed = BTreeSet::from([(at.family, at.table.clone())]);
+    let (staged, validate) = timed(|| {
+        apply::canonical_tables(tools, staging.result(), &changed).expect("the staged set is valid")
+    });
     let (now, reread) = timed(|| {
         let now = apply::read_now(tools, &fams).expect("the kernel reads");
         let c = plan::conflicts(staging.base(), &now, &edited, &[]);
@@ -92,7 +96,7 @@ fn nfscope_commit(tools: &Tools, base: &[Ruleset], at: &ChainRef) -> [Duration; 
     let ((), applied) =
         timed(|| apply::apply_changes(tools, &changes).expect("the change applies"));
     let ((), verified) = timed(|| {
-        let after = apply::read_now(tools, &fams).expect("the kernel reads");
+        let after = apply::read_tables(tools, &changed).expect("the kernel reads");
         plan::verify(&after, &staged, &edited).expect("the kernel holds the staged chain");
     });
     [stage, validate, reread, planned, applied, verified]

@@ -8,6 +8,7 @@ use super::plan::test_input;
 use super::tools::Tools;
 use crate::ruleset::{Family, Ruleset};
 use crate::source::SourceError;
+use std::collections::BTreeSet;
 use thiserror::Error;
 
 /// The steps of a commit, in order, for the progress display.
@@ -145,6 +146,68 @@ pub fn canonical(tools: &Tools, staged: &[Ruleset]) -> Result<Vec<Ruleset>, Appl
                 }
             }
         }
+    }
+    Ok(out)
+}
+
+/// `canonical`, checking and trial-loading only `tables` (family and table name) of the
+/// staged rule sets: the tables a commit changes. Tables are independent in iptables (no jump
+/// crosses from one to another), so the others need no second look, and on a large nat table
+/// this saves the whole-set trial load and read-back.
+pub fn canonical_tables(
+    tools: &Tools,
+    staged: &[Ruleset],
+    tables: &BTreeSet<(Family, String)>,
+) -> Result<Vec<Ruleset>, ApplyError> {
+    let only: Vec<Ruleset> = staged
+        .iter()
+        .map(|rs| {
+            let mut part = Ruleset::empty(rs.family);
+            part.tables = rs
+                .tables
+                .iter()
+                .filter(|t| tables.contains(&(rs.family, t.name.clone())))
+                .cloned()
+                .collect();
+            part
+        })
+        .filter(|rs| !rs.tables.is_empty())
+        .collect();
+    let canon = canonical(tools, &only)?;
+    let mut out = staged.to_vec();
+    for rs in &mut out {
+        for table in &mut rs.tables {
+            if let Some(c) = canon
+                .iter()
+                .find(|c| c.family == rs.family)
+                .and_then(|c| c.table(&table.name))
+            {
+                *table = c.clone();
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Read only these tables of each family back from the kernel (`iptables-save -t`).
+pub fn read_tables(
+    tools: &Tools,
+    tables: &BTreeSet<(Family, String)>,
+) -> Result<Vec<Ruleset>, ApplyError> {
+    let mut out = Vec::new();
+    for f in Family::ALL {
+        let names: Vec<&str> = tables
+            .iter()
+            .filter(|(tf, _)| *tf == f)
+            .map(|(_, t)| t.as_str())
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        out.push(tools.read_tables(f, &names).map_err(|e| ApplyError::Read {
+            family: f.label(),
+            message: e.to_string(),
+        })?);
     }
     Ok(out)
 }

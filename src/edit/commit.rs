@@ -308,7 +308,14 @@ fn run_kernel(
     report(Progress::Running(Step::Validate));
     // From here on the staged rules are spelled as the kernel will print them, so that the
     // plan and the verification compare like with like.
-    let canon = match apply::canonical(tools, &req.staged) {
+    // Only the tables the commit changes are trial-loaded and read back (docs/performance.md).
+    let changed: BTreeSet<(Family, String)> = req
+        .edited
+        .iter()
+        .chain(&req.zeroed)
+        .map(|c| (c.family, c.table.clone()))
+        .collect();
+    let canon = match apply::canonical_tables(tools, &req.staged, &changed) {
         Ok(staged) => Request {
             staged,
             ..req.clone()
@@ -325,13 +332,33 @@ fn run_kernel(
     ));
 
     report(Progress::Running(Step::Concurrency));
-    let now = match apply::read_now(tools, &fams) {
-        Ok(n) => n,
-        Err(e) => {
-            report(Progress::Failed(Step::Concurrency, e.to_string()));
-            return None;
+    // One read of both families serves the conflict check, the plan and the backup.
+    let mut texts = Vec::new();
+    for f in Family::ALL {
+        match tools.save_text(f) {
+            Ok(t) => texts.push((f, t)),
+            // A family whose tools are missing has nothing to restore; one that fails otherwise
+            // must not be committed without a backup.
+            Err(crate::source::SourceError::ToolMissing { .. }) if !fams.contains(&f) => {}
+            Err(e) => {
+                report(Progress::Failed(Step::Concurrency, e.to_string()));
+                return None;
+            }
         }
-    };
+    }
+    let mut now = Vec::new();
+    for (f, text) in texts.iter().filter(|(f, _)| fams.contains(f)) {
+        match crate::ruleset::parse(text, *f) {
+            Ok(rs) => now.push(rs),
+            Err(e) => {
+                report(Progress::Failed(
+                    Step::Concurrency,
+                    format!("{}: the rule set read back does not parse: {e}", f.label()),
+                ));
+                return None;
+            }
+        }
+    }
     if !concurrency_step(req, &now, "", report) {
         return None;
     }
@@ -341,19 +368,6 @@ fn run_kernel(
     }
 
     report(Progress::Running(Step::Backup));
-    let mut texts = Vec::new();
-    for f in Family::ALL {
-        match tools.save_text(f) {
-            Ok(t) => texts.push((f, t)),
-            // A family whose tools are missing has nothing to restore; one that fails otherwise
-            // must not be committed without a backup.
-            Err(crate::source::SourceError::ToolMissing { .. }) if !fams.contains(&f) => {}
-            Err(e) => {
-                report(Progress::Failed(Step::Backup, e.to_string()));
-                return None;
-            }
-        }
-    }
     let backups = match backup::backup_set(dir, &texts) {
         Ok(b) => b,
         Err(e) => {
@@ -412,7 +426,7 @@ fn run_kernel(
     let _ = audit::log(dir, "commit", &req.diff);
 
     report(Progress::Running(Step::Verify));
-    let verified = apply::read_now(tools, &fams)
+    let verified = apply::read_tables(tools, &changed)
         .map_err(|e| vec![e.to_string()])
         .and_then(|after| verify(&after, req));
     match verified {

@@ -74,6 +74,47 @@ impl Tools {
         run_save_in(&self.save_tool(family), None)
     }
 
+    /// `iptables-save -c -t TABLE` for each of `tables`, one after the other: on nf_tables a
+    /// table alone saves in a fraction of the whole set's time (0.39 s against 3.2 s at 50,000
+    /// rules, docs/performance.md), and a commit needs back only the tables it changed.
+    pub fn save_tables_text(&self, family: Family, tables: &[&str]) -> Result<String, SourceError> {
+        let tool = self.save_tool(family);
+        let mut text = String::new();
+        for table in tables {
+            let out = tool_command(&tool, None)?
+                .args(["-c", "-t", table])
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| SourceError::ToolFailed {
+                    tool: tool.clone(),
+                    status: "-".into(),
+                    stderr: e.to_string(),
+                })?;
+            if !out.status.success() {
+                return Err(SourceError::ToolFailed {
+                    tool: tool.clone(),
+                    status: out
+                        .status
+                        .code()
+                        .map_or_else(|| "signal".into(), |c| c.to_string()),
+                    stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                });
+            }
+            text.push_str(&String::from_utf8_lossy(&out.stdout));
+        }
+        Ok(text)
+    }
+
+    /// `save_tables_text` parsed: a rule set holding only those tables.
+    pub fn read_tables(&self, family: Family, tables: &[&str]) -> Result<Ruleset, SourceError> {
+        let tool = self.save_tool(family);
+        let text = self.save_tables_text(family, tables)?;
+        ruleset::parse(&text, family).map_err(|e| SourceError::Parse {
+            what: tool,
+            message: e.to_string(),
+        })
+    }
+
     /// `iptables-save -c` parsed.
     pub fn read(&self, family: Family) -> Result<Ruleset, SourceError> {
         let tool = self.save_tool(family);
