@@ -9,7 +9,7 @@ mod common;
 
 use common::{NetNs, have_tools, host, icmp, skip};
 use nfscope::edit::ChainRef;
-use nfscope::edit::apply::{apply_changes, canonical, read_now};
+use nfscope::edit::apply::{apply_changes, canonical, canonical_tables, read_now, read_tables};
 use nfscope::edit::plan::{chain_lines, conflicts, plan, verify};
 use nfscope::edit::stage::{Op, Staging};
 use nfscope::edit::tools::Tools;
@@ -156,6 +156,19 @@ fn every_op_through_staging(backend: Backend) {
         apply_changes(&tools, &changes).map_err(|e| e.to_string())?;
         let after = read_now(&tools, &Family::ALL).map_err(|e| e.to_string())?;
         verify(&after, &staged, &edited).map_err(|d| d.join("\n"))?;
+        // What edit::commit does: only the changed tables checked and read back, to the same
+        // answer.
+        let changed: std::collections::BTreeSet<(Family, String)> =
+            edited.iter().map(|c| (c.family, c.table.clone())).collect();
+        let part = read_tables(&tools, &changed).map_err(|e| e.to_string())?;
+        assert!(
+            part.iter()
+                .all(|rs| rs.tables.len() == 1 && rs.tables[0].name == "filter")
+        );
+        verify(&part, &staged, &edited).map_err(|d| d.join("\n"))?;
+        let by_table =
+            canonical_tables(&tools, staging.result(), &changed).map_err(|e| e.to_string())?;
+        assert_eq!(by_table, staged, "canonical_tables agrees with canonical");
         for f in Family::ALL {
             let pick = |rs: &[Ruleset]| rs.iter().find(|r| r.family == f).cloned().unwrap();
             let (before, staged, after) = (pick(&base), pick(&staged), pick(&after));
