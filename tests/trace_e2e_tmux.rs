@@ -52,8 +52,10 @@ fn trace_then_open_the_deciding_rule(tag: &str, size: (u16, u16)) {
 
     // The cursor is on the deciding step: Enter shows it on the Rules screen.
     tmux.keys(&["Enter"]);
-    let rules = tmux.wait_for("filter FWD_IN (IPv4)");
-    assert!(rules.contains("Bksp back"), "{rules}");
+    // Wait for the whole frame: a capture can land between the header and the footer.
+    tmux.wait_until("the rule on the Rules screen", |s| {
+        s.contains("filter FWD_IN (IPv4)") && s.contains("Bksp back")
+    });
     tmux.keys(&["i"]);
     let detail = tmux.wait_for("-d 10.0.0.10/32");
     assert!(

@@ -57,13 +57,27 @@ impl Tmux {
     }
 
     /// Wait until the screen passes `ok` (`what` names it in the failure); panics with the
-    /// screen after 15 s.
+    /// screen after 15 s. The screen returned is a settled one: a capture can land in the middle
+    /// of a frame being written (the header new, the footer old), so once `ok` holds, captures
+    /// 30 ms apart are taken until two agree (a few at most; the demo's counters move).
     pub fn wait_until(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let s = self.screen();
             if ok(&s) {
-                return s;
+                let mut last = s;
+                for _ in 0..10 {
+                    std::thread::sleep(Duration::from_millis(30));
+                    let next = self.screen();
+                    if next == last {
+                        break;
+                    }
+                    if !ok(&next) {
+                        break;
+                    }
+                    last = next;
+                }
+                return last;
             }
             assert!(
                 Instant::now() < deadline,
