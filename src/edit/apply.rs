@@ -11,43 +11,6 @@ use crate::source::SourceError;
 use std::collections::BTreeSet;
 use thiserror::Error;
 
-/// The steps of a commit, in order, for the progress display.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    Validate,
-    Concurrency,
-    Lockout,
-    Backup,
-    Apply,
-    Verify,
-    Confirm,
-}
-
-impl Step {
-    pub const ALL: [Step; 7] = [
-        Step::Validate,
-        Step::Concurrency,
-        Step::Lockout,
-        Step::Backup,
-        Step::Apply,
-        Step::Verify,
-        Step::Confirm,
-    ];
-
-    /// What the step does, for the user.
-    pub fn label(self) -> &'static str {
-        match self {
-            Step::Validate => "check the staged tables (restore --test)",
-            Step::Concurrency => "check that nobody changed the edited chains meanwhile",
-            Step::Lockout => "check that this SSH session stays allowed",
-            Step::Backup => "back up the current rule sets",
-            Step::Apply => "apply, one transaction per table",
-            Step::Verify => "read back and verify",
-            Step::Confirm => "wait for confirmation",
-        }
-    }
-}
-
 /// Why a commit step failed, as a sentence.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ApplyError {
@@ -159,21 +122,7 @@ pub fn canonical_tables(
     staged: &[Ruleset],
     tables: &BTreeSet<(Family, String)>,
 ) -> Result<Vec<Ruleset>, ApplyError> {
-    let only: Vec<Ruleset> = staged
-        .iter()
-        .map(|rs| {
-            let mut part = Ruleset::empty(rs.family);
-            part.tables = rs
-                .tables
-                .iter()
-                .filter(|t| tables.contains(&(rs.family, t.name.clone())))
-                .cloned()
-                .collect();
-            part
-        })
-        .filter(|rs| !rs.tables.is_empty())
-        .collect();
-    let canon = canonical(tools, &only)?;
+    let canon = canonical(tools, &only_tables(staged, tables))?;
     let mut out = staged.to_vec();
     for rs in &mut out {
         for table in &mut rs.tables {
@@ -187,6 +136,25 @@ pub fn canonical_tables(
         }
     }
     Ok(out)
+}
+
+/// The rule sets cut down to `tables` (family and table name); families left with no table
+/// are dropped.
+pub fn only_tables(rulesets: &[Ruleset], tables: &BTreeSet<(Family, String)>) -> Vec<Ruleset> {
+    rulesets
+        .iter()
+        .map(|rs| {
+            let mut part = Ruleset::empty(rs.family);
+            part.tables = rs
+                .tables
+                .iter()
+                .filter(|t| tables.contains(&(rs.family, t.name.clone())))
+                .cloned()
+                .collect();
+            part
+        })
+        .filter(|rs| !rs.tables.is_empty())
+        .collect()
 }
 
 /// Read only these tables of each family back from the kernel (`iptables-save -t`).
@@ -359,12 +327,5 @@ mod tests {
         assert!(explain(&err, "").contains("not found"));
         let err = failed("line 0 failed");
         assert_eq!(explain(&err, "a\n"), "line 0 failed");
-    }
-
-    #[test]
-    fn every_step_has_a_label() {
-        for s in Step::ALL {
-            assert!(!s.label().is_empty());
-        }
     }
 }

@@ -35,38 +35,18 @@ impl Tools {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| SourceError::ToolFailed {
-                tool: tool.clone(),
-                status: "-".into(),
-                stderr: e.to_string(),
-            })?;
+            .map_err(|e| spawn_failed(&tool, &e))?;
         if let Some(mut stdin) = child.stdin.take() {
             // A tool that stops reading early reports why on stderr; the write error is noise.
             let _ = stdin.write_all(input.as_bytes());
         }
         let out = child
             .wait_with_output()
-            .map_err(|e| SourceError::ToolFailed {
-                tool: tool.clone(),
-                status: "-".into(),
-                stderr: e.to_string(),
-            })?;
+            .map_err(|e| spawn_failed(&tool, &e))?;
         if out.status.success() {
             return Ok(());
         }
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let lower = stderr.to_ascii_lowercase();
-        if lower.contains("permission denied") || lower.contains("must be root") {
-            return Err(SourceError::PermissionDenied { tool });
-        }
-        Err(SourceError::ToolFailed {
-            tool,
-            status: out
-                .status
-                .code()
-                .map_or_else(|| "signal".into(), |c| c.to_string()),
-            stderr: stderr.trim().to_string(),
-        })
+        Err(exit_failed(tool, out.status, &out.stderr))
     }
 
     /// `iptables-save -c` (or ip6tables) as text.
@@ -85,20 +65,9 @@ impl Tools {
                 .args(["-c", "-t", table])
                 .stdin(Stdio::null())
                 .output()
-                .map_err(|e| SourceError::ToolFailed {
-                    tool: tool.clone(),
-                    status: "-".into(),
-                    stderr: e.to_string(),
-                })?;
+                .map_err(|e| spawn_failed(&tool, &e))?;
             if !out.status.success() {
-                return Err(SourceError::ToolFailed {
-                    tool: tool.clone(),
-                    status: out
-                        .status
-                        .code()
-                        .map_or_else(|| "signal".into(), |c| c.to_string()),
-                    stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                });
+                return Err(exit_failed(tool, out.status, &out.stderr));
             }
             text.push_str(&String::from_utf8_lossy(&out.stdout));
         }
@@ -123,5 +92,30 @@ impl Tools {
             what: tool,
             message: e.to_string(),
         })
+    }
+}
+
+/// A tool that could not be started or waited for.
+fn spawn_failed(tool: &str, e: &std::io::Error) -> SourceError {
+    SourceError::ToolFailed {
+        tool: tool.to_string(),
+        status: "-".into(),
+        stderr: e.to_string(),
+    }
+}
+
+/// A tool that ran and failed: its own words, or that it needs root.
+fn exit_failed(tool: String, status: std::process::ExitStatus, stderr: &[u8]) -> SourceError {
+    let stderr = String::from_utf8_lossy(stderr);
+    let lower = stderr.to_ascii_lowercase();
+    if lower.contains("permission denied") || lower.contains("must be root") {
+        return SourceError::PermissionDenied { tool };
+    }
+    SourceError::ToolFailed {
+        tool,
+        status: status
+            .code()
+            .map_or_else(|| "signal".into(), |c| c.to_string()),
+        stderr: stderr.trim().to_string(),
     }
 }

@@ -860,7 +860,10 @@ impl App {
         if self.edit.validate && op_has_rule(&op) {
             let id = self.edit.next_id;
             self.edit.next_id += 1;
-            let staged: Vec<Ruleset> = trial.result_for(key.family).cloned().into_iter().collect();
+            // The whole staged table the rule goes into, and only it: tables are checked
+            // apart by the tools anyway, and the others did not change.
+            let table = std::collections::BTreeSet::from([(key.family, op.at().table.clone())]);
+            let staged = crate::edit::apply::only_tables(trial.result(), &table);
             if let Some(ed) = self.edit.editor.as_mut() {
                 ed.checking = Some(id);
                 ed.refused = None;
