@@ -75,6 +75,7 @@ fn nfscope_commit(tools: &Tools, base: &[Ruleset], at: &ChainRef) -> [Duration; 
     let edited = BTreeSet::from([at.clone()]);
     let mut staging = Staging::new(base.to_vec());
     let op = Op::Insert {
+        above: None,
         at: at.clone(),
         pos: 1,
         rule: RULE.into(),
@@ -114,6 +115,7 @@ fn rounds_in_ns(backend: Backend, rounds: usize) -> Vec<Vec<Duration>> {
     let mut staging = Staging::new(base.clone());
     staging
         .push(Op::Insert {
+            above: None,
             at: at.clone(),
             pos: 1,
             rule: RULE.into(),

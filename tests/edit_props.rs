@@ -119,10 +119,26 @@ fn op() -> impl Strategy<Value = Op> {
     ];
     prop_oneof![
         (chain_ref(), rule()).prop_map(|(at, rule)| Op::Append { at, rule }),
-        (chain_ref(), pos(), rule()).prop_map(|(at, pos, rule)| Op::Insert { at, pos, rule }),
-        (chain_ref(), pos(), rule()).prop_map(|(at, pos, rule)| Op::Replace { at, pos, rule }),
-        (chain_ref(), pos()).prop_map(|(at, pos)| Op::Delete { at, pos }),
-        (chain_ref(), pos(), pos()).prop_map(|(at, from, to)| Op::Move { at, from, to }),
+        (chain_ref(), pos(), rule()).prop_map(|(at, pos, rule)| Op::Insert {
+            above: None,
+            at,
+            pos,
+            rule
+        }),
+        (chain_ref(), pos(), rule()).prop_map(|(at, pos, rule)| Op::Replace {
+            id: None,
+            at,
+            pos,
+            rule
+        }),
+        (chain_ref(), pos()).prop_map(|(at, pos)| Op::Delete { id: None, at, pos }),
+        (chain_ref(), pos(), pos()).prop_map(|(at, from, to)| Op::Move {
+            id: None,
+            above: None,
+            at,
+            from,
+            to
+        }),
         chain_ref().prop_map(|at| Op::NewChain { at }),
         (chain_ref(), name).prop_map(|(at, to)| Op::RenameChain {
             at,

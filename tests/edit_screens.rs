@@ -90,6 +90,7 @@ fn append_insert_edit_delete_move_stage_operations() {
     assert_eq!(
         ops(&app)[1],
         Op::Insert {
+            above: None,
             at: at.clone(),
             pos: 1,
             rule: "-s 192.0.2.1 -j DROP".into()
@@ -109,6 +110,7 @@ fn append_insert_edit_delete_move_stage_operations() {
     assert_eq!(
         ops(&app)[2],
         Op::Replace {
+            id: None,
             at: at.clone(),
             pos: 1,
             rule: "-s 192.0.2.1 -j REJECT".into()
@@ -120,6 +122,8 @@ fn append_insert_edit_delete_move_stage_operations() {
     assert_eq!(
         ops(&app)[3],
         Op::Move {
+            id: None,
+            above: None,
             at: at.clone(),
             from: 1,
             to: 2
@@ -130,6 +134,8 @@ fn append_insert_edit_delete_move_stage_operations() {
     assert_eq!(
         ops(&app)[4],
         Op::Move {
+            id: None,
+            above: None,
             at: at.clone(),
             from: 2,
             to: 1
@@ -155,6 +161,7 @@ fn append_insert_edit_delete_move_stage_operations() {
     assert_eq!(
         ops(&app)[5],
         Op::Delete {
+            id: None,
             at: at.clone(),
             pos: 1
         }

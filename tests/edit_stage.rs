@@ -189,6 +189,7 @@ fn the_diff_shows_only_what_changed() {
     let mut s = Staging::new(base);
     let at = ChainRef::new(Family::V6, "filter", "INPUT");
     s.push(Op::Insert {
+        above: None,
         at: at.clone(),
         pos: 1,
         rule: "-s 2001:db8::1/128 -j DROP".into(),
@@ -272,6 +273,7 @@ fn a_kube_proxy_sized_rule_set_stays_quick() {
         })
         .unwrap();
         s.push(Op::Insert {
+            above: None,
             at: ChainRef::new(at.family, &at.table, &format!("R{i}")),
             pos: 1,
             rule: "-j RETURN".into(),

@@ -41,21 +41,26 @@ fn ops(f: Family) -> Vec<Op> {
     };
     vec![
         Op::Insert {
+            above: None,
             at: at("INPUT"),
             pos: 1,
             rule: "-p tcp --dport 2222 -j ACCEPT".into(),
         },
         Op::Move {
+            id: None,
+            above: None,
             at: at("INPUT"),
             from: 3,
             to: 1,
         },
         Op::Replace {
+            id: None,
             at: at("INPUT"),
             pos: 3,
             rule: format!("-s {bare} -j DROP"),
         },
         Op::Delete {
+            id: None,
             at: at("INPUT"),
             pos: 7,
         },

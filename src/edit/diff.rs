@@ -324,6 +324,7 @@ mod tests {
         })
         .unwrap();
         s.push(Op::Insert {
+            above: None,
             at: ChainRef::new(Family::V4, "filter", "INPUT"),
             pos: 2,
             rule: "-s 10.0.0.1 -j DROP".into(),

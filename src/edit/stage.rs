@@ -16,31 +16,74 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use thiserror::Error;
 
+/// Which rule of a chain an operation acts on: its save text (the words after `-A CHAIN`) and
+/// which of the rules with that text it is. Positions shift when anything above a rule changes
+/// (another tool inserting at the top, an earlier operation unstaged); the identity does not, so
+/// a replay on a new base finds the same rule, or refuses by name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RuleId {
+    /// The rule's text, as the chain held it when the operation was staged.
+    pub text: String,
+    /// Which of the rules with that text (0 is the first from the top).
+    pub nth: usize,
+    /// How many rules of the chain had that text then: when the chain holds another number of
+    /// them, which one was meant cannot be told, and the operation is refused.
+    pub of: usize,
+}
+
+/// Where an inserted (or moved) rule goes: above a rule of the chain, or at its end.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Anchor {
+    Above(RuleId),
+    End,
+}
+
 /// One staged edit, in the terms of the iptables commands it stands for.
+///
+/// Positions (`pos`, `from`, `to`) are derived: they say where the rule is in the result when the
+/// operation was last applied, for display. The truth is the identity (`id`, `above`), filled in
+/// when the operation is staged (an operation built with `None` is resolved by its position
+/// then) and used on every replay: undo, unstage, rebase and resume.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     /// `-A`: `rule` is the text after `-A CHAIN`.
     Append { at: ChainRef, rule: String },
-    /// `-I CHAIN POS`: `pos` is 1-based; one past the last rule appends.
+    /// `-I CHAIN POS`: `pos` is 1-based; one past the last rule appends. `above`: the rule the
+    /// new one goes above, or the end.
     Insert {
         at: ChainRef,
         pos: usize,
         rule: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        above: Option<Anchor>,
     },
-    /// `-R CHAIN POS`.
+    /// `-R CHAIN POS`: `id` is the rule replaced.
     Replace {
         at: ChainRef,
         pos: usize,
         rule: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RuleId>,
     },
-    /// `-D CHAIN POS`.
-    Delete { at: ChainRef, pos: usize },
-    /// The rule at `from` ends up at position `to` (both 1-based); it keeps its counters.
+    /// `-D CHAIN POS`: `id` is the rule deleted.
+    Delete {
+        at: ChainRef,
+        pos: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RuleId>,
+    },
+    /// The rule at `from` (`id`) ends up at position `to` (both 1-based), above the rule
+    /// `above` of the chain without it (or at the end); it keeps its counters.
     Move {
         at: ChainRef,
         from: usize,
         to: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RuleId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        above: Option<Anchor>,
     },
     /// `-N`.
     NewChain { at: ChainRef },
@@ -85,7 +128,16 @@ impl Op {
             Op::Append { rule, .. } => format!("append: {rule}"),
             Op::Insert { pos, rule, .. } => format!("insert at {pos}: {rule}"),
             Op::Replace { pos, rule, .. } => format!("replace rule {pos} with: {rule}"),
+            Op::Delete {
+                pos, id: Some(id), ..
+            } => format!("delete rule {pos}: {}", id.text),
             Op::Delete { pos, .. } => format!("delete rule {pos}"),
+            Op::Move {
+                from,
+                to,
+                id: Some(id),
+                ..
+            } => format!("move rule {from} to position {to}: {}", id.text),
             Op::Move { from, to, .. } => format!("move rule {from} to position {to}"),
             Op::NewChain { .. } => "new chain".to_string(),
             Op::RenameChain { to, .. } => format!("rename to {to}"),
@@ -168,6 +220,27 @@ pub enum StageError {
         at: ChainRef,
         count: usize,
         chains: String,
+    },
+    /// The rule an operation was staged on is not in the chain any more (another tool deleted
+    /// or changed it). `what` says whose rule: "the rule you deleted".
+    #[error("{at}: {what}, `-A {} {text}`, is no longer in {}", .at.chain, .at.chain)]
+    RuleGone {
+        at: ChainRef,
+        what: &'static str,
+        text: String,
+    },
+    /// The chain holds another number of rules with that text than when the operation was
+    /// staged, so which one was meant cannot be told.
+    #[error(
+        "{at}: {what}, `-A {} {text}`, is in {} {now} times now and was there {then} times: nfscope cannot tell which one you meant",
+        .at.chain, .at.chain
+    )]
+    RuleAmbiguous {
+        at: ChainRef,
+        what: &'static str,
+        text: String,
+        then: usize,
+        now: usize,
     },
     #[error("there is no staged operation {number}: there are {count}")]
     NoSuchOp { number: usize, count: usize },
@@ -361,6 +434,93 @@ fn check_pos(
     Ok(pos - 1)
 }
 
+/// The identity of rule `i` of `chain`.
+fn rule_id(chain: &Chain, i: usize) -> RuleId {
+    let text = &chain.rules[i].text;
+    let nth = chain.rules[..i].iter().filter(|r| r.text == *text).count();
+    let of = nth + chain.rules[i..].iter().filter(|r| r.text == *text).count();
+    RuleId {
+        text: text.clone(),
+        nth,
+        of,
+    }
+}
+
+/// What goes above index `i` of `chain`: the rule there, or the end.
+fn anchor_at(chain: &Chain, i: usize) -> Anchor {
+    if i < chain.rules.len() {
+        Anchor::Above(rule_id(chain, i))
+    } else {
+        Anchor::End
+    }
+}
+
+/// Where rule `id` is in `chain` (0-based), or why it cannot be found.
+fn find_rule(
+    at: &ChainRef,
+    chain: &Chain,
+    id: &RuleId,
+    what: &'static str,
+) -> Result<usize, StageError> {
+    let found: Vec<usize> = chain
+        .rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.text == id.text)
+        .map(|(i, _)| i)
+        .collect();
+    let gone = || StageError::RuleGone {
+        at: at.clone(),
+        what,
+        text: id.text.clone(),
+    };
+    if found.is_empty() {
+        return Err(gone());
+    }
+    if found.len() != id.of {
+        return Err(StageError::RuleAmbiguous {
+            at: at.clone(),
+            what,
+            text: id.text.clone(),
+            then: id.of,
+            now: found.len(),
+        });
+    }
+    found.get(id.nth).copied().ok_or_else(gone)
+}
+
+/// The index an anchor stands for: above its rule, or the end.
+fn find_anchor(
+    at: &ChainRef,
+    chain: &Chain,
+    anchor: &Anchor,
+    what: &'static str,
+) -> Result<usize, StageError> {
+    match anchor {
+        Anchor::End => Ok(chain.rules.len()),
+        Anchor::Above(id) => find_rule(at, chain, id, what),
+    }
+}
+
+/// The rule an operation acts on: by identity when it has one, else by position (and the
+/// identity is taken from there).
+fn locate(
+    at: &ChainRef,
+    chain: &Chain,
+    id: Option<&RuleId>,
+    pos: usize,
+    action: &'static str,
+    what: &'static str,
+) -> Result<(usize, RuleId), StageError> {
+    match id {
+        Some(id) => Ok((find_rule(at, chain, id, what)?, id.clone())),
+        None => {
+            let i = check_pos(at, chain, pos, action)?;
+            Ok((i, rule_id(chain, i)))
+        }
+    }
+}
+
 impl Applied {
     fn new(base: Vec<Ruleset>) -> Self {
         Applied {
@@ -449,8 +609,9 @@ impl Applied {
         }
     }
 
-    /// Apply one operation; on error nothing has changed.
-    fn apply(&mut self, op: &Op) -> Result<(), StageError> {
+    /// Apply one operation; on error nothing has changed. Returns the operation resolved: its
+    /// rule identities filled in and its positions where the rules are now.
+    fn apply(&mut self, op: &Op) -> Result<Op, StageError> {
         let (ri, ti, created) = self.materialize(op)?;
         let r = self.apply_in(op, ri, ti);
         if r.is_err() {
@@ -479,7 +640,7 @@ impl Applied {
     }
 
     /// Apply `op` to table `ti` of ruleset `ri`: every check comes before any change.
-    fn apply_in(&mut self, op: &Op, ri: usize, ti: usize) -> Result<(), StageError> {
+    fn apply_in(&mut self, op: &Op, ri: usize, ti: usize) -> Result<Op, StageError> {
         let at = op.at();
         let ident = self.ident_of(at);
         let key = |ident: Ident| (at.family, at.table.clone(), ident);
@@ -506,42 +667,101 @@ impl Applied {
             self.next_new += 1;
             self.idents.insert(at.clone(), new.clone());
             self.touched.insert(key(new));
-            return Ok(());
+            return Ok(op.clone());
         }
         let ci = table.chain_index(&at.chain).ok_or_else(no_chain)?;
+        let mut resolved = op.clone();
         match op {
             Op::Append { rule, .. } => {
                 let rule = staged_rule(at, rule)?;
                 table.chains[ci].rules.push(rule);
             }
-            Op::Insert { pos, rule, .. } => {
-                let rule = staged_rule(at, rule)?;
+            Op::Insert {
+                pos, rule, above, ..
+            } => {
+                let new = staged_rule(at, rule)?;
                 let chain = &mut table.chains[ci];
                 let len = chain.rules.len();
-                if *pos == 0 || *pos > len + 1 {
-                    return Err(StageError::InsertPosition {
-                        at: at.clone(),
-                        pos: *pos,
-                        len,
-                    });
-                }
-                chain.rules.insert(pos - 1, rule);
+                let i = match above {
+                    Some(a) => find_anchor(at, chain, a, "the rule your new rule goes above")?,
+                    None if *pos == 0 || *pos > len + 1 => {
+                        return Err(StageError::InsertPosition {
+                            at: at.clone(),
+                            pos: *pos,
+                            len,
+                        });
+                    }
+                    None => pos - 1,
+                };
+                let anchor = anchor_at(chain, i);
+                chain.rules.insert(i, new);
+                resolved = Op::Insert {
+                    at: at.clone(),
+                    pos: i + 1,
+                    rule: rule.clone(),
+                    above: Some(anchor),
+                };
             }
-            Op::Replace { pos, rule, .. } => {
-                let i = check_pos(at, &table.chains[ci], *pos, "replace")?;
-                let rule = staged_rule(at, rule)?;
-                table.chains[ci].rules[i] = rule;
+            Op::Replace { pos, rule, id, .. } => {
+                let (i, id) = locate(
+                    at,
+                    &table.chains[ci],
+                    id.as_ref(),
+                    *pos,
+                    "replace",
+                    "the rule you replaced",
+                )?;
+                let new = staged_rule(at, rule)?;
+                table.chains[ci].rules[i] = new;
+                resolved = Op::Replace {
+                    at: at.clone(),
+                    pos: i + 1,
+                    rule: rule.clone(),
+                    id: Some(id),
+                };
             }
-            Op::Delete { pos, .. } => {
-                let i = check_pos(at, &table.chains[ci], *pos, "delete")?;
+            Op::Delete { pos, id, .. } => {
+                let (i, id) = locate(
+                    at,
+                    &table.chains[ci],
+                    id.as_ref(),
+                    *pos,
+                    "delete",
+                    "the rule you deleted",
+                )?;
                 table.chains[ci].rules.remove(i);
+                resolved = Op::Delete {
+                    at: at.clone(),
+                    pos: i + 1,
+                    id: Some(id),
+                };
             }
-            Op::Move { from, to, .. } => {
+            Op::Move {
+                from,
+                to,
+                id,
+                above,
+                ..
+            } => {
                 let chain = &mut table.chains[ci];
-                let f = check_pos(at, chain, *from, "move")?;
-                let t = check_pos(at, chain, *to, "move into the place of")?;
-                let rule = chain.rules.remove(f);
-                chain.rules.insert(t, rule);
+                let (f, id) = locate(at, chain, id.as_ref(), *from, "move", "the rule you moved")?;
+                // Where it goes is found in the chain without it.
+                let mut without = chain.clone();
+                let rule = without.rules.remove(f);
+                let t = match above {
+                    Some(a) => find_anchor(at, &without, a, "the rule your moved rule goes above")?,
+                    None => check_pos(at, chain, *to, "move into the place of")?,
+                };
+                let anchor = anchor_at(&without, t);
+                without.rules.insert(t, rule);
+                chain.rules = without.rules;
+                resolved = Op::Move {
+                    at: at.clone(),
+                    from: f + 1,
+                    to: t + 1,
+                    id: Some(id),
+                    above: Some(anchor),
+                };
             }
             Op::NewChain { .. } => {}
             Op::RenameChain { to, .. } => {
@@ -679,11 +899,11 @@ impl Applied {
                 }
                 self.zeroed.insert(key(ident.clone()));
                 // Zeroing changes no rule: the chain is edited only through `zeroed`.
-                return Ok(());
+                return Ok(resolved);
             }
         }
         self.touched.insert(key(ident));
-        Ok(())
+        Ok(resolved)
     }
 }
 
@@ -691,13 +911,15 @@ fn find(sets: &[Ruleset], f: Family) -> Option<&Ruleset> {
     sets.iter().find(|r| r.family == f)
 }
 
-/// Apply `ops` to `base` in order; the error says which operation (1-based) failed.
-fn replay(base: &[Ruleset], ops: &[Op]) -> Result<Applied, (usize, StageError)> {
+/// Apply `ops` to `base` in order, each finding its rules by identity; the error says which
+/// operation (0-based) failed. Returns the operations resolved on this base.
+fn replay(base: &[Ruleset], ops: &[Op]) -> Result<(Applied, Vec<Op>), (usize, StageError)> {
     let mut a = Applied::new(base.to_vec());
+    let mut resolved = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
-        a.apply(op).map_err(|e| (i, e))?;
+        resolved.push(a.apply(op).map_err(|e| (i, e))?);
     }
-    Ok(a)
+    Ok((a, resolved))
 }
 
 fn no_longer_applies(number: usize, op: &Op, cause: StageError) -> StageError {
@@ -862,7 +1084,7 @@ impl Staging {
 
     /// Stage `op`, checked against the result so far. On error nothing changes. Clears redo.
     pub fn push(&mut self, op: Op) -> Result<(), StageError> {
-        self.state.apply(&op)?;
+        let op = self.state.apply(&op)?;
         self.ops.push(op);
         self.redo.clear();
         Ok(())
@@ -872,8 +1094,9 @@ impl Staging {
     pub fn undo(&mut self) -> Option<Op> {
         let op = self.ops.pop()?;
         match replay(&self.base, &self.ops) {
-            Ok(state) => {
+            Ok((state, ops)) => {
                 self.state = state;
+                self.ops = ops;
                 self.redo.push(op.clone());
                 Some(op)
             }
@@ -890,7 +1113,8 @@ impl Staging {
         let Some(op) = self.redo.last().cloned() else {
             return Ok(None);
         };
-        self.state
+        let op = self
+            .state
             .apply(&op)
             .map_err(|e| no_longer_applies(self.ops.len() + 1, &op, e))?;
         self.redo.pop();
@@ -913,7 +1137,7 @@ impl Staging {
         }
         let mut rest = self.ops.clone();
         rest.remove(index);
-        let state = replay(&self.base, &rest).map_err(|(i, e)| {
+        let (state, rest) = replay(&self.base, &rest).map_err(|(i, e)| {
             let number = if i >= index { i + 2 } else { i + 1 };
             no_longer_applies(number, &rest[i], e)
         })?;
@@ -989,14 +1213,17 @@ impl Staging {
             .collect()
     }
 
-    /// The same operations on a new base (after the kernel moved). Error if any no longer
-    /// applies, naming it.
+    /// The same operations on a new base (after the kernel moved), each finding the rule it
+    /// was staged on by identity, never by position: a delete deletes the rule the user chose
+    /// wherever it is now. Error if any operation's rule is gone or ambiguous, or it no longer
+    /// applies for another reason, naming it. On success every operation found its rule, and
+    /// their positions are where those rules are on the new base.
     pub fn rebase(&self, base: Vec<Ruleset>) -> Result<Staging, StageError> {
-        let state =
+        let (state, ops) =
             replay(&base, &self.ops).map_err(|(i, e)| no_longer_applies(i + 1, &self.ops[i], e))?;
         Ok(Staging {
             base,
-            ops: self.ops.clone(),
+            ops,
             redo: Vec::new(),
             state,
         })
@@ -1058,6 +1285,7 @@ mod tests {
         .unwrap();
         assert_eq!(input(&s).last().unwrap(), "-j LOG");
         s.push(Op::Insert {
+            above: None,
             at: at.clone(),
             pos: 1,
             rule: " -s 1.2.3.4 -j DROP ".into(),
@@ -1066,6 +1294,7 @@ mod tests {
         assert_eq!(input(&s)[0], "-s 1.2.3.4 -j DROP");
         // One past the end appends, as `iptables -I`.
         s.push(Op::Insert {
+            above: None,
             at: at.clone(),
             pos: 6,
             rule: "-j RETURN".into(),
@@ -1073,17 +1302,21 @@ mod tests {
         .unwrap();
         assert_eq!(input(&s).len(), 6);
         s.push(Op::Replace {
+            id: None,
             at: at.clone(),
             pos: 2,
             rule: "-i lo -m comment --comment \"loop back\" -j ACCEPT".into(),
         })
         .unwrap();
         s.push(Op::Delete {
+            id: None,
             at: at.clone(),
             pos: 6,
         })
         .unwrap();
         s.push(Op::Move {
+            id: None,
+            above: None,
             at: at.clone(),
             from: 3,
             to: 1,
@@ -1114,6 +1347,8 @@ mod tests {
         // Moving down: the rule ends up at `to`.
         let mut s = Staging::new(base());
         s.push(Op::Move {
+            id: None,
+            above: None,
             at: c4("INPUT"),
             from: 1,
             to: 3,
@@ -1351,6 +1586,7 @@ mod tests {
     fn errors_are_sentences_naming_chain_and_position() {
         let at = c4("INPUT");
         let e = err_of(Op::Delete {
+            id: None,
             at: at.clone(),
             pos: 4,
         });
@@ -1359,18 +1595,21 @@ mod tests {
             "IPv4 filter/INPUT: there is no rule 4 to delete: the chain has 3 rules"
         );
         let e = err_of(Op::Insert {
+            above: None,
             at: at.clone(),
             pos: 5,
             rule: "-j ACCEPT".into(),
         });
         assert!(e.contains("position 5") && e.contains("1 to 4"), "{e}");
         let e = err_of(Op::Insert {
+            above: None,
             at: at.clone(),
             pos: 0,
             rule: "-j ACCEPT".into(),
         });
         assert!(e.contains("position 0"), "{e}");
         let e = err_of(Op::Replace {
+            id: None,
             at: c4("U"),
             pos: 2,
             rule: "-j ACCEPT".into(),
@@ -1380,6 +1619,8 @@ mod tests {
             "{e}"
         );
         let e = err_of(Op::Move {
+            id: None,
+            above: None,
             at: at.clone(),
             from: 1,
             to: 9,
@@ -1487,6 +1728,7 @@ mod tests {
         let mut s = Staging::new(vec![parse(BASE4, Family::V4).unwrap()]);
         assert!(
             s.push(Op::Delete {
+                id: None,
                 at: ChainRef::new(Family::V4, "mangle", "INPUT"),
                 pos: 1
             })
@@ -1512,6 +1754,7 @@ mod tests {
         assert_eq!(s.undo(), None);
         assert_eq!(s.redo(), Ok(None));
         let a = Op::Delete {
+            id: None,
             at: c4("INPUT"),
             pos: 1,
         };
@@ -1519,8 +1762,22 @@ mod tests {
             at: c4("T"),
             to: "T2".into(),
         };
-        s.push(a.clone()).unwrap();
+        s.push(a).unwrap();
         s.push(b.clone()).unwrap();
+        // Staged, the delete knows its rule by identity.
+        let a = s.ops()[0].clone();
+        assert_eq!(
+            a,
+            Op::Delete {
+                at: c4("INPUT"),
+                pos: 1,
+                id: Some(RuleId {
+                    text: "-i lo -j ACCEPT".into(),
+                    nth: 0,
+                    of: 1
+                }),
+            }
+        );
         let after = s.result().to_vec();
         assert_eq!(s.undo(), Some(b.clone()));
         assert!(s.renames().is_empty());
@@ -1579,6 +1836,7 @@ mod tests {
     fn rebase_reapplies_or_names_what_no_longer_applies() {
         let s = staged(vec![
             Op::Delete {
+                id: None,
                 at: c4("INPUT"),
                 pos: 3,
             },
@@ -1600,10 +1858,160 @@ mod tests {
         assert!(e.to_string().starts_with("operation 1 "), "{e}");
     }
 
+    /// The reproduction of the rebase that deleted the wrong rule: another tool inserted at the
+    /// top of INPUT while "delete rule 4" was staged.
+    const FW: &str = "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -p icmp -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 80 -j ACCEPT\nCOMMIT\n";
+
+    fn fw(extra_top: &str) -> Vec<Ruleset> {
+        let text = FW.replacen("-A INPUT -i lo", &format!("{extra_top}-A INPUT -i lo"), 1);
+        vec![parse(&text, Family::V4).unwrap()]
+    }
+
+    #[test]
+    fn rebase_finds_each_rule_by_identity_not_position() {
+        let at = c4("INPUT");
+        let mut s = Staging::new(fw(""));
+        s.push(Op::Delete {
+            at: at.clone(),
+            pos: 4,
+            id: None,
+        })
+        .unwrap();
+        let now = fw("-A INPUT -s 192.0.2.66/32 -j DROP\n");
+        let r = s.rebase(now).unwrap();
+        assert_eq!(
+            input(&r),
+            [
+                "-s 192.0.2.66/32 -j DROP",
+                "-i lo -j ACCEPT",
+                "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                "-p icmp -j ACCEPT",
+                "-p tcp -m tcp --dport 80 -j ACCEPT",
+            ]
+        );
+        // The operation now says where its rule is.
+        assert_eq!(
+            r.ops()[0].describe(),
+            "IPv4 filter/INPUT: delete rule 5: -p tcp -m tcp --dport 22 -j ACCEPT"
+        );
+
+        // Replace, move and insert-above follow their rules too.
+        let mut s = Staging::new(fw(""));
+        for op in [
+            Op::Replace {
+                at: at.clone(),
+                pos: 3,
+                rule: "-p icmp --icmp-type 8 -j ACCEPT".into(),
+                id: None,
+            },
+            Op::Move {
+                at: at.clone(),
+                from: 5,
+                to: 1,
+                id: None,
+                above: None,
+            },
+            Op::Insert {
+                at: at.clone(),
+                pos: 5,
+                rule: "-p tcp --dport 443 -j ACCEPT".into(),
+                above: None,
+            },
+        ] {
+            s.push(op).unwrap();
+        }
+        let before = input(&s);
+        let r = s.rebase(fw("-A INPUT -s 192.0.2.66/32 -j DROP\n")).unwrap();
+        // The rebased result is the old one with the other tool's rule where it put it.
+        let mut want = before.clone();
+        // The moved rule went above the first rule (lo), so the new top rule stays above it.
+        want.insert(0, "-s 192.0.2.66/32 -j DROP".into());
+        assert_eq!(input(&r), want);
+    }
+
+    #[test]
+    fn rebase_refuses_by_name_when_the_rule_is_gone_or_ambiguous() {
+        let at = c4("INPUT");
+        let s = staged_on(
+            fw(""),
+            vec![Op::Delete {
+                at: at.clone(),
+                pos: 4,
+                id: None,
+            }],
+        );
+        let gone = FW.replace("-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n", "");
+        let e = s
+            .rebase(vec![parse(&gone, Family::V4).unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "operation 1 (IPv4 filter/INPUT: delete rule 4: -p tcp -m tcp --dport 22 -j ACCEPT) no longer applies: IPv4 filter/INPUT: the rule you deleted, `-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT`, is no longer in INPUT"
+        );
+        // A second copy of the rule appeared: which one was meant cannot be told.
+        let twice = fw("-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n");
+        let e = s.rebase(twice).unwrap_err().to_string();
+        assert!(
+            e.contains("is in INPUT 2 times now and was there 1 times"),
+            "{e}"
+        );
+        // An insert above a rule that is gone is refused too, never put elsewhere.
+        let s = staged_on(
+            fw(""),
+            vec![Op::Insert {
+                at,
+                pos: 4,
+                rule: "-p tcp --dport 2222 -j ACCEPT".into(),
+                above: None,
+            }],
+        );
+        let e = s
+            .rebase(vec![parse(&gone, Family::V4).unwrap()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the rule your new rule goes above"), "{e}");
+    }
+
+    #[test]
+    fn unstage_keeps_later_operations_on_their_rules() {
+        let at = c4("INPUT");
+        let mut s = staged_on(
+            fw(""),
+            vec![
+                Op::Insert {
+                    at: at.clone(),
+                    pos: 1,
+                    rule: "-j LOG".into(),
+                    above: None,
+                },
+                // Rule 5 after the insert: the --dport 22 rule.
+                Op::Delete {
+                    at: at.clone(),
+                    pos: 5,
+                    id: None,
+                },
+            ],
+        );
+        s.unstage(0).unwrap();
+        assert!(!input(&s).iter().any(|r| r.contains("dport 22")));
+        assert!(input(&s).iter().any(|r| r.contains("dport 80")));
+        assert_eq!(input(&s).len(), 4);
+    }
+
+    fn staged_on(base: Vec<Ruleset>, ops: Vec<Op>) -> Staging {
+        let mut s = Staging::new(base);
+        for op in ops {
+            s.push(op).unwrap();
+        }
+        s
+    }
+
     #[test]
     fn result_writes_and_reads_back() {
         let s = staged(vec![
             Op::Insert {
+                above: None,
                 at: c4("INPUT"),
                 pos: 1,
                 rule: "-m comment --comment 'a b' -j DROP".into(),
@@ -1643,6 +2051,7 @@ mod tests {
     #[test]
     fn describe_and_serde() {
         let op = Op::Insert {
+            above: None,
             at: c4("INPUT"),
             pos: 1,
             rule: "-p tcp --dport 22 -j ACCEPT".into(),
@@ -1661,10 +2070,13 @@ mod tests {
         assert!(!odd.describe().contains('\n'));
         let all = [
             Op::Delete {
+                id: None,
                 at: c4("T"),
                 pos: 2,
             },
             Op::Move {
+                id: None,
+                above: None,
                 at: c4("T"),
                 from: 1,
                 to: 2,

@@ -252,6 +252,7 @@ mod tests {
         ]);
         let at = |c: &str| ChainRef::new(Family::V4, "filter", c);
         s.push(Op::Insert {
+            above: None,
             at: at("INPUT"),
             pos: 1,
             rule: "-p tcp --dport 22 -m comment --comment 'ssh in' -j ACCEPT".into(),
@@ -346,6 +347,7 @@ mod tests {
         let e = bad.to_staging().unwrap_err();
         assert!(e.contains("IPv4") && e.contains("NOPE"), "{e}");
         saved.ops.push(Op::Delete {
+            id: None,
             at: ChainRef::new(Family::V6, "filter", "INPUT"),
             pos: 3,
         });

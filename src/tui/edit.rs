@@ -427,7 +427,13 @@ impl App {
                         .say(format!("rule {pos} is the {end} already"), true);
                     return Vec::new();
                 }
-                let cmds = self.stage(Op::Move { at, from: pos, to });
+                let cmds = self.stage(Op::Move {
+                    id: None,
+                    above: None,
+                    at,
+                    from: pos,
+                    to,
+                });
                 self.follow_rule(to - 1);
                 return cmds;
             }
@@ -723,7 +729,7 @@ impl App {
 
     fn answered(&mut self, ask: Ask) -> Vec<Cmd> {
         match ask {
-            Ask::DeleteRule { at, pos, .. } => self.stage(Op::Delete { at, pos }),
+            Ask::DeleteRule { at, pos, .. } => self.stage(Op::Delete { id: None, at, pos }),
             Ask::Flush { at, .. } => self.stage(Op::Flush { at }),
             Ask::DeleteChain { at, refs } => self.stage(Op::DeleteChain {
                 at,
@@ -831,11 +837,13 @@ impl App {
         let op = match purpose {
             Purpose::Append => Op::Append { at, rule: text },
             Purpose::Insert { pos } => Op::Insert {
+                above: None,
                 at,
                 pos,
                 rule: text,
             },
             Purpose::Replace { pos } => Op::Replace {
+                id: None,
                 at,
                 pos,
                 rule: text,
