@@ -2,7 +2,7 @@
 //! `update` with messages and render with ratatui's TestBackend.
 
 use super::conntrack::CtScreen;
-use super::edit::EditScreen;
+use super::edit::{EditScreen, RowRef};
 use super::event::{Cmd, Msg};
 use super::flow::FlowScreen;
 use super::keymap::{self, Action, Scope};
@@ -133,8 +133,9 @@ pub struct App {
     /// Index into `visible` of the selected rule.
     pub cursor: usize,
     pub offset: usize,
-    /// Indices (into the chain's rules) of the rules that pass the filter.
-    pub visible: Vec<usize>,
+    /// The rows that pass the filter: rules of the chain as shown, and rules a staged edit
+    /// deletes (see `edit::RowRef`).
+    pub visible: Vec<RowRef>,
     /// Where Backspace returns to: the chain and the rule cursor we jumped from.
     pub back: Vec<(ChainKey, usize)>,
     pub filter: String,
@@ -207,8 +208,21 @@ impl App {
 
     /// The selected rule and its index in the chain.
     pub fn selected_rule(&self) -> Option<(usize, &Rule)> {
-        let idx = *self.visible.get(self.cursor)?;
+        let RowRef::Rule(idx) = *self.visible.get(self.cursor)? else {
+            return None;
+        };
         self.chain()?.rules.get(idx).map(|r| (idx, r))
+    }
+
+    /// The rule index under the cursor, for coming back to it (a deleted row: the rule after).
+    fn cursor_rule(&self) -> usize {
+        self.visible[self.cursor.min(self.visible.len())..]
+            .iter()
+            .find_map(|r| match r {
+                RowRef::Rule(i) => Some(*i),
+                RowRef::Deleted(_) => None,
+            })
+            .unwrap_or(0)
     }
 
     /// The short "refreshed ... ago" text; a change in it is worth a redraw.
@@ -389,19 +403,23 @@ impl App {
             .split_whitespace()
             .map(str::to_lowercase)
             .collect();
-        self.visible = match self.chain() {
-            None => Vec::new(),
-            Some(c) if needles.is_empty() => (0..c.rules.len()).collect(),
-            Some(c) => c
-                .rules
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| {
-                    let hay = r.text.to_lowercase();
-                    needles.iter().all(|n| hay.contains(n.as_str()))
+        let Some(key) = self.selected.clone() else {
+            self.visible = Vec::new();
+            self.clamp_scroll();
+            return;
+        };
+        let rows = self.chain_rows(&key).rows;
+        self.visible = if needles.is_empty() {
+            rows
+        } else {
+            rows.into_iter()
+                .filter(|&row| {
+                    self.row_rule(&key, row).is_some_and(|r| {
+                        let hay = r.text.to_lowercase();
+                        needles.iter().all(|n| hay.contains(n.as_str()))
+                    })
                 })
-                .map(|(i, _)| i)
-                .collect(),
+                .collect()
         };
         self.clamp_scroll();
     }
@@ -439,12 +457,18 @@ impl App {
             .position(|r| matches!(r, TreeRow::Chain(k) if k == sel))
     }
 
-    pub(super) fn select_chain(&mut self, key: ChainKey, cursor: usize) {
+    /// Show chain `key` with the cursor on its rule `rule` (0-based, as the chain is shown).
+    pub(super) fn select_chain(&mut self, key: ChainKey, rule: usize) {
         self.selected = Some(key);
-        self.cursor = cursor;
         self.offset = 0;
         self.filter.clear();
+        self.cursor = 0;
         self.refilter();
+        self.cursor = self
+            .visible
+            .iter()
+            .position(|&r| r == RowRef::Rule(rule))
+            .unwrap_or(rule);
         self.offset = self.cursor.saturating_sub(self.rule_rows() / 2);
         self.clamp_scroll();
     }
@@ -848,7 +872,7 @@ impl App {
     /// there goes back to `from`.
     pub(super) fn open_chain_from(&mut self, from: Screen, key: ChainKey, rule: usize) {
         if let Some(cur) = self.selected.clone() {
-            let idx = self.visible.get(self.cursor).copied().unwrap_or(0);
+            let idx = self.cursor_rule();
             self.back.push((cur, idx));
         }
         self.screen_back = Some((self.back.len(), from));
@@ -975,7 +999,7 @@ impl App {
         match self.jump_target(rule) {
             Some(key) => {
                 if let Some(cur) = self.selected.clone() {
-                    let idx = self.visible.get(self.cursor).copied().unwrap_or(0);
+                    let idx = self.cursor_rule();
                     self.back.push((cur, idx));
                 }
                 self.select_chain(key, 0);

@@ -12,12 +12,30 @@ use crate::edit::commit::{Progress, Request, Step};
 use crate::edit::diff::{self, DiffKind};
 use crate::edit::stage::{Op, Staging};
 use crate::ruleset::rates::ChainKey;
-use crate::ruleset::{Family, Ruleset};
+use crate::ruleset::{Chain, Family, Rule, Ruleset};
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How much `+` adds to the countdown.
 pub const EXTEND_BY: Duration = Duration::from_secs(30);
+
+/// A row of the Rules screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowRef {
+    /// Rule `i` (0-based) of the chain as shown.
+    Rule(usize),
+    /// Rule `j` of the base chain, which the staging deletes.
+    Deleted(usize),
+}
+
+/// The rows of a chain on the Rules screen, in order.
+#[derive(Debug, Clone, Default)]
+pub struct ChainRows {
+    pub rows: Vec<RowRef>,
+    /// Per rule of the shown chain: its index in the base chain when the staging left it as it
+    /// was, `None` when it is new or changed.
+    pub base_of: Vec<Option<usize>>,
+}
 
 /// A question before a destructive or far-reaching action.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,10 +49,11 @@ pub enum Ask {
         at: ChainRef,
         rules: usize,
     },
-    /// `refs`: rules elsewhere that jump to it (yes removes them too).
+    /// `refs`: the rules elsewhere that jump or go to it, as `-A CHAIN ...` lines (yes removes
+    /// them too).
     DeleteChain {
         at: ChainRef,
-        refs: usize,
+        refs: Vec<String>,
     },
     Discard {
         ops: usize,
@@ -44,10 +63,15 @@ pub enum Ask {
         target: String,
     },
     /// A saved staging from an earlier run; `moved`: chains that changed in the kernel since.
+    /// Esc postpones (the saved work stays); discarding it is `d`, which asks again.
     Resume {
         ops: usize,
         saved_at: u64,
         moved: Vec<String>,
+    },
+    /// Discard the saved staging of an earlier run for good?
+    DiscardSaved {
+        ops: usize,
     },
 }
 
@@ -119,6 +143,11 @@ pub struct EditScreen {
     /// saved (Unix seconds).
     pub resume: Option<Staging>,
     resume_saved_at: u64,
+    /// The resume question was put off (Esc): it comes back when a change is staged.
+    pub resume_postponed: bool,
+    /// Why the staged view is stale: resumed on a kernel that moved, and the operations could
+    /// not all be re-applied on its current rules. The Rules screen says so.
+    pub stale: Option<String>,
     /// The Changes screen: the selected operation and the diff's scroll.
     pub cursor: usize,
     pub diff_scroll: u16,
@@ -156,6 +185,8 @@ impl Default for EditScreen {
             ask: None,
             resume: None,
             resume_saved_at: 0,
+            resume_postponed: false,
+            stale: None,
             cursor: 0,
             diff_scroll: 0,
             diff: Vec::new(),
@@ -234,40 +265,181 @@ impl App {
     /// For each rule of the shown chain, whether it is new or changed by the staging (not in
     /// the base chain at that place).
     pub fn staged_marks(&self, key: &ChainKey) -> Vec<bool> {
-        let Some(chain) = self.chain_by_key(key) else {
-            return Vec::new();
-        };
-        let n = chain.rules.len();
-        if !self.is_edited(key) {
-            return vec![false; n];
-        }
+        self.chain_rows(key)
+            .base_of
+            .iter()
+            .map(Option::is_none)
+            .collect()
+    }
+
+    /// The base chain a shown chain came from (renames followed), while it is edited.
+    pub fn base_chain(&self, key: &ChainKey) -> Option<&Chain> {
         let base_name = self
             .edit
             .renames
             .iter()
             .find(|(b, new)| b.family == key.family && b.table == key.table && *new == key.chain)
             .map_or(key.chain.as_str(), |(b, _)| b.chain.as_str());
-        let base = self
-            .edit
+        self.edit
             .staging
             .as_ref()
             .and_then(|s| s.base_for(key.family))
             .and_then(|r| r.table(&key.table))
-            .and_then(|t| t.chain(base_name));
-        let Some(base) = base else {
-            return vec![true; n];
+            .and_then(|t| t.chain(base_name))
+    }
+
+    /// The rows of the Rules screen for a chain: its rules as shown, and while the chain is
+    /// edited, the rules the staging deletes, where they stood (struck through, marked `-`).
+    pub fn chain_rows(&self, key: &ChainKey) -> ChainRows {
+        let Some(chain) = self.chain_by_key(key) else {
+            return ChainRows::default();
+        };
+        let n = chain.rules.len();
+        let same = || ChainRows {
+            rows: (0..n).map(RowRef::Rule).collect(),
+            base_of: (0..n).map(Some).collect(),
+        };
+        if !self.is_edited(key) {
+            return same();
+        }
+        let Some(base) = self.base_chain(key) else {
+            return ChainRows {
+                rows: (0..n).map(RowRef::Rule).collect(),
+                base_of: vec![None; n],
+            };
         };
         let old: Vec<&str> = base.rules.iter().map(|r| r.text.as_str()).collect();
         let new: Vec<&str> = chain.rules.iter().map(|r| r.text.as_str()).collect();
-        let mut marks = vec![true; n];
+        let mut out = ChainRows {
+            rows: Vec::with_capacity(n),
+            base_of: vec![None; n],
+        };
         for op in similar::capture_diff_slices(similar::Algorithm::Myers, &old, &new) {
-            if let similar::DiffOp::Equal { new_index, len, .. } = op {
-                for m in marks.iter_mut().skip(new_index).take(len) {
-                    *m = false;
+            let (o, n) = (op.old_range(), op.new_range());
+            if let similar::DiffOp::Equal { .. } = op {
+                for (b, r) in o.zip(n) {
+                    out.base_of[r] = Some(b);
+                    out.rows.push(RowRef::Rule(r));
                 }
+            } else {
+                out.rows.extend(o.map(RowRef::Deleted));
+                out.rows.extend(n.map(RowRef::Rule));
             }
         }
-        marks
+        out
+    }
+
+    /// The rule a row stands for: a rule of the shown chain, or a base rule staged for deletion.
+    pub fn row_rule(&self, key: &ChainKey, row: RowRef) -> Option<&Rule> {
+        match row {
+            RowRef::Rule(i) => self.chain_by_key(key)?.rules.get(i),
+            RowRef::Deleted(j) => self.base_chain(key)?.rules.get(j),
+        }
+    }
+
+    /// Where base rule `j` of an edited chain is in the kernel's chain now (matched by its
+    /// text and which duplicate it is, as staged operations are), for its live counters and
+    /// rate. The kernel's chain key comes with it.
+    pub fn live_rule(&self, key: &ChainKey, j: usize) -> Option<(ChainKey, usize)> {
+        let base = self.base_chain(key)?;
+        let text = &base.rules.get(j)?.text;
+        let nth = base.rules[..j].iter().filter(|r| r.text == *text).count();
+        let kkey = ChainKey {
+            family: key.family,
+            table: key.table.clone(),
+            chain: base.name.clone(),
+        };
+        let now = self
+            .snapshot
+            .as_ref()?
+            .family(key.family)
+            .ruleset()?
+            .table(&key.table)?
+            .chain(&base.name)?;
+        let k = now
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.text == *text)
+            .nth(nth)?
+            .0;
+        Some((kkey, k))
+    }
+
+    /// The counters of a row as the kernel has them now, and its rate statistics: for an
+    /// unchanged rule of an edited chain, and a rule staged for deletion (still in the kernel
+    /// until the commit), the kernel's live rule; for a new or changed rule, none.
+    pub fn live_row<'a>(
+        &'a self,
+        key: &ChainKey,
+        rows: &ChainRows,
+        row: RowRef,
+    ) -> Option<(&'a Rule, Option<&'a crate::ruleset::rates::RuleStat>)> {
+        if !self.is_edited(key) {
+            let RowRef::Rule(i) = row else {
+                return None;
+            };
+            let rule = self.chain_by_key(key)?.rules.get(i)?;
+            return Some((rule, self.rates.chain(key).and_then(|s| s.rules.get(i))));
+        }
+        let j = match row {
+            RowRef::Rule(i) => (*rows.base_of.get(i)?)?,
+            RowRef::Deleted(j) => j,
+        };
+        let (kkey, k) = self.live_rule(key, j)?;
+        let rule = self
+            .snapshot
+            .as_ref()?
+            .family(key.family)
+            .ruleset()?
+            .table(&kkey.table)?
+            .chain(&kkey.chain)?
+            .rules
+            .get(k)?;
+        Some((rule, self.rates.chain(&kkey).and_then(|s| s.rules.get(k))))
+    }
+
+    /// What is staged on a chain, every kind counted: "2 added, 1 deleted, policy DROP".
+    pub fn staged_summary(&self, key: &ChainKey) -> Option<String> {
+        let st = self.edit.active()?;
+        if !self.is_edited(key) {
+            return None;
+        }
+        let base_name = self
+            .base_chain(key)
+            .map_or(key.chain.clone(), |c| c.name.clone());
+        let mut counts: Vec<(&'static str, usize)> = Vec::new();
+        let mut bump = |what: &'static str| match counts.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((what, 1)),
+        };
+        let mut policy = None;
+        let mut extra: Vec<String> = Vec::new();
+        for op in st.ops() {
+            let at = op.at();
+            if at.family != key.family
+                || at.table != key.table
+                || (at.chain != key.chain && at.chain != base_name)
+            {
+                continue;
+            }
+            match op {
+                Op::Append { .. } | Op::Insert { .. } => bump("added"),
+                Op::Replace { .. } => bump("replaced"),
+                Op::Delete { .. } => bump("deleted"),
+                Op::Move { .. } => bump("moved"),
+                Op::NewChain { .. } => extra.push("new chain".into()),
+                Op::RenameChain { to, .. } => extra.push(format!("renamed to {to}")),
+                Op::DeleteChain { .. } => extra.push("chain deleted".into()),
+                Op::SetPolicy { policy: p, .. } => policy = Some(format!("policy {p}")),
+                Op::Flush { .. } => extra.push("flushed".into()),
+                Op::Zero { .. } => extra.push("counters zeroed".into()),
+            }
+        }
+        let mut parts: Vec<String> = extra;
+        parts.extend(counts.iter().map(|(w, n)| format!("{n} {w}")));
+        parts.extend(policy);
+        (!parts.is_empty()).then(|| parts.join(", "))
     }
 
     /// Everything that follows a change of the staging: the tree, the rows, the diff, the
@@ -280,6 +452,9 @@ impl App {
             .is_some_and(|s| s.is_empty() && !s.can_redo())
         {
             self.edit.staging = None;
+        }
+        if self.edit.staging.is_none() {
+            self.edit.stale = None;
         }
         let (diff, edited, renames) = match self.edit.active() {
             Some(st) => (
@@ -372,6 +547,13 @@ impl App {
     /// The Rules screen's edit keys.
     pub(super) fn on_rules_edit(&mut self, action: Action) -> Vec<Cmd> {
         self.edit.message = None;
+        // Saved work from an earlier run, put off: decide about it before staging anything new
+        // (new work would overwrite the state file that holds it).
+        if self.edit.resume.is_some() {
+            self.edit.resume_postponed = false;
+            self.ask_resume();
+            return Vec::new();
+        }
         if matches!(action, Action::Undo | Action::Redo) {
             return self.undo_redo(action);
         }
@@ -385,10 +567,14 @@ impl App {
         let at = cref(&key);
         let sel = self.selected_rule().map(|(i, r)| (i + 1, r.text.clone()));
         let need_rule = |app: &mut App| {
-            app.edit.say(
-                format!("{at}: select a rule first (the chain has no rules)"),
-                true,
-            );
+            let why = match app.visible.get(app.cursor) {
+                Some(RowRef::Deleted(j)) => format!(
+                    "{at}: rule {} is staged for deletion (u undoes it; the Changes screen unstages it)",
+                    j + 1
+                ),
+                _ => format!("{at}: select a rule first (the chain has no rules)"),
+            };
+            app.edit.say(why, true);
         };
         match action {
             Action::AddRule => {
@@ -466,7 +652,19 @@ impl App {
                     let refs = self
                         .shown(key.family)
                         .and_then(|r| r.table(&key.table))
-                        .map_or(0, |t| t.references(&key.chain));
+                        .map(|t| {
+                            t.chains
+                                .iter()
+                                .filter(|c| c.name != key.chain)
+                                .flat_map(|c| {
+                                    c.rules
+                                        .iter()
+                                        .filter(|r| r.spec.target_name() == key.chain)
+                                        .map(move |r| format!("-A {} {}", c.name, r.text))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
                     self.edit.ask = Some(Ask::DeleteChain { at, refs });
                     self.popup = Some(Popup::Ask);
                 }
@@ -503,7 +701,7 @@ impl App {
 
     /// Put the rule cursor on rule `idx` of the chain (when the filter shows it).
     fn follow_rule(&mut self, idx: usize) {
-        if let Some(p) = self.visible.iter().position(|&i| i == idx) {
+        if let Some(p) = self.visible.iter().position(|&r| r == RowRef::Rule(idx)) {
             self.cursor = p;
             self.clamp_scroll();
         }
@@ -637,19 +835,42 @@ impl App {
             Popup::Ask => {
                 self.popup = None;
                 let ask = self.edit.ask.take();
-                if action == Action::Confirm
-                    && let Some(a) = ask
-                {
-                    return self.answered(a);
-                }
-                // "No" to resuming forgets the saved work.
-                if self.edit.resume.take().is_some() {
-                    self.edit.say("the saved changes were discarded", false);
-                    return if self.edit.persist {
-                        vec![Cmd::SaveState(None)]
-                    } else {
-                        Vec::new()
-                    };
+                match (ask, action) {
+                    (Some(a), Action::Confirm) => return self.answered(a),
+                    // Discarding saved work is its own key, and asks again.
+                    (Some(Ask::Resume { ops, .. }), Action::DiscardSaved) => {
+                        self.edit.ask = Some(Ask::DiscardSaved { ops });
+                        self.popup = Some(Popup::Ask);
+                        return Vec::new();
+                    }
+                    // Esc (or n) on the resume question puts it off: nothing is lost.
+                    (Some(Ask::Resume { ops, .. }), _) => {
+                        self.edit.resume_postponed = true;
+                        self.edit.say(
+                            format!(
+                                "{} from an earlier run wait: asked again when you stage a change, and at the next start",
+                                plural(ops, "saved change", "saved changes")
+                            ),
+                            false,
+                        );
+                        return Vec::new();
+                    }
+                    // "No" to discarding goes back to the resume question.
+                    (Some(Ask::DiscardSaved { .. }), _) => {
+                        self.edit.resume_postponed = false;
+                        self.ask_resume();
+                        return Vec::new();
+                    }
+                    (Some(a), _) => {
+                        // Other keys leave the question open.
+                        if action != Action::Cancel {
+                            self.edit.ask = Some(a);
+                            self.popup = Some(Popup::Ask);
+                            self.dirty = false;
+                            return Vec::new();
+                        }
+                    }
+                    (None, _) => {}
                 }
                 // Back to the checklist when the question came from it.
                 if self.edit.commit.is_some() {
@@ -733,8 +954,24 @@ impl App {
             Ask::Flush { at, .. } => self.stage(Op::Flush { at }),
             Ask::DeleteChain { at, refs } => self.stage(Op::DeleteChain {
                 at,
-                remove_references: refs > 0,
+                remove_references: !refs.is_empty(),
             }),
+            Ask::DiscardSaved { ops } => {
+                self.edit.resume = None;
+                self.edit.resume_postponed = false;
+                self.edit.say(
+                    format!(
+                        "{} from the earlier run discarded",
+                        plural(ops, "saved change", "saved changes")
+                    ),
+                    false,
+                );
+                if self.edit.persist {
+                    vec![Cmd::SaveState(None)]
+                } else {
+                    Vec::new()
+                }
+            }
             Ask::Discard { .. } => {
                 if let Some(st) = self.edit.staging.as_mut() {
                     st.discard();
@@ -744,15 +981,55 @@ impl App {
                 self.staging_changed()
             }
             Ask::Commit { .. } => self.start_commit(false),
-            Ask::Resume { ops, .. } => {
-                self.edit.staging = self.edit.resume.take();
+            Ask::Resume { ops, moved, .. } => self.resume(ops, &moved),
+        }
+    }
+
+    /// Take the saved staging back. When the kernel moved since it was saved, its operations
+    /// are re-applied on the kernel's current rules, each finding its rule by identity; when one
+    /// cannot be, the staging is kept on its old base and the view says plainly it is stale.
+    fn resume(&mut self, ops: usize, moved: &[String]) -> Vec<Cmd> {
+        self.edit.resume_postponed = false;
+        let Some(saved) = self.edit.resume.take() else {
+            return Vec::new();
+        };
+        let what = plural(ops, "staged change", "staged changes");
+        let now = self.kernel_rulesets();
+        if moved.is_empty() || now.is_empty() {
+            self.edit.staging = Some(saved);
+            self.edit.stale = None;
+            self.edit.say(format!("resumed {what}"), false);
+            return self.staging_changed();
+        }
+        match saved.rebase(now) {
+            Ok(st) => {
+                self.edit.staging = Some(st);
+                self.edit.stale = None;
                 self.edit.say(
-                    format!("resumed {}", plural(ops, "staged change", "staged changes")),
+                    format!("resumed {what} on the rule set as it is now: each found its rule"),
                     false,
                 );
-                self.staging_changed()
+            }
+            Err(e) => {
+                self.edit.staging = Some(saved);
+                self.edit.stale = Some(e.to_string());
+                self.edit.say(
+                    format!(
+                        "resumed {what} on the rule set as it was when saved, which is stale: {e}"
+                    ),
+                    true,
+                );
             }
         }
+        self.staging_changed()
+    }
+
+    /// What the kernel (or file, or demo) holds now, one Ruleset per family.
+    fn kernel_rulesets(&self) -> Vec<Ruleset> {
+        Family::ALL
+            .iter()
+            .filter_map(|&f| self.snapshot.as_ref()?.family(f).ruleset().cloned())
+            .collect()
     }
 
     fn start_commit(&mut self, lockout_confirmed: bool) -> Vec<Cmd> {
@@ -800,6 +1077,7 @@ impl App {
             return Vec::new();
         };
         self.edit.staging = Some(*st);
+        self.edit.stale = None;
         self.edit.commit = None;
         self.popup = None;
         self.screen = Screen::Changes;
@@ -947,7 +1225,7 @@ impl App {
 
     /// Ask about the saved staging once there is a snapshot to compare it with.
     pub(super) fn ask_resume(&mut self) {
-        if self.edit.ask.is_some() || self.popup.is_some() {
+        if self.edit.ask.is_some() || self.popup.is_some() || self.edit.resume_postponed {
             return;
         }
         let (Some(st), Some(snap)) = (self.edit.resume.as_ref(), self.snapshot.as_ref()) else {
@@ -1014,10 +1292,11 @@ impl App {
                 view.running = false;
                 let rebased = self.edit.staging.as_ref().map(|st| st.rebase(now));
                 match rebased {
+                    // Said only when every operation found the rule it was staged on.
                     Some(Ok(st)) => {
                         view.rebase = Some(Box::new(st));
                         view.outcome = Some((
-                            "refused. Your changes still apply on the kernel's new rule set: r rebases them (then review and commit again)".into(),
+                            "refused. Your changes still apply on the kernel's new rule set, each to the rule you chose: r rebases them (then review and commit again)".into(),
                             true,
                         ));
                     }

@@ -40,6 +40,8 @@ pub enum Action {
     /// Answers to a confirmation.
     Confirm,
     Cancel,
+    /// On the resume question: discard the saved changes of an earlier run (asks again).
+    DiscardSaved,
     ShowTrace,
     /// Trace a packet of the selected conntrack entry.
     TraceEntry,
@@ -677,8 +679,15 @@ pub const KEYMAP: &[Binding] = &[
         scope: Scope::Confirm,
         keys: &[k('n'), code(KeyCode::Esc), k('q')],
         action: Action::Cancel,
-        help: "no, leave everything as it is",
+        help: "no, leave everything as it is (on the resume question: later)",
         hint: Some("no"),
+    },
+    Binding {
+        scope: Scope::Confirm,
+        keys: &[k('d')],
+        action: Action::DiscardSaved,
+        help: "on the resume question: discard the saved changes (asks again)",
+        hint: None,
     },
     Binding {
         scope: Scope::Changes,
@@ -1038,7 +1047,13 @@ mod tests {
             Some(Action::Confirm)
         );
         assert_eq!(resolve(&press(KeyCode::Esc), &scopes), Some(Action::Cancel));
-        assert_eq!(resolve(&press(KeyCode::Char('d')), &scopes), None);
+        assert_eq!(resolve(&press(KeyCode::Char('x')), &scopes), None);
+        // d is only the resume question's "discard them" (it asks again); other questions
+        // stay open on it.
+        assert_eq!(
+            resolve(&press(KeyCode::Char('d')), &scopes),
+            Some(Action::DiscardSaved)
+        );
         let d = KeyEvent::new(KeyCode::Char('D'), KeyModifiers::SHIFT);
         assert_eq!(
             resolve(&d, &[Scope::Conntrack, Scope::Global]),

@@ -123,6 +123,11 @@ impl Theme {
         }
     }
 
+    /// A rule the staging deletes, still shown where it stood on the Rules screen.
+    pub fn staged_deleted(self) -> Style {
+        self.removed().add_modifier(Modifier::CROSSED_OUT)
+    }
+
     pub fn error(self) -> Style {
         self.fg(Color::Red).add_modifier(Modifier::BOLD)
     }

@@ -165,12 +165,21 @@ pub fn draw_ask(frame: &mut Frame, app: &App) {
         ),
         Ask::DeleteChain { at, refs } => {
             let mut l = vec![Line::styled(format!("Delete the chain {at}?"), t.error())];
-            if *refs > 0 {
+            if !refs.is_empty() {
+                let n = refs.len();
                 l.push(Line::raw(format!(
-                    "{refs} rule{} elsewhere jump{} to it: they are deleted too.",
-                    if *refs == 1 { "" } else { "s" },
-                    if *refs == 1 { "s" } else { "" }
+                    "{n} rule{} elsewhere jump{} to it, and {} deleted too:",
+                    if n == 1 { "" } else { "s" },
+                    if n == 1 { "s" } else { "" },
+                    if n == 1 { "it is" } else { "they are" }
                 )));
+                const SHOWN: usize = 6;
+                for r in refs.iter().take(SHOWN) {
+                    l.push(Line::styled(format!("  {r}"), t.error()));
+                }
+                if n > SHOWN {
+                    l.push(Line::raw(format!("  and {} more", n - SHOWN)));
+                }
             }
             l.push(Line::raw(""));
             l.push(Line::raw(
@@ -232,7 +241,7 @@ pub fn draw_ask(frame: &mut Frame, app: &App) {
             } else {
                 l.push(Line::styled(
                     format!(
-                        "The rule set moved since then, in: {}. The commit checks resumed changes against it (and offers a rebase).",
+                        "The rule set moved since then, in: {}. Resumed, the changes are re-applied on the rules as they are now, each to the rule it was staged on; where one is gone, the view says it is stale.",
                         moved.join(", ")
                     ),
                     t.warning(),
@@ -240,6 +249,21 @@ pub fn draw_ask(frame: &mut Frame, app: &App) {
             }
             (" Resume? ", l, "resume")
         }
+        Ask::DiscardSaved { ops } => (
+            " Discard the saved changes? ",
+            vec![
+                Line::styled(
+                    if *ops == 1 {
+                        "Forget the saved change of the earlier run for good?".to_string()
+                    } else {
+                        format!("Forget the {ops} saved changes of the earlier run for good?")
+                    },
+                    t.error(),
+                ),
+                Line::raw("The kernel is not touched. n goes back to the question."),
+            ],
+            "discard them",
+        ),
     };
     lines.push(Line::raw(""));
     lines.push(Line::from(vec![
@@ -251,11 +275,17 @@ pub fn draw_ask(frame: &mut Frame, app: &App) {
         Span::raw(" / "),
         Span::styled("Esc", t.key()),
         Span::raw(if matches!(ask, Ask::Resume { .. }) {
-            " discard them"
+            " later (nothing is lost)     "
         } else {
             " cancel"
         }),
     ]));
+    if matches!(ask, Ask::Resume { .. }) {
+        if let Some(last) = lines.last_mut() {
+            last.spans.push(Span::styled("d", t.key()));
+            last.spans.push(Span::raw(" discard them"));
+        }
+    }
     let r = boxed(frame.area(), 70, 50, &lines, 0);
     framed(frame, app, title, lines, r, 0);
 }

@@ -6,6 +6,7 @@ use crate::ruleset::Family;
 use crate::ruleset::rates::{ChainKey, RuleStat};
 use crate::ruleset::summary::{self, Columns};
 use crate::tui::app::{App, Focus, TreeRow};
+use crate::tui::edit::RowRef;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
@@ -150,10 +151,20 @@ impl Col {
 
 const HIST_W: usize = 6;
 
+/// How a row stands with the staging.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Same,
+    /// New or changed by the staging: `+`.
+    Staged,
+    /// Deleted by the staging, shown struck through where it stood: `-`.
+    Deleted,
+}
+
 struct Shown<'a> {
+    row: RowRef,
     num: usize,
-    /// New or changed by the staging.
-    staged: bool,
+    mark: Mark,
     cols: Columns,
     stat: Option<&'a RuleStat>,
     packets: u64,
@@ -188,10 +199,17 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
         draw_empty(frame, app, area);
         return;
     };
-    // Staged rules have no rates of their own: the chain's statistics belong to the kernel's.
+    // While the chain is edited, rules the staging left alone (and those it deletes, still
+    // in the kernel until the commit) show the kernel's live counters and rates; new or
+    // changed rules have none of their own yet.
     let edited = app.is_edited(&key);
-    let stat = app.rates.chain(&key).filter(|_| !edited);
-    let marks = app.staged_marks(&key);
+    let rows = app.chain_rows(&key);
+    let live_key = app.base_chain(&key).map_or(key.clone(), |b| ChainKey {
+        family: key.family,
+        table: key.table.clone(),
+        chain: b.name.clone(),
+    });
+    let stat = app.rates.chain(if edited { &live_key } else { &key });
 
     // Title: where we are, how we got here, and the chain's numbers.
     let mut title = vec![Span::raw(" ")];
@@ -225,19 +243,21 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
     if let Some(r) = stat.and_then(|s| s.rate) {
         title.push(Span::styled(format!("· {}/s ", rate(r)), t.dim()));
     }
-    if edited {
-        let n = marks.iter().filter(|m| **m).count();
+    if let Some(what) = app.staged_summary(&key) {
+        title.push(Span::styled(format!("· staged: {what} "), t.staged()));
+    }
+    if let Some(why) = &app.edit.stale {
         title.push(Span::styled(
-            format!("· staged: {n} new or changed (+) "),
-            t.staged(),
+            format!("· STALE: shown on the rule set as it was when saved ({why}) "),
+            t.error(),
         ));
     }
     let block = pane(app, Line::from(title), focused);
     let inner = block.inner(area);
     frame.render_widget(block, area);
 
-    if chain.rules.is_empty() || app.visible.is_empty() {
-        let msg = if chain.rules.is_empty() {
+    if app.visible.is_empty() {
+        let msg = if rows.rows.is_empty() {
             match &chain.policy {
                 Some(p) => format!("No rules: every packet gets the policy, {p}."),
                 None => "No rules: packets return to the calling chain.".to_string(),
@@ -259,15 +279,39 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
         .iter()
         .skip(app.offset)
         .take(rows_fit)
-        .filter_map(|&i| {
-            let rule = chain.rules.get(i)?;
+        .filter_map(|&row| {
+            let rule = app.row_rule(&key, row)?;
+            let (num, mark) = match row {
+                RowRef::Rule(i) if rows.base_of.get(i).is_some_and(Option::is_none) => {
+                    (i + 1, Mark::Staged)
+                }
+                RowRef::Rule(i) => (i + 1, Mark::Same),
+                RowRef::Deleted(j) => (j + 1, Mark::Deleted),
+            };
+            let live = if edited {
+                app.live_row(&key, &rows, row)
+            } else {
+                None
+            };
+            let (packets, bytes, stat) = match (edited, live) {
+                (true, Some((r, st))) => (r.packets(), r.bytes(), st),
+                (true, None) => (rule.packets(), rule.bytes(), None),
+                (false, _) => {
+                    let st = match row {
+                        RowRef::Rule(i) => stat.and_then(|s| s.rules.get(i)),
+                        RowRef::Deleted(_) => None,
+                    };
+                    (rule.packets(), rule.bytes(), st)
+                }
+            };
             Some(Shown {
-                num: i + 1,
-                staged: marks.get(i).copied().unwrap_or(false),
+                row,
+                num,
+                mark,
                 cols: summary::columns(rule, family),
-                stat: stat.and_then(|s| s.rules.get(i)),
-                packets: rule.packets(),
-                bytes: rule.bytes(),
+                stat,
+                packets,
+                bytes,
                 jump: app.jump_target(rule).is_some(),
             })
         })
@@ -276,7 +320,7 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
     // Widths from what is on screen; optional columns only while they fit.
     let num_w = width_of(
         &shown,
-        |s| s.num.to_string().len() + usize::from(s.staged),
+        |s| s.num.to_string().len() + usize::from(s.mark != Mark::Same),
         "num",
         3,
         8,
@@ -372,17 +416,17 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
     }))
     .style(t.header());
 
-    let selected_num = app.visible.get(app.cursor).map(|i| i + 1);
+    let selected_row = app.visible.get(app.cursor).copied();
     let rows: Vec<Row> = shown
         .iter()
         .map(|s| {
             let hit = s.stat.is_some_and(|st| st.delta > 0);
             let cells = cols.iter().map(|(c, _)| match c {
                 Col::Num => {
-                    let n = if s.staged {
-                        format!("+{}", s.num)
-                    } else {
-                        s.num.to_string()
+                    let n = match s.mark {
+                        Mark::Staged => format!("+{}", s.num),
+                        Mark::Deleted => format!("-{}", s.num),
+                        Mark::Same => s.num.to_string(),
                     };
                     Cell::from(Line::from(n).right_aligned())
                 }
@@ -414,15 +458,21 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
                 Col::Rest => Cell::from(s.cols.rest.clone()),
             });
             let row = Row::new(cells.collect::<Vec<_>>());
-            let row = if s.staged { row.style(t.staged()) } else { row };
-            if Some(s.num) == selected_num {
-                row.style(if focused {
+            let style = match s.mark {
+                Mark::Staged => t.staged(),
+                Mark::Deleted => t.staged_deleted(),
+                Mark::Same => Style::new(),
+            };
+            if Some(s.row) == selected_row {
+                // The cursor's colours, but a deleted rule stays struck through.
+                let cursor = if focused {
                     t.selected()
                 } else {
                     t.selected_unfocused()
-                })
+                };
+                row.style(style.patch(cursor))
             } else {
-                row
+                row.style(style)
             }
         })
         .collect();
