@@ -221,6 +221,27 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
         t.title(),
     ));
     title.push(Span::styled(format!(" ({}) ", key.family.label()), t.dim()));
+    // What is staged comes first: it is what a narrow title must not lose.
+    if let Some(why) = &app.edit.stale {
+        title.push(Span::styled(
+            format!("STALE: shown on the rule set as it was when saved ({why}) · "),
+            t.error(),
+        ));
+    }
+    if let Some(what) = app.staged_summary(&key) {
+        title.push(Span::styled(format!("staged: {what} · "), t.staged()));
+    }
+    // The policy's counters are the kernel's, live.
+    let policy_counters = if edited {
+        app.snapshot
+            .as_ref()
+            .and_then(|s| s.family(key.family).ruleset())
+            .and_then(|r| r.table(&key.table))
+            .and_then(|t| t.chain(&live_key.chain))
+            .map_or(chain.counters, |c| c.counters)
+    } else {
+        chain.counters
+    };
     match &chain.policy {
         Some(p) => {
             title.push(Span::raw("policy "));
@@ -228,8 +249,8 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
             title.push(Span::styled(
                 format!(
                     " {} pkts {} bytes ",
-                    count(app, chain.counters.packets),
-                    count(app, chain.counters.bytes)
+                    count(app, policy_counters.packets),
+                    count(app, policy_counters.bytes)
                 ),
                 t.dim(),
             ));
@@ -242,15 +263,6 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
     }
     if let Some(r) = stat.and_then(|s| s.rate) {
         title.push(Span::styled(format!("· {}/s ", rate(r)), t.dim()));
-    }
-    if let Some(what) = app.staged_summary(&key) {
-        title.push(Span::styled(format!("· staged: {what} "), t.staged()));
-    }
-    if let Some(why) = &app.edit.stale {
-        title.push(Span::styled(
-            format!("· STALE: shown on the rule set as it was when saved ({why}) "),
-            t.error(),
-        ));
     }
     let block = pane(app, Line::from(title), focused);
     let inner = block.inner(area);
