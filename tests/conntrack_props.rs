@@ -23,7 +23,9 @@ use std::sync::LazyLock;
 
 fn config() -> ProptestConfig {
     let mut c = ProptestConfig {
-        failure_persistence: None,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
+        )),
         ..ProptestConfig::default()
     };
     if std::env::var_os("PROPTEST_CASES").is_none() {

@@ -32,7 +32,9 @@ use std::collections::BTreeSet;
 /// 256 cases unless PROPTEST_CASES says otherwise (the default config reads it).
 fn config() -> ProptestConfig {
     ProptestConfig {
-        failure_persistence: None,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
+        )),
         ..ProptestConfig::default()
     }
 }

@@ -730,7 +730,13 @@ fn a_commit_to_a_file_writes_it_after_a_backup_copy() {
 }
 
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 24,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
+        )),
+        ..Default::default()
+    })]
     /// Any keys in any order (edit keys, answers, editor typing, Tab, Enter, Esc, undo; not q)
     /// never panic update or draw, whatever the terminal size.
     #[test]
