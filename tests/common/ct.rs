@@ -148,8 +148,9 @@ pub fn make_traffic(ns: &NetNs) -> Held {
     });
     ns.exec_ok(&["ping", "-c1", "-q", "127.0.0.1"]);
     ns.exec_ok(&["ping", "-6", "-c1", "-q", "::1"]);
-    // Let the last replies and closes be processed.
-    std::thread::sleep(Duration::from_millis(200));
+    // Let the last replies and closes be processed: the table settles when two reads in a
+    // row agree (timeouts aside, which count down).
+    settle(ns);
     held
 }
 
@@ -336,3 +337,34 @@ pub fn assert_same_rows(ours: Vec<(Row, u32)>, theirs: Vec<(Row, u32)>, what: &s
         );
     }
 }
+
+/// Wait (up to 3 s) until `conntrack -L` in the namespace reads the same twice in a row,
+/// timeouts left out: the kernel has handled the last packets of the world just made.
+pub fn settle(ns: &NetNs) {
+    let read = || {
+        let out = ns.exec(&["conntrack", "-L"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut lines: Vec<String> = text
+            .lines()
+            .map(|l| {
+                l.split_whitespace()
+                    .filter(|w| w.parse::<u64>().is_err())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        lines.sort();
+        lines
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let mut last = read();
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = read();
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
