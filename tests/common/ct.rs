@@ -367,4 +367,3 @@ pub fn settle(ns: &NetNs) {
         last = now;
     }
 }
-
