@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod conntrack;
 pub mod edit;
+pub mod format;
 pub mod ruleset;
 pub mod source;
 pub mod trace;

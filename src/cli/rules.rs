@@ -159,7 +159,7 @@ fn count(n: u64, exact: bool) -> String {
     if exact {
         n.to_string()
     } else {
-        crate::tui::view::human(n)
+        crate::format::human(n)
     }
 }
 

@@ -21,7 +21,7 @@ pub mod conntrack;
 mod ct_popup;
 mod edit_popup;
 mod flow;
-mod format;
+use crate::format;
 mod header;
 mod popup;
 mod rules;

@@ -1,4 +1,5 @@
-//! Number formatting shared by the screens: iptables-style human units, rates, sparklines.
+//! Number formatting shared by both faces, the screens and the CLI: iptables-style human units,
+//! rates, sparklines, counts in words. Face-neutral: nothing here knows a terminal.
 
 /// A counter the way `iptables -L -v` prints it: exact up to 99999, then K, M, G, T (base 1000),
 /// never more than five characters.
