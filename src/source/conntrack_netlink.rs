@@ -177,31 +177,16 @@ fn setsockopt_int(
 
 /// Ask for a receive buffer of `bytes`: SO_RCVBUFFORCE (root may exceed rmem_max), else SO_RCVBUF.
 fn set_rcvbuf(sock: &Socket, bytes: usize) -> io::Result<()> {
-    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    setsockopt_int(sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, v)
-        .or_else(|_| setsockopt_int(sock, libc::SOL_SOCKET, libc::SO_RCVBUF, v))
+    use rustix::net::sockopt;
+    sockopt::set_socket_recv_buffer_size_force(sock, bytes)
+        .or_else(|_| sockopt::set_socket_recv_buffer_size(sock, bytes))
+        .map_err(io::Error::from)
 }
 
-fn set_timeout(sock: &Socket, opt: libc::c_int, t: Duration) -> io::Result<()> {
-    let tv = libc::timeval {
-        tv_sec: t.as_secs() as libc::time_t,
-        tv_usec: t.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: a valid descriptor and a timeval that lives for the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            opt,
-            (&raw const tv).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+/// How long a receive waits before it fails with EAGAIN.
+fn set_recv_timeout(sock: &Socket, t: Duration) -> io::Result<()> {
+    rustix::net::sockopt::set_socket_timeout(sock, rustix::net::sockopt::Timeout::Recv, Some(t))
+        .map_err(io::Error::from)
 }
 
 /// How many datagrams the kernel dropped for this socket so far (SO_MEMINFO's drop counter):
@@ -222,16 +207,13 @@ fn drops(sock: &Socket) -> Option<u32> {
     (rc == 0 && len as usize >= (SK_MEMINFO_DROPS + 1) * 4).then_some(info[SK_MEMINFO_DROPS])
 }
 
-fn recv(sock: &Socket, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
+fn recv(sock: &Socket, buf: &mut [u8]) -> io::Result<usize> {
     loop {
-        // SAFETY: the buffer is valid for writes of its length.
-        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match rustix::net::recv(sock, &mut *buf, rustix::net::RecvFlags::empty()) {
+            // A datagram longer than the buffer is cut to it, as recv(2) without MSG_TRUNC.
+            Ok((read, _)) => return Ok(read),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -323,7 +305,7 @@ impl CtSocket {
         let mut interrupted = false;
         let mut buf = std::mem::take(&mut self.buf);
         let result = (|| loop {
-            let n = recv(&self.sock, &mut buf, 0).map_err(|e| CtError::io(what, &e))?;
+            let n = recv(&self.sock, &mut buf).map_err(|e| CtError::io(what, &e))?;
             for m in messages(&buf[..n]) {
                 if m.seq != seq {
                     continue;
@@ -405,7 +387,7 @@ impl CtSocket {
         push_request(&mut req, IPCTNL_MSG_CT_GET_STATS, 0, seq, 0, &[]);
         self.send(what, &req)?;
         loop {
-            let n = recv(&self.sock, &mut self.buf, 0).map_err(|e| CtError::io(what, &e))?;
+            let n = recv(&self.sock, &mut self.buf).map_err(|e| CtError::io(what, &e))?;
             for m in messages(&self.buf[..n]) {
                 if m.seq != seq {
                     continue;
@@ -443,7 +425,7 @@ impl CtSocket {
             let mut codes = vec![None; chunk.len()];
             let mut pending = chunk.len();
             while pending > 0 {
-                let n = recv(&self.sock, &mut self.buf, 0).map_err(|e| CtError::io(what, &e))?;
+                let n = recv(&self.sock, &mut self.buf).map_err(|e| CtError::io(what, &e))?;
                 for m in messages(&self.buf[..n]) {
                     let i = m.seq.wrapping_sub(first) as usize;
                     if m.kind == NLMSG_ERROR
@@ -612,7 +594,7 @@ impl Subscription {
             set_rcvbuf(&sock, n).map_err(|e| CtError::io("sizing the receive buffer", &e))?;
         }
         if let Some(t) = opts.timeout {
-            set_timeout(&sock, libc::SO_RCVTIMEO, t)
+            set_recv_timeout(&sock, t)
                 .map_err(|e| CtError::io("setting the receive timeout", &e))?;
         }
         let groups = [
@@ -646,7 +628,7 @@ impl Subscription {
             if let Some(m) = self.pending.pop_front() {
                 return Ok(Some(m));
             }
-            match recv(&self.sock, &mut self.buf, 0) {
+            match recv(&self.sock, &mut self.buf) {
                 Ok(n) => self.take(n)?,
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                     let now = drops(&self.sock).unwrap_or(self.drops);

@@ -4,7 +4,7 @@
 //! never touch the host's conntrack table) and, later, by `--netns`.
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 /// Where `ip netns` keeps its namespaces; a name with a `/` is taken as a path.
@@ -25,17 +25,18 @@ pub fn enter(name: &str) -> io::Result<()> {
             format!("cannot open network namespace {}: {e}", path.display()),
         )
     })?;
-    // SAFETY: setns takes a valid descriptor (kept open by `file` for the call) and a flag; it
-    // changes only this thread's network namespace.
-    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(
+    // setns(2) for this thread only.
+    rustix::thread::move_into_link_name_space(
+        file.as_fd(),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )
+    .map_err(|e| {
+        let e = io::Error::from(e);
+        io::Error::new(
             e.kind(),
             format!("cannot enter network namespace {name}: {e}"),
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
 /// Run `f` on a fresh thread that has entered the namespace first, and return its result. The
