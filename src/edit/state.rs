@@ -268,6 +268,52 @@ mod tests {
     }
 
     #[test]
+    fn a_resumed_delete_finds_its_rule_by_identity() {
+        let base = parse(V4, Family::V4).unwrap();
+        let mut s = Staging::new(vec![base]);
+        let at = ChainRef::new(Family::V4, "filter", "INPUT");
+        let second = s.result()[0]
+            .table("filter")
+            .unwrap()
+            .chain("INPUT")
+            .unwrap()
+            .rules[1]
+            .text
+            .clone();
+        s.push(Op::Delete {
+            at: at.clone(),
+            pos: 2,
+            id: None,
+        })
+        .unwrap();
+        let json = serde_json::to_string(&SavedStaging::from_staging(&s, "kernel")).unwrap();
+        // The identity is in the file, not only the position.
+        assert!(
+            json.contains(&serde_json::to_string(&second).unwrap()[1..]),
+            "{json}"
+        );
+        let back: SavedStaging = serde_json::from_str(&json).unwrap();
+        let again = back.to_staging().unwrap();
+        // The kernel moved: a rule at the top. The resume's rebase deletes the same rule.
+        let moved = V4.replacen("-A INPUT", "-A INPUT -s 192.0.2.66/32 -j DROP\n-A INPUT", 1);
+        let now = vec![parse(&moved, Family::V4).unwrap()];
+        let r = again.rebase(now).unwrap();
+        let input = &r.result()[0]
+            .table("filter")
+            .unwrap()
+            .chain("INPUT")
+            .unwrap()
+            .rules;
+        assert!(!input.iter().any(|x| x.text == second), "{input:#?}");
+        assert_eq!(input[0].text, "-s 192.0.2.66/32 -j DROP");
+        // A file from before identities (position only) is resolved on its own saved base.
+        let mut legacy: serde_json::Value = serde_json::from_str(&json).unwrap();
+        legacy["ops"][0].as_object_mut().unwrap().remove("id");
+        let back: SavedStaging = serde_json::from_value(legacy).unwrap();
+        assert_eq!(again.ops(), s.ops());
+    }
+
+    #[test]
     fn save_load_round_trip_with_mode_0600() {
         let dir = TempDir::new();
         let path = dir.0.join("staging.json");
