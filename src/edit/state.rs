@@ -310,7 +310,7 @@ mod tests {
         let mut legacy: serde_json::Value = serde_json::from_str(&json).unwrap();
         legacy["ops"][0].as_object_mut().unwrap().remove("id");
         let back: SavedStaging = serde_json::from_value(legacy).unwrap();
-        assert_eq!(again.ops(), s.ops());
+        assert_eq!(back.to_staging().unwrap().ops(), s.ops());
     }
 
     #[test]
