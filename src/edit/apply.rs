@@ -24,18 +24,94 @@ pub enum ApplyError {
         check: &'static str,
         message: String,
     },
-    #[error("{what}")]
-    Failed {
-        /// Which table failed, and what was done about the ones before it.
-        what: String,
+    /// The restore tool is not installed: nothing could be checked or changed.
+    #[error(
+        "{tool} was not found, so nothing was checked or changed: install the iptables package (e.g. `apt-get install iptables`)"
+    )]
+    ToolMissing { tool: String },
+    /// This process may not change netfilter (no CAP_NET_ADMIN): nothing was changed.
+    #[error(
+        "{tool} needs root (CAP_NET_ADMIN), so nothing was checked or changed: run nfscope as root (sudo)"
+    )]
+    Permission { tool: String },
+    /// Applying one table failed. The tables applied before it were undone (`undone`), except
+    /// those whose undo failed too (`stuck`): those hold the new rules.
+    #[error("{}", not_applied_text(.family, .table, .why, .undone, .stuck))]
+    NotApplied {
         family: Family,
         table: String,
+        why: String,
+        undone: Vec<String>,
+        stuck: Vec<String>,
     },
     #[error("cannot read the {family} rule set: {message}")]
     Read {
         family: &'static str,
         message: String,
     },
+}
+
+impl ApplyError {
+    /// Whether some of the change is left in the kernel (a failed apply whose undo failed too):
+    /// then the backup must be restored.
+    pub fn holds_new_rules(&self) -> bool {
+        matches!(self, ApplyError::NotApplied { stuck, .. } if !stuck.is_empty())
+    }
+
+    /// Whether the tools could not check at all (missing, or no permission), as opposed to a
+    /// check that ran and refused.
+    pub fn untestable(&self) -> bool {
+        matches!(
+            self,
+            ApplyError::ToolMissing { .. } | ApplyError::Permission { .. }
+        )
+    }
+}
+
+fn not_applied_text(
+    family: &Family,
+    table: &str,
+    why: &str,
+    undone: &[String],
+    stuck: &[String],
+) -> String {
+    let mut what = format!(
+        "applying {} {table} failed, so that table is unchanged: {why}",
+        family.label()
+    );
+    if !undone.is_empty() {
+        what.push_str(&format!(
+            "; the tables applied before it were undone: {}",
+            undone.join(", ")
+        ));
+    }
+    if !stuck.is_empty() {
+        what.push_str(&format!(
+            "; undoing these failed, so they hold the new rules: {} (restore the backup with `nfscope rollback`)",
+            stuck.join(", ")
+        ));
+    }
+    what
+}
+
+/// The tool's failure as an ApplyError: by its type, never by its words.
+fn classify(
+    e: SourceError,
+    family: Family,
+    tool: String,
+    check: &'static str,
+    input: &str,
+) -> ApplyError {
+    match e {
+        SourceError::ToolMissing { tool } => ApplyError::ToolMissing { tool },
+        SourceError::PermissionDenied { tool } => ApplyError::Permission { tool },
+        e => ApplyError::Invalid {
+            family: family.label(),
+            tool,
+            check,
+            message: explain(&e, input),
+        },
+    }
 }
 
 /// The tool's complaint, with the line it names quoted from the input: the legacy tools say
@@ -192,12 +268,7 @@ fn check(tools: &Tools, staged: &[Ruleset]) -> Result<Vec<Ruleset>, ApplyError> 
         }
         let text = input.as_str();
         let invalid = |check| {
-            move |e: SourceError| ApplyError::Invalid {
-                family: family.label(),
-                tool: tools.restore_tool(family),
-                check,
-                message: explain(&e, text),
-            }
+            move |e: SourceError| classify(e, family, tools.restore_tool(family), check, text)
         };
         tools
             .restore(family, &["--test", "-w"], &input)
@@ -255,26 +326,12 @@ pub fn apply_changes(tools: &Tools, changes: &[TableChange]) -> Result<(), Apply
                 Err(e) => stuck.push(format!("{} ({e})", name(prev))),
             }
         }
-        let mut what = format!(
-            "applying {} failed, so that table is unchanged: {why}",
-            name(change)
-        );
-        if !undone.is_empty() {
-            what.push_str(&format!(
-                "; the tables applied before it were undone: {}",
-                undone.join(", ")
-            ));
-        }
-        if !stuck.is_empty() {
-            what.push_str(&format!(
-                "; undoing these failed, so they hold the new rules: {} (restore the backup with `nfscope rollback`)",
-                stuck.join(", ")
-            ));
-        }
-        return Err(ApplyError::Failed {
-            what,
+        return Err(ApplyError::NotApplied {
             family: change.family,
             table: change.table.clone(),
+            why,
+            undone,
+            stuck,
         });
     }
     Ok(())
@@ -303,6 +360,70 @@ mod tests {
             status: "1".into(),
             stderr: stderr.into(),
         }
+    }
+
+    /// Decisions are made on the kind of failure, never on its words: a tool message that
+    /// happens to say "not found" or "hold the new rules" changes nothing.
+    #[test]
+    fn failures_are_classified_by_type_not_by_words() {
+        let input = "*filter\n-A INPUT -s nosuchhost.invalid -j DROP\nCOMMIT\n";
+        let e = classify(
+            failed("host/network `nosuchhost.invalid' not found\nError occurred at line: 2"),
+            Family::V4,
+            "iptables-restore".into(),
+            "--test",
+            input,
+        );
+        assert!(matches!(e, ApplyError::Invalid { .. }), "{e:?}");
+        assert!(!e.untestable());
+        let e = classify(
+            SourceError::PermissionDenied {
+                tool: "iptables-restore".into(),
+            },
+            Family::V4,
+            "iptables-restore".into(),
+            "--test",
+            input,
+        );
+        assert!(matches!(e, ApplyError::Permission { .. }) && e.untestable());
+        let e = classify(
+            SourceError::ToolMissing {
+                tool: "iptables-restore".into(),
+            },
+            Family::V4,
+            "iptables-restore".into(),
+            "--test",
+            input,
+        );
+        assert!(matches!(e, ApplyError::ToolMissing { .. }) && e.untestable());
+        let invalid = ApplyError::Invalid {
+            family: "IPv4",
+            tool: "iptables-restore".into(),
+            check: "--test",
+            message: "they hold the new rules".into(),
+        };
+        assert!(!invalid.holds_new_rules());
+        let clean = ApplyError::NotApplied {
+            family: Family::V4,
+            table: "nat".into(),
+            why: "x".into(),
+            undone: vec!["IPv4 filter".into()],
+            stuck: Vec::new(),
+        };
+        assert!(!clean.holds_new_rules());
+        let stuck = ApplyError::NotApplied {
+            family: Family::V4,
+            table: "nat".into(),
+            why: "x".into(),
+            undone: Vec::new(),
+            stuck: vec!["IPv4 filter (refused)".into()],
+        };
+        assert!(stuck.holds_new_rules());
+        assert!(
+            stuck
+                .to_string()
+                .contains("hold the new rules: IPv4 filter")
+        );
     }
 
     #[test]

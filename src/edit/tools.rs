@@ -104,18 +104,8 @@ fn spawn_failed(tool: &str, e: &std::io::Error) -> SourceError {
     }
 }
 
-/// A tool that ran and failed: its own words, or that it needs root.
+/// A tool that ran and failed: its own words, or that it needs root (decided by whether this
+/// process has CAP_NET_ADMIN, not by what the tool printed).
 fn exit_failed(tool: String, status: std::process::ExitStatus, stderr: &[u8]) -> SourceError {
-    let stderr = String::from_utf8_lossy(stderr);
-    let lower = stderr.to_ascii_lowercase();
-    if lower.contains("permission denied") || lower.contains("must be root") {
-        return SourceError::PermissionDenied { tool };
-    }
-    SourceError::ToolFailed {
-        tool,
-        status: status
-            .code()
-            .map_or_else(|| "signal".into(), |c| c.to_string()),
-        stderr: stderr.trim().to_string(),
-    }
+    crate::source::kernel::failure(&tool, status, &String::from_utf8_lossy(stderr))
 }

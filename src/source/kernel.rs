@@ -104,14 +104,28 @@ fn run_tool(tool: &str, arg: &str, netns: Option<&str>) -> Result<Vec<u8>, Sourc
     Ok(out.stdout)
 }
 
-/// Turn a failed run into a sentence: permission problems are told apart from the rest.
+/// Turn a failed run into a sentence: the first line of what the tool said.
 fn tool_error(tool: &str, status: ExitStatus, stderr: &str) -> SourceError {
-    let stderr = stderr.trim();
-    let lower = stderr.to_ascii_lowercase();
-    if lower.contains("permission denied")
-        || lower.contains("must be root")
-        || lower.contains("operation not permitted")
-    {
+    match failure(tool, status, stderr) {
+        SourceError::ToolFailed {
+            tool,
+            status,
+            stderr,
+        } => SourceError::ToolFailed {
+            tool,
+            status,
+            stderr: first_line(&stderr),
+        },
+        e => e,
+    }
+}
+
+/// A tool that ran and failed, classified by a fact rather than by its words: without
+/// CAP_NET_ADMIN (not root, or the capability dropped) the tools cannot reach netfilter, and
+/// that is a permission problem whatever they printed; otherwise the failure is the tool's, with
+/// all it said (trimmed).
+pub(crate) fn failure(tool: &str, status: ExitStatus, stderr: &str) -> SourceError {
+    if !super::has_net_admin() {
         return SourceError::PermissionDenied { tool: tool.into() };
     }
     SourceError::ToolFailed {
@@ -119,7 +133,7 @@ fn tool_error(tool: &str, status: ExitStatus, stderr: &str) -> SourceError {
         status: status
             .code()
             .map_or_else(|| "signal".into(), |c| c.to_string()),
-        stderr: first_line(stderr),
+        stderr: stderr.trim().to_string(),
     }
 }
 

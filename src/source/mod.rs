@@ -90,6 +90,22 @@ pub enum SourceError {
     Io { path: String, message: String },
 }
 
+/// Whether this process holds CAP_NET_ADMIN in its effective set,
+/// which the iptables tools, conntrack and netlink need (this thread's: capabilities are per
+/// thread, `/proc/thread-self`). Unreadable: assume it does, and let the
+/// tool's own failure speak.
+pub fn has_net_admin() -> bool {
+    const CAP_NET_ADMIN: u32 = 12;
+    std::fs::read_to_string("/proc/thread-self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_none_or(|caps| caps & (1 << CAP_NET_ADMIN) != 0)
+}
+
 /// One family's result within a snapshot. `Absent` means the source has nothing for that family
 /// (e.g. `--file` without `--file6`), which is not an error.
 #[derive(Debug, Clone, PartialEq)]

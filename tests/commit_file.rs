@@ -1,0 +1,104 @@
+//! `--file` commits against the real tools, run by a thread inside a throwaway network
+//! namespace: a rule naming a host that does not resolve is refused by `iptables-restore --test`
+//! and the file is left byte for byte as it was (the tool's "host/network `x' not found" once
+//! read as "the tools are not installed", and the file was written unchecked); a good rule is
+//! written, and the file is replaced the way editors do it.
+
+mod common;
+
+use common::screen::t0;
+use common::{NetNs, have_tools};
+use nfscope::edit::ChainRef;
+use nfscope::edit::commit::{self, Progress, Request, Step, Target};
+use nfscope::edit::stage::{Op, Staging};
+use nfscope::ruleset::{Family, parse};
+use nfscope::source::{Backend, netns};
+use std::path::{Path, PathBuf};
+
+const FILE: &str = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n";
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nfscope-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Commit `rule` appended to INPUT of the file at `path`, inside namespace `ns`; the reports.
+fn commit_rule(ns: &str, path: &Path, state: &Path, rule: &str) -> Vec<Progress> {
+    let base =
+        vec![parse(&std::fs::read_to_string(path).expect("read"), Family::V4).expect("parse")];
+    let mut s = Staging::new(base);
+    s.push(Op::Append {
+        at: ChainRef::new(Family::V4, "filter", "INPUT"),
+        rule: rule.into(),
+    })
+    .expect("staged");
+    let req = Request {
+        base: s.base().to_vec(),
+        staged: s.result().to_vec(),
+        ops: s.ops().to_vec(),
+        edited: s.edited(),
+        renames: s.renames(),
+        zeroed: s.zeroed(),
+        ssh: None,
+        locals: Vec::new(),
+        lockout_confirmed: false,
+        diff: String::new(),
+    };
+    let target = Target::File {
+        v4: Some(path.to_path_buf()),
+        v6: None,
+        dir: state.to_path_buf(),
+    };
+    let _ = t0();
+    netns::run_in(ns, move || {
+        let mut reports = Vec::new();
+        commit::run(&target, &req, &mut |p| reports.push(p));
+        reports
+    })
+    .expect("a thread can enter the namespace")
+}
+
+#[test]
+fn a_file_commit_with_a_host_name_that_does_not_resolve_is_refused() {
+    if !have_tools(Backend::Nft) {
+        return;
+    }
+    let Some(ns) = NetNs::for_test("filehost") else {
+        return;
+    };
+    let dir = temp_dir("filehost");
+    let path = dir.join("rules.v4");
+    std::fs::write(&path, FILE).expect("write");
+    let reports = commit_rule(
+        ns.name(),
+        &path,
+        &dir.join("state"),
+        "-s nosuchhost.invalid -j DROP",
+    );
+    let failed = reports
+        .iter()
+        .find_map(|p| match p {
+            Progress::Failed(step, why) => Some((*step, why.clone())),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("not refused: {reports:#?}"));
+    assert_eq!(failed.0, Step::Validate, "{reports:#?}");
+    assert!(failed.1.contains("nosuchhost.invalid"), "{}", failed.1);
+    assert!(
+        !reports.iter().any(|p| matches!(p, Progress::Finished(_))),
+        "{reports:#?}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), FILE);
+
+    // A rule that resolves is written.
+    let reports = commit_rule(ns.name(), &path, &dir.join("state"), "-s 192.0.2.1 -j DROP");
+    assert!(
+        reports.iter().any(|p| matches!(p, Progress::Finished(_))),
+        "{reports:#?}"
+    );
+    let after = std::fs::read_to_string(&path).expect("read");
+    assert!(after.contains("-A INPUT -s 192.0.2.1"), "{after}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
