@@ -102,3 +102,50 @@ fn a_file_commit_with_a_host_name_that_does_not_resolve_is_refused() {
     assert!(after.contains("-A INPUT -s 192.0.2.1"), "{after}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_file_commit_keeps_mode_owner_and_symlink() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+    if !have_tools(Backend::Nft) {
+        return;
+    }
+    let Some(ns) = NetNs::for_test("filemode") else {
+        return;
+    };
+    let dir = temp_dir("filemode");
+    let real_dir = dir.join("etc");
+    std::fs::create_dir_all(&real_dir).expect("dir");
+    let real = real_dir.join("rules.v4");
+    std::fs::write(&real, FILE).expect("write");
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    // Owned by someone else than the committer (nobody:nogroup), as a file under /etc of a
+    // service account may be.
+    std::os::unix::fs::chown(&real, Some(65534), Some(65534)).expect("chown");
+    let link = dir.join("rules.link");
+    symlink(&real, &link).expect("symlink");
+
+    let reports = commit_rule(ns.name(), &link, &dir.join("state"), "-s 192.0.2.9 -j DROP");
+    assert!(
+        reports.iter().any(|p| matches!(p, Progress::Finished(_))),
+        "{reports:#?}"
+    );
+    // The link is still a link, and its target holds the commit.
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .expect("link")
+            .file_type()
+            .is_symlink()
+    );
+    let text = std::fs::read_to_string(&real).expect("read");
+    assert!(text.contains("-A INPUT -s 192.0.2.9"), "{text}");
+    let meta = std::fs::metadata(&real).expect("meta");
+    assert_eq!(meta.mode() & 0o7777, 0o640);
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+    // No temporary file is left beside it.
+    let names: Vec<String> = std::fs::read_dir(&real_dir)
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["rules.v4"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

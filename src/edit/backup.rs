@@ -96,6 +96,46 @@ pub fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
     })
 }
 
+/// Replace a user's file (a `--file` commit) the way editors do: through a symlink to the file
+/// it points to (the link stays a link), with the file's own mode and owner, written to a
+/// temporary file of a unique name in the same directory, fsynced, renamed over the file, and
+/// the directory fsynced, so that after a crash the file is the old one or the new one, whole.
+pub fn replace_file(path: &Path, text: &str) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let target = fs::canonicalize(path)?;
+    let meta = fs::metadata(&target)?;
+    let dir = target
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the file has no directory"))?;
+    let name = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("rules");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".nfscope")
+        .tempfile_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    let file = tmp.as_file();
+    file.set_permissions(meta.permissions())?;
+    // Keep the owner: root can give the file back to whoever had it.
+    if let Err(e) = std::os::unix::fs::fchown(file, Some(meta.uid()), Some(meta.gid()))
+        && (meta.uid(), meta.gid()) != (file.metadata()?.uid(), file.metadata()?.gid())
+    {
+        return Err(io::Error::new(
+            e.kind(),
+            format!(
+                "cannot give the new file the owner of the old one ({}:{}): {e}",
+                meta.uid(),
+                meta.gid()
+            ),
+        ));
+    }
+    file.sync_all()?;
+    tmp.persist(&target).map_err(|e| e.error)?;
+    fs::File::open(dir)?.sync_all()
+}
+
 fn family_tag(f: Family) -> &'static str {
     match f {
         Family::V4 => "v4",

@@ -602,7 +602,7 @@ fn run_file(
         };
         // Only the edited chains come from the staging; the rest is the file as it is now.
         let text = save_text(&merge_edited(&now, rs, &req.edited), SaveOptions::default());
-        if let Err(e) = backup::write_atomic(p, &text) {
+        if let Err(e) = backup::replace_file(p, &text) {
             report(Progress::Failed(
                 Step::Apply,
                 format!("cannot write {}: {e}", p.display()),
