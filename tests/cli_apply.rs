@@ -882,3 +882,84 @@ fn sentences_without_anything_to_do() {
     assert!(run.stderr.contains("cannot be used with"), "{run:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// As nobody, with nothing pending in nobody's own state directory but a commit pending in
+/// root's (0700, so nobody cannot even look), `confirm` and `rollback` say a root commit may be
+/// pending and to use sudo, never "no commit is waiting".
+#[test]
+fn without_root_confirm_and_rollback_point_at_roots_pending_commit() {
+    let Some(setpriv) = nfscope::source::kernel::find_tool("setpriv") else {
+        let _ = common::skip::<()>("needs setpriv (util-linux)");
+        return;
+    };
+    if !rustix::process::geteuid().is_root() {
+        let _ = common::skip::<()>("needs root to make root's state directory");
+        return;
+    }
+    let base = std::env::temp_dir().join(format!("nfscope-rootpending-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let root_dir = base.join("root-state");
+    std::fs::create_dir_all(&root_dir).expect("dir");
+    std::fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    std::fs::set_permissions(
+        &root_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod");
+    std::fs::write(root_dir.join("pending.json"), "{}").expect("pending");
+    let home = base.join("nobody-home");
+    std::fs::create_dir_all(&home).expect("home");
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).expect("chown");
+    for what in ["confirm", "rollback"] {
+        let run: Run = Command::new(&setpriv)
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                BIN,
+                what,
+            ])
+            .env("HOME", &home)
+            .env_remove("NFSCOPE_STATE_DIR")
+            .env_remove("XDG_STATE_HOME")
+            .env("NFSCOPE_ROOT_STATE_DIR", &root_dir)
+            .env("NFSCOPE_NO_SYSLOG", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run nfscope as nobody")
+            .into();
+        assert_ne!(run.code, 0, "{run:?}");
+        assert!(!run.stderr.contains("no commit is waiting"), "{run:?}");
+        assert!(
+            run.stderr.contains(&format!("sudo nfscope {what}")),
+            "{run:?}"
+        );
+        assert!(run.stderr.contains("root"), "{run:?}");
+    }
+    // With root's directory empty, nobody is told plainly that nothing waits.
+    std::fs::remove_file(root_dir.join("pending.json")).expect("rm");
+    std::fs::set_permissions(
+        &root_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let run: Run = Command::new(&setpriv)
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "confirm",
+        ])
+        .env("HOME", &home)
+        .env_remove("NFSCOPE_STATE_DIR")
+        .env_remove("XDG_STATE_HOME")
+        .env("NFSCOPE_ROOT_STATE_DIR", &root_dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run nfscope as nobody")
+        .into();
+    assert!(run.stderr.contains("no commit is waiting"), "{run:?}");
+    let _ = std::fs::remove_dir_all(&base);
+}

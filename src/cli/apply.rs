@@ -699,9 +699,49 @@ fn log_confirm(dir: &Path, p: &Pending) {
     }
 }
 
+/// Where root's commits are (its default state directory), for the non-root `confirm` and
+/// `rollback` that find nothing in their own.
+fn root_state_dir() -> PathBuf {
+    std::env::var_os("NFSCOPE_ROOT_STATE_DIR")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from(backup::ROOT_STATE_DIR), PathBuf::from)
+}
+
+/// Run by someone other than root, with nothing pending in their own state directory: a
+/// sentence when root's state directory holds a pending commit, or may (it cannot be read
+/// without root). `None` for root, or when root's directory holds none.
+fn root_commit_pending(dir: &Path, what: &str) -> Option<String> {
+    if rustix::process::geteuid().is_root() {
+        return None;
+    }
+    let root = root_state_dir();
+    if root == dir {
+        return None;
+    }
+    let pending = root.join("pending.json");
+    match std::fs::metadata(&pending) {
+        Ok(_) => Some(format!(
+            "a commit made as root is pending in {} (nothing is waiting in your own {}): run `sudo nfscope {what}`",
+            root.display(),
+            dir.display()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Some(format!(
+            "nothing is waiting in your own state directory {}, and root's ({}) cannot be read without root, where a root commit may be pending: run `sudo nfscope {what}`",
+            dir.display(),
+            root.display()
+        )),
+        Err(_) => None,
+    }
+}
+
 /// `nfscope confirm`.
 pub fn run_confirm(state_dir: Option<&Path>) -> i32 {
     let dir = backup::state_dir(state_dir);
+    if guard::status(&dir).is_none()
+        && let Some(why) = root_commit_pending(&dir, "confirm")
+    {
+        return fail(&why);
+    }
     match guard::confirm(&dir) {
         Ok(p) => {
             log_confirm(&dir, &p);
@@ -724,6 +764,11 @@ pub fn run_rollback(state_dir: Option<&Path>, src: &SourceArgs) -> i32 {
         Some(p) if !p.backups.is_empty() => p.backups.clone(),
         _ => backup::latest(&dir),
     };
+    if pending.is_none()
+        && let Some(why) = root_commit_pending(&dir, "rollback")
+    {
+        return fail(&why);
+    }
     if backups.is_empty() {
         return fail(&format!(
             "there is no backup to roll back to in {}",

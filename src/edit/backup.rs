@@ -22,6 +22,9 @@ pub fn state_dir(flag: Option<&Path>) -> PathBuf {
     std::path::absolute(&dir).unwrap_or(dir)
 }
 
+/// root's state directory when neither `--state-dir` nor `NFSCOPE_STATE_DIR` says otherwise.
+pub const ROOT_STATE_DIR: &str = "/var/lib/nfscope";
+
 fn chosen_state_dir(flag: Option<&Path>) -> PathBuf {
     if let Some(p) = flag {
         return p.to_path_buf();
@@ -30,9 +33,8 @@ fn chosen_state_dir(flag: Option<&Path>) -> PathBuf {
     if let Some(p) = env("NFSCOPE_STATE_DIR") {
         return p.into();
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return "/var/lib/nfscope".into();
+    if rustix::process::geteuid().is_root() {
+        return ROOT_STATE_DIR.into();
     }
     if let Some(p) = env("XDG_STATE_HOME").map(PathBuf::from)
         && p.is_absolute()
@@ -41,7 +43,7 @@ fn chosen_state_dir(flag: Option<&Path>) -> PathBuf {
     }
     match env("HOME") {
         Some(home) => PathBuf::from(home).join(".local/state/nfscope"),
-        None => "/var/lib/nfscope".into(),
+        None => ROOT_STATE_DIR.into(),
     }
 }
 
@@ -59,8 +61,7 @@ pub fn ensure_dir(dir: &Path) -> io::Result<()> {
             )
         })?;
     let meta = fs::metadata(dir)?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me || meta.permissions().mode() & 0o022 != 0 {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
