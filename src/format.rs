@@ -71,9 +71,80 @@ pub fn entries(n: usize) -> String {
     }
 }
 
+/// How many terminal cells `s` takes: a CJK character two, a combining mark none
+/// (unicode-width), not how many chars it has.
+pub fn width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
+fn char_width(c: char) -> usize {
+    unicode_width::UnicodeWidthChar::width(c).unwrap_or(0)
+}
+
+/// The end of `s` that fits `w` cells, after a `…` when something was cut.
+pub fn tail_to_width(s: &str, w: usize) -> String {
+    if width(s) <= w {
+        return s.to_string();
+    }
+    if w == 0 {
+        return String::new();
+    }
+    let mut out: Vec<char> = Vec::new();
+    let mut used = 1;
+    for c in s.chars().rev() {
+        let cw = char_width(c);
+        if used + cw > w {
+            break;
+        }
+        used += cw;
+        out.push(c);
+    }
+    std::iter::once('…').chain(out.into_iter().rev()).collect()
+}
+
+/// `s` with its middle replaced by `…` to fit `w` cells; the end is kept over the start.
+pub fn elide_middle(s: &str, w: usize) -> String {
+    if width(s) <= w {
+        return s.to_string();
+    }
+    if w == 0 {
+        return String::new();
+    }
+    let head_w = (w - 1) / 2;
+    let tail_w = w - 1 - head_w;
+    let mut head = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let cw = char_width(c);
+        if used + cw > head_w {
+            break;
+        }
+        used += cw;
+        head.push(c);
+    }
+    let tail = tail_to_width(s, tail_w + 1);
+    let tail = tail.strip_prefix('…').unwrap_or(&tail);
+    format!("{head}…{tail}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn widths_are_cells_not_chars() {
+        // Two CJK characters take four cells; a combining accent none.
+        assert_eq!(width("防火"), 4);
+        assert_eq!("防火".chars().count(), 2);
+        assert_eq!(width("e\u{301}"), 1);
+        assert_eq!(tail_to_width("ab防火", 4), "…火");
+        assert_eq!(width(&tail_to_width("ab防火墙", 5)), 5);
+        let e = elide_middle("防火墙防火墙", 7);
+        assert!(width(&e) <= 7, "{e}");
+        assert!(e.contains('…'));
+        assert_eq!(elide_middle("abcdef", 5), "ab…ef");
+        assert_eq!(elide_middle("abc", 5), "abc");
+    }
 
     #[test]
     fn human_units_like_iptables() {

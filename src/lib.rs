@@ -9,5 +9,6 @@ pub mod edit;
 pub mod format;
 pub mod ruleset;
 pub mod source;
+pub mod time;
 pub mod trace;
 pub mod tui;

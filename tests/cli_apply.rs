@@ -392,6 +392,8 @@ fn confirm_from_another_process_keeps_the_change() {
                 && busy.stderr.contains("Nothing was changed"),
             "{busy:?}"
         );
+        // A time for people: local, with its offset (TZ=UTC under cargo test).
+        assert!(busy.stderr.contains(" +00:00:"), "{busy:?}");
         assert_eq!(c.watchdog_pid(), Some(pid));
 
         let ok = c.run(&["confirm"]);

@@ -8,7 +8,7 @@ use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// One record of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,11 +28,7 @@ pub struct Record {
 
 /// The time now as `2026-12-04T19:57:25.123Z`.
 pub fn iso_now() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let (date, time) = backup::civil(d.as_secs());
-    format!("{date}T{time}.{:03}Z", d.subsec_millis())
+    crate::time::utc_iso(SystemTime::now())
 }
 
 /// The user running this process, by name.

@@ -9,7 +9,7 @@ use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// How many backups of each family are kept.
 pub const KEEP: usize = 20;
@@ -144,40 +144,9 @@ fn family_tag(f: Family) -> &'static str {
     }
 }
 
-/// `20261204T195725.123456789Z`: sorts as it should, and names a time a person can read.
+/// `20261204T195725.123456789Z`: sorts as it should, and names a time a person can read (UTC).
 pub fn stamp(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let (date, time) = civil(d.as_secs());
-    format!(
-        "{}T{}.{:09}Z",
-        date.replace('-', ""),
-        time.replace(':', ""),
-        d.subsec_nanos()
-    )
-}
-
-/// Seconds since the epoch as (`2026-12-04`, `19:57:25`), UTC.
-pub fn civil(secs: u64) -> (String, String) {
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        format!("{y:04}-{m:02}-{d:02}"),
-        format!(
-            "{:02}:{:02}:{:02}",
-            rest / 3600,
-            rest % 3600 / 60,
-            rest % 60
-        ),
-    )
+    crate::time::utc_stamp(t)
 }
 
 /// One backup file's name cut into its time stamp and family.
@@ -294,13 +263,12 @@ mod tests {
     }
 
     #[test]
-    fn civil_dates() {
-        assert_eq!(civil(0), ("1970-01-01".into(), "00:00:00".into()));
-        assert_eq!(
-            civil(1_796_413_045),
-            ("2026-12-04".into(), "19:37:25".into())
-        );
-        assert_eq!(civil(951_782_400).0, "2000-02-29");
+    fn stamps_are_utc_and_sort() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let t = |s| stamp(UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(t(1_796_413_045), "20261204T193725.000000000Z");
+        assert!(t(951_782_400).starts_with("20000229T"));
+        assert!(t(9) < t(10));
     }
 
     #[test]

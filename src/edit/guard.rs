@@ -56,9 +56,9 @@ impl Pending {
         Duration::from_millis(self.deadline_unix_ms.saturating_sub(now_ms()))
     }
 
-    /// `19:58:03 UTC`.
+    /// Local, with its offset: `19:58:03 +01:00`.
     pub fn deadline_text(&self) -> String {
-        format!("{} UTC", backup::civil(self.deadline_unix_ms / 1000).1)
+        crate::time::local_time(self.deadline_unix_ms)
     }
 
     /// Whether its watchdog process is still running.
@@ -552,7 +552,11 @@ fn roll_back(dir: &Path, p: &Pending, stopped: bool) -> i32 {
     let why = if stopped {
         "the watchdog was stopped (SIGTERM) before a confirmation".to_string()
     } else {
-        format!("no confirmation by {}", p.deadline_text())
+        // The audit log keeps UTC.
+        format!(
+            "no confirmation by {}",
+            crate::time::utc_iso(UNIX_EPOCH + Duration::from_millis(p.deadline_unix_ms))
+        )
     };
     let tools = Tools { backend: p.backend };
     let files: Vec<String> = p

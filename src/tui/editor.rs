@@ -354,10 +354,11 @@ pub fn chain_name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some("type the chain's name".into());
     }
-    if name.chars().count() > 28 {
+    // The kernel's limit is in bytes (XT_EXTENSION_MAXNAMELEN less the NUL).
+    if name.len() > 28 {
         return Some(format!(
-            "a chain name has at most 28 characters; this one has {}",
-            name.chars().count()
+            "a chain name has at most 28 bytes; this one has {}",
+            name.len()
         ));
     }
     if name.starts_with('-') || name.starts_with('!') {

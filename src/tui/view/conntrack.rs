@@ -113,22 +113,10 @@ fn count(app: &App, n: u64) -> String {
     if app.exact { n.to_string() } else { human(n) }
 }
 
-/// `s` with its middle replaced by `…` to fit `w` characters; the end (a host part) is kept
-/// over the start.
+/// `s` with its middle replaced by `…` to fit `w` cells; the end (a host part) is kept over
+/// the start.
 pub fn elide(s: &str, w: usize) -> String {
-    let n = s.chars().count();
-    if n <= w {
-        return s.to_string();
-    }
-    if w == 0 {
-        return String::new();
-    }
-    let head = (w - 1) / 2;
-    let tail = w - 1 - head;
-    let mut out: String = s.chars().take(head).collect();
-    out.push('…');
-    out.extend(s.chars().skip(n - tail));
-    out
+    crate::format::elide_middle(s, w)
 }
 
 /// `addr:port` (`[v6]:port`), the address elided to fit `w`.
@@ -376,7 +364,7 @@ fn plan(shown: &[Shown], ct: &CtScreen, width: u16) -> Plan {
     fn e<'a>(s: &Shown<'a>) -> &'a Entry {
         s.slot.entry()
     }
-    let title = |c: Col, compact: bool| c.title(ct, compact).chars().count();
+    let title = |c: Col, compact: bool| crate::format::width(&c.title(ct, compact));
     let w = |c: Col, compact: bool, f: &dyn Fn(&Shown) -> usize| -> u16 {
         let t = title(c, compact);
         shown.iter().map(f).chain([t]).max().unwrap_or(t) as u16
@@ -743,7 +731,7 @@ fn draw_groups(frame: &mut Frame, app: &App, area: Rect) {
     };
     let label_w = visible
         .clone()
-        .map(|g| g.label.chars().count())
+        .map(|g| crate::format::width(&g.label))
         .chain([title.len()])
         .max()
         .unwrap_or(8)
@@ -809,14 +797,14 @@ fn counts_line(
         let more = groups.len() - i - 1;
         // Keep room to say how many more there are.
         let reserve = if more > 0 { 8 } else { 0 };
-        if used + piece.chars().count() + reserve > usize::from(width) && i > 0 {
+        if used + crate::format::width(&piece) + reserve > usize::from(width) && i > 0 {
             spans.push(Span::styled(
                 format!("  +{} more", groups.len() - i),
                 t.dim(),
             ));
             break;
         }
-        used += piece.chars().count() + 1;
+        used += crate::format::width(&piece) + 1;
         spans.push(Span::raw(format!(" {}", g.label)));
         spans.push(Span::styled(format!(" {}", g.count), t.title()));
     }
@@ -949,7 +937,8 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
                 let chars: Vec<char> = ct.input.chars().collect();
                 let start = e.column.saturating_sub(1).min(chars.len());
                 let end = (start + e.len.max(1)).min(chars.len());
-                let pad = prefix.chars().count() + start;
+                let pad = crate::format::width(prefix)
+                    + crate::format::width(&chars[..start].iter().collect::<String>());
                 lines.push(Line::from(vec![
                     Span::raw(" ".repeat(pad)),
                     Span::styled("^".repeat((end - start).max(1)), t.error()),

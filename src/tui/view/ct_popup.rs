@@ -14,10 +14,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use std::time::SystemTime;
 
-/// A time in nanoseconds since the epoch as `2026-09-21 12:00:03 UTC`.
-pub fn utc(ns: u64) -> String {
-    let (date, time) = crate::edit::backup::civil(ns / 1_000_000_000);
-    format!("{date} {time} UTC")
+/// A time in nanoseconds since the epoch, local with its offset: `2026-09-21 14:00:03 +02:00`.
+pub fn when(ns: u64) -> String {
+    crate::time::local_datetime_ns(ns)
 }
 
 fn ns_of(t: SystemTime) -> u64 {
@@ -154,13 +153,13 @@ pub fn draw_detail(frame: &mut Frame, app: &App) {
             let ago = ns_of(now).saturating_sub(s) / 1_000_000_000;
             lines.push(field(
                 "started",
-                format!("{} ({} ago)", utc(s), duration(ago)),
+                format!("{} ({} ago)", when(s), duration(ago)),
             ));
         }
         None => lines.push(field("started", format!("not recorded: {TIMESTAMP_HINT}"))),
     }
     if let Some(s) = e.stop_ns() {
-        lines.push(field("stopped", utc(s)));
+        lines.push(field("stopped", when(s)));
     }
     lines.push(field("helper", e.helper().unwrap_or("none").to_string()));
     lines.push(field("secctx", e.secctx().unwrap_or("none").to_string()));
@@ -295,15 +294,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn utc_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+    fn local_dates_with_their_offset() {
+        // TZ=UTC for tests (.cargo/config.toml).
+        assert_eq!(when(0), "1970-01-01 00:00:00 +00:00");
         assert_eq!(
-            utc(1_767_225_600 * 1_000_000_000),
-            "2026-01-01 00:00:00 UTC"
+            when(1_767_225_600 * 1_000_000_000),
+            "2026-01-01 00:00:00 +00:00"
         );
         assert_eq!(
-            utc(951_782_400 * 1_000_000_000 + 3661 * 1_000_000_000),
-            "2000-02-29 01:01:01 UTC"
+            when(951_782_400 * 1_000_000_000 + 3661 * 1_000_000_000),
+            "2000-02-29 01:01:01 +00:00"
         );
     }
 }

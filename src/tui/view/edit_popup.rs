@@ -113,12 +113,12 @@ pub fn draw_editor(frame: &mut Frame, app: &App) {
     };
     // Left out when the text needs the room: a scrolled text behind it would misread.
     let room = inner.width as usize;
-    let prefix = if prefix.chars().count() + ed.text().chars().count() + 1 > room {
+    let prefix = if crate::format::width(&prefix) + crate::format::width(&ed.text()) + 1 > room {
         String::new()
     } else {
         prefix
     };
-    let pw = (prefix.chars().count() as u16).min(inner.width / 3);
+    let pw = (crate::format::width(&prefix) as u16).min(inner.width / 3);
     frame.render_widget(
         Paragraph::new(Line::styled(prefix, t.dim())),
         Rect::new(inner.x, inner.y, pw, 1),
@@ -226,14 +226,14 @@ pub fn draw_ask(frame: &mut Frame, app: &App) {
             moved,
             saved_at,
         } => {
-            let (date, time) = crate::edit::backup::civil(*saved_at);
+            let when = crate::time::local_datetime(saved_at.saturating_mul(1000));
             let what = if *ops == 1 {
                 "the staged change".to_string()
             } else {
                 format!("the {ops} staged changes")
             };
             let mut l = vec![Line::styled(
-                format!("Resume {what} saved by an earlier nfscope at {date} {time} UTC?"),
+                format!("Resume {what} saved by an earlier nfscope at {when}?"),
                 t.title(),
             )];
             if moved.is_empty() {

@@ -182,7 +182,7 @@ fn width_of(
     items
         .iter()
         .map(f)
-        .chain([title.chars().count(), min])
+        .chain([crate::format::width(title), min])
         .max()
         .unwrap_or(min)
         .min(max) as u16
@@ -348,12 +348,42 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
     } else {
         5
     };
-    let target_w = width_of(&shown, |s| s.cols.target.chars().count(), "target", 6, 18);
-    let prot_w = width_of(&shown, |s| s.cols.prot.len(), "prot", 4, 8);
-    let in_w = width_of(&shown, |s| s.cols.iface_in.len(), "in", 3, 16);
-    let out_w = width_of(&shown, |s| s.cols.iface_out.len(), "out", 3, 16);
-    let src_w = width_of(&shown, |s| s.cols.source.len(), "source", 9, 43);
-    let dst_w = width_of(&shown, |s| s.cols.destination.len(), "destination", 11, 43);
+    let target_w = width_of(
+        &shown,
+        |s| crate::format::width(&s.cols.target),
+        "target",
+        6,
+        18,
+    );
+    let prot_w = width_of(&shown, |s| crate::format::width(&s.cols.prot), "prot", 4, 8);
+    let in_w = width_of(
+        &shown,
+        |s| crate::format::width(&s.cols.iface_in),
+        "in",
+        3,
+        16,
+    );
+    let out_w = width_of(
+        &shown,
+        |s| crate::format::width(&s.cols.iface_out),
+        "out",
+        3,
+        16,
+    );
+    let src_w = width_of(
+        &shown,
+        |s| crate::format::width(&s.cols.source),
+        "source",
+        9,
+        43,
+    );
+    let dst_w = width_of(
+        &shown,
+        |s| crate::format::width(&s.cols.destination),
+        "destination",
+        11,
+        43,
+    );
     let defaults_only = |f: &dyn Fn(&Shown) -> bool| shown.iter().all(f);
     let opt_default = defaults_only(&|s| s.cols.opt == "--");
     let in_default = defaults_only(&|s| s.cols.iface_in == "*");

@@ -60,15 +60,9 @@ fn pane(app: &App, title: &'static str, focused: bool) -> Block<'static> {
         })
 }
 
-/// The last `n` characters of `s` (the end of a long address is what tells them apart).
+/// The end of `s` that fits `n` cells (the end of a long address is what tells them apart).
 fn tail(s: &str, n: usize) -> String {
-    let len = s.chars().count();
-    if len <= n {
-        s.to_string()
-    } else {
-        let skip = len - n.saturating_sub(1);
-        format!("…{}", s.chars().skip(skip).collect::<String>())
-    }
+    crate::format::tail_to_width(s, n)
 }
 
 fn draw_form(frame: &mut Frame, app: &App, area: Rect) {
