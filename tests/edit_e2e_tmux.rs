@@ -216,6 +216,13 @@ fn quitting_during_the_countdown_leaves_the_rollback_to_the_watchdog() {
     s.run.tmux.keys(&["C-c"]);
     assert_eq!(s.run.exit_status(), "0");
     s.run.assert_terminal_restored();
+    // Printed after the terminal is back: when the watchdog rolls back, and how to keep it.
+    let shell = s.run.tmux.wait_for("nfscope confirm");
+    assert!(shell.contains("not confirmed"), "{shell}");
+    assert!(
+        shell.contains("rolls it back at") && shell.contains("+00:00"),
+        "{shell}"
+    );
     assert_eq!(
         s.filter_rules().len(),
         3,
@@ -227,6 +234,32 @@ fn quitting_during_the_countdown_leaves_the_rollback_to_the_watchdog() {
     wait_until("the watchdog to exit", Duration::from_secs(5), || {
         !watchdog_running(&s.state())
     });
+    // The next start says how it ended, once.
+    let launch = format!(
+        "env -u SSH_CONNECTION NFSCOPE_STATE_DIR={} ip netns exec {} {{bin}} --backend nft",
+        s.state().display(),
+        s.ns.name()
+    );
+    let again = Run::start("editquit2", (160, 40), &launch).expect("tmux");
+    let screen = again.tmux.wait_for("rolled back by the watchdog");
+    assert!(screen.contains("The last commit (by "), "{screen}");
+    // The staged change is still saved (the rollback keeps it): the resume question is up too.
+    // Esc puts it off; then q quits.
+    again.tmux.wait_for("Resume?");
+    again.tmux.keys(&["Escape"]);
+    again.tmux.wait_gone("Resume?");
+    again.tmux.keys(&["q"]);
+    assert_eq!(again.exit_status(), "0");
+    let third = Run::start("editquit3", (160, 40), &launch).expect("tmux");
+    third.tmux.wait_for("Resume?");
+    assert!(
+        !third.tmux.screen().contains("The last commit"),
+        "said once only"
+    );
+    third.tmux.keys(&["Escape"]);
+    third.tmux.wait_gone("Resume?");
+    third.tmux.keys(&["q"]);
+    assert_eq!(third.exit_status(), "0");
 }
 
 #[test]

@@ -483,7 +483,7 @@ fn state_dir_hint(flag: Option<&Path>) -> String {
 
 /// Roll back at once, after a failure half way; returns the exit status.
 fn undo_now(dir: &Path, tools: &Tools, backups: &[(Family, PathBuf)], why: &str) -> i32 {
-    let _ = guard::disarm(dir);
+    let _ = guard::disarm(dir, guard::Ended::RolledBackAfterFailure);
     let result = guard::restore_backups(tools, backups);
     let (action, said) = match &result {
         Ok(_) => (
@@ -662,12 +662,14 @@ fn ended_elsewhere(dir: &Path, id: &str, tty: bool) -> i32 {
     if tty {
         say("");
     }
-    match guard::outcome(dir, id).as_deref() {
-        Some("confirmed") => {
+    match guard::outcome(dir, id) {
+        Some(guard::Ended::Confirmed) => {
             say("Confirmed (by another nfscope confirm): the change stays.");
             0
         }
-        Some("rolled back") => fail("not confirmed in time: the watchdog rolled the change back"),
+        Some(guard::Ended::RolledBackByWatchdog) => {
+            fail("not confirmed in time: the watchdog rolled the change back")
+        }
         Some(other) => fail(&format!("the change is no longer pending: {other}")),
         None => fail("the change is no longer pending, and nothing says why"),
     }
@@ -780,7 +782,7 @@ pub fn run_rollback(state_dir: Option<&Path>, src: &SourceArgs) -> i32 {
             .backend
             .or_else(|| pending.as_ref().and_then(|p| p.backend)),
     };
-    if let Err(e) = guard::disarm(&dir) {
+    if let Err(e) = guard::disarm(&dir, guard::Ended::RolledBackByUser) {
         return fail(&format!("cannot disarm the pending commit: {e}"));
     }
     let files: Vec<String> = backups

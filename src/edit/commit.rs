@@ -404,12 +404,13 @@ fn run_kernel(
         let msg = e.to_string();
         if e.holds_new_rules() {
             // Some of the change stuck: restore the backup now rather than at the deadline.
-            let back = rollback_kernel(tools, dir).unwrap_or_else(|e| e);
+            let back = rollback_kernel(tools, dir, guard::Ended::RolledBackAfterFailure)
+                .unwrap_or_else(|e| e);
             report(Progress::Failed(Step::Apply, format!("{msg}; {back}")));
         } else {
             // Nothing of the change is left in the kernel: the watchdog would only restore
             // what is there.
-            let _ = guard::disarm(dir);
+            let _ = guard::disarm(dir, guard::Ended::RolledBackAfterFailure);
             report(Progress::Failed(Step::Apply, msg));
         }
         return None;
@@ -435,7 +436,8 @@ fn run_kernel(
         )),
         Err(diffs) => {
             // Not what was staged: roll back now rather than ask the user to confirm it.
-            let back = rollback_kernel(tools, dir).unwrap_or_else(|e| e);
+            let back = rollback_kernel(tools, dir, guard::Ended::RolledBackAfterFailure)
+                .unwrap_or_else(|e| e);
             report(Progress::Failed(
                 Step::Verify,
                 format!("{}; {back}", diffs.join("; ")),
@@ -451,7 +453,7 @@ fn run_kernel(
 
 /// Restore the pending commit's backups (else the latest) now and stop the watchdog; a
 /// sentence saying what happened.
-fn rollback_kernel(tools: &Tools, dir: &Path) -> Result<String, String> {
+fn rollback_kernel(tools: &Tools, dir: &Path, why: guard::Ended) -> Result<String, String> {
     let backups = match guard::status(dir) {
         Some(p) => p.backups,
         None => backup::latest(dir),
@@ -459,7 +461,7 @@ fn rollback_kernel(tools: &Tools, dir: &Path) -> Result<String, String> {
     match guard::restore_backups(tools, &backups) {
         Ok(diff) => {
             // Restored: the watchdog has nothing left to do.
-            let _ = guard::disarm(dir);
+            let _ = guard::disarm(dir, why);
             let _ = audit::log(dir, "rollback", &format!("rolled back from the UI\n{diff}"));
             Ok("rolled back: the kernel holds the rule sets from before the commit".into())
         }
@@ -910,10 +912,12 @@ pub fn extend(target: &Target, by: Duration, deadline_ms: u64) -> Progress {
 /// Roll back now (`n` in the countdown, or the demo's deadline).
 pub fn rollback(target: &Target) -> Progress {
     match target {
-        Target::Kernel { tools, dir, .. } => match rollback_kernel(tools, dir) {
-            Ok(msg) => Progress::RolledBack(msg),
-            Err(msg) => Progress::ActionFailed(msg),
-        },
+        Target::Kernel { tools, dir, .. } => {
+            match rollback_kernel(tools, dir, guard::Ended::RolledBackByUser) {
+                Ok(msg) => Progress::RolledBack(msg),
+                Err(msg) => Progress::ActionFailed(msg),
+            }
+        }
         Target::File { .. } => Progress::ActionFailed("a file commit has no rollback".into()),
         Target::Demo { world, before, .. } => {
             let saved = before.lock().ok().and_then(|mut b| b.take());
@@ -949,8 +953,8 @@ pub fn check(target: &Target, deadline_ms: u64) -> Option<Progress> {
                 deadline_ms: p.deadline_unix_ms,
             })
         }
-        _ => match guard::outcome(dir, &id)?.as_str() {
-            "confirmed" => Some(Progress::Confirmed(
+        _ => match guard::outcome(dir, &id)? {
+            guard::Ended::Confirmed => Some(Progress::Confirmed(
                 "confirmed from elsewhere (nfscope confirm): the change stays".into(),
             )),
             other => Some(Progress::RolledBack(format!(
@@ -976,8 +980,8 @@ pub fn expired(target: &Target) -> Progress {
                 std::thread::sleep(Duration::from_millis(100));
             }
             let outcome = id.and_then(|id| guard::outcome(dir, &id));
-            match outcome.as_deref() {
-                Some("confirmed") => Progress::Confirmed(
+            match outcome {
+                Some(guard::Ended::Confirmed) => Progress::Confirmed(
                     "confirmed from elsewhere (nfscope confirm): the change stays".into(),
                 ),
                 _ => Progress::RolledBack(

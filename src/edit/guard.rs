@@ -157,29 +157,116 @@ impl Drop for Lock {
     }
 }
 
-/// The outcome of a commit once it is no longer pending (`confirmed`, `rolled back`, ...), in
-/// `DIR/outcome.json`, so that the process that armed it can say what happened.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Outcome {
-    id: String,
-    outcome: String,
+/// How a commit that is no longer pending ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "how", rename_all = "snake_case")]
+pub enum Ended {
+    Confirmed,
+    /// The deadline passed without a confirmation.
+    RolledBackByWatchdog,
+    /// The watchdog was told to stop (SIGTERM, a logout) before a confirmation.
+    RolledBackOnStop,
+    /// The user rolled it back (`n` in the countdown, `nfscope rollback`).
+    RolledBackByUser,
+    /// The apply or its verification failed, and nfscope restored the backup at once (or
+    /// nothing of the change was left to restore).
+    RolledBackAfterFailure,
+    RollbackFailed {
+        error: String,
+    },
 }
 
-fn set_outcome(dir: &Path, id: &str, outcome: &str) {
-    let o = Outcome {
-        id: id.to_string(),
-        outcome: outcome.to_string(),
-    };
-    if let Ok(text) = serde_json::to_string(&o) {
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::Confirmed => write!(f, "confirmed"),
+            Ended::RolledBackByWatchdog => {
+                write!(f, "rolled back by the watchdog (no confirmation in time)")
+            }
+            Ended::RolledBackOnStop => write!(
+                f,
+                "rolled back by the watchdog, stopped (SIGTERM) before a confirmation"
+            ),
+            Ended::RolledBackByUser => write!(f, "rolled back by the user"),
+            Ended::RolledBackAfterFailure => {
+                write!(f, "not kept: the commit failed and was undone at once")
+            }
+            Ended::RollbackFailed { error } => write!(f, "the rollback failed: {error}"),
+        }
+    }
+}
+
+/// The outcome of a commit once it is no longer pending, in `DIR/outcome.json`, so that the
+/// process that armed it can say what happened, and the next start can tell the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub id: String,
+    pub ended: Ended,
+    /// When it ended (Unix ms).
+    pub at_ms: u64,
+    /// Who started the commit.
+    #[serde(default)]
+    pub started_by: String,
+    /// The next start of nfscope has said it already.
+    #[serde(default)]
+    pub told: bool,
+}
+
+impl Outcome {
+    /// `The last commit (by root) was rolled back by the watchdog (...) at 14:02:31 +01:00.`
+    pub fn sentence(&self) -> String {
+        let by = if self.started_by.is_empty() {
+            String::new()
+        } else {
+            format!(" (by {})", self.started_by)
+        };
+        let at = crate::time::local_datetime(self.at_ms);
+        match &self.ended {
+            Ended::RollbackFailed { error } => {
+                format!("the rollback of the last commit{by} failed at {at}: {error}")
+            }
+            ended => format!("the last commit{by} was {ended} at {at}"),
+        }
+    }
+}
+
+fn write_outcome(dir: &Path, o: &Outcome) {
+    if let Ok(text) = serde_json::to_string(o) {
         let _ = write_atomic(&dir.join("outcome.json"), &text);
     }
 }
 
-/// What became of commit `id`, once it is no longer pending.
-pub fn outcome(dir: &Path, id: &str) -> Option<String> {
+fn set_outcome(dir: &Path, p: &Pending, ended: Ended) {
+    write_outcome(
+        dir,
+        &Outcome {
+            id: p.id.clone(),
+            ended,
+            at_ms: now_ms(),
+            started_by: p.started_by.clone(),
+            told: false,
+        },
+    );
+}
+
+/// The last commit's outcome, whatever its id (an unreadable or older file: none).
+pub fn last_outcome(dir: &Path) -> Option<Outcome> {
     let text = fs::read_to_string(dir.join("outcome.json")).ok()?;
-    let o: Outcome = serde_json::from_str(&text).ok()?;
-    (o.id == id).then_some(o.outcome)
+    serde_json::from_str(&text).ok()
+}
+
+/// The last outcome, once, for the start of nfscope: it is marked as told.
+pub fn untold_outcome(dir: &Path) -> Option<Outcome> {
+    let mut o = last_outcome(dir).filter(|o| !o.told)?;
+    o.told = true;
+    write_outcome(dir, &o);
+    o.told = false;
+    Some(o)
+}
+
+/// What became of commit `id`, once it is no longer pending.
+pub fn outcome(dir: &Path, id: &str) -> Option<Ended> {
+    last_outcome(dir).filter(|o| o.id == id).map(|o| o.ended)
 }
 
 /// Arm the watchdog: write the pending commit and start the watchdog, which rolls `backups`
@@ -317,8 +404,9 @@ fn disarm_id(dir: &Path, id: &str) -> io::Result<()> {
     }
 }
 
-/// Remove whatever commit is pending (its watchdog then exits) and return it.
-pub fn disarm(dir: &Path) -> io::Result<Option<Pending>> {
+/// Remove whatever commit is pending (its watchdog then exits) and return it; `ended` says
+/// why, for the outcome.
+pub fn disarm(dir: &Path, ended: Ended) -> io::Result<Option<Pending>> {
     if !pending_path(dir).exists() {
         return Ok(None);
     }
@@ -326,7 +414,7 @@ pub fn disarm(dir: &Path) -> io::Result<Option<Pending>> {
     let p = read_pending(dir).ok().flatten();
     remove_pending(dir)?;
     if let Some(p) = &p {
-        set_outcome(dir, &p.id, "rolled back by hand");
+        set_outcome(dir, p, ended);
     }
     Ok(p)
 }
@@ -372,7 +460,7 @@ pub fn confirm(dir: &Path) -> Result<Pending, String> {
         ));
     }
     remove_pending(dir).map_err(|e| e.to_string())?;
-    set_outcome(dir, &p.id, "confirmed");
+    set_outcome(dir, &p, Ended::Confirmed);
     Ok(p)
 }
 
@@ -564,22 +652,28 @@ fn roll_back(dir: &Path, p: &Pending, stopped: bool) -> i32 {
         .iter()
         .map(|(_, path)| path.display().to_string())
         .collect();
-    let (code, action, outcome, detail) = match restore_backups(&tools, &p.backups) {
+    let (code, action, ended, detail) = match restore_backups(&tools, &p.backups) {
         Ok(d) => (
             0,
             "rollback",
-            "rolled back".to_string(),
+            if stopped {
+                Ended::RolledBackOnStop
+            } else {
+                Ended::RolledBackByWatchdog
+            },
             format!("{why}: restored {}\n{d}", files.join(", ")),
         ),
         Err(e) => (
             1,
             "rollback-failed",
-            format!("the rollback failed: {e}"),
+            Ended::RollbackFailed {
+                error: e.to_string(),
+            },
             format!("{why}: {e}"),
         ),
     };
     let _ = audit::log(dir, action, detail.trim_end());
-    set_outcome(dir, &p.id, &outcome);
+    set_outcome(dir, p, ended);
     let _ = remove_pending(dir);
     code
 }
@@ -618,7 +712,14 @@ mod tests {
         assert_eq!(e.deadline_unix_ms, p.deadline_unix_ms + 5000);
         assert_eq!(confirm(&dir).unwrap().id, "a");
         assert_eq!(status(&dir), None);
-        assert_eq!(outcome(&dir, "a").as_deref(), Some("confirmed"));
+        assert_eq!(outcome(&dir, "a"), Some(Ended::Confirmed));
+        // Told once at the next start, then not again.
+        let told = untold_outcome(&dir).expect("an outcome");
+        assert!(
+            told.sentence()
+                .starts_with("the last commit (by root) was confirmed at ")
+        );
+        assert_eq!(untold_outcome(&dir), None);
         assert_eq!(outcome(&dir, "b"), None);
 
         write_pending(&dir, &pending("b", 0)).unwrap();
@@ -626,8 +727,15 @@ mod tests {
         // Past the deadline, but no watchdog ran: nothing was rolled back, so it is confirmed.
         assert!(confirm(&dir).is_ok());
         write_pending(&dir, &pending("c", 1000)).unwrap();
-        assert_eq!(disarm(&dir).unwrap().map(|p| p.id).as_deref(), Some("c"));
-        assert_eq!(disarm(&dir).unwrap(), None);
+        assert_eq!(
+            disarm(&dir, Ended::RolledBackByUser)
+                .unwrap()
+                .map(|p| p.id)
+                .as_deref(),
+            Some("c")
+        );
+        assert_eq!(outcome(&dir, "c"), Some(Ended::RolledBackByUser));
+        assert_eq!(disarm(&dir, Ended::RolledBackByUser).unwrap(), None);
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -357,6 +357,14 @@ pub fn run(cfg: SourceConfig, opts: Options) -> color_eyre::Result<()> {
         Some(Err(e)) => app.edit.message = Some((e.to_string(), true)),
         _ => {}
     }
+    // How the last commit ended, said once at the next start (unless a question is up).
+    if let Target::Kernel { dir, .. } = &workers.target
+        && app.edit.message.is_none()
+        && let Some(o) = crate::edit::guard::untold_outcome(dir)
+    {
+        let bad = o.ended != crate::edit::guard::Ended::Confirmed;
+        app.edit.message = Some((capitalized(&o.sentence()), bad));
+    }
     let mut stdout = std::io::stdout();
     loop {
         if app.dirty {
@@ -382,5 +390,40 @@ pub fn run(cfg: SourceConfig, opts: Options) -> color_eyre::Result<()> {
         }
         run_cmds(cmds, &ct, &workers);
     }
+    // Quit during a countdown: the terminal first, then what happens next and how to keep it.
+    let note = match &workers.target {
+        Target::Kernel { dir, .. } if app.edit.countdown.is_some() => {
+            crate::edit::guard::status(dir).map(|p| quit_note(&p, opts.state_dir.as_deref()))
+        }
+        _ => None,
+    };
+    drop(terminal);
+    drop(_guard);
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
     Ok(())
+}
+
+/// What a user who quit during the countdown must know: the change stays only if confirmed.
+fn quit_note(p: &crate::edit::guard::Pending, state_dir: Option<&std::path::Path>) -> String {
+    let flag = state_dir.map_or_else(String::new, |d| format!(" --state-dir {}", d.display()));
+    let sudo = if rustix::process::geteuid().is_root() {
+        ""
+    } else {
+        "sudo "
+    };
+    let pid = p
+        .watchdog_pid
+        .map_or_else(String::new, |pid| format!(" (pid {pid})"));
+    format!(
+        "nfscope: your commit is not confirmed: the watchdog{pid} rolls it back at {}.\nTo keep it, run `{sudo}nfscope confirm{flag}` before then; `{sudo}nfscope rollback{flag}` undoes it now.",
+        p.deadline_text()
+    )
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
 }
