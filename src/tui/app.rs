@@ -801,7 +801,11 @@ impl App {
 
     /// Trace the form's packet through the rule set the Rules screen shows.
     pub fn run_trace(&mut self) {
-        self.trace.run(self.snapshot.as_ref());
+        let staged = self
+            .edit
+            .active()
+            .map(|st| (st.result(), self.edit.version));
+        self.trace.run(self.snapshot.as_ref(), staged);
         let rows = self.trace_rows();
         self.trace.scroll_into_view(rows);
     }
@@ -841,6 +845,17 @@ impl App {
             Action::Top => tr.move_cursor(isize::MIN / 2, rows),
             Action::Bottom => tr.move_cursor(isize::MAX / 2, rows),
             Action::Enter => self.open_step(),
+            Action::TraceKernel => {
+                if self.edit.active().is_none() {
+                    self.trace.message =
+                        Some("nothing is staged: the trace is of the kernel's rules".into());
+                } else {
+                    self.trace.kernel_only = !self.trace.kernel_only;
+                    if self.trace.result.is_some() {
+                        self.run_trace();
+                    }
+                }
+            }
             _ => self.dirty = false,
         }
     }
@@ -861,11 +876,49 @@ impl App {
             chain: chain.to_string(),
         };
         let rule = step.rule_index().unwrap_or(0);
+        let basis = self.trace.result.as_ref().map(|r| r.basis);
+        if basis == Some(super::trace::Basis::Kernel) && self.edit.active().is_some() {
+            // The kernel's rule, on the Rules screen that shows the staged chain: its row there
+            // (a rule the staging left alone, or one it deletes).
+            let rows = self.chain_rows(&key);
+            let row = rows.rows.iter().copied().find(|&r| {
+                let j = match r {
+                    RowRef::Rule(i) => rows.base_of.get(i).copied().flatten(),
+                    RowRef::Deleted(j) => Some(j),
+                };
+                j.and_then(|j| self.live_rule(&key, j)).map(|(_, k)| k) == Some(rule)
+            });
+            match row {
+                Some(row) if self.chain_by_key(&key).is_some() => {
+                    self.open_chain_row(Screen::Trace, key, row);
+                }
+                _ => {
+                    self.trace.message = Some(format!(
+                        "rule {} of the kernel's {chain} is not on the Rules screen, which shows the staged rules (the chain is deleted or renamed there)",
+                        rule + 1
+                    ));
+                }
+            }
+            return;
+        }
         if self.chain_by_key(&key).is_none() {
             self.trace.message = Some(format!("chain {chain} is not in the rule set any more"));
             return;
         }
         self.open_chain_from(Screen::Trace, key, rule);
+    }
+
+    /// `open_chain_from`, with the cursor on a row (a rule staged for deletion included).
+    fn open_chain_row(&mut self, from: Screen, key: ChainKey, row: RowRef) {
+        let start = match row {
+            RowRef::Rule(i) => i,
+            RowRef::Deleted(_) => 0,
+        };
+        self.open_chain_from(from, key, start);
+        if let Some(p) = self.visible.iter().position(|&r| r == row) {
+            self.cursor = p;
+            self.clamp_scroll();
+        }
     }
 
     /// Show `key` on the Rules screen with the cursor on `rule`, coming from `from`: Backspace

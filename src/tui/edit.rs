@@ -175,6 +175,8 @@ pub struct EditScreen {
     /// The rule waiting for `iptables-restore --test`: request id and operation.
     pending: Option<(u64, Op)>,
     next_id: u64,
+    /// Changes with every change of the staging (the Trace screen's tracers are keyed by it).
+    pub version: u64,
 }
 
 impl Default for EditScreen {
@@ -203,6 +205,7 @@ impl Default for EditScreen {
             expired_sent: false,
             pending: None,
             next_id: 1,
+            version: 0,
         }
     }
 }
@@ -481,6 +484,11 @@ impl App {
         self.edit.diff = diff;
         self.edit.edited = edited;
         self.edit.renames = renames;
+        self.edit.version += 1;
+        // A trace shown was of the rule set before this change: trace it again.
+        if self.trace.result.is_some() {
+            self.run_trace();
+        }
         self.edit.cursor = self.edit.cursor.min(self.edit.count().saturating_sub(1));
         self.rules_changed();
         self.dirty = true;

@@ -53,6 +53,8 @@ pub enum Action {
     EditForm,
     /// Fill the form from the current SSH session.
     SshFill,
+    /// Trace the kernel's rule set instead of the staged one, and back.
+    TraceKernel,
     /// Show the next / previous path of a forked trace.
     NextPath,
     PrevPath,
@@ -653,6 +655,13 @@ pub const KEYMAP: &[Binding] = &[
         action: Action::SshFill,
         help: "trace this SSH session's packets (SSH_CONNECTION)",
         hint: Some("ssh"),
+    },
+    Binding {
+        scope: Scope::Trace,
+        keys: &[k('K')],
+        action: Action::TraceKernel,
+        help: "trace the kernel's rules, not the staged ones (and back)",
+        hint: None,
     },
     Binding {
         scope: Scope::Trace,

@@ -3,7 +3,7 @@
 //! one prepared `Tracer` per family until the snapshot changes.
 
 use crate::conntrack::{Entry, Status};
-use crate::ruleset::Family;
+use crate::ruleset::{Family, Ruleset};
 use crate::source::{Origin as SourceOrigin, RulesetSnapshot, local_addrs};
 use crate::trace::fields::{self, Field, PacketFields};
 use crate::trace::packet::proto_name;
@@ -49,7 +49,20 @@ pub enum TraceFocus {
 pub struct TraceResult {
     pub packet: Packet,
     pub trace: Trace,
+    /// Which rule set it went through.
+    pub basis: Basis,
 }
+
+/// Which rule set a trace goes through: the staged one while edits are staged (what the Rules
+/// screen shows), or the kernel's (the source's) when asked, or when nothing is staged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    Kernel,
+    Staged,
+}
+
+/// The staged rule sets, and the staging's version (it changes with every staged edit).
+pub type StagedSets<'a> = Option<(&'a [Ruleset], u64)>;
 
 /// One row of the steps list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,8 +114,11 @@ pub struct TraceScreen {
     pub locals: Option<Vec<LocalAddr>>,
     /// `SSH_CONNECTION`, as the loop read it.
     pub ssh: Option<String>,
-    /// Prepared tracers by family, with the snapshot generation they were built from.
-    cache: Vec<(u64, Family, Tracer)>,
+    /// Trace the kernel's rule set even while edits are staged.
+    pub kernel_only: bool,
+    /// Prepared tracers by family, with what they were built from: the snapshot generation,
+    /// and the staging's version for a staged rule set.
+    cache: Vec<((u64, Option<u64>), Family, Tracer)>,
 }
 
 impl Default for TraceScreen {
@@ -128,6 +144,7 @@ impl TraceScreen {
             cursor: 0,
             offset: 0,
             locals: None,
+            kernel_only: false,
             ssh: None,
             cache: Vec::new(),
         }
@@ -243,8 +260,9 @@ impl TraceScreen {
         }
     }
 
-    /// Trace the form's packet through `snap`. Errors land on the form.
-    pub fn run(&mut self, snap: Option<&RulesetSnapshot>) {
+    /// Trace the form's packet through the staged rule sets when there are (unless
+    /// `kernel_only`), else through `snap`. Errors land on the form.
+    pub fn run(&mut self, snap: Option<&RulesetSnapshot>, staged: StagedSets) {
         self.message = None;
         let packet = match self.packet() {
             Ok(p) => p,
@@ -260,7 +278,18 @@ impl TraceScreen {
             self.error = Some((Field::Src, "no rule set has been read yet".into()));
             return;
         };
-        let Some(rs) = snap.family(family).ruleset() else {
+        let staged_rs = staged
+            .filter(|_| !self.kernel_only)
+            .and_then(|(sets, v)| Some((sets.iter().find(|r| r.family == family)?, v)));
+        let (basis, key, rs) = match staged_rs {
+            Some((rs, v)) => (Basis::Staged, (snap.generation, Some(v)), Some(rs)),
+            None => (
+                Basis::Kernel,
+                (snap.generation, None),
+                snap.family(family).ruleset(),
+            ),
+        };
+        let Some(rs) = rs else {
             self.field = index_of(Field::Src);
             self.error = Some((
                 Field::Src,
@@ -273,20 +302,31 @@ impl TraceScreen {
             self.focus = TraceFocus::Form;
             return;
         };
-        self.cache.retain(|(g, _, _)| *g == snap.generation);
-        if !self.cache.iter().any(|(_, f, _)| *f == family) {
-            self.cache.push((snap.generation, family, Tracer::new(rs)));
+        self.cache.retain(|(k, _, _)| k.0 == snap.generation);
+        if !self.cache.iter().any(|(k, f, _)| *f == family && *k == key) {
+            // One tracer per family and basis: the older staged one goes.
+            self.cache
+                .retain(|(k, f, _)| *f != family || k.1.is_some() != key.1.is_some());
+            self.cache.push((key, family, Tracer::new(rs)));
         }
         let opts = TraceOptions {
             local_addrs: self.local_addrs(snap),
             ..TraceOptions::default()
         };
-        let Some((_, _, tracer)) = self.cache.iter().find(|(_, f, _)| *f == family) else {
+        let Some((_, _, tracer)) = self
+            .cache
+            .iter()
+            .find(|(k, f, _)| *f == family && *k == key)
+        else {
             return;
         };
         let trace = tracer.trace(&packet, &opts);
         self.error = None;
-        self.result = Some(TraceResult { packet, trace });
+        self.result = Some(TraceResult {
+            packet,
+            trace,
+            basis,
+        });
         self.focus = TraceFocus::Steps;
         self.path = 0;
         self.cursor_to_decider();

@@ -14,7 +14,7 @@
 use crate::trace::{Step, Verdict};
 use crate::tui::app::App;
 use crate::tui::keymap::{self, Scope};
-use crate::tui::trace::{FORM, RowKind, TraceFocus};
+use crate::tui::trace::{Basis, FORM, RowKind, TraceFocus};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
@@ -49,7 +49,11 @@ pub fn draw(frame: &mut Frame, app: &App) {
     draw_footer(frame, app, footer);
 }
 
-fn pane(app: &App, title: &'static str, focused: bool) -> Block<'static> {
+fn pane(
+    app: &App,
+    title: impl Into<std::borrow::Cow<'static, str>>,
+    focused: bool,
+) -> Block<'static> {
     let t = app.theme;
     Block::bordered()
         .title(Line::styled(title, t.title()))
@@ -119,9 +123,13 @@ fn verdict_style(app: &App, certain: Option<Verdict>) -> Style {
     s.add_modifier(Modifier::BOLD)
 }
 
-/// The words of the rule a step looked at, from the rule set the Rules screen holds.
+/// The words of the rule a step looked at, from the rule set the trace went through.
 fn rule_text<'a>(app: &'a App, s: &Step) -> Option<&'a str> {
-    let rs = app.snapshot.as_ref()?.family(s.family).ruleset()?;
+    let staged = app.trace.result.as_ref().map(|r| r.basis) == Some(Basis::Staged);
+    let rs = match app.edit.active() {
+        Some(st) if staged => st.result_for(s.family)?,
+        _ => app.snapshot.as_ref()?.family(s.family).ruleset()?,
+    };
     let chain = rs.table(s.table?.name())?.chain(s.chain.as_deref()?)?;
     Some(chain.rules.get(s.rule_index()?)?.text.as_str())
 }
@@ -129,7 +137,19 @@ fn rule_text<'a>(app: &'a App, s: &Step) -> Option<&'a str> {
 fn draw_result(frame: &mut Frame, app: &App, area: Rect) {
     let t = app.theme;
     let tr = &app.trace;
-    let block = pane(app, " Trace ", tr.focus == TraceFocus::Steps);
+    // Which rule set: said in the title whenever edits are staged.
+    let title = match (app.edit.active(), tr.result.as_ref().map(|r| r.basis)) {
+        (Some(st), Some(Basis::Staged)) => format!(
+            " Trace · the STAGED rule set ({} staged) · K traces the kernel's ",
+            st.ops().len()
+        ),
+        (Some(st), _) => format!(
+            " Trace · the kernel's rule set ({} staged, not traced) · K traces the staged ",
+            st.ops().len()
+        ),
+        (None, _) => " Trace ".to_string(),
+    };
+    let block = pane(app, title, tr.focus == TraceFocus::Steps);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let Some(res) = &tr.result else {
