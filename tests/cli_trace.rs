@@ -352,3 +352,43 @@ fn long_runs_of_rules_that_did_not_match_are_folded() {
         r.stdout.lines().count()
     );
 }
+
+/// `--dnat-to`: an ESTABLISHED packet of a DNAT'd connection is rewritten from the binding
+/// and forwarded (not traced into INPUT); the binding needs an existing connection and an
+/// address of the packet's family.
+#[test]
+fn dnat_to_traces_an_established_connection_as_forwarded() {
+    let words = "--demo -p tcp -s 198.51.100.7 -d 203.0.113.2 --sport 55636 --dport 8080 --in wan0 --state ESTABLISHED";
+    let r = trace(&format!("{words} --dnat-to 10.0.0.10:80"));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("DNAT'd to 10.0.0.10:80"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("the connection's DNAT binding rewrites it: dst 203.0.113.2 → 10.0.0.10, dport 8080 → 80"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("forwarded, out on lan0"), "{r:?}");
+    assert!(!r.stdout.contains("\nINPUT\n"), "{r:?}");
+    // JSON says the binding too.
+    let j = trace(&format!("{words} --dnat-to 10.0.0.10:80 --format json"));
+    let v: Value = serde_json::from_str(&j.stdout).expect("JSON");
+    assert_eq!(v["packet"]["dnat_to"], "10.0.0.10:80");
+    // SNAT at POSTROUTING: the headers leave with the new source.
+    let s = trace(
+        "--demo -p tcp -s 10.0.0.50 -d 198.51.100.9 --sport 40000 --dport 443 --in lan0 --out wan0 --state ESTABLISHED --snat-to 203.0.113.2:61000 --format json",
+    );
+    let v: Value = serde_json::from_str(&s.stdout).expect("JSON");
+    assert_eq!(v["paths"][0]["headers"]["src"], "203.0.113.2", "{s:?}");
+    // Refused: a NEW packet, another family, a host name.
+    let r = trace(
+        "--demo -p tcp -s 198.51.100.7 -d 203.0.113.2 --dport 8080 --in wan0 --dnat-to 10.0.0.10:80",
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--state ESTABLISHED"), "{r:?}");
+    let r = trace(&format!("{words} --dnat-to [fd00::10]:80"));
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("not of the packet's family"), "{r:?}");
+    let r = trace(&format!("{words} --dnat-to nas:80"));
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("\"nas:80\""), "{r:?}");
+}

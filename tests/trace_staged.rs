@@ -172,3 +172,57 @@ fn enter_on_a_kernel_step_opens_its_row_even_when_staged_for_deletion() {
         .expect("the rule");
     assert_eq!(row_rule.text, text);
 }
+
+/// `t` on a DNAT'd connection (the reproduction, on the demo gateway): the established
+/// packet is rewritten from the entry's binding before routing and forwarded to 10.0.0.10,
+/// not "delivered to a local process" by INPUT.
+#[test]
+fn t_on_a_dnat_connection_traces_it_forwarded() {
+    use nfscope::conntrack::{Entry, Proto, State, Status, TcpState, Tuple};
+    use nfscope::ruleset::Family;
+    use nfscope::source::ctfeed::{CtFeed, CtVia};
+    use nfscope::trace::Hook;
+    let mut app = demo_app(140, 40);
+    let orig = Tuple {
+        src: "198.51.100.7".parse().expect("addr"),
+        dst: "203.0.113.2".parse().expect("addr"),
+        sport: Some(55636),
+        dport: Some(8080),
+        icmp: None,
+    };
+    let reply = Tuple {
+        src: "10.0.0.10".parse().expect("addr"),
+        dst: orig.src,
+        sport: Some(80),
+        dport: orig.sport,
+        icmp: None,
+    };
+    let mut e = Entry::new(Family::V4, Proto::TCP, orig, reply);
+    e.state = Some(State::Tcp(TcpState::Established));
+    e.status = Status(Status::SEEN_REPLY | Status::ASSURED | Status::CONFIRMED);
+    e.timeout = 300;
+    ch(&mut app, '2');
+    app.update(Msg::Conntrack(
+        Box::new(CtFeed::Table {
+            entries: vec![e],
+            via: CtVia::Netlink,
+            resync: false,
+        }),
+        common::screen::t0(),
+    ));
+    ch(&mut app, 't');
+    assert_eq!(app.screen, Screen::Trace);
+    let res = app.trace.result.as_ref().expect("a trace");
+    let path = &res.trace.paths[0];
+    let hooks: Vec<Hook> = path.steps.iter().map(|s| s.hook).collect();
+    assert!(hooks.contains(&Hook::Forward), "{:#?}", path.steps);
+    assert!(!hooks.contains(&Hook::Input), "{:#?}", path.steps);
+    assert_eq!(path.headers.dst, "10.0.0.10");
+    let screen = render(&app);
+    assert!(screen.contains("DNAT to 10.0.0.10:80"), "{screen}");
+    // Edited away from the entry's packet, the binding no longer applies.
+    set(&mut app, Field::Dport, "8081");
+    key(&mut app, KeyCode::Enter);
+    let res = app.trace.result.as_ref().expect("a trace");
+    assert_ne!(res.trace.paths[0].headers.dst, "10.0.0.10");
+}

@@ -5,7 +5,7 @@ use super::SourceArgs;
 use crate::ruleset::{Chain, Ruleset};
 use crate::source::{self, FamilyData, SourceConfig, local_addrs};
 use crate::trace::fields::{self, Field, PacketFields};
-use crate::trace::packet::{proto_name, tcp_flags_text};
+use crate::trace::packet::{Binding, proto_name, tcp_flags_text};
 use crate::trace::{
     Assumption, CtState, Fork, Headers, LocalAddr, Origin, Packet, Path, Step, StepKind, TableId,
     Trace, TraceOptions, Tracer, Tri, Unknown, Verdict,
@@ -71,6 +71,15 @@ pub struct TraceArgs {
     /// The IP packet's length in bytes, for the length match.
     #[arg(long, value_name = "BYTES", value_parser = length_arg)]
     pub length: Option<u32>,
+    /// The connection is DNAT'd to ADDR[:PORT] (its conntrack entry's reply source): a packet
+    /// of an existing connection (not --state NEW) is rewritten from the binding where nat would
+    /// run, before routing, and the nat table is not traversed, as the kernel does.
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = Binding::parse)]
+    pub dnat_to: Option<Binding>,
+    /// The connection is SNAT'd to ADDR[:PORT] (its conntrack entry's reply destination): the
+    /// source is rewritten at POSTROUTING (INPUT for a local one).
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = Binding::parse)]
+    pub snat_to: Option<Binding>,
     /// This machine's addresses, ADDR[/LEN][%IF] (default: read from the kernel; for --demo the
     /// demo gateway's; for --file loopback only). Repeat it or list several after it.
     #[arg(long = "local-addr", value_name = "ADDR", num_args = 1.., value_parser = local_addr_arg)]
@@ -147,6 +156,27 @@ impl TraceArgs {
         }
         .packet(flag_name)
         .map_err(|(_, e)| e)
+        .and_then(|mut p| {
+            for (b, flag) in [(self.dnat_to, "--dnat-to"), (self.snat_to, "--snat-to")] {
+                if let Some(b) = b {
+                    if crate::trace::packet::family_of(b.addr) != p.family() {
+                        return Err(format!(
+                            "{flag} {b} is not of the packet's family ({})",
+                            p.family().label()
+                        ));
+                    }
+                    if b.port.is_some() && !crate::trace::packet::has_ports(p.proto) {
+                        return Err(format!("{flag} {b}: a port applies to tcp, udp, sctp, dccp and udplite"));
+                    }
+                }
+            }
+            if (self.dnat_to.is_some() || self.snat_to.is_some()) && p.state == CtState::New {
+                return Err("--dnat-to and --snat-to describe an existing connection's binding: give --state ESTABLISHED (a NEW packet goes through the nat table instead)".into());
+            }
+            p.dnat = self.dnat_to;
+            p.snat = self.snat_to;
+            Ok(p)
+        })
     }
 }
 
@@ -315,6 +345,12 @@ pub fn describe_packet(p: &Packet) -> String {
     }
     if let Some(o) = &p.out_iface {
         let _ = write!(s, ", leaving by {o}");
+    }
+    if let Some(b) = p.dnat {
+        let _ = write!(s, ", its connection DNAT'd to {b}");
+    }
+    if let Some(b) = p.snat {
+        let _ = write!(s, ", its connection SNAT'd to {b}");
     }
     s
 }
@@ -589,6 +625,11 @@ struct JsonPacket {
     mark: u32,
     ttl: Option<u8>,
     length: Option<u32>,
+    /// The connection's NAT bindings (`--dnat-to`, `--snat-to`, or a conntrack entry's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dnat_to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snat_to: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -641,6 +682,8 @@ pub fn render_json(
             mark: p.mark,
             ttl: p.ttl,
             length: p.length,
+            dnat_to: p.dnat.map(|b| b.to_string()),
+            snat_to: p.snat.map(|b| b.to_string()),
         },
         local_addresses: opts
             .local_addrs

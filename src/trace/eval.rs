@@ -291,6 +291,9 @@ pub(crate) struct Pkt {
     pub pkttype: Option<PktType>,
     /// Came back in on lo after being sent locally (no link-layer header).
     pub looped: bool,
+    /// The connection's NAT bindings (an existing connection's packet, original direction).
+    pub dnat_to: Option<crate::trace::packet::Binding>,
+    pub snat_to: Option<crate::trace::packet::Binding>,
 }
 
 /// What a walk knows about the machine.

@@ -14,7 +14,7 @@ pub mod fields;
 pub mod packet;
 mod walk;
 
-pub use packet::{CtState, LocalAddr, Origin, Packet, PktType};
+pub use packet::{Binding, CtState, LocalAddr, Origin, Packet, PktType};
 pub use walk::{TraceOptions, Tracer};
 
 use crate::ruleset::Family;

@@ -81,6 +81,62 @@ impl PktType {
     }
 }
 
+/// Where a connection's NAT binding rewrites a packet of its original direction: to this
+/// address and port (the conntrack entry's reply tuple says it: a DNAT'd entry replies from the
+/// new destination, an SNAT'd one to the new source).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Binding {
+    pub addr: IpAddr,
+    pub port: Option<u16>,
+}
+
+impl std::fmt::Display for Binding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.addr, self.port) {
+            (IpAddr::V6(a), Some(p)) => write!(f, "[{a}]:{p}"),
+            (a, Some(p)) => write!(f, "{a}:{p}"),
+            (a, None) => write!(f, "{a}"),
+        }
+    }
+}
+
+impl Binding {
+    /// `ADDR`, `ADDR:PORT` or `[V6]:PORT`, as the command line's `--dnat-to` takes it.
+    pub fn parse(s: &str) -> Result<Binding, String> {
+        let s = s.trim();
+        let bad = || {
+            format!(
+                "{s:?} is not an address with an optional port (10.0.0.10, 10.0.0.10:80, [fd00::10]:80)"
+            )
+        };
+        if let Ok(addr) = s.parse::<IpAddr>() {
+            return Ok(Binding { addr, port: None });
+        }
+        if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
+            return Ok(Binding {
+                addr: sa.ip(),
+                port: Some(sa.port()),
+            });
+        }
+        Err(bad())
+    }
+
+    /// The bindings of a conntrack entry for its original direction: (DNAT, SNAT), each only
+    /// when the reply tuple shows a translation.
+    pub fn of_entry(e: &crate::conntrack::Entry) -> (Option<Binding>, Option<Binding>) {
+        let (o, r) = (&e.orig, &e.reply);
+        let dnat = (r.src != o.dst || r.sport != o.dport).then_some(Binding {
+            addr: r.src,
+            port: r.sport,
+        });
+        let snat = (r.dst != o.src || r.dport != o.sport).then_some(Binding {
+            addr: r.dst,
+            port: r.dport,
+        });
+        (dnat, snat)
+    }
+}
+
 /// One packet, described as far as the user knows it. Anything left `None` is unknown, and a
 /// rule that looks at it is "unknown" too (the trace then follows both outcomes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -114,6 +170,12 @@ pub struct Packet {
     pub fragment: bool,
     /// Link-layer destination; `None`: derived from the destination address.
     pub pkttype: Option<PktType>,
+    /// The connection's NAT bindings, for a packet of an existing connection in its original
+    /// direction: the kernel rewrites it from the binding, and the nat table is not traversed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dnat: Option<Binding>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snat: Option<Binding>,
 }
 
 impl Packet {
@@ -138,6 +200,8 @@ impl Packet {
             mac: None,
             fragment: false,
             pkttype: None,
+            dnat: None,
+            snat: None,
         }
     }
 

@@ -372,3 +372,75 @@ fn a_nat_range_partly_local_forks_the_routing() {
     );
     assert!(!r.paths[1].assumptions[0].matched);
 }
+
+/// An ESTABLISHED packet of a DNAT'd connection (198.51.100.7:55636 → 192.0.2.1:8080, DNAT
+/// to 10.0.0.10:80) is rewritten from the binding before routing, so it is forwarded, not
+/// delivered: the kernel does so without traversing nat. Without the binding the same
+/// packet reaches INPUT.
+#[test]
+fn an_established_dnat_connection_is_forwarded_by_its_binding() {
+    let t = tracer(
+        "*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp --dport 8080 -j DNAT --to-destination 10.0.0.10:80\nCOMMIT\n\
+         *filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n\
+         -A FORWARD -d 10.0.0.10/32 -p tcp -m tcp --dport 80 -j ACCEPT\nCOMMIT\n",
+    );
+    let mut p = tcp("192.0.2.1", 8080);
+    p.sport = Some(55636);
+    p.state = CtState::Established;
+    let without = t.trace(&p, &local());
+    assert_eq!(decided(&without), d("filter", "INPUT", None));
+    p.dnat = Some(Binding {
+        addr: ip("10.0.0.10"),
+        port: Some(80),
+    });
+    let r = t.trace(&p, &local());
+    assert_eq!(r.certain(), Some(Verdict::Accept), "{r:#?}");
+    assert_eq!(decided(&r), d("filter", "FORWARD", Some(1)));
+    let path = &r.paths[0];
+    assert!(path.steps.iter().any(|s| matches!(&s.kind,
+        StepKind::Skip { reason } if reason.contains("DNAT binding") && reason.contains("10.0.0.10"))));
+    assert_eq!(path.headers.dst, "10.0.0.10");
+    // A NEW packet goes through the nat table as ever (the binding is the connection's).
+    p.state = CtState::New;
+    let r = t.trace(&p, &local());
+    assert_eq!(decided(&r), d("filter", "FORWARD", Some(1)));
+}
+
+/// An SNAT binding rewrites the source at POSTROUTING.
+#[test]
+fn an_established_snat_connection_leaves_with_its_new_source() {
+    let t = tracer("*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n");
+    let mut p = tcp("203.0.113.9", 443);
+    p.src = ip("192.0.2.50");
+    p.out_iface = Some("eth1".into());
+    p.state = CtState::Established;
+    p.snat = Some(Binding {
+        addr: ip("192.0.2.1"),
+        port: Some(61000),
+    });
+    let r = t.trace(&p, &local());
+    let path = &r.paths[0];
+    assert_eq!(path.headers.src, "192.0.2.1", "{r:#?}");
+    assert_eq!(path.headers.sport.as_deref(), Some("61000"));
+}
+
+#[test]
+fn bindings_read_from_text_and_entries() {
+    assert_eq!(
+        Binding::parse("10.0.0.10:80"),
+        Ok(Binding {
+            addr: ip("10.0.0.10"),
+            port: Some(80)
+        })
+    );
+    assert_eq!(
+        Binding::parse("[fd00::10]:80").map(|b| b.to_string()),
+        Ok("[fd00::10]:80".to_string())
+    );
+    assert_eq!(Binding::parse("fd00::10").map(|b| b.port), Ok(None));
+    assert!(
+        Binding::parse("nowhere:80")
+            .unwrap_err()
+            .contains("nowhere")
+    );
+}

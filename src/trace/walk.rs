@@ -243,6 +243,8 @@ impl State {
                 fragment: p.fragment,
                 pkttype,
                 looped: false,
+                dnat_to: p.dnat,
+                snat_to: p.snat,
             },
             origin: p.origin,
             given_out: p.out_iface.as_deref().map(CompactString::from),
@@ -522,6 +524,56 @@ impl Walk<'_, '_> {
         Flow::Next
     }
 
+    /// A packet of an existing connection with a NAT binding is rewritten from it where the nat
+    /// table would run (destination at PREROUTING and OUTPUT, source at POSTROUTING and INPUT),
+    /// as the kernel's conntrack does, and the nat table is not traversed. True when it did.
+    fn apply_binding(&mut self, s: &mut State, hook: Hook) -> bool {
+        let (state, has_ct) = s.pkt.ct.view();
+        if !has_ct || state == CtState::New {
+            return false;
+        }
+        let dst = matches!(hook, Hook::Prerouting | Hook::Output);
+        let (binding, done) = if dst {
+            (s.pkt.dnat_to, s.pkt.ct.nat_dst_done)
+        } else {
+            (s.pkt.snat_to, s.pkt.ct.nat_src_done)
+        };
+        let Some(b) = binding.filter(|_| !done) else {
+            return false;
+        };
+        let changes = rewrite(
+            &mut s.pkt,
+            dst,
+            AddrVal::Known(b.addr),
+            b.port.map(|p| (p, p)),
+        );
+        if dst {
+            s.pkt.ct.dnat = true;
+            s.pkt.ct.nat_dst_done = true;
+        } else {
+            s.pkt.ct.snat = true;
+            s.pkt.ct.nat_src_done = true;
+        }
+        let what = changes
+            .iter()
+            .map(|c| format!("{} {} → {}", c.field, c.from, c.to))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let reason = format!(
+            "nat is not traversed (the packet is {}): the connection's {} binding rewrites it: {}",
+            state.name(),
+            if dst { "DNAT" } else { "SNAT" },
+            if what.is_empty() {
+                "no change".into()
+            } else {
+                what
+            }
+        );
+        let i = s.push(self.family(), hook, StepKind::Skip { reason });
+        s.steps[i].table = Some(TableId::Nat);
+        true
+    }
+
     /// Why the nat table is not traversed here, if it is not.
     fn nat_skip(&self, s: &State, hook: Hook) -> Option<String> {
         let (state, has_ct) = s.pkt.ct.view();
@@ -559,14 +611,28 @@ impl Walk<'_, '_> {
         };
         let next = Stage::Hook(hook, ti + 1);
         let Some(table) = prep.tables[t.index()].as_ref() else {
-            // Not in the rule set: nothing to walk (conntrack still runs after raw).
+            // Not in the rule set: nothing to walk (conntrack still runs after raw), but a
+            // connection's NAT binding still applies where nat would.
             attach_after_raw(s, hook, t);
-            s.stage = next;
+            s.stage = if t == TableId::Nat && self.apply_binding(s, hook) && hook == Hook::Output {
+                Stage::Reroute(ti + 1)
+            } else {
+                next
+            };
             return Flow::Next;
         };
         let at = At { hook, ti, t, table };
         if !s.frames.is_empty() {
             return self.step(s, at);
+        }
+        if t == TableId::Nat && self.apply_binding(s, hook) {
+            // A rewritten destination of a locally sent packet is routed again.
+            s.stage = if hook == Hook::Output {
+                Stage::Reroute(ti + 1)
+            } else {
+                next
+            };
+            return Flow::Next;
         }
         attach_after_raw(s, hook, t);
         let Some(base) = table.base[hook.index()] else {

@@ -8,7 +8,7 @@ use crate::source::{Origin as SourceOrigin, RulesetSnapshot, local_addrs};
 use crate::trace::fields::{self, Field, PacketFields};
 use crate::trace::packet::proto_name;
 use crate::trace::{
-    CtState, Effect, LocalAddr, Packet, Step, StepKind, Trace, TraceOptions, Tracer, Tri,
+    Binding, CtState, Effect, LocalAddr, Packet, Step, StepKind, Trace, TraceOptions, Tracer, Tri,
 };
 
 /// The form's fields, in order, with their labels.
@@ -59,6 +59,38 @@ pub struct TraceResult {
 pub enum Basis {
     Kernel,
     Staged,
+}
+
+/// A conntrack entry's NAT bindings for its original direction, and that direction's tuple.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryNat {
+    pub proto: u8,
+    pub orig: crate::conntrack::Tuple,
+    pub dnat: Option<Binding>,
+    pub snat: Option<Binding>,
+}
+
+impl EntryNat {
+    /// Whether `p` is the entry's packet (the form not edited away from it).
+    fn describes(&self, p: &Packet) -> bool {
+        p.proto == self.proto
+            && p.src == self.orig.src
+            && p.dst == self.orig.dst
+            && p.sport == self.orig.sport
+            && p.dport == self.orig.dport
+    }
+
+    /// `DNAT to 10.0.0.10:80`, `SNAT to 192.0.2.1:61000`, for the form.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(b) = self.dnat {
+            parts.push(format!("DNAT to {b}"));
+        }
+        if let Some(b) = self.snat {
+            parts.push(format!("SNAT to {b}"));
+        }
+        parts.join(", ")
+    }
 }
 
 /// The staged rule sets, and the staging's version (it changes with every staged edit).
@@ -116,6 +148,9 @@ pub struct TraceScreen {
     pub ssh: Option<String>,
     /// Trace the kernel's rule set even while edits are staged.
     pub kernel_only: bool,
+    /// The NAT bindings of the conntrack entry the form was filled from (`t`), with the
+    /// entry's original tuple: they apply while the form still describes that packet.
+    pub nat: Option<EntryNat>,
     /// Prepared tracers by family, with what they were built from: the snapshot generation,
     /// and the staging's version for a staged rule set.
     cache: Vec<((u64, Option<u64>), Family, Tracer)>,
@@ -145,6 +180,7 @@ impl TraceScreen {
             offset: 0,
             locals: None,
             kernel_only: false,
+            nat: None,
             ssh: None,
             cache: Vec::new(),
         }
@@ -273,6 +309,11 @@ impl TraceScreen {
                 return;
             }
         };
+        let mut packet = packet;
+        if let Some(nat) = self.nat.as_ref().filter(|n| n.describes(&packet)) {
+            packet.dnat = nat.dnat;
+            packet.snat = nat.snat;
+        }
         let family = packet.family();
         let Some(snap) = snap else {
             self.error = Some((Field::Src, "no rule set has been read yet".into()));
@@ -419,6 +460,13 @@ impl TraceScreen {
         s.set(Field::State, state.name());
         self.values = s.values;
         self.field = 0;
+        let (dnat, snat) = Binding::of_entry(e);
+        self.nat = (dnat.is_some() || snat.is_some()).then_some(EntryNat {
+            proto: e.proto.0,
+            orig: e.orig,
+            dnat,
+            snat,
+        });
     }
 
     /// Fill the form from `SSH_CONNECTION` ("client_ip client_port server_ip server_port"): a

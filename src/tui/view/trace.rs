@@ -106,6 +106,12 @@ fn draw_form(frame: &mut Frame, app: &App, area: Rect) {
             lines.push(Line::styled(format!("  {e}"), t.error()));
         }
     }
+    if let Some(nat) = &tr.nat {
+        lines.push(Line::styled(
+            format!(" the entry's NAT: {}", nat.describe()),
+            t.warning(),
+        ));
+    }
     lines.push(Line::raw(""));
     lines.push(Line::styled(" empty: unknown · Enter traces", t.dim()));
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
