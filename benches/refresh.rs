@@ -95,7 +95,61 @@ fn bench_backend(backend: Backend, rules: usize, rounds: usize, full: bool) {
         },
         ms(parse_only),
     );
+    oneshot(ns.name(), backend, rounds, full);
     // `ns` is dropped here: the namespace is deleted, on panic too.
+}
+
+/// The one-shot CLI: `nfscope rules --format save -4` (the system's default backend detected,
+/// and with `--backend`) against `iptables-save -c` alone, both through `ip netns exec`, in
+/// alternating rounds. Target: at most 1.15x.
+fn oneshot(ns: &str, backend: Backend, rounds: usize, full: bool) {
+    let bin = env!("CARGO_BIN_EXE_nfscope");
+    let flag = match backend {
+        Backend::Nft => "nft",
+        Backend::Legacy => "legacy",
+    };
+    let time = |args: &[&str]| -> Duration {
+        let t = Instant::now();
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        t.elapsed()
+    };
+    let tool = save_tool(Family::V4, Some(backend));
+    let (mut alone, mut cli) = (Vec::new(), Vec::new());
+    for _ in 0..rounds.max(3) {
+        alone.push(time(&[&tool, "-c"]));
+        cli.push(time(&[
+            bin,
+            "--backend",
+            flag,
+            "rules",
+            "--format",
+            "save",
+            "-4",
+        ]));
+    }
+    let (a, b) = (median(alone), median(cli));
+    let ratio = b.as_secs_f64() / a.as_secs_f64();
+    println!(
+        "{}: one-shot `{tool} -c` {:.1} ms, `nfscope --backend {flag} rules --format save -4` {:.1} ms, ratio {:.2} ({})",
+        backend.label(),
+        ms(a),
+        ms(b),
+        ratio,
+        match (full, ratio <= 1.15) {
+            (false, _) => "smoke run, no target",
+            (true, true) => "target <= 1.15 met",
+            (true, false) => "target <= 1.15 MISSED",
+        },
+    );
 }
 
 mod support;

@@ -833,3 +833,93 @@ fn the_ui_without_a_terminal_says_what_to_use_instead() {
         "no colour codes into a pipe: {r:?}"
     );
 }
+
+/// `-4` runs only the IPv4 tools and `-6` only the IPv6 ones, and `--backend` runs no detection:
+/// every tool is wrapped by a script that records its call, inside a throwaway namespace.
+#[test]
+fn one_family_runs_only_its_tools_and_backend_skips_detection() {
+    use nfscope::source::Backend;
+    use std::os::unix::fs::PermissionsExt;
+    let Some(ns) = common::NetNs::for_test("families") else {
+        return;
+    };
+    if !common::have_tools(Backend::Nft) {
+        return;
+    }
+    ns.restore(
+        Family::V4,
+        Backend::Nft,
+        "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 192.0.2.1/32 -j DROP\nCOMMIT\n",
+    );
+    let dir = std::env::temp_dir().join(format!("nfscope-wrap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let log = dir.join("calls");
+    for stem in ["iptables", "ip6tables"] {
+        for mid in ["", "-nft", "-legacy"] {
+            let name = format!("{stem}{mid}-save");
+            let Some(real) = nfscope::source::kernel::find_tool(&name) else {
+                continue;
+            };
+            let script = dir.join(&name);
+            std::fs::write(
+                &script,
+                format!(
+                    "#!/bin/sh\necho \"{name} $*\" >> {}\nexec {} \"$@\"\n",
+                    log.display(),
+                    real.display()
+                ),
+            )
+            .expect("write the wrapper");
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod");
+        }
+    }
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |args: &[&str]| -> (Run, Vec<String>) {
+        let _ = std::fs::remove_file(&log);
+        let env_path = format!("PATH={path}");
+        let mut cmd = vec!["env", env_path.as_str(), BIN];
+        cmd.extend_from_slice(args);
+        let r: Run = ns.command(&cmd).output().expect("run").into();
+        let calls = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        (r, calls)
+    };
+    let (r, calls) = run(&["rules", "--format", "save", "-4"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("-A INPUT -s 192.0.2.1/32 -j DROP"),
+        "{r:?}"
+    );
+    assert!(!calls.is_empty());
+    assert!(
+        calls.iter().all(|c| c.starts_with("iptables")),
+        "an IPv6 tool ran for -4: {calls:#?}"
+    );
+    let (r, calls) = run(&["rules", "--format", "save", "-6"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        calls.iter().all(|c| c.starts_with("ip6tables")),
+        "an IPv4 tool ran for -6: {calls:#?}"
+    );
+    // A forced backend is not detected: no `--version` call.
+    let (r, calls) = run(&["--backend", "nft", "rules", "--format", "save", "-4"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        calls.iter().all(|c| !c.contains("--version")),
+        "detection ran: {calls:#?}"
+    );
+    assert!(
+        calls.iter().all(|c| c.starts_with("iptables-nft-save")),
+        "{calls:#?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

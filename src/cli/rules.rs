@@ -72,7 +72,34 @@ impl RulesArgs {
 /// Run the subcommand; returns the exit status (0 fine, 1 a source failed, 2 the table or chain
 /// asked for does not exist, or `--format save` was asked for both families at once).
 pub fn run(src: &SourceArgs, args: &RulesArgs) -> color_eyre::Result<i32> {
-    let snap = source::load_once(&src.config()?);
+    let cfg = src.config()?;
+    // A whole family in the save format from the kernel: the tool's own text, unparsed (the
+    // parser is lossless, so the bytes are the same), at the cost of the tool alone.
+    if let (Format::Save, None, None, [family], source::SourceConfig::Kernel { backend, .. }) = (
+        args.format,
+        &args.table,
+        &args.chain,
+        args.families().as_slice(),
+        &cfg,
+    ) {
+        let (text, warnings) = source::kernel::KernelReader::new(*backend)
+            .families(&[*family])
+            .save_text(*family);
+        for w in &warnings {
+            eprintln!("nfscope: warning: {w}");
+        }
+        return Ok(match text {
+            Ok(t) => {
+                print!("{t}");
+                0
+            }
+            Err(e) => {
+                eprintln!("nfscope: {}: {e}", family.label());
+                1
+            }
+        });
+    }
+    let snap = source::load_once_of(&cfg, &args.families());
     let (out, code) = render(&snap, args)?;
     print!("{out}");
     Ok(code)

@@ -83,7 +83,13 @@ pub fn detect_backend() -> Result<Backend, SourceError> {
 
 /// `detect_backend`, with the tool run inside a network namespace when one is given.
 pub fn detect_backend_in(netns: Option<&str>) -> Result<Backend, SourceError> {
-    let out = run_tool("iptables-save", "--version", netns)?;
+    detect_backend_with(Family::V4, netns)
+}
+
+/// The backend as the family's own save tool says (`ip6tables-save --version` for IPv6), so
+/// that reading one family runs none of the other's tools.
+pub fn detect_backend_with(family: Family, netns: Option<&str>) -> Result<Backend, SourceError> {
+    let out = run_tool(&save_tool(family, None), "--version", netns)?;
     Ok(backend_from_version(&String::from_utf8_lossy(&out)))
 }
 
@@ -320,6 +326,8 @@ impl Feeder {
 /// Reads both families from the kernel, keeping what it learnt between polls.
 pub struct KernelReader {
     forced: Option<Backend>,
+    /// The families read (both, unless the CLI asked for one).
+    families: Vec<Family>,
     backend: Option<Backend>,
     netns: Option<String>,
     polls: u64,
@@ -335,6 +343,7 @@ impl KernelReader {
     pub fn new(forced: Option<Backend>) -> Self {
         KernelReader {
             forced,
+            families: Family::ALL.to_vec(),
             backend: forced,
             netns: None,
             polls: 0,
@@ -350,6 +359,12 @@ impl KernelReader {
         self
     }
 
+    /// Read only these families: the other family's tools never run.
+    pub fn families(mut self, families: &[Family]) -> Self {
+        self.families = families.to_vec();
+        self
+    }
+
     pub fn netns(&self) -> Option<&str> {
         self.netns.as_deref()
     }
@@ -358,9 +373,22 @@ impl KernelReader {
         if let Some(b) = self.backend {
             return b;
         }
-        let b = detect_backend_in(self.netns.as_deref()).unwrap_or(Backend::Nft);
+        let family = self.families.first().copied().unwrap_or(Family::V4);
+        let b = detect_backend_with(family, self.netns.as_deref()).unwrap_or(Backend::Nft);
         self.backend = Some(b);
         b
+    }
+
+    /// One family's save text as the tool printed it, unparsed (for `rules --format save` of a
+    /// whole family: the text is what iptables-restore wants, and parsing and writing it back
+    /// would give the same bytes), and the warnings a read would give.
+    pub fn save_text(&mut self, family: Family) -> (Result<String, SourceError>, Vec<String>) {
+        let backend = self.backend();
+        let text = run_save_in(&save_tool(family, self.forced), self.netns.as_deref());
+        let warnings = other_backend_warning(backend, self.netns.as_deref(), &[family])
+            .into_iter()
+            .collect();
+        (text, warnings)
     }
 
     /// Read both families now.
@@ -370,7 +398,11 @@ impl KernelReader {
         let forced = self.forced;
         let netns = self.netns.clone();
         let mut hint = false;
+        let wanted = self.families.clone();
         let mut read_family = |family: Family| -> FamilyData {
+            if !wanted.contains(&family) {
+                return FamilyData::Absent;
+            }
             match save_and_parse(&save_tool(family, forced), family, netns.as_deref()) {
                 Ok(saved) => {
                     hint |= saved.legacy_tables_hint;
@@ -386,7 +418,8 @@ impl KernelReader {
         let new_hint = hint && !self.legacy_hint;
         self.legacy_hint = hint;
         if self.polls % OTHER_BACKEND_EVERY == 0 || new_hint {
-            self.other_backend_warning = other_backend_warning(backend, netns.as_deref());
+            self.other_backend_warning =
+                other_backend_warning(backend, netns.as_deref(), &self.families);
         }
         self.polls += 1;
         let mut warnings = Vec::new();
@@ -443,7 +476,11 @@ fn no_legacy_tables(netns: Option<&str>) -> bool {
 }
 
 /// Whether the backend we do not show holds any rule (or a non-ACCEPT policy), as a warning.
-fn other_backend_warning(shown: Backend, netns: Option<&str>) -> Option<String> {
+fn other_backend_warning(
+    shown: Backend,
+    netns: Option<&str>,
+    families: &[Family],
+) -> Option<String> {
     let other = match shown {
         Backend::Nft => Backend::Legacy,
         Backend::Legacy => Backend::Nft,
@@ -453,7 +490,7 @@ fn other_backend_warning(shown: Backend, netns: Option<&str>) -> Option<String> 
         return None;
     }
     let mut holders = Vec::new();
-    for family in Family::ALL {
+    for &family in families {
         let tool = save_tool(family, Some(other));
         if find_tool(&tool).is_none() {
             continue;

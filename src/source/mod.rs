@@ -199,8 +199,16 @@ pub type Sink = Box<dyn FnMut(RulesetSnapshot) -> bool + Send>;
 
 /// Read both families once (for the CLI, and the first frame).
 pub fn load_once(cfg: &SourceConfig) -> RulesetSnapshot {
+    load_once_of(cfg, &Family::ALL)
+}
+
+/// Read these families once: from the kernel, only their tools run (`rules -4` runs no
+/// ip6tables tool); the others are `Absent`.
+pub fn load_once_of(cfg: &SourceConfig, families: &[Family]) -> RulesetSnapshot {
     match cfg {
-        SourceConfig::Kernel { backend, .. } => kernel::KernelReader::new(*backend).read(1),
+        SourceConfig::Kernel { backend, .. } => kernel::KernelReader::new(*backend)
+            .families(families)
+            .read(1),
         SourceConfig::File { v4, v6, .. } => file::read(v4.as_deref(), v6.as_deref(), 1),
         SourceConfig::Demo { .. } => demo::DemoWorld::new().snapshot(),
     }

@@ -415,7 +415,7 @@ impl App {
             rows.into_iter()
                 .filter(|&row| {
                     self.row_rule(&key, row).is_some_and(|r| {
-                        let hay = r.text.to_lowercase();
+                        let hay = filter_haystack(r, key.family);
                         needles.iter().all(|n| hay.contains(n.as_str()))
                     })
                 })
@@ -1060,6 +1060,24 @@ impl App {
             None => self.popup = Some(Popup::Detail { scroll: 0 }),
         }
     }
+}
+
+/// What the Rules filter looks in: the rule's save text (`--dport 22`) and what the screen shows
+/// of it (`dpt:22`, `0.0.0.0/0`, the target), lower case.
+pub fn filter_haystack(r: &Rule, family: Family) -> String {
+    let c = crate::ruleset::summary::columns(r, family);
+    [
+        r.text.as_str(),
+        &c.target,
+        &c.prot,
+        &c.iface_in,
+        &c.iface_out,
+        &c.source,
+        &c.destination,
+        &c.rest,
+    ]
+    .join(" \u{1f} ")
+    .to_lowercase()
 }
 
 /// Keep a cursor within `n` rows and the window of `rows` rows starting at `offset` around

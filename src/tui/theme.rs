@@ -128,6 +128,18 @@ impl Theme {
         self.removed().add_modifier(Modifier::CROSSED_OUT)
     }
 
+    /// The part of a rule the Rules filter matched.
+    pub fn filter_match(self) -> Style {
+        if self.color {
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().add_modifier(Modifier::REVERSED)
+        }
+    }
+
     pub fn error(self) -> Style {
         self.fg(Color::Red).add_modifier(Modifier::BOLD)
     }

@@ -459,6 +459,11 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
     .style(t.header());
 
     let selected_row = app.visible.get(app.cursor).copied();
+    let needles: Vec<String> = app
+        .filter
+        .split_whitespace()
+        .map(str::to_lowercase)
+        .collect();
     let rows: Vec<Row> = shown
         .iter()
         .map(|s| {
@@ -491,13 +496,13 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
                     let style = t.target(s.cols.target.split(' ').next().unwrap_or(""));
                     Cell::from(Span::styled(label, style))
                 }
-                Col::Prot => Cell::from(s.cols.prot.clone()),
+                Col::Prot => Cell::from(marked(&s.cols.prot, &needles, t)),
                 Col::Opt => Cell::from(s.cols.opt.clone()),
-                Col::In => Cell::from(s.cols.iface_in.clone()),
-                Col::Out => Cell::from(s.cols.iface_out.clone()),
-                Col::Source => Cell::from(s.cols.source.clone()),
-                Col::Dest => Cell::from(s.cols.destination.clone()),
-                Col::Rest => Cell::from(s.cols.rest.clone()),
+                Col::In => Cell::from(marked(&s.cols.iface_in, &needles, t)),
+                Col::Out => Cell::from(marked(&s.cols.iface_out, &needles, t)),
+                Col::Source => Cell::from(marked(&s.cols.source, &needles, t)),
+                Col::Dest => Cell::from(marked(&s.cols.destination, &needles, t)),
+                Col::Rest => Cell::from(marked(&s.cols.rest, &needles, t)),
             });
             let row = Row::new(cells.collect::<Vec<_>>());
             let style = match s.mark {
@@ -519,6 +524,45 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
         })
         .collect();
     super::render_table(frame, rows, header, cols.iter().map(|(_, w)| *w), inner);
+}
+
+/// `text` with every case-insensitive occurrence of a filter word marked, so a filtered row
+/// shows why it matched.
+fn marked(text: &str, needles: &[String], t: crate::tui::theme::Theme) -> Line<'static> {
+    if needles.is_empty() || text.is_empty() {
+        return Line::from(text.to_string());
+    }
+    let lower = text.to_lowercase();
+    // Lowercasing can change byte lengths outside ASCII: mark only when it did not.
+    if lower.len() != text.len() {
+        return Line::from(text.to_string());
+    }
+    let mut hit = vec![false; text.len()];
+    for n in needles.iter().filter(|n| !n.is_empty()) {
+        let mut from = 0;
+        while let Some(i) = lower[from..].find(n.as_str()) {
+            let at = from + i;
+            for h in &mut hit[at..at + n.len()] {
+                *h = true;
+            }
+            from = at + n.len().max(1);
+        }
+    }
+    let style = |h: bool| if h { t.filter_match() } else { Style::new() };
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    let mut cur = String::new();
+    let mut cur_hit = false;
+    for (i, ch) in text.char_indices() {
+        if hit[i] != cur_hit && !cur.is_empty() {
+            spans.push(Span::styled(std::mem::take(&mut cur), style(cur_hit)));
+        }
+        cur_hit = hit[i];
+        cur.push(ch);
+    }
+    if !cur.is_empty() {
+        spans.push(Span::styled(cur, style(cur_hit)));
+    }
+    Line::from(spans)
 }
 
 /// No chain to show: say why (still loading, or the source failed).
