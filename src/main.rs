@@ -1,6 +1,6 @@
 //! The `nfscope` command: the command line and dispatch only.
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 use nfscope::cli::{self, Cli, Command};
 use std::io::IsTerminal;
 
@@ -20,7 +20,23 @@ fn main() -> color_eyre::Result<()> {
     color_eyre::config::HookBuilder::default()
         .theme(theme)
         .install()?;
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    if let Some(("apply", sub)) = matches.subcommand() {
+        for arg in ["interval", "demo"] {
+            if sub.value_source(arg) == Some(clap::parser::ValueSource::CommandLine) {
+                Cli::command()
+                    .error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        format!("nfscope apply takes no --{arg}: it loads the files given once, into the kernel"),
+                    )
+                    .exit();
+            }
+        }
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     if !matches!(cli.command, Some(Command::Apply(_)))
         && let Some(msg) = cli.source.conflict()
     {

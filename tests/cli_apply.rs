@@ -965,3 +965,48 @@ fn without_root_confirm_and_rollback_point_at_roots_pending_commit() {
     assert!(run.stderr.contains("no commit is waiting"), "{run:?}");
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// `apply --help` is true to what apply takes: it refuses --interval and --demo (before
+/// anything is loaded) and says so in its help.
+#[test]
+fn apply_refuses_what_its_help_says_it_refuses() {
+    let Some(ns) = NetNs::for_test("applyhelp") else {
+        return;
+    };
+    let help: Run = ns
+        .command(&[BIN, "apply", "--help"])
+        .output()
+        .expect("help")
+        .into();
+    assert_eq!(help.code, 0, "{help:?}");
+    assert!(help.stdout.contains("`apply` refuses it"), "{help:?}");
+    let file = std::env::temp_dir().join(format!("nfscope-applyhelp-{}.v4", std::process::id()));
+    std::fs::write(
+        &file,
+        "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 192.0.2.9/32 -j DROP\nCOMMIT\n",
+    )
+    .expect("write");
+    let path = file.to_str().expect("path");
+    for extra in [["--interval", "5"], ["--demo", "--yes"]] {
+        let mut args = vec![BIN, "apply", path];
+        args.extend(extra);
+        let r: Run = ns
+            .command(&args)
+            .env(
+                "NFSCOPE_STATE_DIR",
+                std::env::temp_dir().join(format!("nfscope-ah-{}", std::process::id())),
+            )
+            .stdin(Stdio::null())
+            .output()
+            .expect("run")
+            .into();
+        assert_ne!(r.code, 0, "{r:?}");
+        assert!(
+            r.stderr.contains("takes no --interval") || r.stderr.contains("--demo"),
+            "{r:?}"
+        );
+    }
+    let after = ns.exec_ok(&["iptables-save"]);
+    assert!(!after.contains("192.0.2.9"), "nothing was loaded: {after}");
+    let _ = std::fs::remove_file(&file);
+}

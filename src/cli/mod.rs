@@ -54,13 +54,15 @@ pub enum Command {
 /// Where rule sets come from. The kernel by default.
 #[derive(Debug, Clone, Args)]
 pub struct SourceArgs {
-    /// Use the bundled demo world (no root needed).
+    /// Use the bundled demo world (no root needed; `apply` refuses it: it changes the kernel).
     #[arg(long, global = true, conflicts_with_all = ["file", "file6", "backend"])]
     pub demo: bool,
-    /// Read an IPv4 rule set saved by iptables-save (no root needed).
+    /// An IPv4 rule set saved by iptables-save: read (no root needed), or for `apply` the one to
+    /// load (the same as its FILE).
     #[arg(long, global = true, value_name = "PATH")]
     pub file: Option<PathBuf>,
-    /// Read an IPv6 rule set saved by ip6tables-save (no root needed).
+    /// An IPv6 rule set saved by ip6tables-save: read (no root needed), or for `apply` the one
+    /// to load.
     #[arg(long, global = true, value_name = "PATH")]
     pub file6: Option<PathBuf>,
     // `nfscope apply` takes --file6 with --backend; elsewhere they exclude each other, see
@@ -68,7 +70,7 @@ pub struct SourceArgs {
     /// Force the iptables backend (default: whatever `iptables-save` on this system is).
     #[arg(long, global = true, value_enum)]
     pub backend: Option<Backend>,
-    /// Seconds between refreshes (0.1 to 3600).
+    /// Seconds between refreshes of the UI and `--watch` (0.1 to 3600; `apply` refuses it).
     #[arg(long, global = true, default_value_t = 1.0, value_name = "SECS", value_parser = parse_interval)]
     pub interval: f64,
 }

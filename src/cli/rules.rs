@@ -61,6 +61,18 @@ impl RulesArgs {
             }
             out.tables.retain(|t| !t.chains.is_empty());
         }
+        if self.table.is_some() || self.chain.is_some() {
+            // A table's leading comments include the one closing the table before it
+            // (`# Completed on ...`): with that table left out, it goes too.
+            let first_kept = out.tables.first().map(|t| t.name.clone());
+            let first_all = rs.tables.first().map(|t| t.name.clone());
+            if first_kept != first_all
+                && let Some(t) = out.tables.first_mut()
+            {
+                t.leading_comments
+                    .retain(|c| !c.trim_start().starts_with("# Completed on"));
+            }
+        }
         if (self.table.is_some() || self.chain.is_some()) && out.tables.is_empty() {
             // Nothing matched: no stray "# Completed on" line either.
             out.trailing_comments.clear();
@@ -223,28 +235,81 @@ fn chain_listing(out: &mut String, family: Family, table: &Table, chain: &Chain,
             );
         }
     }
+    // Columns as wide as what they hold (at least iptables' own widths), so a long protocol
+    // name (ipv6-icmp) or address does not push the rest of its row out of line.
+    let rows: Vec<(usize, &crate::ruleset::Rule, summary::Columns)> = chain
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (i + 1, r, summary::columns(r, family)))
+        .collect();
+    let w = |min: usize, title: &str, f: &dyn Fn(&summary::Columns) -> &str| {
+        rows.iter()
+            .map(|(_, _, c)| crate::format::width(f(c)))
+            .chain([min, title.len()])
+            .max()
+            .unwrap_or(min)
+    };
+    let widths = [
+        w(10, "target", &|c| &c.target),
+        w(4, "prot", &|c| &c.prot),
+        w(3, "opt", &|c| &c.opt),
+        w(6, "in", &|c| &c.iface_in),
+        w(6, "out", &|c| &c.iface_out),
+        w(18, "source", &|c| &c.source),
+        w(18, "destination", &|c| &c.destination),
+    ];
+    let pad = |s: &str, n: usize| {
+        let mut out = s.to_string();
+        out.push_str(&" ".repeat(n.saturating_sub(crate::format::width(s))));
+        out
+    };
+    let line = |num: &str, pkts: &str, bytes: &str, cols: [&str; 7], rest: &str| {
+        let mut l = format!("{num:<4} {pkts:>5} {bytes:>5}");
+        for (c, n) in cols.iter().zip(widths) {
+            l.push(' ');
+            l.push_str(&pad(c, n));
+        }
+        l.push(' ');
+        l.push_str(rest);
+        l.trim_end().to_string()
+    };
     let _ = writeln!(
         out,
-        "{:<4} {:>5} {:>5} {:<10} {:<4} {:<3} {:<6} {:<6} {:<18} {:<18}",
-        "num", "pkts", "bytes", "target", "prot", "opt", "in", "out", "source", "destination"
+        "{}",
+        line(
+            "num",
+            "pkts",
+            "bytes",
+            [
+                "target",
+                "prot",
+                "opt",
+                "in",
+                "out",
+                "source",
+                "destination"
+            ],
+            ""
+        )
     );
-    for (i, r) in chain.rules.iter().enumerate() {
-        let c = summary::columns(r, family);
-        let line = format!(
-            "{:<4} {:>5} {:>5} {:<10} {:<4} {:<3} {:<6} {:<6} {:<18} {:<18} {}",
-            i + 1,
-            count(r.packets(), exact),
-            count(r.bytes(), exact),
-            c.target,
-            c.prot,
-            c.opt,
-            c.iface_in,
-            c.iface_out,
-            c.source,
-            c.destination,
-            c.rest
+    for (n, r, c) in &rows {
+        let l = line(
+            &n.to_string(),
+            &count(r.packets(), exact),
+            &count(r.bytes(), exact),
+            [
+                &c.target,
+                &c.prot,
+                &c.opt,
+                &c.iface_in,
+                &c.iface_out,
+                &c.source,
+                &c.destination,
+            ],
+            &c.rest,
         );
-        let _ = writeln!(out, "{}", line.trim_end());
+        let _ = writeln!(out, "{l}");
     }
     out.push('\n');
 }

@@ -54,6 +54,21 @@ fn bang(o: &OptionArg) -> &'static str {
     if o.negated { "!" } else { "" }
 }
 
+/// A `--limit` rate with its unit as iptables prints it: `5/minute` → `5/min`.
+fn limit_rate(r: &str) -> String {
+    let Some((n, unit)) = r.split_once('/') else {
+        return format!("{r}/sec");
+    };
+    let unit = match unit.chars().next() {
+        Some('s') => "sec",
+        Some('m') => "min",
+        Some('h') => "hour",
+        Some('d') => "day",
+        _ => unit,
+    };
+    format!("{n}/{unit}")
+}
+
 /// A short readable form of one match, close to what `iptables -L` prints.
 fn match_text(m: &XMatch) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -95,6 +110,18 @@ fn match_text(m: &XMatch) -> String {
                 };
                 parts.push(format!("{}{label} {}", bang(o), join_vals(o)));
             }
+        }
+        "limit" => {
+            // As iptables -L: `limit: avg 5/min burst 5` (3/hour and 5 when not given).
+            let rate = m
+                .option("--limit")
+                .and_then(|o| o.values.first())
+                .map_or_else(|| "3/hour".to_string(), |r| limit_rate(r));
+            let burst = m
+                .option("--limit-burst")
+                .and_then(|o| o.values.first())
+                .map_or("5", |b| b.as_str());
+            parts.push(format!("limit: avg {rate} burst {burst}"));
         }
         "comment" => {
             if let Some(c) = m.option("--comment").and_then(|o| o.values.first()) {
@@ -189,6 +216,33 @@ mod tests {
         assert_eq!(c.source, "10.0.0.0/8");
         assert_eq!(c.destination, "0.0.0.0/0");
         assert_eq!(c.rest, "tcp dpt:22 ctstate NEW /* ssh in */");
+    }
+
+    /// As `iptables -L -n` prints them (seen from iptables 1.8.9 in a namespace; the kernel
+    /// test in tests/cli.rs compares with it live).
+    #[test]
+    fn limit_as_iptables_lists_it() {
+        assert_eq!(
+            cols("-m limit --limit 5/min -j ACCEPT").rest,
+            "limit: avg 5/min burst 5"
+        );
+        assert_eq!(
+            cols("-m limit --limit 10/sec --limit-burst 20 -j ACCEPT").rest,
+            "limit: avg 10/sec burst 20"
+        );
+        assert_eq!(cols("-m limit -j ACCEPT").rest, "limit: avg 3/hour burst 5");
+        assert_eq!(
+            cols("-m limit --limit 7/day").rest,
+            "limit: avg 7/day burst 5"
+        );
+        assert_eq!(
+            cols("-m limit --limit 2/hour").rest,
+            "limit: avg 2/hour burst 5"
+        );
+        assert_eq!(
+            cols("-m limit --limit 4/minute").rest,
+            "limit: avg 4/min burst 5"
+        );
     }
 
     #[test]

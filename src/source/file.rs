@@ -10,6 +10,18 @@ use std::time::{Instant, SystemTime};
 pub fn read_family(path: &Path, family: Family) -> FamilyData {
     match std::fs::read_to_string(path) {
         Ok(text) => match ruleset::parse(&text, family) {
+            Ok(_) if let Some((n, why)) = other_family_line(&text, family) => {
+                let (flag, other) = match family {
+                    Family::V4 => ("--file6", "IPv6"),
+                    Family::V6 => ("--file", "IPv4"),
+                };
+                FamilyData::Failed(SourceError::Parse {
+                    what: path.display().to_string(),
+                    message: format!(
+                        "line {n} is an {other} rule ({why}): this is an {other} rule set, give it with {flag}"
+                    ),
+                })
+            }
             Ok(rs) => FamilyData::Loaded(rs),
             Err(e) => FamilyData::Failed(SourceError::Parse {
                 what: path.display().to_string(),
@@ -21,6 +33,48 @@ pub fn read_family(path: &Path, family: Family) -> FamilyData {
             message: e.to_string(),
         }),
     }
+}
+
+/// The first rule line of `text` that belongs to the other family (an address or ICMP of the
+/// other family), and why: an IPv6 file given as the IPv4 one is refused with a hint rather than
+/// shown as if iptables could load it.
+pub fn other_family_line(text: &str, family: Family) -> Option<(usize, String)> {
+    for (i, line) in text.lines().enumerate() {
+        let body = match line.trim_start().strip_prefix('[') {
+            Some(rest) => rest.split_once(']').map_or("", |(_, b)| b).trim_start(),
+            None => line.trim_start(),
+        };
+        if !(body.starts_with("-A ") || body.starts_with("-I ")) {
+            continue;
+        }
+        let Ok(words) = ruleset::words::split(body) else {
+            continue;
+        };
+        for pair in words.windows(2) {
+            let (opt, val) = (pair[0].text.as_str(), pair[1].text.as_str());
+            let addr = val.split('/').next().unwrap_or(val);
+            let why = match (family, opt) {
+                (_, "-s" | "--source" | "-d" | "--destination") => {
+                    let first = addr.split(',').next().unwrap_or(addr);
+                    match (family, first.parse::<std::net::IpAddr>()) {
+                        (Family::V4, Ok(std::net::IpAddr::V6(_))) => Some(format!("{opt} {val}")),
+                        (Family::V6, Ok(std::net::IpAddr::V4(_))) => Some(format!("{opt} {val}")),
+                        _ => None,
+                    }
+                }
+                (Family::V4, "-p" | "--protocol")
+                    if matches!(val, "ipv6-icmp" | "icmpv6" | "58") =>
+                {
+                    Some(format!("{opt} {val}"))
+                }
+                _ => None,
+            };
+            if let Some(why) = why {
+                return Some((i + 1, why));
+            }
+        }
+    }
+    None
 }
 
 /// Read both files (either may be absent) into one snapshot.

@@ -269,7 +269,15 @@ impl Editor {
             }
             1 => {
                 let rest = &hits[0][prefix.len()..];
-                self.area.insert_str(format!("{rest} "));
+                // One space after the word: none added when one is there already (Tab on a
+                // completed word, or in the middle of the text), the cursor then steps over it.
+                let spaced = text.chars().nth(col).is_some_and(char::is_whitespace);
+                if spaced {
+                    self.area.insert_str(rest);
+                    self.area.move_cursor(ratatui_textarea::CursorMove::Forward);
+                } else {
+                    self.area.insert_str(format!("{rest} "));
+                }
                 self.candidates.clear();
                 self.check();
                 true
@@ -522,6 +530,18 @@ mod tests {
         assert_eq!(e.text(), "-m multiport ");
         let mut e = ed("-p tc");
         assert!(!e.complete(&known), "no completion outside -j/-g/-m");
+    }
+
+    #[test]
+    fn completion_in_the_middle_leaves_one_space() {
+        let known = Known::fixed();
+        let mut e = ed("-p tcp -j IN_ -m comment");
+        e.area
+            .move_cursor(ratatui_textarea::CursorMove::Jump(0, 13));
+        assert!(e.complete(&known));
+        assert_eq!(e.text(), "-p tcp -j IN_SSH -m comment");
+        // The cursor stepped over the space, onto the next word.
+        assert_eq!(e.area.cursor(), (0, 17));
     }
 
     #[test]
