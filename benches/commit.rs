@@ -19,6 +19,12 @@
 //! is always deleted. `cargo bench --bench commit [-- RULES [ROUNDS]]`; run without `--bench`
 //! (as `cargo test --benches` does) it only makes a small smoke run.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod support;

@@ -16,6 +16,12 @@
 //! --bench conntrack [-- ENTRIES [ROUNDS]]`; without `--bench` (as `cargo test --benches` runs
 //! it) it only makes a small smoke run.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 

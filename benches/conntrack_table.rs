@@ -8,6 +8,12 @@
 //! `cargo bench --bench conntrack_table [-- ENTRIES [ROUNDS]]`; without `--bench` only a small
 //! smoke run.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 use nfscope::conntrack::CtEvent;
 use nfscope::conntrack::filter::Filter;
 use nfscope::conntrack::table::{GroupKey, SortKey, Table};

@@ -10,6 +10,12 @@
 //! `cargo bench --bench ct_frame [-- ENTRIES [ROUNDS]]`; without `--bench` only a small
 //! smoke run.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 use nfscope::conntrack::decode::CpuStats;
 use nfscope::conntrack::filter::Filter;
 use nfscope::conntrack::table::SortKey;

@@ -9,6 +9,12 @@
 //! namespace and the tmux server are always removed. `cargo bench --bench idle [-- SECONDS]`;
 //! run without `--bench` (as `cargo test --benches` does) it only makes a short smoke run.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 

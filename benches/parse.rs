@@ -4,6 +4,12 @@
 //!
 //! `cargo bench --bench parse [-- RULES [ROUNDS]]`; without `--bench` only a small smoke run.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 use nfscope::ruleset::{self, Family, save, synth};
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -7,6 +7,12 @@
 //!
 //! `cargo bench --bench trace [-- RULES [ROUNDS]]`; without `--bench` only a small smoke run.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 use nfscope::ruleset::{self, Family, Ruleset, synth};
 use nfscope::trace::{LocalAddr, Packet, TraceOptions, Tracer, Verdict};
 use std::hint::black_box;

@@ -2,6 +2,12 @@
 //! statuses (docs/cli.md), and the JSON schema (docs/json.md). File-based; the one test that needs
 //! the kernel source runs it as an unprivileged user inside a throwaway network namespace.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::{Run, keys};

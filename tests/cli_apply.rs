@@ -6,6 +6,12 @@
 //! (skipped otherwise, failed under CI=true). No watchdog outlives a case: its pid, from
 //! pending.json, is killed when the case is dropped.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::tmux::Run as Tty;

@@ -6,6 +6,12 @@
 //! compare with `conntrack -L` run the same way: the host's table is never read or changed. They
 //! need root (skipped otherwise, failed under CI=true). The demo tests need nothing.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::ct::{

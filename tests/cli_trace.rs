@@ -2,6 +2,12 @@
 //! verdict on the last line, the JSON document, and a sentence with status 2 for bad input
 //! (docs/trace.md).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 use serde_json::Value;
 use std::process::Command;
 

@@ -4,6 +4,12 @@
 //! read as "the tools are not installed", and the file was written unchecked); a good rule is
 //! written, and the file is replaced the way editors do it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::screen::t0;

@@ -4,6 +4,12 @@
 //! and its /proc and sysctl reads are the namespace's: the first test proves it by comparing the
 //! feed's table with `conntrack -L` there. Needs root (skipped otherwise, failed under CI=true).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::NetNs;

@@ -6,6 +6,12 @@
 //! and for the decoder also netlink-packet-netfilter reading the same dump.
 //! Needs root (skipped otherwise, failed under CI=true).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::ct::{

@@ -2,6 +2,12 @@
 //! modern `/proc/net/nf_conntrack` with and without accounting, and the older
 //! `/proc/net/ip_conntrack`. Every line parses, and the entries say what the lines say.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 use nfscope::conntrack::procfs::{parse_proc, parse_proc_at, write_line};
 use nfscope::conntrack::synth;
 use nfscope::conntrack::{Entry, Proto, State, Status, TcpState};

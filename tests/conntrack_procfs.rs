@@ -2,6 +2,12 @@
 //! where they come from), and properties: no input makes it panic, and an error names a line
 //! that exists.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 use nfscope::conntrack::Entry;
 use nfscope::conntrack::procfs::{ProcError, parse_proc};
 

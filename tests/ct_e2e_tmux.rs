@@ -2,6 +2,12 @@
 //! switch to the screen, sort, filter, delete an entry, group, quit; then check the terminal
 //! was restored. Skipped (saying why) where tmux is missing, unless CI=true.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::tmux::Run;

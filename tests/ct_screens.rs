@@ -3,6 +3,12 @@
 //! TestBackend with a fixed clock, and compared with insta snapshots. Plus the behaviour behind
 //! them: sorting by every column, the cursor following its entry, filters, deletions.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 use nfscope::conntrack::decode::CpuStats;
 use nfscope::conntrack::filter::Filter;
 use nfscope::conntrack::table::{SortKey, compare_sorted};

@@ -2,6 +2,12 @@
 //! keys sent with send-keys, the screen read with capture-pane until the expected text appears
 //! (no fixed sleeps), and the terminal checked after quitting.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::tmux::Run;

@@ -6,6 +6,12 @@
 //! lockout warning, `nfscope confirm` from elsewhere; and the demo, which needs no root.
 //! Skipped (saying why) without root, tools or tmux, unless CI=true.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::tmux::Run;

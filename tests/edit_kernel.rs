@@ -7,6 +7,12 @@
 //! (`netns::run_in`), so the tools it starts act there and never on this machine's rule set.
 //! Needs root (skipped otherwise, failed under CI=true).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::{NetNs, have_tools, host as addr, icmp, skip};

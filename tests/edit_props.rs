@@ -15,6 +15,12 @@
 //! 256 cases per property by default (set PROPTEST_CASES for more). Failures are not persisted
 //! to files: turn a shrunk counter-example into a plain `#[test]` at the bottom instead.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod edit_support;
 
 use edit_support::bare;

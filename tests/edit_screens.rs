@@ -3,6 +3,12 @@
 //! insta snapshots (the editor with an error, the Changes screen and its diff, the lockout
 //! warning, the countdown), and the commit run for real against the demo world in memory.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::screen::{demo_app, render, t0};

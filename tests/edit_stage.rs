@@ -5,6 +5,12 @@
 //! including counters above 2^32 and comments with quotes. Also a kube-proxy-sized rule set, to
 //! keep staging, undo and the diff from going quadratic.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod edit_support;
 
 use nfscope::edit::ChainRef;

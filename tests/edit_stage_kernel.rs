@@ -5,6 +5,12 @@
 //! counters. Both backends; each in a throwaway network namespace of its own (deleted even on
 //! panic), the tools run by a thread inside it. Needs root (skipped otherwise, failed on CI).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::{NetNs, have_tools, host, icmp, skip};

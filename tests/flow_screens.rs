@@ -2,6 +2,12 @@
 //! compared with insta snapshots; moving between boxes, the other family, Enter landing the Rules
 //! screen on the chain and Backspace coming back, and no size that panics.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::screen::{demo_app, render};

@@ -4,6 +4,12 @@
 //! tool prints in the same namespace; then make traffic on the namespace's loopback and watch
 //! the counters move. Needs root (skipped otherwise, failed under CI=true).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::{NetNs, have_tools, tables_of};

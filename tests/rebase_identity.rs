@@ -5,6 +5,12 @@
 //! keys of the TUI, and once against the real kernel (both backends, each in a throwaway network
 //! namespace) through the staging, the plan and iptables-restore.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::screen::{demo_app, render, t0};

@@ -5,6 +5,12 @@
 //! above 2^32, quoted comments, negations, `-g`, at least 20 match modules and 15 targets), so
 //! the coverage cannot shrink without a test noticing.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 use nfscope::ruleset::save::{self, SaveOptions};
 use nfscope::ruleset::{Family, Ruleset, TargetKind, parse};
 use std::collections::BTreeSet;

@@ -2,6 +2,12 @@
 //! `iptables -L` prints it) finds the same rules as `--dport 22` (as the save format writes it),
 //! and the matched words are marked on the row.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::screen::demo_app;

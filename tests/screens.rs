@@ -2,6 +2,12 @@
 //! and compared with insta snapshots. No terminal, no kernel: the demo world and hand-made
 //! snapshots stand in for the sources.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::screen::{demo_app, render, t0};

@@ -4,6 +4,12 @@
 //! from an earlier run is never lost to a key (Esc puts the question off; discarding asks) and,
 //! resumed on a kernel that moved, is re-applied by identity or said to be stale.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::screen::{render, t0};

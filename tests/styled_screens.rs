@@ -3,6 +3,12 @@
 //! background, modifiers). The plain snapshots elsewhere check the words; these check that a
 //! hit row is bold, a DROP red, a staged rule `+` in its colour and a deleted one struck through.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::screen::t0;

@@ -2,6 +2,12 @@
 //! verdicts and the deciding rule of every path (table, chain, rule number, or the policy), and
 //! the headers after NAT and marks. The rule sets are in tests/data/trace/.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 #[path = "common/trace_cases.rs"]
 mod cases;
 

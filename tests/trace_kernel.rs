@@ -11,6 +11,12 @@
 //! Each case gets fresh namespaces: a `recent --set` of one case must not decide the next.
 //! Needs root (skipped otherwise, failed under CI=true).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 #[path = "common/trace_cases.rs"]
 mod cases;
 mod common;

@@ -7,6 +7,12 @@
 //! FORWARD rule for established traffic counts, its INPUT rule does not. Nothing here touches
 //! this machine's own namespace. Needs root (skipped otherwise, failed under CI=true).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::{NetNs, have_tools};

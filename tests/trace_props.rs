@@ -11,6 +11,12 @@
 //!
 //! 256 cases per property by default (set PROPTEST_CASES for more).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 use nfscope::ruleset::{Family, builtin_chains, parse};
 use nfscope::trace::{
     CtState, Effect, LocalAddr, Origin, Packet, StepKind, TraceOptions, Tracer, Verdict,

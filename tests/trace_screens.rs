@@ -4,6 +4,12 @@
 //! SSH session filling it, Enter on a step landing the Rules screen on that rule and Backspace
 //! coming back.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::screen::{demo_app, render, t0};

@@ -4,6 +4,12 @@
 //! the kernel's rules while the Rules screen showed the staged ones, and Enter opened the staged
 //! chain at the kernel's index: another rule.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 
 use common::screen::{demo_app, render};

@@ -33,8 +33,7 @@ pub fn iso_now() -> String {
 
 /// The user running this process, by name.
 pub fn user() -> String {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::getuid() };
+    let uid = rustix::process::getuid().as_raw();
     let name = user_name(uid).unwrap_or_else(|| format!("uid {uid}"));
     match std::env::var("SUDO_USER") {
         Ok(s) if !s.is_empty() && s != name => format!("{name} (sudo from {s})"),

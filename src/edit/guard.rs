@@ -21,7 +21,6 @@ use crate::source::{Backend, SourceError};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -137,23 +136,18 @@ fn lock(dir: &Path) -> io::Result<Lock> {
         .mode(0o600)
         .open(dir.join("lock"))?;
     loop {
-        // SAFETY: flock on a descriptor this function owns.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(Lock(f));
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive) {
+            Ok(()) => return Ok(Lock(f)),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        // SAFETY: unlocking a descriptor this guard owns; closing it would release it too.
-        unsafe {
-            libc::flock(self.0.as_raw_fd(), libc::LOCK_UN);
-        }
+        // Closing the descriptor would release it too; this says so at once.
+        let _ = rustix::fs::flock(&self.0, rustix::fs::FlockOperation::Unlock);
     }
 }
 
