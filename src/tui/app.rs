@@ -84,6 +84,10 @@ pub enum Popup {
     Commit,
     /// The countdown after a commit.
     Countdown,
+    /// Every message said so far, whole (a footer may cut one).
+    Messages {
+        scroll: u16,
+    },
 }
 
 impl Popup {
@@ -637,8 +641,11 @@ impl App {
             Action::Down => s.saturating_add(1),
             Action::PageUp => s.saturating_sub(page),
             Action::PageDown => s.saturating_add(page),
+            Action::Top => 0,
+            Action::Bottom => u16::MAX,
             _ => s,
         };
+        let help_max = view::help_max_scroll(self);
         match action {
             Action::ClosePopup => {
                 self.popup = None;
@@ -657,10 +664,14 @@ impl App {
             }
             a => {
                 self.popup = Some(match popup {
+                    // Kept within what can be shown, so Up works at once after End.
                     Popup::Help { scroll } => Popup::Help {
-                        scroll: scrolled(scroll, a),
+                        scroll: scrolled(scroll, a).min(help_max),
                     },
                     Popup::Detail { scroll } => Popup::Detail {
+                        scroll: scrolled(scroll, a),
+                    },
+                    Popup::Messages { scroll } => Popup::Messages {
                         scroll: scrolled(scroll, a),
                     },
                     Popup::Ask | Popup::Editor | Popup::Commit | Popup::Countdown => popup,
@@ -684,6 +695,7 @@ impl App {
                 return vec![Cmd::Quit];
             }
             Action::Help => self.popup = Some(Popup::Help { scroll: 0 }),
+            Action::ShowMessages => self.popup = Some(Popup::Messages { scroll: 0 }),
             Action::NextScreen | Action::PrevScreen => {
                 let n = Screen::ALL.len();
                 let i = Screen::ALL

@@ -158,6 +158,9 @@ pub struct EditScreen {
     pub renames: Vec<(ChainRef, String)>,
     /// A line about the last action, and whether it is an error.
     pub message: Option<(String, bool)>,
+    /// Every message said so far (the last 200), for the messages popup (`!`): a footer may
+    /// cut a long one.
+    pub log: Vec<(String, bool)>,
     pub known: Known,
     /// Run `iptables-restore --test` before staging a rule (not in the demo).
     pub validate: bool,
@@ -195,6 +198,7 @@ impl Default for EditScreen {
             edited: BTreeSet::new(),
             renames: Vec::new(),
             message: None,
+            log: Vec::new(),
             known: Known::fixed(),
             validate: false,
             persist: false,
@@ -227,7 +231,12 @@ impl EditScreen {
     }
 
     fn say(&mut self, text: impl Into<String>, error: bool) {
-        self.message = Some((text.into(), error));
+        let text = text.into();
+        self.log.push((text.clone(), error));
+        if self.log.len() > 200 {
+            self.log.remove(0);
+        }
+        self.message = Some((text, error));
     }
 }
 

@@ -37,6 +37,8 @@ pub enum Action {
     /// Delete the selected conntrack entry, or all that match the filter (both ask first).
     Delete,
     DeleteMatching,
+    /// Every message said so far, whole.
+    ShowMessages,
     /// Answers to a confirmation.
     Confirm,
     Cancel,
@@ -227,6 +229,20 @@ pub const KEYMAP: &[Binding] = &[
         keys: &[code(KeyCode::PageDown), k(' ')],
         action: Action::PageDown,
         help: "scroll a page down",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Popup,
+        keys: &[code(KeyCode::Home), k('g')],
+        action: Action::Top,
+        help: "scroll to the top",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Popup,
+        keys: &[code(KeyCode::End), k('G')],
+        action: Action::Bottom,
+        help: "scroll to the end",
         hint: None,
     },
     Binding {
@@ -861,6 +877,13 @@ pub const KEYMAP: &[Binding] = &[
     },
     Binding {
         scope: Scope::Global,
+        keys: &[k('!')],
+        action: Action::ShowMessages,
+        help: "every message so far, whole (a footer may cut one)",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Global,
         keys: &[k('q'), ctrl('c')],
         action: Action::Quit,
         help: "quit",
@@ -1003,6 +1026,20 @@ pub fn key_label(key: &Key) -> String {
 }
 
 /// The footer's hints for the given scopes: `(keys, what)` pairs.
+/// The hints a narrow footer keeps before any other: what the screen is for (commit on the
+/// Changes screen, answering a question, the countdown), help and quit.
+pub const PRIMARY: &[&str] = &[
+    "commit",
+    "yes",
+    "no",
+    "keep",
+    "roll back",
+    "save",
+    "cancel",
+    "help",
+    "quit",
+];
+
 pub fn hints(scopes: &[Scope]) -> Vec<(String, &'static str)> {
     KEYMAP
         .iter()

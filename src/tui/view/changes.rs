@@ -135,6 +135,7 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
         Paragraph::new(super::header::edit_footer(
             app,
             &[Scope::Changes, Scope::Global],
+            area.width,
         )),
         area,
     );

@@ -121,12 +121,6 @@ pub fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
             None => &[Scope::Rules, Scope::Global],
         };
         let mut spans = Vec::new();
-        if let Some((m, err)) = &app.edit.message {
-            spans.push(Span::styled(
-                format!(" {m} "),
-                if *err { t.error() } else { t.ok() },
-            ));
-        }
         if !app.filter.is_empty() {
             spans.push(Span::styled(
                 format!(
@@ -138,33 +132,78 @@ pub fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
                 t.warning(),
             ));
         }
-        for (k, what) in keymap::hints(scopes) {
-            spans.push(Span::styled(format!(" {k}"), t.key()));
-            spans.push(Span::styled(format!(" {what} "), t.dim()));
-        }
         if app.exact {
-            spans.push(Span::styled(" [exact numbers]", t.warning()));
+            spans.push(Span::styled(" [exact numbers] ", t.warning()));
         }
-        Line::from(spans)
+        fit_footer(app, spans, scopes, area.width)
     };
     frame.render_widget(Paragraph::new(line), area);
 }
 
 /// The footer of edit mode's screens: the last action's message, then the keys of `scopes`
-/// (or of the popup that has them).
-pub fn edit_footer(app: &App, scopes: &[Scope]) -> Line<'static> {
-    let t = app.theme;
+/// (or of the popup that has them), fitted to `width`.
+pub fn edit_footer(app: &App, scopes: &[Scope], width: u16) -> Line<'static> {
     let scopes = app.popup.map_or(scopes, |p| p.scopes());
-    let mut spans = Vec::new();
+    fit_footer(app, Vec::new(), scopes, width)
+}
+
+/// A footer fitted to `width`: the keys that matter most on the screen (`keymap::PRIMARY`)
+/// always, then the last action's message (cut with `… (! whole)` when it does not fit: `!`
+/// shows every message whole), then `extra`, then the other keys while there is room.
+fn fit_footer(app: &App, extra: Vec<Span<'static>>, scopes: &[Scope], width: u16) -> Line<'static> {
+    let t = app.theme;
+    let width = usize::from(width);
+    let span_w = |sp: &[Span]| {
+        sp.iter()
+            .map(|s| crate::format::width(&s.content))
+            .sum::<usize>()
+    };
+    let hints = keymap::hints(scopes);
+    let hint_spans = |k: &str, what: &str| {
+        vec![
+            Span::styled(format!(" {k}"), t.key()),
+            Span::styled(format!(" {what} "), t.dim()),
+        ]
+    };
+    let primary: Vec<Span> = hints
+        .iter()
+        .filter(|(_, what)| keymap::PRIMARY.contains(what))
+        .flat_map(|(k, w)| hint_spans(k, w))
+        .collect();
+    let mut used = span_w(&primary) + span_w(&extra);
+    let mut out: Vec<Span<'static>> = Vec::new();
     if let Some((m, err)) = &app.edit.message {
-        spans.push(Span::styled(
-            format!(" {m} "),
-            if *err { t.error() } else { t.ok() },
-        ));
+        let style = if *err { t.error() } else { t.ok() };
+        let whole = format!(" {m} ");
+        let room = width.saturating_sub(used);
+        if crate::format::width(&whole) <= room {
+            used += crate::format::width(&whole);
+            out.push(Span::styled(whole, style));
+        } else {
+            let more = " … (! whole) ";
+            let keep = room.saturating_sub(crate::format::width(more) + 1);
+            let mut cut = String::from(" ");
+            for c in m.chars() {
+                if crate::format::width(&cut) + crate::format::width(&c.to_string()) > keep {
+                    break;
+                }
+                cut.push(c);
+            }
+            used += crate::format::width(&cut) + crate::format::width(more);
+            out.push(Span::styled(cut, style));
+            out.push(Span::styled(more, t.key()));
+        }
     }
-    for (k, what) in keymap::hints(scopes) {
-        spans.push(Span::styled(format!(" {k}"), t.key()));
-        spans.push(Span::styled(format!(" {what} "), t.dim()));
+    out.extend(extra);
+    out.extend(primary);
+    for (k, what) in hints.iter().filter(|(_, w)| !keymap::PRIMARY.contains(w)) {
+        let sp = hint_spans(k, what);
+        let w = span_w(&sp);
+        if used + w > width {
+            break;
+        }
+        used += w;
+        out.extend(sp);
     }
-    Line::from(spans)
+    Line::from(out)
 }

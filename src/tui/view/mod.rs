@@ -28,6 +28,7 @@ mod rules;
 mod trace;
 
 pub use format::{human, rate as format_rate, sparkline};
+pub use popup::help_max_scroll;
 
 use super::app::{App, Focus, Popup, Screen};
 use ratatui::Frame;
@@ -151,6 +152,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
     match app.popup {
         Some(Popup::Help { scroll }) => popup::draw_help(frame, app, scroll),
+        Some(Popup::Messages { scroll }) => popup::draw_messages(frame, app, scroll),
         Some(Popup::Detail { scroll }) => popup::draw_detail(frame, app, scroll),
         Some(Popup::CtDetail) => ct_popup::draw_detail(frame, app),
         Some(Popup::Confirm) => ct_popup::draw_confirm(frame, app),

@@ -22,6 +22,24 @@ fn centered(area: Rect, w_pct: u16, h_pct: u16, min_w: u16, min_h: u16) -> Rect 
     r
 }
 
+/// How far a popup's text can scroll: its rows once wrapped to the popup's width (not its
+/// lines), less the rows shown, so that the last line can always be brought into view.
+fn max_scroll_of(para: &Paragraph, area: Rect) -> u16 {
+    let rows = para.line_count(area.width.saturating_sub(2));
+    u16::try_from(rows)
+        .unwrap_or(u16::MAX)
+        .saturating_sub(area.height.saturating_sub(2))
+}
+
+/// The help popup's furthest scroll at the App's size, for `update` to keep its scroll within.
+pub fn help_max_scroll(app: &App) -> u16 {
+    let area = centered(Rect::new(0, 0, app.size.0, app.size.1), 70, 80, 50, 10);
+    max_scroll_of(
+        &Paragraph::new(help_lines(app)).wrap(Wrap { trim: false }),
+        area,
+    )
+}
+
 pub(super) fn show(
     frame: &mut Frame,
     app: &App,
@@ -32,23 +50,38 @@ pub(super) fn show(
 ) {
     let t = app.theme;
     let area = centered(frame.area(), w, 80, 50, 10);
-    let inner_h = area.height.saturating_sub(2);
-    let max_scroll = (lines.len() as u16).saturating_sub(inner_h);
+    let para = Paragraph::new(lines).wrap(Wrap { trim: false });
+    let max_scroll = max_scroll_of(&para, area);
     let block = Block::bordered()
         .title(Line::styled(title, t.title()))
         .title_bottom(Line::styled(" Esc closes · ↑↓ scroll ", t.dim()))
         .border_style(t.border_focused());
     frame.render_widget(Clear, area);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false })
-            .scroll((scroll.min(max_scroll), 0)),
-        area,
-    );
+    frame.render_widget(para.block(block).scroll((scroll.min(max_scroll), 0)), area);
+}
+
+/// Every message said so far, newest first, whole.
+pub fn draw_messages(frame: &mut Frame, app: &App, scroll: u16) {
+    let t = app.theme;
+    let lines: Vec<Line<'static>> = if app.edit.log.is_empty() {
+        vec![Line::styled("Nothing has been said yet.", t.dim())]
+    } else {
+        app.edit
+            .log
+            .iter()
+            .rev()
+            .map(|(m, err)| Line::styled(m.clone(), if *err { t.error() } else { t.ok() }))
+            .collect()
+    };
+    show(frame, app, " Messages ".into(), lines, scroll, 80);
 }
 
 pub fn draw_help(frame: &mut Frame, app: &App, scroll: u16) {
+    show(frame, app, " Help ".into(), help_lines(app), scroll, 70);
+}
+
+/// The help's lines, from the one keymap table.
+fn help_lines(app: &App) -> Vec<Line<'static>> {
     let t = app.theme;
     let mut lines: Vec<Line> = Vec::new();
     // The few keys that work everywhere first, then this screen's (the Rules screen's are many
@@ -93,7 +126,7 @@ pub fn draw_help(frame: &mut Frame, app: &App, scroll: u16) {
         "Conntrack: bold green rows are new, a highlighted state just changed, struck-out grey rows were just destroyed. Timeouts count down from the kernel's last report; →/← are the original and reply directions. The filter language: docs/conntrack-filter.md.",
         t.dim(),
     ));
-    show(frame, app, " Help ".into(), lines, scroll, 70);
+    lines
 }
 
 fn opt_text(o: &OptionArg) -> String {
