@@ -826,3 +826,55 @@ fn the_rules_screen_is_untouched_by_the_feed() {
         "the view is built on arrival"
     );
 }
+
+/// Newest first with the cursor on the top row: the list follows new entries as `tail -f` does
+/// (the cursor stays on the top row, on the newest); one row down, it keeps its entry.
+#[test]
+fn on_the_top_row_the_cursor_follows_the_newest_entry() {
+    let mut app = ct_app(120, 40, demo_entries(), figures(420, true));
+    assert!(app.ct.newest_first(), "the default order");
+    key(&mut app, KeyCode::Home);
+    assert_eq!(app.ct.cursor, 0);
+    let events = new_entries();
+    assert!(!events.is_empty());
+    feed(&mut app, CtFeed::Events(events), at(1000));
+    app.update(Msg::Tick(at(1400)));
+    assert_eq!(app.ct.cursor, 0, "still on the top row");
+    assert_eq!(
+        app.ct.selected_key(),
+        Some(app.ct.keys()[0]),
+        "on the newest entry"
+    );
+    // In another order the cursor keeps its entry.
+    let mut app = ct_app(120, 40, demo_entries(), figures(420, true));
+    key(&mut app, KeyCode::Char('s'));
+    assert!(!app.ct.newest_first());
+    key(&mut app, KeyCode::Home);
+    let chosen = app.ct.selected_key().expect("selected");
+    feed(&mut app, CtFeed::Events(new_entries()), at(1000));
+    app.update(Msg::Tick(at(1400)));
+    assert_eq!(app.ct.selected_key(), Some(chosen));
+}
+
+/// A few new connections of the demo world.
+fn new_entries() -> Vec<CtEvent> {
+    CtDemo::new()
+        .with_clock(t0())
+        .step(Duration::from_secs(3))
+        .into_iter()
+        .filter(|e| e.kind == nfscope::conntrack::CtEventKind::New)
+        .collect()
+}
+
+/// The accounting hint shows exactly while `nf_conntrack_acct` is off.
+#[test]
+fn the_accounting_hint_follows_the_sysctl() {
+    let mut app = ct_app(120, 40, demo_entries(), figures(420, true));
+    assert!(!render(&app).contains("nf_conntrack_acct=1"));
+    feed(&mut app, CtFeed::Figures(figures(420, false)), at(1000));
+    app.update(Msg::Tick(at(1400)));
+    assert!(render(&app).contains("nf_conntrack_acct=1"));
+    feed(&mut app, CtFeed::Figures(figures(420, true)), at(2000));
+    app.update(Msg::Tick(at(2400)));
+    assert!(!render(&app).contains("nf_conntrack_acct=1"));
+}

@@ -614,6 +614,8 @@ impl CtScreen {
     pub fn show(&mut self, now: SystemTime) {
         let keep_line = self.cursor.saturating_sub(self.offset);
         let at_top = self.offset == 0;
+        // Newest first with the cursor on the top row: follow the newest, as `tail -f` does.
+        let follow = self.cursor == 0 && at_top && self.newest_first();
         let generation = self.table.generation();
         if self.live_gen != Some(generation) {
             self.live = self
@@ -635,7 +637,18 @@ impl CtScreen {
         }
         self.refresh_summary(now);
         self.refresh_detail(now);
+        if follow {
+            self.selected = self.slot(0).map(|s| s.entry().key());
+        }
         self.reselect(keep_line, at_top);
+    }
+
+    /// Whether the newest entries come first (arrival order reversed, the default, or by age).
+    pub fn newest_first(&self) -> bool {
+        matches!(
+            (self.sort, self.reverse),
+            (SortKey::Arrival, true) | (SortKey::Age, false)
+        )
     }
 
     fn refresh_summary(&mut self, now: SystemTime) -> bool {
