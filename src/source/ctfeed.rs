@@ -566,7 +566,7 @@ mod tests {
             !s.deleted(&with_id(1)),
             "1 has events: the kernel announces it"
         );
-        assert!(!s.any());
+        assert!(s.silent.is_empty());
         // A new dump: 1 has been heard from, 4 has not; 5 was heard but is gone.
         s.event(&CtEvent::new(with_id(5)));
         s.dumped(&[with_id(1), with_id(4)]);
