@@ -410,7 +410,8 @@ fn confirm_from_another_process_keeps_the_change() {
             wait_for(Duration::from_secs(2), || !pid_alive(pid)),
             "the watchdog stops once confirmed"
         );
-        // Past the deadline: nothing went back.
+        // Past the deadline (3 s after the apply) nothing went back: no watchdog is left to
+        // act, so this waits for the clock, not for a process.
         std::thread::sleep(Duration::from_millis(3500));
         for f in Family::ALL {
             assert!(c.holds_new(f), "{backend:?} {f:?} after the deadline");

@@ -231,8 +231,6 @@ impl World {
             }
             other => panic!("no way to send protocol {other}"),
         }
-        // The peer's side of a veth handles the packet in a softirq: let it land.
-        std::thread::sleep(Duration::from_millis(250));
     }
 }
 
@@ -281,7 +279,18 @@ fn cross_check(c: &Case) -> Option<Result<(), String>> {
     let trace = Tracer::new(&rs).trace(&p, &c.set.options());
     let before = counters(&w.b, c.set.family);
     w.send(&p);
-    let after = counters(&w.b, c.set.family);
+    // The peer's side of a veth handles the packet in a softirq: wait until the counters have
+    // moved and then stayed put for two reads in a row (every packet meets some chain).
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let mut after = counters(&w.b, c.set.family);
+    loop {
+        std::thread::sleep(Duration::from_millis(25));
+        let next = counters(&w.b, c.set.family);
+        if (next == after && after != before) || std::time::Instant::now() > deadline {
+            break;
+        }
+        after = next;
+    }
     let moved: BTreeSet<&Key> = after
         .iter()
         .filter(|(k, n)| before.get(*k).is_some_and(|b| *n > b))
