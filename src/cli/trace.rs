@@ -301,58 +301,9 @@ impl<'a> RuleIndex<'a> {
     }
 }
 
-fn endpoint(a: IpAddr, port: Option<u16>, has_ports: bool) -> String {
-    let addr = match a {
-        IpAddr::V6(_) if has_ports => format!("[{a}]"),
-        _ => a.to_string(),
-    };
-    match (has_ports, port) {
-        (false, _) => addr,
-        (true, Some(p)) => format!("{addr}:{p}"),
-        (true, None) => format!("{addr}:any"),
-    }
-}
-
-/// `IPv4 tcp 198.51.100.7:40000 → 203.0.113.2:22 SYN, NEW, mark 0x0, from the network on wan0`
+/// `IPv4 tcp 198.51.100.7:40000 → 203.0.113.2:22 SYN, NEW, ...`: the packet's `Display`.
 pub fn describe_packet(p: &Packet) -> String {
-    let ports = crate::trace::packet::has_ports(p.proto);
-    let mut s = format!(
-        "{} {} {} → {}",
-        p.family().label(),
-        proto_name(p.proto),
-        endpoint(p.src, p.sport, ports),
-        endpoint(p.dst, p.dport, ports)
-    );
-    if p.proto == 6 {
-        let _ = write!(s, " {}", tcp_flags_text(p.effective_tcp_flags()));
-    }
-    if let Some((t, c)) = p.icmp {
-        let _ = write!(s, " type {t}/{c}");
-    }
-    let _ = write!(s, ", {}, mark {:#x}", p.state, p.mark);
-    if let Some(t) = p.ttl {
-        let _ = write!(s, ", ttl {t}");
-    }
-    if let Some(l) = p.length {
-        let _ = write!(s, ", {l} bytes");
-    }
-    match (p.origin, &p.in_iface) {
-        (Origin::Local, _) => s.push_str(", sent by this machine"),
-        (Origin::Network, Some(i)) => {
-            let _ = write!(s, ", from the network on {i}");
-        }
-        (Origin::Network, None) => s.push_str(", from the network (interface not given)"),
-    }
-    if let Some(o) = &p.out_iface {
-        let _ = write!(s, ", leaving by {o}");
-    }
-    if let Some(b) = p.dnat {
-        let _ = write!(s, ", its connection DNAT'd to {b}");
-    }
-    if let Some(b) = p.snat {
-        let _ = write!(s, ", its connection SNAT'd to {b}");
-    }
-    s
+    p.to_string()
 }
 
 fn matched_text(s: &StepKind) -> &'static str {

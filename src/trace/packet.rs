@@ -178,6 +178,63 @@ pub struct Packet {
     pub snat: Option<Binding>,
 }
 
+fn endpoint(a: IpAddr, port: Option<u16>, has_ports: bool) -> String {
+    let addr = match a {
+        IpAddr::V6(_) if has_ports => format!("[{a}]"),
+        _ => a.to_string(),
+    };
+    match (has_ports, port) {
+        (false, _) => addr,
+        (true, Some(p)) => format!("{addr}:{p}"),
+        (true, None) => format!("{addr}:any"),
+    }
+}
+
+/// `IPv4 tcp 198.51.100.7:40000 → 203.0.113.2:22 SYN, NEW, mark 0x0, from the network on
+/// wan0`: how both faces describe a packet.
+impl std::fmt::Display for Packet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = self;
+        let ports = has_ports(p.proto);
+        write!(
+            f,
+            "{} {} {} → {}",
+            p.family().label(),
+            proto_name(p.proto),
+            endpoint(p.src, p.sport, ports),
+            endpoint(p.dst, p.dport, ports)
+        )?;
+        if p.proto == 6 {
+            write!(f, " {}", tcp_flags_text(p.effective_tcp_flags()))?;
+        }
+        if let Some((t, c)) = p.icmp {
+            write!(f, " type {t}/{c}")?;
+        }
+        write!(f, ", {}, mark {:#x}", p.state, p.mark)?;
+        if let Some(t) = p.ttl {
+            write!(f, ", ttl {t}")?;
+        }
+        if let Some(l) = p.length {
+            write!(f, ", {l} bytes")?;
+        }
+        match (p.origin, &p.in_iface) {
+            (Origin::Local, _) => write!(f, ", sent by this machine")?,
+            (Origin::Network, Some(i)) => write!(f, ", from the network on {i}")?,
+            (Origin::Network, None) => write!(f, ", from the network (interface not given)")?,
+        }
+        if let Some(o) = &p.out_iface {
+            write!(f, ", leaving by {o}")?;
+        }
+        if let Some(b) = p.dnat {
+            write!(f, ", its connection DNAT'd to {b}")?;
+        }
+        if let Some(b) = p.snat {
+            write!(f, ", its connection SNAT'd to {b}")?;
+        }
+        Ok(())
+    }
+}
+
 impl Packet {
     /// A NEW packet from the network with everything else unknown or zero.
     pub fn new(proto: u8, src: IpAddr, dst: IpAddr) -> Packet {

@@ -191,10 +191,7 @@ fn draw_result(frame: &mut Frame, app: &App, area: Rect) {
         verdict,
     );
     frame.render_widget(
-        Paragraph::new(Line::styled(
-            crate::cli::trace::describe_packet(&res.packet),
-            t.dim(),
-        )),
+        Paragraph::new(Line::styled(res.packet.to_string(), t.dim())),
         packet,
     );
     let Some(path) = trace.paths.get(tr.path) else {
