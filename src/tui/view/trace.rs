@@ -144,13 +144,22 @@ fn draw_result(frame: &mut Frame, app: &App, area: Rect) {
     let t = app.theme;
     let tr = &app.trace;
     // Which rule set: said in the title whenever edits are staged.
-    let title = match (app.edit.active(), tr.result.as_ref().map(|r| r.basis)) {
-        (Some(st), Some(Basis::Staged)) => format!(
-            " Trace · the STAGED rule set ({} staged) · K traces the kernel's ",
+    // The basis of the trace shown, or of the next one when none is shown yet.
+    let basis = tr.result.as_ref().map_or(
+        if tr.kernel_only {
+            Basis::Kernel
+        } else {
+            Basis::Staged
+        },
+        |r| r.basis,
+    );
+    let title = match (app.edit.active(), basis) {
+        (Some(st), Basis::Staged) => format!(
+            " Trace · STAGED rules ({} staged) · K kernel's ",
             st.ops().len()
         ),
-        (Some(st), _) => format!(
-            " Trace · the kernel's rule set ({} staged, not traced) · K traces the staged ",
+        (Some(st), Basis::Kernel) => format!(
+            " Trace · kernel's rules ({} staged ignored) · K staged ",
             st.ops().len()
         ),
         (None, _) => " Trace ".to_string(),
