@@ -12,7 +12,7 @@
 mod common;
 
 use common::screen::{demo_app, render, t0};
-use nfscope::edit::commit::{self, Progress, Target};
+use nfscope::edit::commit::{self, Target};
 use nfscope::edit::stage::Op;
 use nfscope::source::demo::{DemoWorld, SharedDemo};
 use nfscope::tui::app::{App, Popup, Screen};
@@ -479,27 +479,7 @@ fn a_saved_staging_is_offered_and_says_what_moved() {
 /// Run a commit against the demo world, as the loop's worker would, feeding its reports back;
 /// the countdown's deadline is fixed so that screens are stable.
 fn run_commit(app: &mut App, world: &SharedDemo, cmds: Vec<Cmd>) -> Target {
-    let target = Target::Demo {
-        world: world.clone(),
-        before: Arc::default(),
-        timeout: Duration::from_secs(30),
-    };
-    for c in cmds {
-        if let Cmd::Commit(req) = c {
-            let mut reports = Vec::new();
-            commit::run(&target, &req, &mut |p| reports.push(p));
-            for p in reports {
-                let p = match p {
-                    Progress::Armed { .. } => Progress::Armed {
-                        deadline_ms: unix_ms(app.now) + 30_000,
-                    },
-                    p => p,
-                };
-                app.update(Msg::Commit(p));
-            }
-        }
-    }
-    target
+    common::screen::run_demo_commit(app, world, cmds)
 }
 
 fn shared_world() -> SharedDemo {

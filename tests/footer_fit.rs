@@ -10,20 +10,9 @@
 
 mod common;
 
-use common::screen::{demo_app, render};
+use common::screen::{demo_app, key, render, typed};
 use nfscope::tui::app::{App, Popup, Screen};
-use nfscope::tui::event::Msg;
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-
-fn key(app: &mut App, code: KeyCode) {
-    app.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
-}
-
-fn typed(app: &mut App, s: &str) {
-    for c in s.chars() {
-        key(app, KeyCode::Char(c));
-    }
-}
+use ratatui::crossterm::event::KeyCode;
 
 fn footer(app: &App) -> String {
     render(app).lines().last().unwrap_or("").to_string()

@@ -10,16 +10,11 @@
 
 mod common;
 
-use common::screen::{demo_app, render};
+use common::screen::{demo_app, key, render};
 use nfscope::tui::app::Popup;
-use nfscope::tui::event::Msg;
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::KeyCode;
 
 const LAST: &str = "conntrack-filter.md";
-
-fn key(app: &mut nfscope::tui::app::App, code: KeyCode) {
-    app.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
-}
 
 #[test]
 fn the_last_help_line_can_be_reached_at_every_size() {

@@ -13,10 +13,9 @@
 
 mod common;
 
-use common::screen::{demo_app, render, t0};
+use common::screen::{ch, demo_app, key, render, t0};
 use common::{NetNs, have_tools};
 use nfscope::edit::apply::{apply_changes, canonical, read_now};
-use nfscope::edit::commit::{self, Progress, Target};
 use nfscope::edit::plan::{conflicts, plan};
 use nfscope::edit::stage::{Op, Staging};
 use nfscope::edit::tools::Tools;
@@ -24,41 +23,12 @@ use nfscope::ruleset::{Family, Rule, Ruleset};
 use nfscope::source::demo::{DemoWorld, SharedDemo};
 use nfscope::source::{Backend, netns};
 use nfscope::tui::app::{App, Popup, Screen};
-use nfscope::tui::edit::unix_ms;
-use nfscope::tui::event::{Cmd, Msg};
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use nfscope::tui::event::Cmd;
+use ratatui::crossterm::event::KeyCode;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-fn key(app: &mut App, code: KeyCode) -> Vec<Cmd> {
-    app.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
-}
-
-fn ch(app: &mut App, c: char) -> Vec<Cmd> {
-    key(app, KeyCode::Char(c))
-}
 
 fn run_commit(app: &mut App, world: &SharedDemo, cmds: Vec<Cmd>) {
-    let target = Target::Demo {
-        world: world.clone(),
-        before: Arc::default(),
-        timeout: Duration::from_secs(30),
-    };
-    for c in cmds {
-        if let Cmd::Commit(req) = c {
-            let mut reports = Vec::new();
-            commit::run(&target, &req, &mut |p| reports.push(p));
-            for p in reports {
-                let p = match p {
-                    Progress::Armed { .. } => Progress::Armed {
-                        deadline_ms: unix_ms(app.now) + 30_000,
-                    },
-                    p => p,
-                };
-                app.update(Msg::Commit(p));
-            }
-        }
-    }
+    common::screen::run_demo_commit(app, world, cmds);
 }
 
 fn input_texts(rs: &[Ruleset]) -> Vec<String> {

@@ -10,30 +10,13 @@
 
 mod common;
 
-use common::screen::demo_app;
+use common::screen::{colour_app, demo_app, key};
 use nfscope::tui::app::App;
-use nfscope::tui::event::Msg;
 use nfscope::tui::view;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::KeyCode;
 use ratatui::style::Color;
-
-fn colour_app() -> App {
-    let mut world = nfscope::source::demo::DemoWorld::new().with_clock(common::screen::t0());
-    let mut app = App::new(
-        "gw01".into(),
-        nfscope::tui::theme::Theme { color: true },
-        (140, 40),
-        common::screen::t0(),
-    );
-    app.update(Msg::Snapshot(Box::new(world.snapshot())));
-    app
-}
-
-fn key(app: &mut App, code: KeyCode) {
-    app.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
-}
 
 fn filter(app: &mut App, words: &str) -> Vec<String> {
     key(app, KeyCode::Char('/'));
@@ -71,7 +54,7 @@ fn the_filter_matches_the_screen_words_and_the_save_words() {
     assert!(!any.is_empty());
 
     // The match is marked on the row (in colour: the cursor's row is reversed without).
-    let mut app = colour_app();
+    let mut app = colour_app(140, 40);
     filter(&mut app, "dpt:22");
     let (w, h) = app.size;
     let mut term = Terminal::new(TestBackend::new(w, h)).expect("backend");

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::screen::{render, t0};
+use common::screen::{ch, key, render, t0};
 use nfscope::edit::ChainRef;
 use nfscope::edit::stage::{Op, Staging};
 use nfscope::ruleset::{Family, Rule, Ruleset};
@@ -24,17 +24,9 @@ use nfscope::tui::theme::Theme;
 use nfscope::tui::view;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::KeyCode;
 use ratatui::style::Modifier;
 use std::time::Duration;
-
-fn key(app: &mut App, code: KeyCode) -> Vec<Cmd> {
-    app.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
-}
-
-fn ch(app: &mut App, c: char) -> Vec<Cmd> {
-    key(app, KeyCode::Char(c))
-}
 
 /// The demo app and its world, two snapshots in.
 fn demo() -> (App, DemoWorld) {

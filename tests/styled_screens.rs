@@ -11,39 +11,18 @@
 
 mod common;
 
-use common::screen::t0;
+use common::screen::{ch, colour_app, key, t0};
 use nfscope::source::ctdemo::CtDemo;
 use nfscope::source::ctfeed::{CtFeed, CtVia};
-use nfscope::source::demo::DemoWorld;
 use nfscope::tui::app::{App, Screen};
-use nfscope::tui::event::{Cmd, Msg};
-use nfscope::tui::theme::Theme;
+use nfscope::tui::event::Msg;
 use nfscope::tui::view;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Cell;
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::KeyCode;
 use ratatui::style::{Color, Modifier};
 use std::fmt::Write as _;
-use std::time::Duration;
-
-fn key(app: &mut App, code: KeyCode) -> Vec<Cmd> {
-    app.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
-}
-
-fn ch(app: &mut App, c: char) -> Vec<Cmd> {
-    key(app, KeyCode::Char(c))
-}
-
-/// The demo world with colour, two snapshots in (so rates and hit rows exist).
-fn colour_app(w: u16, h: u16) -> App {
-    let mut world = DemoWorld::new().with_clock(t0());
-    let mut app = App::new("gw01".into(), Theme { color: true }, (w, h), t0());
-    app.update(Msg::Snapshot(Box::new(world.snapshot())));
-    world.advance(Duration::from_secs(1));
-    app.update(Msg::Snapshot(Box::new(world.snapshot())));
-    app
-}
 
 fn style_of(c: &Cell) -> String {
     let mut parts = Vec::new();

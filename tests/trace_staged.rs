@@ -12,27 +12,13 @@
 
 mod common;
 
-use common::screen::{demo_app, render};
+use common::screen::{ch, demo_app, key, render, typed};
 use nfscope::trace::fields::Field;
 use nfscope::tui::app::{App, Screen};
 use nfscope::tui::edit::RowRef;
 use nfscope::tui::event::Msg;
 use nfscope::tui::trace::{Basis, FORM, TraceFocus};
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-
-fn key(app: &mut App, code: KeyCode) {
-    app.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
-}
-
-fn ch(app: &mut App, c: char) {
-    key(app, KeyCode::Char(c));
-}
-
-fn typed(app: &mut App, s: &str) {
-    for c in s.chars() {
-        ch(app, c);
-    }
-}
+use ratatui::crossterm::event::KeyCode;
 
 fn set(app: &mut App, field: Field, value: &str) {
     if app.trace.focus != TraceFocus::Form {
