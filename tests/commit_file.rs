@@ -155,3 +155,45 @@ fn a_file_commit_keeps_mode_owner_and_symlink() {
     assert_eq!(names, ["rules.v4"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A rollback to a backup taken when a table did not exist (a fresh machine: `iptables-save`
+/// prints nothing) cannot remove the table: it empties it, and says so instead of "restored".
+#[test]
+fn a_rollback_says_which_tables_it_could_only_empty() {
+    use nfscope::edit::guard;
+    use nfscope::edit::tools::Tools;
+    if !have_tools(Backend::Nft) {
+        return;
+    }
+    let Some(ns) = NetNs::for_test("rollbackempty") else {
+        return;
+    };
+    let dir = temp_dir("rollbackempty");
+    let backup = dir.join("empty.v4.rules");
+    std::fs::write(&backup, "").expect("an empty backup");
+    ns.restore(
+        Family::V4,
+        Backend::Nft,
+        "*filter\n:INPUT DROP [0:0]\n-A INPUT -s 192.0.2.1/32 -j DROP\nCOMMIT\n",
+    );
+    let said = netns::run_in(ns.name(), move || {
+        guard::restore_backups(
+            &Tools {
+                backend: Some(Backend::Nft),
+            },
+            &[(Family::V4, backup)],
+        )
+    })
+    .expect("enter the namespace")
+    .expect("restored");
+    assert!(
+        said.contains("table filter did not exist before the commit"),
+        "{said}"
+    );
+    let now = ns.save(Family::V4, Backend::Nft);
+    assert!(
+        !now.contains("192.0.2.1") && now.contains(":INPUT ACCEPT"),
+        "{now}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

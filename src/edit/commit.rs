@@ -463,7 +463,15 @@ fn rollback_kernel(tools: &Tools, dir: &Path, why: guard::Ended) -> Result<Strin
             // Restored: the watchdog has nothing left to do.
             let _ = guard::disarm(dir, why);
             let _ = audit::log(dir, "rollback", &format!("rolled back from the UI\n{diff}"));
-            Ok("rolled back: the kernel holds the rule sets from before the commit".into())
+            let emptied: Vec<&str> = diff
+                .lines()
+                .filter(|l| l.contains("did not exist before the commit"))
+                .collect();
+            if emptied.is_empty() {
+                Ok("rolled back: the kernel holds the rule sets from before the commit".into())
+            } else {
+                Ok(format!("rolled back, except: {}", emptied.join("; ")))
+            }
         }
         Err(e) => Err(format!(
             "the rollback failed ({e}); the watchdog will try again at its deadline"

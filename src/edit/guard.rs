@@ -520,10 +520,14 @@ pub fn restore_backups(tools: &Tools, backups: &[(Family, PathBuf)]) -> Result<S
         };
         let now = tools.read(*family).ok();
         let mut input = text.clone();
+        // Tables made since the backup cannot be removed by iptables: they are emptied, and the
+        // sentence says so rather than "restored".
+        let mut made = Vec::new();
         if let Some(now) = &now {
             for t in &now.tables {
                 if saved.table(&t.name).is_none() {
                     input.push_str(&empty_table(&t.name));
+                    made.push(t.name.clone());
                 }
             }
         }
@@ -543,6 +547,13 @@ pub fn restore_backups(tools: &Tools, backups: &[(Family, PathBuf)]) -> Result<S
                     if let Ok(after) = tools.read(*family) {
                         diffs.push_str(&diff(now, &after));
                     }
+                }
+                if !made.is_empty() {
+                    diffs.push_str(&format!(
+                        "{}: table {} did not exist before the commit; iptables cannot remove a table, so it is left empty with ACCEPT policies\n",
+                        family.label(),
+                        made.join(", ")
+                    ));
                 }
             }
             Err(e) => failures.push(format!(
