@@ -55,7 +55,12 @@ fn tree_focus_at_80_columns_shows_the_tree() {
 fn help_overlay() {
     let mut app = demo_app(120, 40);
     key(&mut app, KeyCode::Char('?'));
-    assert_eq!(app.popup, Some(Popup::Help { scroll: 0 }));
+    assert_eq!(
+        app.popup,
+        Some(Popup::Help {
+            scroll: nfscope::tui::scroll::Scroll::TOP
+        })
+    );
     let screen = render(&app);
     // Help is generated from the keymap: every binding's text is there (on a screen tall
     // enough to show it all; every screen's keys make it scroll at 40 lines).
@@ -78,7 +83,12 @@ fn detail_popup() {
         key(&mut app, KeyCode::Down);
     }
     key(&mut app, KeyCode::Enter);
-    assert_eq!(app.popup, Some(Popup::Detail { scroll: 0 }));
+    assert_eq!(
+        app.popup,
+        Some(Popup::Detail {
+            scroll: nfscope::tui::scroll::Scroll::TOP
+        })
+    );
     let screen = render(&app);
     assert!(screen.contains("save line"));
     insta::assert_snapshot!(screen);

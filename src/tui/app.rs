@@ -6,6 +6,7 @@ use super::edit::{EditScreen, RowRef};
 use super::event::{Cmd, Msg};
 use super::flow::FlowScreen;
 use super::keymap::{self, Action, Scope};
+use super::scroll::Scroll;
 use super::theme::Theme;
 use super::trace::{TraceFocus, TraceScreen};
 use super::view;
@@ -67,10 +68,10 @@ pub enum Focus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Popup {
     Help {
-        scroll: u16,
+        scroll: Scroll,
     },
     Detail {
-        scroll: u16,
+        scroll: Scroll,
     },
     /// A conntrack entry's attributes (which one, and the scroll, are in `App::ct`).
     CtDetail,
@@ -86,7 +87,7 @@ pub enum Popup {
     Countdown,
     /// Every message said so far, whole (a footer may cut one).
     Messages {
-        scroll: u16,
+        scroll: Scroll,
     },
 }
 
@@ -636,15 +637,6 @@ impl App {
             return Vec::new();
         }
         let page = self.size.1.saturating_sub(8).max(1);
-        let scrolled = |s: u16, a: Action| match a {
-            Action::Up => s.saturating_sub(1),
-            Action::Down => s.saturating_add(1),
-            Action::PageUp => s.saturating_sub(page),
-            Action::PageDown => s.saturating_add(page),
-            Action::Top => 0,
-            Action::Bottom => u16::MAX,
-            _ => s,
-        };
         let help_max = view::help_max_scroll(self);
         match action {
             Action::ClosePopup => {
@@ -659,25 +651,27 @@ impl App {
                 self.popup = if matches!(popup, Popup::Help { .. }) {
                     None
                 } else {
-                    Some(Popup::Help { scroll: 0 })
+                    Some(Popup::Help {
+                        scroll: Scroll::TOP,
+                    })
                 }
             }
             a => {
                 self.popup = Some(match popup {
                     // Kept within what can be shown, so Up works at once after End.
                     Popup::Help { scroll } => Popup::Help {
-                        scroll: scrolled(scroll, a).min(help_max),
+                        scroll: scroll.moved(a, page, help_max),
                     },
                     Popup::Detail { scroll } => Popup::Detail {
-                        scroll: scrolled(scroll, a),
+                        scroll: scroll.moved(a, page, u16::MAX),
                     },
                     Popup::Messages { scroll } => Popup::Messages {
-                        scroll: scrolled(scroll, a),
+                        scroll: scroll.moved(a, page, u16::MAX),
                     },
                     Popup::Ask | Popup::Editor | Popup::Commit | Popup::Countdown => popup,
                     Popup::CtDetail | Popup::Confirm => {
                         if let Some(d) = &mut self.ct.detail {
-                            d.scroll = scrolled(d.scroll, a);
+                            d.scroll = d.scroll.moved(a, page, u16::MAX);
                         }
                         popup
                     }
@@ -694,8 +688,16 @@ impl App {
                 self.quit = true;
                 return vec![Cmd::Quit];
             }
-            Action::Help => self.popup = Some(Popup::Help { scroll: 0 }),
-            Action::ShowMessages => self.popup = Some(Popup::Messages { scroll: 0 }),
+            Action::Help => {
+                self.popup = Some(Popup::Help {
+                    scroll: Scroll::TOP,
+                })
+            }
+            Action::ShowMessages => {
+                self.popup = Some(Popup::Messages {
+                    scroll: Scroll::TOP,
+                })
+            }
             Action::NextScreen | Action::PrevScreen => {
                 let n = Screen::ALL.len();
                 let i = Screen::ALL
@@ -1021,7 +1023,9 @@ impl App {
             }
             Action::Details => {
                 if self.selected_rule().is_some() {
-                    self.popup = Some(Popup::Detail { scroll: 0 });
+                    self.popup = Some(Popup::Detail {
+                        scroll: Scroll::TOP,
+                    });
                 }
             }
             Action::Filter => {
@@ -1069,7 +1073,11 @@ impl App {
                 }
                 self.select_chain(key, 0);
             }
-            None => self.popup = Some(Popup::Detail { scroll: 0 }),
+            None => {
+                self.popup = Some(Popup::Detail {
+                    scroll: Scroll::TOP,
+                })
+            }
         }
     }
 }

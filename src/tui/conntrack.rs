@@ -145,7 +145,7 @@ pub struct Detail {
     pub entry: Entry,
     /// When it was destroyed, once it was.
     pub gone: Option<SystemTime>,
-    pub scroll: u16,
+    pub scroll: crate::tui::scroll::Scroll,
 }
 
 /// What the Conntrack screen shows, and how.
@@ -967,7 +967,7 @@ impl CtScreen {
             key: slot.entry().key(),
             entry: slot.entry().clone(),
             gone,
-            scroll: 0,
+            scroll: crate::tui::scroll::Scroll::TOP,
         });
         true
     }

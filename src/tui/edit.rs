@@ -107,7 +107,7 @@ pub struct CommitView {
     pub running: bool,
     /// How it ended, and whether that is bad news.
     pub outcome: Option<(String, bool)>,
-    pub scroll: u16,
+    pub scroll: super::scroll::Scroll,
     /// The request, for the second run after the lockout confirmation.
     pub request: Box<Request>,
 }
@@ -121,7 +121,7 @@ impl CommitView {
             rebase: None,
             running: true,
             outcome: None,
-            scroll: 0,
+            scroll: super::scroll::Scroll::TOP,
             request,
         }
     }
@@ -150,7 +150,7 @@ pub struct EditScreen {
     pub stale: Option<String>,
     /// The Changes screen: the selected operation and the diff's scroll.
     pub cursor: usize,
-    pub diff_scroll: u16,
+    pub diff_scroll: super::scroll::Scroll,
     /// The diff of the staging, per table, kept up to date with it.
     pub diff: Vec<(String, Vec<DiffRow>)>,
     /// Chains the staging edited (result names), and renames, kept up to date with it.
@@ -193,7 +193,7 @@ impl Default for EditScreen {
             resume_postponed: false,
             stale: None,
             cursor: 0,
-            diff_scroll: 0,
+            diff_scroll: super::scroll::Scroll::TOP,
             diff: Vec::new(),
             edited: BTreeSet::new(),
             renames: Vec::new(),
@@ -752,8 +752,9 @@ impl App {
         match action {
             Action::Up => self.edit.cursor = self.edit.cursor.saturating_sub(1),
             Action::Down => self.edit.cursor = (self.edit.cursor + 1).min(n.saturating_sub(1)),
-            Action::PageUp => self.edit.diff_scroll = self.edit.diff_scroll.saturating_sub(page),
-            Action::PageDown => self.edit.diff_scroll = self.edit.diff_scroll.saturating_add(page),
+            Action::PageUp | Action::PageDown => {
+                self.edit.diff_scroll = self.edit.diff_scroll.moved(action, page, u16::MAX);
+            }
             Action::Undo | Action::Redo => return self.undo_redo(action),
             Action::Enter => {
                 let Some(op) = self
@@ -938,11 +939,7 @@ impl App {
                     Action::Rebase => return self.rebase(),
                     Action::Up | Action::Down => {
                         if let Some(c) = &mut self.edit.commit {
-                            c.scroll = if action == Action::Up {
-                                c.scroll.saturating_sub(1)
-                            } else {
-                                c.scroll.saturating_add(1)
-                            };
+                            c.scroll = c.scroll.moved(action, 1, u16::MAX);
                         }
                     }
                     _ => self.dirty = false,

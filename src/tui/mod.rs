@@ -10,6 +10,7 @@ pub mod editor;
 pub mod event;
 pub mod flow;
 pub mod keymap;
+pub mod scroll;
 pub mod theme;
 pub mod trace;
 pub mod view;

@@ -125,7 +125,7 @@ fn draw_diff(frame: &mut Frame, app: &App, area: Rect) {
     }
     let max = (lines.len() as u16).saturating_sub(inner.height);
     frame.render_widget(
-        Paragraph::new(lines).scroll((app.edit.diff_scroll.min(max), 0)),
+        Paragraph::new(lines).scroll((app.edit.diff_scroll.offset(max), 0)),
         inner,
     );
 }

@@ -359,7 +359,7 @@ pub fn draw_commit(frame: &mut Frame, app: &App) {
     });
     // Word wrapping may take a line or two more than the estimate.
     let r = boxed(frame.area(), 85, 60, &lines, 1);
-    framed(frame, app, " Commit ", lines, r, c.scroll);
+    framed(frame, app, " Commit ", lines, r, c.scroll.0);
 }
 
 /// A popup box at `r`: cleared, bordered, titled, its lines wrapped.

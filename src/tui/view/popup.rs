@@ -5,6 +5,7 @@ use crate::ruleset::rule::OptionArg;
 use crate::ruleset::save::{CounterMode, rule_line};
 use crate::tui::app::App;
 use crate::tui::keymap::{KEYMAP, Scope, key_label};
+use crate::tui::scroll::Scroll;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -45,7 +46,7 @@ pub(super) fn show(
     app: &App,
     title: String,
     lines: Vec<Line<'static>>,
-    scroll: u16,
+    scroll: Scroll,
     w: u16,
 ) {
     let t = app.theme;
@@ -57,11 +58,14 @@ pub(super) fn show(
         .title_bottom(Line::styled(" Esc closes · ↑↓ scroll ", t.dim()))
         .border_style(t.border_focused());
     frame.render_widget(Clear, area);
-    frame.render_widget(para.block(block).scroll((scroll.min(max_scroll), 0)), area);
+    frame.render_widget(
+        para.block(block).scroll((scroll.offset(max_scroll), 0)),
+        area,
+    );
 }
 
 /// Every message said so far, newest first, whole.
-pub fn draw_messages(frame: &mut Frame, app: &App, scroll: u16) {
+pub fn draw_messages(frame: &mut Frame, app: &App, scroll: Scroll) {
     let t = app.theme;
     let lines: Vec<Line<'static>> = if app.edit.log.is_empty() {
         vec![Line::styled("Nothing has been said yet.", t.dim())]
@@ -76,7 +80,7 @@ pub fn draw_messages(frame: &mut Frame, app: &App, scroll: u16) {
     show(frame, app, " Messages ".into(), lines, scroll, 80);
 }
 
-pub fn draw_help(frame: &mut Frame, app: &App, scroll: u16) {
+pub fn draw_help(frame: &mut Frame, app: &App, scroll: Scroll) {
     show(frame, app, " Help ".into(), help_lines(app), scroll, 70);
 }
 
@@ -142,7 +146,7 @@ fn opt_text(o: &OptionArg) -> String {
     s
 }
 
-pub fn draw_detail(frame: &mut Frame, app: &App, scroll: u16) {
+pub fn draw_detail(frame: &mut Frame, app: &App, scroll: Scroll) {
     let t = app.theme;
     let (Some((idx, rule)), Some(key)) = (app.selected_rule(), app.selected.as_ref()) else {
         return;
