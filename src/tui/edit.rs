@@ -866,8 +866,9 @@ impl App {
                         self.edit.resume_postponed = true;
                         self.edit.say(
                             format!(
-                                "{} from an earlier run wait: asked again when you stage a change, and at the next start",
-                                plural(ops, "saved change", "saved changes")
+                                "{} from an earlier run {}: asked again when you stage a change, and at the next start",
+                                plural(ops, "saved change", "saved changes"),
+                                if ops == 1 { "waits" } else { "wait" }
                             ),
                             false,
                         );
