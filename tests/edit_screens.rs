@@ -81,7 +81,7 @@ fn plain(op: Op) -> Op {
 
 /// The demo's filter INPUT chain, as the Rules screen starts.
 fn at_input(app: &App) -> nfscope::edit::ChainRef {
-    let k = app.selected.clone().expect("a chain is selected");
+    let k = app.rules.selected.clone().expect("a chain is selected");
     assert_eq!((k.table.as_str(), k.chain.as_str()), ("filter", "INPUT"));
     nfscope::edit::ChainRef::new(k.family, &k.table, &k.chain)
 }
@@ -238,7 +238,10 @@ fn chain_keys_stage_chain_operations() {
     key(&mut app, KeyCode::Enter);
     let web = nfscope::edit::ChainRef::new(at.family, "filter", "WEB");
     assert_eq!(ops(&app)[3], Op::NewChain { at: web.clone() });
-    assert_eq!(app.selected.as_ref().map(|k| k.chain.as_str()), Some("WEB"));
+    assert_eq!(
+        app.rules.selected.as_ref().map(|k| k.chain.as_str()),
+        Some("WEB")
+    );
     ch(&mut app, 'R');
     assert_eq!(
         app.edit.editor.as_ref().map(|e| e.text()),
@@ -257,7 +260,7 @@ fn chain_keys_stage_chain_operations() {
         }
     );
     assert_eq!(
-        app.selected.as_ref().map(|k| k.chain.as_str()),
+        app.rules.selected.as_ref().map(|k| k.chain.as_str()),
         Some("HTTP")
     );
     ch(&mut app, 'X');
@@ -280,7 +283,12 @@ fn chain_keys_stage_chain_operations() {
 fn deleting_a_referenced_chain_offers_to_remove_the_references() {
     let mut app = demo_app(120, 40);
     // IN_SSH is the target of a rule in INPUT.
-    while app.selected.as_ref().is_some_and(|k| k.chain != "IN_SSH") {
+    while app
+        .rules
+        .selected
+        .as_ref()
+        .is_some_and(|k| k.chain != "IN_SSH")
+    {
         key(&mut app, KeyCode::Left);
         key(&mut app, KeyCode::Down);
         key(&mut app, KeyCode::Right);

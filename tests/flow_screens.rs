@@ -69,7 +69,7 @@ fn enter_opens_the_chain_and_backspace_comes_back() {
     assert_eq!(app.flow.selected(), (Hook::Forward, TableId::Filter));
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.screen, Screen::Rules);
-    let sel = app.selected.clone().expect("a chain selected");
+    let sel = app.rules.selected.clone().expect("a chain selected");
     assert_eq!(
         (sel.family, sel.table.as_str(), sel.chain.as_str()),
         (Family::V4, "filter", "FORWARD")

@@ -24,8 +24,9 @@ fn filter(app: &mut App, words: &str) -> Vec<String> {
         key(app, KeyCode::Char(c));
     }
     key(app, KeyCode::Enter);
-    let k = app.selected.clone().expect("a chain");
-    app.visible
+    let k = app.rules.selected.clone().expect("a chain");
+    app.rules
+        .visible
         .iter()
         .filter_map(|r| app.row_rule(&k, *r).map(|r| r.text.clone()))
         .collect()

@@ -47,7 +47,7 @@ fn rules_screen_120x40() {
 fn tree_focus_at_80_columns_shows_the_tree() {
     let mut app = demo_app(80, 24);
     key(&mut app, KeyCode::Left);
-    assert_eq!(app.focus, Focus::Tree);
+    assert_eq!(app.rules.focus, Focus::Tree);
     insta::assert_snapshot!(render(&app));
 }
 
@@ -137,7 +137,7 @@ fn too_small_says_so_and_no_size_panics() {
 #[test]
 fn enter_opens_a_user_chain_and_backspace_returns() {
     let mut app = demo_app(120, 40);
-    let start = app.selected.clone().expect("a chain is selected");
+    let start = app.rules.selected.clone().expect("a chain is selected");
     assert_eq!(
         (start.table.as_str(), start.chain.as_str()),
         ("filter", "INPUT")
@@ -155,7 +155,7 @@ fn enter_opens_a_user_chain_and_backspace_returns() {
     }
     key(&mut app, KeyCode::Enter);
     assert_eq!(
-        app.selected.as_ref().map(|k| k.chain.as_str()),
+        app.rules.selected.as_ref().map(|k| k.chain.as_str()),
         Some(target.as_str())
     );
     assert_eq!(app.popup, None);
@@ -165,9 +165,9 @@ fn enter_opens_a_user_chain_and_backspace_returns() {
         "{screen}"
     );
     key(&mut app, KeyCode::Backspace);
-    assert_eq!(app.selected, Some(start));
+    assert_eq!(app.rules.selected, Some(start));
     assert_eq!(
-        app.cursor, idx,
+        app.rules.cursor, idx,
         "the cursor is back on the rule we left from"
     );
 }
@@ -175,17 +175,17 @@ fn enter_opens_a_user_chain_and_backspace_returns() {
 #[test]
 fn filter_narrows_rules_and_esc_clears() {
     let mut app = demo_app(120, 40);
-    let all = app.visible.len();
+    let all = app.rules.visible.len();
     key(&mut app, KeyCode::Char('/'));
     chars(&mut app, "reject");
-    assert!(app.visible.len() < all && !app.visible.is_empty());
+    assert!(app.rules.visible.len() < all && !app.rules.visible.is_empty());
     let screen = render(&app);
     assert!(screen.contains("filter: reject"), "{screen}");
     insta::assert_snapshot!(screen);
     key(&mut app, KeyCode::Enter);
-    assert_eq!(app.filter, "reject");
+    assert_eq!(app.rules.filter, "reject");
     key(&mut app, KeyCode::Esc);
-    assert_eq!(app.visible.len(), all);
+    assert_eq!(app.rules.visible.len(), all);
 }
 
 #[test]
@@ -240,12 +240,12 @@ fn selection_survives_a_new_snapshot_and_scrolls() {
     let mut app = App::new("gw01".into(), Theme { color: false }, (80, 16), t0());
     app.update(Msg::Snapshot(Box::new(world.snapshot())));
     key(&mut app, KeyCode::End);
-    let last = app.visible.len() - 1;
-    assert_eq!(app.cursor, last);
-    assert!(app.offset > 0 || last < view::rules_viewport_rows((80, 16)));
+    let last = app.rules.visible.len() - 1;
+    assert_eq!(app.rules.cursor, last);
+    assert!(app.rules.offset > 0 || last < view::rules_viewport_rows((80, 16)));
     world.advance(Duration::from_secs(1));
     app.update(Msg::Snapshot(Box::new(world.snapshot())));
-    assert_eq!(app.cursor, last);
-    let k = app.selected.clone().expect("selected");
+    assert_eq!(app.rules.cursor, last);
+    let k = app.rules.selected.clone().expect("selected");
     assert_eq!(k.family, Family::V4);
 }

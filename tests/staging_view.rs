@@ -69,9 +69,9 @@ fn a_staged_delete_stays_visible_struck_through_and_marked() {
     key(&mut app, KeyCode::Delete);
     ch(&mut app, 'y');
     assert!(
-        app.visible.contains(&RowRef::Deleted(2)),
+        app.rules.visible.contains(&RowRef::Deleted(2)),
         "{:?}",
-        app.visible
+        app.rules.visible
     );
     let (line, modifier) = styled_line(&app, "ctstate INVALID");
     assert!(third.contains("INVALID"));
@@ -83,13 +83,18 @@ fn a_staged_delete_stays_visible_struck_through_and_marked() {
     assert!(!modifier.contains(Modifier::CROSSED_OUT), "{line}");
     // Keys that act on a rule say why they do not act on a deleted one.
     select(&mut app, 3);
-    assert_eq!(app.visible[app.cursor], RowRef::Deleted(2));
+    assert_eq!(app.rules.visible[app.rules.cursor], RowRef::Deleted(2));
     ch(&mut app, 'e');
     let (msg, _) = app.edit.message.clone().expect("a message");
     assert!(msg.contains("staged for deletion"), "{msg}");
     // Undo brings it back as an ordinary row.
     ch(&mut app, 'u');
-    assert!(!app.visible.iter().any(|r| matches!(r, RowRef::Deleted(_))));
+    assert!(
+        !app.rules
+            .visible
+            .iter()
+            .any(|r| matches!(r, RowRef::Deleted(_)))
+    );
 }
 
 #[test]
@@ -99,8 +104,13 @@ fn a_flushed_chain_shows_every_rule_it_loses() {
     ch(&mut app, 'F');
     ch(&mut app, 'y');
     assert_eq!(app.chain().expect("INPUT").rules.len(), 0);
-    assert_eq!(app.visible.len(), n);
-    assert!(app.visible.iter().all(|r| matches!(r, RowRef::Deleted(_))));
+    assert_eq!(app.rules.visible.len(), n);
+    assert!(
+        app.rules
+            .visible
+            .iter()
+            .all(|r| matches!(r, RowRef::Deleted(_)))
+    );
     let screen = render(&app);
     assert!(!screen.contains("No rules"), "{screen}");
     assert!(screen.contains("staged: flushed"), "{screen}");
@@ -138,7 +148,7 @@ fn unchanged_rules_of_an_edited_chain_keep_live_counters_and_rates() {
     key(&mut app, KeyCode::Enter);
     world.advance(Duration::from_secs(1));
     app.update(Msg::Snapshot(Box::new(world.snapshot())));
-    let key = app.selected.clone().expect("INPUT");
+    let key = app.rules.selected.clone().expect("INPUT");
     let rows = app.chain_rows(&key);
     let (live, stat) = app
         .live_row(&key, &rows, RowRef::Rule(1))

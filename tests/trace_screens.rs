@@ -262,7 +262,7 @@ fn enter_on_a_step_lands_on_its_rule_and_backspace_comes_back() {
     let step = app.trace.selected_step().expect("a step").clone();
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.screen, Screen::Rules);
-    let sel = app.selected.clone().expect("a chain");
+    let sel = app.rules.selected.clone().expect("a chain");
     assert_eq!(
         (sel.family, sel.table.as_str(), sel.chain.as_str()),
         (Family::V4, "filter", "FWD_IN")
@@ -273,7 +273,7 @@ fn enter_on_a_step_lands_on_its_rule_and_backspace_comes_back() {
     key(&mut app, KeyCode::Backspace);
     assert_eq!(app.screen, Screen::Trace);
     assert_eq!(
-        app.selected.as_ref().map(|k| k.chain.as_str()),
+        app.rules.selected.as_ref().map(|k| k.chain.as_str()),
         Some("INPUT")
     );
 
@@ -287,7 +287,7 @@ fn enter_on_a_step_lands_on_its_rule_and_backspace_comes_back() {
         key(&mut app, KeyCode::Down);
     }
     key(&mut app, KeyCode::Enter);
-    let sel = app.selected.clone().expect("a chain");
+    let sel = app.rules.selected.clone().expect("a chain");
     assert_eq!((sel.table.as_str(), sel.chain.as_str()), ("nat", "PORTFWD"));
     // Into a chain and back out on the Rules screen, then back to the Trace screen.
     key(&mut app, KeyCode::Backspace);

@@ -157,10 +157,10 @@ fn enter_on_a_kernel_step_opens_its_row_even_when_staged_for_deletion() {
     assert_eq!(app.trace.cursor, at);
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.screen, Screen::Rules);
-    assert_eq!(app.visible[app.cursor], RowRef::Deleted(idx));
-    let key_ = app.selected.clone().expect("chain");
+    assert_eq!(app.rules.visible[app.rules.cursor], RowRef::Deleted(idx));
+    let key_ = app.rules.selected.clone().expect("chain");
     let row_rule = app
-        .row_rule(&key_, app.visible[app.cursor])
+        .row_rule(&key_, app.rules.visible[app.rules.cursor])
         .expect("the rule");
     assert_eq!(row_rule.text, text);
 }

@@ -59,9 +59,10 @@ impl Screen {
 }
 
 /// Which pane of the Rules screen has the keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Focus {
     Tree,
+    #[default]
     Rules,
 }
 
@@ -127,10 +128,9 @@ pub enum TreeRow {
     Chain(ChainKey),
 }
 
-/// Everything the screens show.
-pub struct App {
-    pub snapshot: Option<RulesetSnapshot>,
-    pub rates: RateTracker,
+/// The Rules screen's state, as the other screens keep theirs (`CtScreen`, `TraceScreen`...).
+#[derive(Debug, Default)]
+pub struct RulesScreen {
     pub tree: Vec<TreeRow>,
     pub selected: Option<ChainKey>,
     pub tree_offset: usize,
@@ -144,6 +144,14 @@ pub struct App {
     /// Where Backspace returns to: the chain and the rule cursor we jumped from.
     pub back: Vec<(ChainKey, usize)>,
     pub filter: String,
+}
+
+/// Everything the screens show.
+pub struct App {
+    pub snapshot: Option<RulesetSnapshot>,
+    pub rates: RateTracker,
+    /// The Rules screen: the chain tree, the selected chain, its rows, the filter.
+    pub rules: RulesScreen,
     pub mode: InputMode,
     pub popup: Option<Popup>,
     pub exact: bool,
@@ -173,15 +181,7 @@ impl App {
         App {
             snapshot: None,
             rates: RateTracker::new(),
-            tree: Vec::new(),
-            selected: None,
-            tree_offset: 0,
-            focus: Focus::Rules,
-            cursor: 0,
-            offset: 0,
-            visible: Vec::new(),
-            back: Vec::new(),
-            filter: String::new(),
+            rules: RulesScreen::default(),
             mode: InputMode::Normal,
             popup: None,
             exact: false,
@@ -202,7 +202,7 @@ impl App {
 
     /// The selected chain, if it exists in the current snapshot.
     pub fn chain(&self) -> Option<&Chain> {
-        let key = self.selected.as_ref()?;
+        let key = self.rules.selected.as_ref()?;
         self.chain_by_key(key)
     }
 
@@ -213,7 +213,7 @@ impl App {
 
     /// The selected rule and its index in the chain.
     pub fn selected_rule(&self) -> Option<(usize, &Rule)> {
-        let RowRef::Rule(idx) = *self.visible.get(self.cursor)? else {
+        let RowRef::Rule(idx) = *self.rules.visible.get(self.rules.cursor)? else {
             return None;
         };
         self.chain()?.rules.get(idx).map(|r| (idx, r))
@@ -221,7 +221,7 @@ impl App {
 
     /// The rule index under the cursor, for coming back to it (a deleted row: the rule after).
     fn cursor_rule(&self) -> usize {
-        self.visible[self.cursor.min(self.visible.len())..]
+        self.rules.visible[self.rules.cursor.min(self.rules.visible.len())..]
             .iter()
             .find_map(|r| match r {
                 RowRef::Rule(i) => Some(*i),
@@ -346,13 +346,14 @@ impl App {
     pub(super) fn rules_changed(&mut self) {
         self.rebuild_tree();
         if self
+            .rules
             .selected
             .as_ref()
             .is_none_or(|k| self.chain_by_key(k).is_none())
         {
-            self.selected = self.first_chain();
-            self.cursor = 0;
-            self.offset = 0;
+            self.rules.selected = self.first_chain();
+            self.rules.cursor = 0;
+            self.rules.offset = 0;
         }
         self.refilter();
     }
@@ -360,7 +361,7 @@ impl App {
     fn first_chain(&self) -> Option<ChainKey> {
         // Start where people look first: the filter table's INPUT chain.
         let chains = || {
-            self.tree.iter().filter_map(|r| match r {
+            self.rules.tree.iter().filter_map(|r| match r {
                 TreeRow::Chain(k) => Some(k),
                 _ => None,
             })
@@ -398,23 +399,24 @@ impl App {
                 }
             }
         }
-        self.tree = rows;
+        self.rules.tree = rows;
     }
 
     /// Recompute which rules pass the filter, keeping the cursor in range.
     pub(super) fn refilter(&mut self) {
         let needles: Vec<String> = self
+            .rules
             .filter
             .split_whitespace()
             .map(str::to_lowercase)
             .collect();
-        let Some(key) = self.selected.clone() else {
-            self.visible = Vec::new();
+        let Some(key) = self.rules.selected.clone() else {
+            self.rules.visible = Vec::new();
             self.clamp_scroll();
             return;
         };
         let rows = self.chain_rows(&key).rows;
-        self.visible = if needles.is_empty() {
+        self.rules.visible = if needles.is_empty() {
             rows
         } else {
             rows.into_iter()
@@ -439,48 +441,57 @@ impl App {
 
     pub(super) fn clamp_scroll(&mut self) {
         let rows = self.rule_rows();
-        keep_in_view(&mut self.cursor, &mut self.offset, self.visible.len(), rows);
+        keep_in_view(
+            &mut self.rules.cursor,
+            &mut self.rules.offset,
+            self.rules.visible.len(),
+            rows,
+        );
         // The tree scrolls to keep the selected chain in view.
         if let Some(i) = self.tree_index() {
             let rows = self.tree_rows().max(1);
-            if i < self.tree_offset {
-                self.tree_offset = i;
-            } else if i >= self.tree_offset + rows {
-                self.tree_offset = i + 1 - rows;
+            if i < self.rules.tree_offset {
+                self.rules.tree_offset = i;
+            } else if i >= self.rules.tree_offset + rows {
+                self.rules.tree_offset = i + 1 - rows;
             }
         }
-        self.tree_offset = self
+        self.rules.tree_offset = self
+            .rules
             .tree_offset
-            .min(self.tree.len().saturating_sub(self.tree_rows()));
+            .min(self.rules.tree.len().saturating_sub(self.tree_rows()));
     }
 
     /// The tree row of the selected chain.
     pub fn tree_index(&self) -> Option<usize> {
-        let sel = self.selected.as_ref()?;
-        self.tree
+        let sel = self.rules.selected.as_ref()?;
+        self.rules
+            .tree
             .iter()
             .position(|r| matches!(r, TreeRow::Chain(k) if k == sel))
     }
 
     /// Show chain `key` with the cursor on its rule `rule` (0-based, as the chain is shown).
     pub(super) fn select_chain(&mut self, key: ChainKey, rule: usize) {
-        self.selected = Some(key);
-        self.offset = 0;
-        self.filter.clear();
-        self.cursor = 0;
+        self.rules.selected = Some(key);
+        self.rules.offset = 0;
+        self.rules.filter.clear();
+        self.rules.cursor = 0;
         self.refilter();
-        self.cursor = self
+        self.rules.cursor = self
+            .rules
             .visible
             .iter()
             .position(|&r| r == RowRef::Rule(rule))
             .unwrap_or(rule);
-        self.offset = self.cursor.saturating_sub(self.rule_rows() / 2);
+        self.rules.offset = self.rules.cursor.saturating_sub(self.rule_rows() / 2);
         self.clamp_scroll();
     }
 
     /// Move the tree selection by `delta` chains.
     fn move_tree(&mut self, delta: isize) {
         let chains: Vec<&ChainKey> = self
+            .rules
             .tree
             .iter()
             .filter_map(|r| match r {
@@ -492,25 +503,26 @@ impl App {
             return;
         }
         let cur = self
+            .rules
             .selected
             .as_ref()
             .and_then(|s| chains.iter().position(|k| *k == s))
             .unwrap_or(0);
         let next = (cur as isize + delta).clamp(0, chains.len() as isize - 1) as usize;
-        if next != cur || self.selected.is_none() {
+        if next != cur || self.rules.selected.is_none() {
             let key = chains[next].clone();
-            self.back.clear();
+            self.rules.back.clear();
             self.screen_back = None;
             self.select_chain(key, 0);
         }
     }
 
     fn move_cursor(&mut self, delta: isize) {
-        let n = self.visible.len();
+        let n = self.rules.visible.len();
         if n == 0 {
             return;
         }
-        self.cursor = (self.cursor as isize + delta).clamp(0, n as isize - 1) as usize;
+        self.rules.cursor = (self.rules.cursor as isize + delta).clamp(0, n as isize - 1) as usize;
         self.clamp_scroll();
     }
 
@@ -566,16 +578,16 @@ impl App {
             KeyCode::Enter => self.mode = InputMode::Normal,
             KeyCode::Esc => {
                 self.mode = InputMode::Normal;
-                self.filter.clear();
+                self.rules.filter.clear();
                 self.refilter();
             }
             KeyCode::Backspace => {
-                self.filter.pop();
+                self.rules.filter.pop();
                 self.refilter();
             }
             KeyCode::Char(c) if !ev.modifiers.contains(KeyModifiers::CONTROL) => {
-                self.filter.push(c);
-                self.cursor = 0;
+                self.rules.filter.push(c);
+                self.rules.cursor = 0;
                 self.refilter();
             }
             KeyCode::Up | KeyCode::Down => {
@@ -929,8 +941,8 @@ impl App {
             RowRef::Deleted(_) => 0,
         };
         self.open_chain_from(from, key, start);
-        if let Some(p) = self.visible.iter().position(|&r| r == row) {
-            self.cursor = p;
+        if let Some(p) = self.rules.visible.iter().position(|&r| r == row) {
+            self.rules.cursor = p;
             self.clamp_scroll();
         }
     }
@@ -938,12 +950,12 @@ impl App {
     /// Show `key` on the Rules screen with the cursor on `rule`, coming from `from`: Backspace
     /// there goes back to `from`.
     pub(super) fn open_chain_from(&mut self, from: Screen, key: ChainKey, rule: usize) {
-        if let Some(cur) = self.selected.clone() {
+        if let Some(cur) = self.rules.selected.clone() {
             let idx = self.cursor_rule();
-            self.back.push((cur, idx));
+            self.rules.back.push((cur, idx));
         }
-        self.screen_back = Some((self.back.len(), from));
-        self.focus = Focus::Rules;
+        self.screen_back = Some((self.rules.back.len(), from));
+        self.rules.focus = Focus::Rules;
         self.select_chain(key, rule);
         self.screen = Screen::Rules;
     }
@@ -981,8 +993,8 @@ impl App {
     fn on_rules_action(&mut self, action: Action) -> Vec<Cmd> {
         let page = self.rule_rows().max(1) as isize;
         match action {
-            Action::FocusLeft => self.focus = Focus::Tree,
-            Action::FocusRight => self.focus = Focus::Rules,
+            Action::FocusLeft => self.rules.focus = Focus::Tree,
+            Action::FocusRight => self.rules.focus = Focus::Rules,
             Action::Up
             | Action::Down
             | Action::PageUp
@@ -997,28 +1009,28 @@ impl App {
                     Action::Top => isize::MIN / 2,
                     _ => isize::MAX / 2,
                 };
-                match self.focus {
+                match self.rules.focus {
                     Focus::Tree => self.move_tree(delta),
                     Focus::Rules => self.move_cursor(delta),
                 }
             }
-            Action::Enter => match self.focus {
-                Focus::Tree => self.focus = Focus::Rules,
+            Action::Enter => match self.rules.focus {
+                Focus::Tree => self.rules.focus = Focus::Rules,
                 Focus::Rules => self.enter_rule(),
             },
             Action::Back => {
                 if let Some((n, from)) = self.screen_back
-                    && n == self.back.len()
+                    && n == self.rules.back.len()
                 {
                     self.screen_back = None;
                     self.screen = from;
                 }
-                if let Some((key, cursor)) = self.back.pop() {
+                if let Some((key, cursor)) = self.rules.back.pop() {
                     if self.chain_by_key(&key).is_some() {
                         self.select_chain(key, cursor);
                     }
                 } else {
-                    self.focus = Focus::Tree;
+                    self.rules.focus = Focus::Tree;
                 }
             }
             Action::Details => {
@@ -1030,13 +1042,13 @@ impl App {
             }
             Action::Filter => {
                 self.mode = InputMode::Filter;
-                self.focus = Focus::Rules;
+                self.rules.focus = Focus::Rules;
             }
             Action::ClearFilter => {
-                if self.filter.is_empty() {
+                if self.rules.filter.is_empty() {
                     self.dirty = false;
                 } else {
-                    self.filter.clear();
+                    self.rules.filter.clear();
                     self.refilter();
                 }
             }
@@ -1048,7 +1060,7 @@ impl App {
 
     /// The chain a rule jumps or goes to, when it is a chain of the same table.
     pub fn jump_target(&self, rule: &Rule) -> Option<ChainKey> {
-        let sel = self.selected.as_ref()?;
+        let sel = self.rules.selected.as_ref()?;
         let t = rule.spec.target.as_ref()?;
         if !matches!(t.kind, TargetKind::Jump | TargetKind::Goto) {
             return None;
@@ -1067,9 +1079,9 @@ impl App {
         };
         match self.jump_target(rule) {
             Some(key) => {
-                if let Some(cur) = self.selected.clone() {
+                if let Some(cur) = self.rules.selected.clone() {
                     let idx = self.cursor_rule();
-                    self.back.push((cur, idx));
+                    self.rules.back.push((cur, idx));
                 }
                 self.select_chain(key, 0);
             }

@@ -574,7 +574,7 @@ impl App {
         if matches!(action, Action::Undo | Action::Redo) {
             return self.undo_redo(action);
         }
-        let Some(key) = self.selected.clone() else {
+        let Some(key) = self.rules.selected.clone() else {
             self.edit.say("select a chain first", true);
             return Vec::new();
         };
@@ -584,7 +584,7 @@ impl App {
         let at = cref(&key);
         let sel = self.selected_rule().map(|(i, r)| (i + 1, r.text.clone()));
         let need_rule = |app: &mut App| {
-            let why = match app.visible.get(app.cursor) {
+            let why = match app.rules.visible.get(app.rules.cursor) {
                 Some(RowRef::Deleted(j)) => format!(
                     "{at}: rule {} is staged for deletion (u undoes it; the Changes screen unstages it)",
                     j + 1
@@ -718,8 +718,13 @@ impl App {
 
     /// Put the rule cursor on rule `idx` of the chain (when the filter shows it).
     fn follow_rule(&mut self, idx: usize) {
-        if let Some(p) = self.visible.iter().position(|&r| r == RowRef::Rule(idx)) {
-            self.cursor = p;
+        if let Some(p) = self
+            .rules
+            .visible
+            .iter()
+            .position(|&r| r == RowRef::Rule(idx))
+        {
+            self.rules.cursor = p;
             self.clamp_scroll();
         }
     }
@@ -1123,7 +1128,7 @@ impl App {
             }
             return Vec::new();
         }
-        let Some(key) = self.selected.clone() else {
+        let Some(key) = self.rules.selected.clone() else {
             return Vec::new();
         };
         let at = cref(&key);
@@ -1188,7 +1193,7 @@ impl App {
             Op::RenameChain { to, .. } => Some(to.clone()),
             _ => None,
         };
-        let family_table = self.selected.clone();
+        let family_table = self.rules.selected.clone();
         let cmds = self.stage(op);
         if let (Some(name), Some(k)) = (new_chain, family_table) {
             let key = ChainKey {
@@ -1197,7 +1202,7 @@ impl App {
                 chain: name,
             };
             if self.chain_by_key(&key).is_some() {
-                self.back.clear();
+                self.rules.back.clear();
                 self.select_chain(key, 0);
             }
         }

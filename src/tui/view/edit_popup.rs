@@ -107,7 +107,7 @@ pub fn draw_editor(frame: &mut Frame, app: &App) {
         return;
     }
     // The chain's name before the rule, as in a save line.
-    let prefix = match (&ed.purpose, &app.selected) {
+    let prefix = match (&ed.purpose, &app.rules.selected) {
         (p, Some(k)) if p.is_rule() => format!("-A {} ", k.chain),
         _ => String::new(),
     };

@@ -103,12 +103,12 @@ pub fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
     let line = if app.mode == InputMode::Filter {
         Line::from(vec![
             Span::styled(" filter: ", t.key()),
-            Span::raw(app.filter.clone()),
+            Span::raw(app.rules.filter.clone()),
             Span::styled("▏", t.key()),
             Span::styled(
                 format!(
                     "   {} of {} rules · Enter keeps · Esc clears",
-                    app.visible.len(),
+                    app.rules.visible.len(),
                     total
                 ),
                 t.dim(),
@@ -121,12 +121,12 @@ pub fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
             None => &[Scope::Rules, Scope::Global],
         };
         let mut spans = Vec::new();
-        if !app.filter.is_empty() {
+        if !app.rules.filter.is_empty() {
             spans.push(Span::styled(
                 format!(
                     " filter \"{}\": {} of {} ",
-                    app.filter,
-                    app.visible.len(),
+                    app.rules.filter,
+                    app.rules.visible.len(),
                     total
                 ),
                 t.warning(),

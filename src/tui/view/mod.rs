@@ -133,7 +133,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
     match app.screen {
         Screen::Rules => {
-            let tree_shown = area.width >= NARROW || app.focus == Focus::Tree;
+            let tree_shown = area.width >= NARROW || app.rules.focus == Focus::Tree;
             let a = areas((area.width, area.height), tree_shown);
             header::draw(frame, app, a.header);
             if tree_shown {

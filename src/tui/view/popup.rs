@@ -148,7 +148,7 @@ fn opt_text(o: &OptionArg) -> String {
 
 pub fn draw_detail(frame: &mut Frame, app: &App, scroll: Scroll) {
     let t = app.theme;
-    let (Some((idx, rule)), Some(key)) = (app.selected_rule(), app.selected.as_ref()) else {
+    let (Some((idx, rule)), Some(key)) = (app.selected_rule(), app.rules.selected.as_ref()) else {
         return;
     };
     let stat = app.rates.chain(key).and_then(|s| s.rules.get(idx));

@@ -28,7 +28,7 @@ fn pane(app: &App, title: Line<'static>, focused: bool) -> Block<'static> {
 
 pub fn draw_tree(frame: &mut Frame, app: &App, area: Rect) {
     let t = app.theme;
-    let focused = app.focus == Focus::Tree;
+    let focused = app.rules.focus == Focus::Tree;
     let block = pane(app, Line::styled(" Chains ", t.title()), focused);
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -46,10 +46,11 @@ pub fn draw_tree(frame: &mut Frame, app: &App, area: Rect) {
     let sel = app.tree_index();
     let snap = app.snapshot.as_ref();
     let rows: Vec<Row> = app
+        .rules
         .tree
         .iter()
         .enumerate()
-        .skip(app.tree_offset)
+        .skip(app.rules.tree_offset)
         .take(inner.height as usize)
         .map(|(i, row)| match row {
             TreeRow::Family(f) => {
@@ -190,8 +191,8 @@ fn width_of(
 
 pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
     let t = app.theme;
-    let focused = app.focus == Focus::Rules;
-    let Some(key) = app.selected.clone() else {
+    let focused = app.rules.focus == Focus::Rules;
+    let Some(key) = app.rules.selected.clone() else {
         draw_empty(frame, app, area);
         return;
     };
@@ -213,7 +214,7 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
 
     // Title: where we are, how we got here, and the chain's numbers.
     let mut title = vec![Span::raw(" ")];
-    for (k, _) in &app.back {
+    for (k, _) in &app.rules.back {
         title.push(Span::styled(format!("{} › ", k.chain), t.dim()));
     }
     title.push(Span::styled(
@@ -268,7 +269,7 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
 
-    if app.visible.is_empty() {
+    if app.rules.visible.is_empty() {
         let msg = if rows.rows.is_empty() {
             match &chain.policy {
                 Some(p) => format!("No rules: every packet gets the policy, {p}."),
@@ -277,7 +278,7 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
         } else {
             format!(
                 "No rule matches the filter \"{}\" (Esc clears it).",
-                app.filter
+                app.rules.filter
             )
         };
         frame.render_widget(Paragraph::new(msg).style(t.dim()), inner);
@@ -287,9 +288,10 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
     let rows_fit = inner.height.saturating_sub(1) as usize;
     let family: Family = key.family;
     let shown: Vec<Shown> = app
+        .rules
         .visible
         .iter()
-        .skip(app.offset)
+        .skip(app.rules.offset)
         .take(rows_fit)
         .filter_map(|&row| {
             let rule = app.row_rule(&key, row)?;
@@ -458,8 +460,9 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
     }))
     .style(t.header());
 
-    let selected_row = app.visible.get(app.cursor).copied();
+    let selected_row = app.rules.visible.get(app.rules.cursor).copied();
     let needles: Vec<String> = app
+        .rules
         .filter
         .split_whitespace()
         .map(str::to_lowercase)
@@ -571,7 +574,7 @@ fn draw_empty(frame: &mut Frame, app: &App, area: Rect) {
     let block = pane(
         app,
         Line::styled(" Rules ", t.title()),
-        app.focus == Focus::Rules,
+        app.rules.focus == Focus::Rules,
     );
     let inner = block.inner(area);
     frame.render_widget(block, area);
