@@ -4,7 +4,21 @@
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+static ZONE: OnceLock<TimeZone> = OnceLock::new();
+
+/// Show times in UTC from now on, whatever the system's zone (tests and snapshots, so that they
+/// do not depend on where they run). The first call wins.
+pub fn use_utc() {
+    let _ = ZONE.set(TimeZone::UTC);
+}
+
+/// The zone times are shown in: the system's (`TZ`, else /etc/localtime), unless `use_utc`.
+fn zone() -> TimeZone {
+    ZONE.get().cloned().unwrap_or_else(TimeZone::system)
+}
 
 fn timestamp_ms(ms: u64) -> Timestamp {
     Timestamp::from_millisecond(i64::try_from(ms).unwrap_or(i64::MAX))
@@ -17,7 +31,7 @@ fn timestamp(t: SystemTime) -> Timestamp {
 
 /// Milliseconds since 1970 as the local time of day with its offset: `14:02:31 +01:00`.
 pub fn local_time(ms: u64) -> String {
-    time_in(ms, TimeZone::system())
+    time_in(ms, zone())
 }
 
 fn time_in(ms: u64, tz: TimeZone) -> String {
@@ -31,7 +45,7 @@ fn time_in(ms: u64, tz: TimeZone) -> String {
 /// `2026-12-05 14:02:31 +01:00`.
 pub fn local_datetime(ms: u64) -> String {
     timestamp_ms(ms)
-        .to_zoned_datetime(TimeZone::system())
+        .to_zoned_datetime(zone())
         .strftime("%Y-%m-%d %H:%M:%S %:z")
         .to_string()
 }

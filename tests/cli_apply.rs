@@ -398,8 +398,12 @@ fn confirm_from_another_process_keeps_the_change() {
                 && busy.stderr.contains("Nothing was changed"),
             "{busy:?}"
         );
-        // A time for people: local, with its offset (TZ=UTC under cargo test).
-        assert!(busy.stderr.contains(" +00:00:"), "{busy:?}");
+        // A time for people: local, with its offset (here +05:30).
+        let busy = c.run_env(
+            &["apply", &v4, "--file6", &v6, "--no-confirm"],
+            &[("TZ", "IST-5:30")],
+        );
+        assert!(busy.stderr.contains(" +05:30:"), "{busy:?}");
         assert_eq!(c.watchdog_pid(), Some(pid));
 
         let ok = c.run(&["confirm"]);

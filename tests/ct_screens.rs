@@ -66,6 +66,8 @@ fn feed(app: &mut App, f: CtFeed, when: SystemTime) {
 
 /// An app on the Conntrack screen holding `entries`, read at t0.
 fn ct_app(w: u16, h: u16, entries: Vec<Entry>, figs: CtFigures) -> App {
+    // Snapshots show times in UTC, wherever they run.
+    nfscope::time::use_utc();
     let mut app = App::new("gw01".into(), Theme { color: false }, (w, h), t0());
     key(&mut app, KeyCode::Char('2'));
     assert_eq!(app.screen, Screen::Conntrack);

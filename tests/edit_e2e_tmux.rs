@@ -79,7 +79,7 @@ impl Session {
         ns.restore(Family::V4, backend, BASE);
         ns.restore(Family::V6, backend, BASE);
         let launch = format!(
-            "env {env_args} NFSCOPE_STATE_DIR={{dir}}/state ip netns exec {} {{bin}} --backend {} {extra}",
+            "env {env_args} TZ=UTC NFSCOPE_STATE_DIR={{dir}}/state ip netns exec {} {{bin}} --backend {} {extra}",
             ns.name(),
             backend_flag(backend)
         );
@@ -242,7 +242,7 @@ fn quitting_during_the_countdown_leaves_the_rollback_to_the_watchdog() {
     });
     // The next start says how it ended, once.
     let launch = format!(
-        "env -u SSH_CONNECTION NFSCOPE_STATE_DIR={} ip netns exec {} {{bin}} --backend nft",
+        "env -u SSH_CONNECTION TZ=UTC NFSCOPE_STATE_DIR={} ip netns exec {} {{bin}} --backend nft",
         s.state().display(),
         s.ns.name()
     );

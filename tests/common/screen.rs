@@ -16,6 +16,8 @@ pub fn t0() -> SystemTime {
 
 /// An app that has seen two demo snapshots one second apart, so rates and hits exist.
 pub fn demo_app(w: u16, h: u16) -> App {
+    // Snapshots show times in UTC, wherever they run.
+    nfscope::time::use_utc();
     let mut world = DemoWorld::new().with_clock(t0());
     let mut app = App::new("gw01".into(), Theme { color: false }, (w, h), t0());
     app.update(Msg::Snapshot(Box::new(world.snapshot())));

@@ -295,7 +295,7 @@ mod tests {
 
     #[test]
     fn local_dates_with_their_offset() {
-        // TZ=UTC for tests (.cargo/config.toml).
+        crate::time::use_utc();
         assert_eq!(when(0), "1970-01-01 00:00:00 +00:00");
         assert_eq!(
             when(1_767_225_600 * 1_000_000_000),
