@@ -186,8 +186,11 @@ fn append_insert_edit_delete_move_stage_operations() {
 
     // Delete asks first; n leaves everything as it was, y stages it.
     key(&mut app, KeyCode::Delete);
-    assert_eq!(app.popup, Some(Popup::Ask));
-    assert!(matches!(app.edit.ask, Some(Ask::DeleteRule { pos: 1, .. })));
+    assert!(matches!(app.popup, Some(Popup::Ask(_))));
+    assert!(matches!(
+        app.popup.as_ref().and_then(Popup::question),
+        Some(Ask::DeleteRule { pos: 1, .. })
+    ));
     ch(&mut app, 'n');
     assert_eq!(ops(&app).len(), 5);
     ch(&mut app, '-');
@@ -226,7 +229,10 @@ fn chain_keys_stage_chain_operations() {
     // Z zeroes, F flushes after asking.
     ch(&mut app, 'Z');
     ch(&mut app, 'F');
-    assert!(matches!(app.edit.ask, Some(Ask::Flush { .. })));
+    assert!(matches!(
+        app.popup.as_ref().and_then(Popup::question),
+        Some(Ask::Flush { .. })
+    ));
     key(&mut app, KeyCode::Enter);
     assert_eq!(ops(&app)[1], Op::Zero { at: at.clone() });
     assert_eq!(ops(&app)[2], Op::Flush { at: at.clone() });
@@ -265,7 +271,7 @@ fn chain_keys_stage_chain_operations() {
     );
     ch(&mut app, 'X');
     assert!(matches!(
-        &app.edit.ask,
+        app.popup.as_ref().and_then(Popup::question),
         Some(Ask::DeleteChain { refs, .. }) if refs.is_empty()
     ));
     ch(&mut app, 'y');
@@ -297,7 +303,7 @@ fn deleting_a_referenced_chain_offers_to_remove_the_references() {
     // The question names the rule that jumps to it.
     let ssh = "-A INPUT -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -j IN_SSH";
     assert!(matches!(
-        &app.edit.ask,
+        app.popup.as_ref().and_then(Popup::question),
         Some(Ask::DeleteChain { refs, .. }) if refs == &[ssh.to_string()]
     ));
     let screen = render(&app);
@@ -412,7 +418,10 @@ fn changes_screen_lists_ops_and_the_diff_and_unstages() {
     assert_eq!(app.edit.count(), 1);
     // D discards all after asking.
     ch(&mut app, 'D');
-    assert!(matches!(app.edit.ask, Some(Ask::Discard { ops: 1 })));
+    assert!(matches!(
+        app.popup.as_ref().and_then(Popup::question),
+        Some(Ask::Discard { ops: 1 })
+    ));
     ch(&mut app, 'y');
     assert_eq!(app.edit.count(), 0);
     assert!(render(&app).contains("Nothing is staged"));
@@ -475,7 +484,7 @@ fn a_saved_staging_is_offered_and_says_what_moved() {
     app.offer_resume(st, 1_790_000_000);
     assert_eq!(app.popup, None, "asked once a snapshot is there");
     app.update(Msg::Snapshot(Box::new(world.snapshot())));
-    assert_eq!(app.popup, Some(Popup::Ask));
+    assert!(matches!(app.popup, Some(Popup::Ask(_))));
     let screen = render(&app);
     assert!(screen.contains("Resume the staged change"), "{screen}");
     assert!(screen.contains("2026-09-21"), "{screen}");
@@ -502,7 +511,10 @@ fn commit_in_the_demo_shows_the_checklist_and_countdown_then_confirms() {
     append(&mut app, "-p tcp --dport 8080 -j ACCEPT");
     ch(&mut app, 'C');
     ch(&mut app, 'c');
-    assert!(matches!(app.edit.ask, Some(Ask::Commit { ops: 1, .. })));
+    assert!(matches!(
+        app.popup.as_ref().and_then(Popup::question),
+        Some(Ask::Commit { ops: 1, .. })
+    ));
     let cmds = ch(&mut app, 'y');
     assert!(matches!(cmds.as_slice(), [Cmd::Commit(_)]), "{cmds:?}");
     let target = run_commit(&mut app, &world, cmds);

@@ -43,8 +43,8 @@ fn the_last_help_line_can_be_reached_at_every_size() {
             // Paging down gets there too.
             key(&mut app, KeyCode::Home);
             let mut last = None;
-            while last != Some(app.popup) {
-                last = Some(app.popup);
+            while last != Some(app.popup.clone()) {
+                last = Some(app.popup.clone());
                 key(&mut app, KeyCode::PageDown);
             }
             assert!(render(&app).contains(LAST), "{w}x{h}: paging down");

@@ -60,7 +60,7 @@ fn the_demo_rebase_deletes_the_rule_the_user_chose() {
     }
     assert_eq!(app.selected_rule().map(|(_, r)| r.text.as_str()), Some(SSH));
     key(&mut app, KeyCode::Delete);
-    assert_eq!(app.popup, Some(Popup::Ask));
+    assert!(matches!(app.popup, Some(Popup::Ask(_))));
     ch(&mut app, 'y');
 
     // Another tool inserts at the top of INPUT meanwhile.

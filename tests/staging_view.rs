@@ -208,7 +208,7 @@ fn esc_on_the_resume_question_puts_it_off_and_discarding_asks() {
     let (mut app, world) = demo();
     app.edit.persist = true;
     app.offer_resume(saved(&world), 1_789_999_000);
-    assert_eq!(app.popup, Some(Popup::Ask));
+    assert!(matches!(app.popup, Some(Popup::Ask(_))));
     assert!(render(&app).contains("d discard them"));
     // Esc: the question goes, the saved work stays, nothing is written.
     let cmds = key(&mut app, KeyCode::Esc);
@@ -224,13 +224,22 @@ fn esc_on_the_resume_question_puts_it_off_and_discarding_asks() {
     assert_eq!(app.popup, None);
     // ...but before anything new is staged.
     ch(&mut app, 'a');
-    assert!(matches!(app.edit.ask, Some(Ask::Resume { .. })));
+    assert!(matches!(
+        app.popup.as_ref().and_then(Popup::question),
+        Some(Ask::Resume { .. })
+    ));
     assert!(app.edit.staging.is_none());
     // d asks; n goes back to the question; d and y discard, and the state file is cleared.
     ch(&mut app, 'd');
-    assert!(matches!(app.edit.ask, Some(Ask::DiscardSaved { ops: 1 })));
+    assert!(matches!(
+        app.popup.as_ref().and_then(Popup::question),
+        Some(Ask::DiscardSaved { ops: 1 })
+    ));
     ch(&mut app, 'n');
-    assert!(matches!(app.edit.ask, Some(Ask::Resume { .. })));
+    assert!(matches!(
+        app.popup.as_ref().and_then(Popup::question),
+        Some(Ask::Resume { .. })
+    ));
     ch(&mut app, 'd');
     let cmds = ch(&mut app, 'y');
     assert!(

@@ -2,7 +2,7 @@
 //! `update` with messages and render with ratatui's TestBackend.
 
 use super::conntrack::CtScreen;
-use super::edit::{EditScreen, RowRef};
+use super::edit::{Ask, EditScreen, RowRef};
 use super::event::{Cmd, Msg};
 use super::flow::FlowScreen;
 use super::keymap::{self, Action, Scope};
@@ -66,7 +66,7 @@ pub enum Focus {
     Rules,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Popup {
     Help {
         scroll: Scroll,
@@ -78,8 +78,8 @@ pub enum Popup {
     CtDetail,
     /// A deletion waiting for yes or no (what, in `App::ct`).
     Confirm,
-    /// Edit mode's question waiting for yes or no (what, in `App::edit`).
-    Ask,
+    /// Edit mode's question waiting for yes or no, owned here.
+    Ask(Box<Ask>),
     /// The rule or chain-name editor (in `App::edit`).
     Editor,
     /// The commit's checklist.
@@ -94,9 +94,9 @@ pub enum Popup {
 
 impl Popup {
     /// The keymap scopes that see keys while this popup is open.
-    pub fn scopes(self) -> &'static [Scope] {
+    pub fn scopes(&self) -> &'static [Scope] {
         match self {
-            Popup::Confirm | Popup::Ask => &[Scope::Confirm],
+            Popup::Confirm | Popup::Ask(_) => &[Scope::Confirm],
             Popup::Editor => &[Scope::Editor],
             Popup::Commit => &[Scope::Commit],
             Popup::Countdown => &[Scope::Countdown],
@@ -105,11 +105,19 @@ impl Popup {
     }
 
     /// Edit mode's popups (their keys are edit mode's own).
-    pub fn is_edit(self) -> bool {
+    pub fn is_edit(&self) -> bool {
         matches!(
             self,
-            Popup::Ask | Popup::Editor | Popup::Commit | Popup::Countdown
+            Popup::Ask(_) | Popup::Editor | Popup::Commit | Popup::Countdown
         )
+    }
+
+    /// The question it asks, for a question.
+    pub fn question(&self) -> Option<&Ask> {
+        match self {
+            Popup::Ask(a) => Some(a),
+            _ => None,
+        }
     }
 }
 
@@ -538,7 +546,7 @@ impl App {
         let form = self.popup.is_none()
             && self.screen == Screen::Trace
             && self.trace.focus == TraceFocus::Form;
-        let scopes: &[Scope] = match self.popup {
+        let scopes: &[Scope] = match &self.popup {
             Some(p) => p.scopes(),
             None if form => &[Scope::TraceForm],
             None => &screen,
@@ -559,7 +567,7 @@ impl App {
             self.dirty = false;
             return Vec::new();
         };
-        if let Some(p) = self.popup {
+        if let Some(p) = self.popup.clone() {
             return self.on_popup_action(p, action);
         }
         self.on_action(action)
@@ -680,7 +688,7 @@ impl App {
                     Popup::Messages { scroll } => Popup::Messages {
                         scroll: scroll.moved(a, page, u16::MAX),
                     },
-                    Popup::Ask | Popup::Editor | Popup::Commit | Popup::Countdown => popup,
+                    Popup::Ask(_) | Popup::Editor | Popup::Commit | Popup::Countdown => popup,
                     Popup::CtDetail | Popup::Confirm => {
                         if let Some(d) = &mut self.ct.detail {
                             d.scroll = d.scroll.moved(a, page, u16::MAX);

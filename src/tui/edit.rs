@@ -138,7 +138,6 @@ pub struct EditScreen {
     /// `None` until the first change; the base is the snapshot of that moment.
     pub staging: Option<Staging>,
     pub editor: Option<Editor>,
-    pub ask: Option<Ask>,
     /// A saved staging waiting for the first snapshot, then for the answer, and when it was
     /// saved (Unix seconds).
     pub resume: Option<Staging>,
@@ -187,7 +186,6 @@ impl Default for EditScreen {
         EditScreen {
             staging: None,
             editor: None,
-            ask: None,
             resume: None,
             resume_saved_at: 0,
             resume_postponed: false,
@@ -612,8 +610,7 @@ impl App {
             },
             Action::DeleteRule => match sel {
                 Some((pos, text)) => {
-                    self.edit.ask = Some(Ask::DeleteRule { at, pos, text });
-                    self.popup = Some(Popup::Ask);
+                    self.popup = Some(Popup::Ask(Box::new(Ask::DeleteRule { at, pos, text })));
                 }
                 None => need_rule(self),
             },
@@ -682,8 +679,7 @@ impl App {
                                 .collect()
                         })
                         .unwrap_or_default();
-                    self.edit.ask = Some(Ask::DeleteChain { at, refs });
-                    self.popup = Some(Popup::Ask);
+                    self.popup = Some(Popup::Ask(Box::new(Ask::DeleteChain { at, refs })));
                 }
             }
             Action::TogglePolicy => match chain.policy.as_deref() {
@@ -703,11 +699,10 @@ impl App {
                 if chain.rules.is_empty() {
                     self.edit.say(format!("{at} has no rules to flush"), true);
                 } else {
-                    self.edit.ask = Some(Ask::Flush {
+                    self.popup = Some(Popup::Ask(Box::new(Ask::Flush {
                         at,
                         rules: chain.rules.len(),
-                    });
-                    self.popup = Some(Popup::Ask);
+                    })));
                 }
             }
             Action::ZeroCounters => return self.stage(Op::Zero { at }),
@@ -814,8 +809,7 @@ impl App {
                 if n == 0 {
                     self.edit.say("nothing is staged", true);
                 } else {
-                    self.edit.ask = Some(Ask::Discard { ops: n });
-                    self.popup = Some(Popup::Ask);
+                    self.popup = Some(Popup::Ask(Box::new(Ask::Discard { ops: n })));
                 }
             }
             Action::Commit => {
@@ -827,8 +821,7 @@ impl App {
                         "demo" => "the demo world".to_string(),
                         o => o.strip_prefix("file:").unwrap_or(o).to_string(),
                     };
-                    self.edit.ask = Some(Ask::Commit { ops: n, target });
-                    self.popup = Some(Popup::Ask);
+                    self.popup = Some(Popup::Ask(Box::new(Ask::Commit { ops: n, target })));
                 }
             }
             _ => self.dirty = false,
@@ -855,15 +848,13 @@ impl App {
             return vec![Cmd::Quit];
         }
         match popup {
-            Popup::Ask => {
+            Popup::Ask(asked) => {
                 self.popup = None;
-                let ask = self.edit.ask.take();
-                match (ask, action) {
+                match (Some(*asked), action) {
                     (Some(a), Action::Confirm) => return self.answered(a),
                     // Discarding saved work is its own key, and asks again.
                     (Some(Ask::Resume { ops, .. }), Action::DiscardSaved) => {
-                        self.edit.ask = Some(Ask::DiscardSaved { ops });
-                        self.popup = Some(Popup::Ask);
+                        self.popup = Some(Popup::Ask(Box::new(Ask::DiscardSaved { ops })));
                         return Vec::new();
                     }
                     // Esc (or n) on the resume question puts it off: nothing is lost.
@@ -888,8 +879,7 @@ impl App {
                     (Some(a), _) => {
                         // Other keys leave the question open.
                         if action != Action::Cancel {
-                            self.edit.ask = Some(a);
-                            self.popup = Some(Popup::Ask);
+                            self.popup = Some(Popup::Ask(Box::new(a)));
                             self.dirty = false;
                             return Vec::new();
                         }
@@ -1245,7 +1235,7 @@ impl App {
 
     /// Ask about the saved staging once there is a snapshot to compare it with.
     pub(super) fn ask_resume(&mut self) {
-        if self.edit.ask.is_some() || self.popup.is_some() || self.edit.resume_postponed {
+        if self.popup.is_some() || self.edit.resume_postponed {
             return;
         }
         let (Some(st), Some(snap)) = (self.edit.resume.as_ref(), self.snapshot.as_ref()) else {
@@ -1259,12 +1249,11 @@ impl App {
             .iter()
             .map(ToString::to_string)
             .collect();
-        self.edit.ask = Some(Ask::Resume {
+        self.popup = Some(Popup::Ask(Box::new(Ask::Resume {
             ops: st.ops().len(),
             saved_at: self.edit.resume_saved_at,
             moved,
-        });
-        self.popup = Some(Popup::Ask);
+        })));
         self.dirty = true;
     }
 

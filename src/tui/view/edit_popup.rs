@@ -11,7 +11,7 @@
 //! ```
 
 use crate::edit::commit::Step;
-use crate::tui::app::App;
+use crate::tui::app::{App, Popup};
 use crate::tui::edit::{Ask, StepState};
 use crate::tui::editor::Purpose;
 use ratatui::Frame;
@@ -138,7 +138,7 @@ pub fn draw_editor(frame: &mut Frame, app: &App) {
 
 pub fn draw_ask(frame: &mut Frame, app: &App) {
     let t = app.theme;
-    let Some(ask) = &app.edit.ask else {
+    let Some(ask) = app.popup.as_ref().and_then(Popup::question) else {
         return;
     };
     let (title, mut lines, yes) = match ask {

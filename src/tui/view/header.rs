@@ -115,7 +115,7 @@ pub fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
             ),
         ])
     } else {
-        let scopes: &[Scope] = match app.popup {
+        let scopes: &[Scope] = match &app.popup {
             Some(p) if p.is_edit() => p.scopes(),
             Some(_) => &[Scope::Popup],
             None => &[Scope::Rules, Scope::Global],
@@ -143,7 +143,7 @@ pub fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
 /// The footer of edit mode's screens: the last action's message, then the keys of `scopes`
 /// (or of the popup that has them), fitted to `width`.
 pub fn edit_footer(app: &App, scopes: &[Scope], width: u16) -> Line<'static> {
-    let scopes = app.popup.map_or(scopes, |p| p.scopes());
+    let scopes = app.popup.as_ref().map_or(scopes, |p| p.scopes());
     fit_footer(app, Vec::new(), scopes, width)
 }
 

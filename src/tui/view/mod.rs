@@ -156,7 +156,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Some(Popup::Detail { scroll }) => popup::draw_detail(frame, app, scroll),
         Some(Popup::CtDetail) => ct_popup::draw_detail(frame, app),
         Some(Popup::Confirm) => ct_popup::draw_confirm(frame, app),
-        Some(Popup::Ask) => {
+        Some(Popup::Ask(_)) => {
             if app.edit.commit.is_some() {
                 edit_popup::draw_commit(frame, app);
             }

@@ -273,7 +273,7 @@ fn draw_result(frame: &mut Frame, app: &App, area: Rect) {
 
 fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
     let t = app.theme;
-    let scopes: &[Scope] = match (app.popup, app.trace.focus) {
+    let scopes: &[Scope] = match (&app.popup, app.trace.focus) {
         (Some(_), _) => &[Scope::Popup],
         (None, TraceFocus::Form) => &[Scope::TraceForm],
         (None, TraceFocus::Steps) => &[Scope::Trace, Scope::Global],
