@@ -652,7 +652,9 @@ fn an_invalid_rule_never_reaches_the_kernel() {
         assert_eq!(run.code, 1, "{backend:?}: {run:?}");
         assert!(
             run.stderr.contains("NOSUCHCHAIN")
-                && (run.stderr.contains("The previous rule sets were restored")
+                && (run
+                    .stderr
+                    .contains("rolled back: the kernel holds the rule sets from before")
                     || run.stderr.contains("Nothing was changed")),
             "{run:?}"
         );
@@ -672,6 +674,14 @@ fn no_confirm_applies_one_family_without_a_watchdog() {
         let run = c.run(&["apply", "--file6", &v6, "--no-confirm"]);
         assert_eq!(run.code, 0, "{backend:?}: {run:?}");
         assert!(run.stdout.contains("No watchdog"), "{run:?}");
+        // The same steps as the TUI's commit checklist, in its order, each passed.
+        let mut at = 0;
+        for step in nfscope::edit::commit::Step::ALL {
+            let line = format!(" ✓ {:<14}", step.label());
+            let found = run.stdout[at..].find(&line);
+            assert!(found.is_some(), "{line:?} after byte {at}: {run:?}");
+            at += found.unwrap_or(0) + line.len();
+        }
         assert!(c.pending().is_none());
         assert!(c.holds_new(Family::V6));
         assert_eq!(non_comment(&c.save(Family::V4)), non_comment(&v4_before));

@@ -51,6 +51,7 @@ fn commit_rule(ns: &str, path: &Path, state: &Path, rule: &str) -> Vec<Progress>
         locals: Vec::new(),
         lockout_confirmed: false,
         diff: String::new(),
+        ..Request::default()
     };
     let target = Target::File {
         v4: Some(path.to_path_buf()),

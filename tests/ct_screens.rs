@@ -461,7 +461,7 @@ fn delete_asks_first_and_says_the_outcome() {
     let dnat = hand()[1].clone();
     select(&mut app, &dnat.key());
     assert!(key(&mut app, KeyCode::Char('d')).is_empty());
-    assert_eq!(app.popup, Some(Popup::Confirm));
+    assert!(matches!(app.popup, Some(Popup::Confirm(_))));
     let screen = render(&app);
     assert!(screen.contains("Delete this conntrack entry?"));
     assert!(
@@ -470,7 +470,7 @@ fn delete_asks_first_and_says_the_outcome() {
     insta::assert_snapshot!(screen);
     // Other keys do nothing while the question is open; n cancels.
     assert!(key(&mut app, KeyCode::Char('D')).is_empty());
-    assert_eq!(app.popup, Some(Popup::Confirm));
+    assert!(matches!(app.popup, Some(Popup::Confirm(_))));
     assert!(key(&mut app, KeyCode::Char('n')).is_empty());
     assert_eq!(app.popup, None);
     // y sends the request; the feed's answer shows in the footer.
@@ -502,11 +502,11 @@ fn delete_matching_says_how_many() {
     let total = app.ct.table.len();
     key(&mut app, KeyCode::Char('D'));
     assert_eq!(
-        app.ct.confirm,
-        Some(Confirm::Matching {
+        app.popup,
+        Some(Popup::Confirm(Box::new(Confirm::Matching {
             filter: None,
             count: total
-        })
+        })))
     );
     assert!(render(&app).contains(&format!("Delete ALL {total} entries?")));
     key(&mut app, KeyCode::Esc);
@@ -633,11 +633,14 @@ fn timeouts_count_down_between_events() {
     assert!(dns(&app).contains(" 29s "), "{}", dns(&app));
     app.update(Msg::Tick(at(10_000)));
     assert!(dns(&app).contains(" 19s "), "{}", dns(&app));
-    app.dirty = false;
-    app.update(Msg::Tick(at(10_400)));
-    assert!(!app.dirty, "no redraw within the same second");
-    app.update(Msg::Tick(at(11_000)));
-    assert!(app.dirty, "the countdown moved");
+    assert!(
+        !app.step(Msg::Tick(at(10_400))).redraw,
+        "no redraw within the same second"
+    );
+    assert!(
+        app.step(Msg::Tick(at(11_000))).redraw,
+        "the countdown moved"
+    );
 }
 
 #[test]
@@ -810,17 +813,15 @@ fn no_size_panics() {
 #[test]
 fn the_rules_screen_is_untouched_by_the_feed() {
     let mut app = App::new("gw01".into(), Theme { color: false }, (100, 24), t0());
-    app.dirty = false;
-    feed(
-        &mut app,
-        CtFeed::Table {
+    let u = app.step(Msg::Conntrack(
+        Box::new(CtFeed::Table {
             entries: demo_entries(),
             via: CtVia::Demo,
             resync: false,
-        },
+        }),
         t0(),
-    );
-    assert!(!app.dirty, "no redraw of the Rules screen for conntrack");
+    ));
+    assert!(!u.redraw, "no redraw of the Rules screen for conntrack");
     key(&mut app, KeyCode::Char('2'));
     assert_eq!(
         app.ct.len(),

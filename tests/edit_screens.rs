@@ -89,7 +89,7 @@ fn at_input(app: &App) -> nfscope::edit::ChainRef {
 /// Append `rule` to filter INPUT through the editor.
 fn append(app: &mut App, rule: &str) -> Vec<Cmd> {
     ch(app, 'a');
-    assert_eq!(app.popup, Some(Popup::Editor));
+    assert!(matches!(app.popup, Some(Popup::Editor(_))));
     typed(app, rule);
     key(app, KeyCode::Enter)
 }
@@ -133,7 +133,7 @@ fn append_insert_edit_delete_move_stage_operations() {
 
     // e opens the selected rule's text; the edit replaces it.
     ch(&mut app, 'e');
-    let ed = app.edit.editor.as_ref().expect("editor");
+    let ed = app.editor().expect("editor");
     assert_eq!(ed.text(), "-s 192.0.2.1 -j DROP", "prefilled for replace");
     key(&mut app, KeyCode::Backspace);
     key(&mut app, KeyCode::Backspace);
@@ -249,10 +249,7 @@ fn chain_keys_stage_chain_operations() {
         Some("WEB")
     );
     ch(&mut app, 'R');
-    assert_eq!(
-        app.edit.editor.as_ref().map(|e| e.text()),
-        Some("WEB".into())
-    );
+    assert_eq!(app.editor().map(|e| e.text()), Some("WEB".into()));
     for _ in 0..3 {
         key(&mut app, KeyCode::Backspace);
     }
@@ -331,7 +328,10 @@ fn the_editor_checks_as_you_type_and_stages_nothing_on_an_error() {
     );
     insta::assert_snapshot!("editor_open_quote", screen);
     key(&mut app, KeyCode::Enter);
-    assert_eq!(app.popup, Some(Popup::Editor), "Enter does not save it");
+    assert!(
+        matches!(app.popup, Some(Popup::Editor(_))),
+        "Enter does not save it"
+    );
     assert!(app.edit.staging.is_none());
     key(&mut app, KeyCode::Esc);
     assert_eq!(app.popup, None);
@@ -384,7 +384,7 @@ fn tab_completes_in_the_editor() {
     typed(&mut app, "-p tcp -j IN_");
     key(&mut app, KeyCode::Tab);
     assert_eq!(
-        app.edit.editor.as_ref().map(|e| e.text()),
+        app.editor().map(|e| e.text()),
         Some("-p tcp -j IN_SSH ".into())
     );
 }
@@ -525,11 +525,10 @@ fn commit_in_the_demo_shows_the_checklist_and_countdown_then_confirms() {
     insta::assert_snapshot!("countdown", screen);
 
     // The countdown redraws once a second, not more.
-    app.dirty = false;
-    app.update(Msg::Tick(app.now + Duration::from_millis(400)));
-    assert!(!app.dirty);
-    app.update(Msg::Tick(app.now + Duration::from_millis(700)));
-    assert!(app.dirty);
+    let soon = app.now + Duration::from_millis(400);
+    assert!(!app.step(Msg::Tick(soon)).redraw);
+    let later = app.now + Duration::from_millis(700);
+    assert!(app.step(Msg::Tick(later)).redraw);
     assert!(render(&app).contains("Rolling back in 29 s"));
 
     // + asks for 30 s more; y confirms.
@@ -605,7 +604,10 @@ fn the_lockout_warning_needs_the_word_typed() {
     ch(&mut app, 'c');
     let cmds = ch(&mut app, 'y');
     run_commit(&mut app, &world, cmds);
-    assert_eq!(app.popup, Some(Popup::Editor), "asks for the word");
+    assert!(
+        matches!(app.popup, Some(Popup::Editor(_))),
+        "asks for the word"
+    );
     let screen = render(&app);
     assert!(screen.contains("would cut you off"), "{screen}");
     assert!(screen.contains("-p tcp --dport 22 -j DROP"), "{screen}");
@@ -613,6 +615,12 @@ fn the_lockout_warning_needs_the_word_typed() {
     // Anything but the word is refused.
     typed(&mut app, "yes");
     assert!(key(&mut app, KeyCode::Enter).is_empty());
+    let screen = render(&app);
+    assert!(
+        matches!(app.popup, Some(Popup::Editor(_))),
+        "still asks: {screen}"
+    );
+    assert!(screen.contains("that is not the word lockout"), "{screen}");
     for _ in 0..3 {
         key(&mut app, KeyCode::Backspace);
     }

@@ -219,19 +219,16 @@ fn quit_keys() {
 #[test]
 fn redraw_only_on_change() {
     let mut app = demo_app(80, 24);
-    app.dirty = false;
     // The last snapshot was taken at t0 + 1 s; a second later its age label changes...
-    app.update(Msg::Tick(t0() + Duration::from_millis(2400)));
-    assert!(app.dirty, "1 s later the age label changed");
-    app.dirty = false;
+    let u = app.step(Msg::Tick(t0() + Duration::from_millis(2400)));
+    assert!(u.redraw, "1 s later the age label changed");
     // ...but not again within the same second.
-    app.update(Msg::Tick(t0() + Duration::from_millis(2600)));
-    assert!(!app.dirty, "no redraw while the age label stays the same");
+    let u = app.step(Msg::Tick(t0() + Duration::from_millis(2600)));
+    assert!(!u.redraw, "no redraw while the age label stays the same");
     // An unbound key changes nothing.
-    key(&mut app, KeyCode::Char('W'));
-    assert!(!app.dirty);
-    key(&mut app, KeyCode::Down);
-    assert!(app.dirty);
+    let press = |c| Msg::Key(KeyEvent::new(c, KeyModifiers::NONE));
+    assert!(!app.step(press(KeyCode::Char('W'))).redraw);
+    assert!(app.step(press(KeyCode::Down)).redraw);
 }
 
 #[test]

@@ -3,11 +3,12 @@
 //! watchdog that survives the terminal, the SSH session and nfscope itself (see edit::guard).
 
 use super::SourceArgs;
+use crate::edit::commit::{self, Load, Progress, Request, Step, Target, WholeFile};
 use crate::edit::guard::{self, Pending};
 use crate::edit::tools::Tools;
-use crate::edit::{audit, backup, lockout};
-use crate::ruleset::{self, Family, Ruleset};
-use crate::source::{SourceError, local_addrs};
+use crate::edit::{audit, backup};
+use crate::ruleset::Family;
+use crate::source::local_addrs;
 use clap::Args;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -15,9 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
-
-/// Restore options: wait for the xtables lock rather than fail at once.
-const WAIT: &str = "--wait=10";
 
 #[derive(Debug, Clone, Args)]
 pub struct ApplyArgs {
@@ -62,151 +60,6 @@ fn ignore_sigpipe() {
     }
 }
 
-/// One family's file to load.
-struct Input {
-    family: Family,
-    path: PathBuf,
-    text: String,
-    rules: Ruleset,
-    counters: bool,
-}
-
-/// Read and parse one file, once: what is checked is what is loaded. The messages are the
-/// file source's (`cannot read PATH: ...`, `PATH: line 7: ...`).
-fn read_input(path: &Path, family: Family) -> Result<Input, String> {
-    let shown = path.display().to_string();
-    let label = family.label();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        let e = SourceError::Io {
-            path: shown.clone(),
-            message: e.to_string(),
-        };
-        format!("{label}: {e}")
-    })?;
-    let rules = ruleset::parse(&text, family).map_err(|e| {
-        let e = SourceError::Parse {
-            what: shown.clone(),
-            message: e.to_string(),
-        };
-        format!("{label}: {e}")
-    })?;
-    let counters = rules
-        .tables
-        .iter()
-        .flat_map(|t| &t.chains)
-        .any(|c| c.rules.iter().any(|r| r.counters.is_some()));
-    Ok(Input {
-        family,
-        path: path.to_path_buf(),
-        text,
-        rules,
-        counters,
-    })
-}
-
-/// A restore tool's complaint on one line, without its `Try --help` advice.
-fn clean(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("Try `"))
-        .collect();
-    lines.join("; ").trim_end_matches('.').to_string()
-}
-
-/// The kernel's rule set with the file's tables in place of its own: what the kernel holds
-/// once a file is restored (a restore leaves the tables it is not given alone).
-fn merged(before: &Ruleset, file: &Ruleset) -> Ruleset {
-    let mut out = before.clone();
-    for t in &file.tables {
-        match out.tables.iter_mut().find(|x| x.name == t.name) {
-            Some(x) => *x = t.clone(),
-            None => out.tables.push(t.clone()),
-        }
-    }
-    out
-}
-
-/// Does the kernel now hold the file's rules? Compared per table of the file: the chains, their
-/// policies, and per chain the number of rules and each rule's target (the kernel writes a
-/// rule's matches in its own canonical form, e.g. `-p tcp -m tcp --dport 22`, so their words
-/// may differ from a hand-written file's). Counters are ignored. The differences, as sentences.
-fn verify(family: Family, file: &Ruleset, kernel: &Ruleset) -> Vec<String> {
-    let mut out = Vec::new();
-    let label = family.label();
-    for t in &file.tables {
-        let Some(k) = kernel.table(&t.name) else {
-            out.push(format!("{label} table {} is not in the kernel", t.name));
-            continue;
-        };
-        for c in &t.chains {
-            let Some(kc) = k.chain(&c.name) else {
-                out.push(format!(
-                    "{label} {}/{} is not in the kernel",
-                    t.name, c.name
-                ));
-                continue;
-            };
-            if c.policy.is_some() && c.policy != kc.policy {
-                out.push(format!(
-                    "{label} {}/{} has policy {} instead of {}",
-                    t.name,
-                    c.name,
-                    kc.policy.as_deref().unwrap_or("-"),
-                    c.policy.as_deref().unwrap_or("-")
-                ));
-            }
-            let targets = |ch: &ruleset::Chain| -> Vec<Option<String>> {
-                ch.rules
-                    .iter()
-                    .map(|r| r.spec.target.as_ref().map(|x| x.name.to_string()))
-                    .collect()
-            };
-            if c.rules.len() != kc.rules.len() {
-                out.push(format!(
-                    "{label} {}/{} holds {} rules instead of {}",
-                    t.name,
-                    c.name,
-                    kc.rules.len(),
-                    c.rules.len()
-                ));
-            } else if targets(c) != targets(kc) {
-                out.push(format!(
-                    "{label} {}/{}: the rules' targets differ from the file's",
-                    t.name, c.name
-                ));
-            }
-        }
-        for kc in &k.chains {
-            if t.chain(&kc.name).is_none() && (!kc.is_builtin() || !kc.rules.is_empty()) {
-                out.push(format!(
-                    "{label} {}/{} is in the kernel but not in the file",
-                    t.name, kc.name
-                ));
-            }
-        }
-    }
-    out
-}
-
-/// The lockout check: with `SSH_CONNECTION` set, would the rule sets after the change still
-/// carry this SSH session (edit::lockout)? One line per flow that would be cut. Without
-/// `SSH_CONNECTION` (not over SSH) there is nothing to check.
-fn lockout_findings(before: &[Ruleset], after: &[Ruleset]) -> Vec<String> {
-    let Some(session) = std::env::var("SSH_CONNECTION")
-        .ok()
-        .and_then(|s| lockout::parse_ssh_connection(&s))
-    else {
-        return Vec::new();
-    };
-    // Without the local addresses the check still runs; it only knows less about interfaces.
-    let local = local_addrs::read().unwrap_or_default();
-    lockout::check(&session, before, after, &local)
-        .iter()
-        .map(ToString::to_string)
-        .collect()
-}
-
 /// Lines typed on standard input, read by a thread so that the countdown can run meanwhile.
 /// `None` once standard input is closed.
 struct Lines(mpsc::Receiver<Option<String>>);
@@ -241,8 +94,81 @@ impl Lines {
     }
 }
 
-/// `nfscope apply`. Returns the exit status: 0 applied (and confirmed, or left to the watchdog
-/// with --yes, or kept with --no-confirm), 1 nothing changed or the change was rolled back.
+/// Prints the commit's steps as the TUI's checklist shows them (` ✓ validate      …`), each
+/// once (a run again after the lockout question repeats the first ones), and keeps how it ended.
+#[derive(Default)]
+struct Steps {
+    shown: Vec<(Step, String)>,
+    end: Option<End>,
+}
+
+/// How one run of the commit pipeline ended, for `nfscope apply`.
+enum End {
+    Failed(Step),
+    Lockout(Vec<String>),
+    Armed,
+    Finished,
+}
+
+impl Steps {
+    fn line(mark: &str, step: Step, detail: &str) -> String {
+        format!(" {mark} {:<14}{detail}", step.label())
+    }
+
+    fn show(&mut self, p: Progress) {
+        match p {
+            Progress::Running(_) => {}
+            Progress::Done(s, d) => {
+                if !self.shown.iter().any(|(t, e)| *t == s && *e == d) {
+                    say(&Steps::line("✓", s, &d));
+                    self.shown.push((s, d));
+                }
+            }
+            Progress::Failed(s, d) => {
+                eprintln!("{}", Steps::line("✗", s, &d));
+                self.end = Some(End::Failed(s));
+            }
+            Progress::Conflicts { lines, .. } => {
+                for l in lines {
+                    eprintln!("{l}");
+                }
+                self.end = Some(End::Failed(Step::Concurrency));
+            }
+            Progress::Lockout(findings) => {
+                let n = findings.len();
+                eprintln!(
+                    "{}",
+                    Steps::line(
+                        "!",
+                        Step::Lockout,
+                        &format!(
+                            "{n} danger{} for your SSH session",
+                            if n == 1 { "" } else { "s" }
+                        )
+                    )
+                );
+                self.end = Some(End::Lockout(findings));
+            }
+            Progress::Changes(diff) => {
+                if diff.trim().is_empty() {
+                    say("Applied: the kernel already held these rules (counters aside).");
+                } else {
+                    say(&format!("Applied:\n{}", diff.trim_end()));
+                }
+            }
+            Progress::Armed { .. } => self.end = Some(End::Armed),
+            Progress::Finished(_) => self.end = Some(End::Finished),
+            Progress::Extended { .. }
+            | Progress::Confirmed(_)
+            | Progress::RolledBack(_)
+            | Progress::ActionFailed(_) => {}
+        }
+    }
+}
+
+/// `nfscope apply`: the commit pipeline the TUI's commit runs (edit::commit), loading whole
+/// files. Returns the exit status: 0 applied (and confirmed, or left to the watchdog with
+/// --yes, or kept with --no-confirm), 1 nothing changed or the change was rolled back.
 pub fn run(state_dir: Option<&Path>, src: &SourceArgs, args: &ApplyArgs) -> i32 {
     ignore_sigpipe();
     if src.demo {
@@ -263,10 +189,10 @@ pub fn run(state_dir: Option<&Path>, src: &SourceArgs, args: &ApplyArgs) -> i32 
             "nfscope apply needs a rule set to load: nfscope apply FILE [--file6 FILE6] (files in the iptables-save format)",
         );
     }
-    let mut inputs = Vec::new();
+    let mut files = Vec::new();
     for (f, p) in &paths {
-        match read_input(p, *f) {
-            Ok(i) => inputs.push(i),
+        match WholeFile::read(p, *f) {
+            Ok(w) => files.push(w),
             Err(e) => return fail(&format!("{e}. Nothing was changed.")),
         }
     }
@@ -290,178 +216,63 @@ pub fn run(state_dir: Option<&Path>, src: &SourceArgs, args: &ApplyArgs) -> i32 
         ));
     }
 
-    // 1. Validate every file before anything changes.
-    for i in &inputs {
-        let mut a = vec![WAIT, "--test"];
-        if i.counters {
-            a.push("-c");
-        }
-        if let Err(e) = tools.restore(i.family, &a, &i.text) {
-            let why = match &e {
-                SourceError::ToolFailed { tool, stderr, .. } => {
-                    format!(
-                        "{}: {} was refused by `{tool} --test`: {}",
-                        i.family.label(),
-                        i.path.display(),
-                        clean(stderr)
-                    )
-                }
-                other => format!("{}: {}", i.family.label(), guard::tool_error(other)),
-            };
-            return fail(&format!("{why}. Nothing was changed."));
-        }
-    }
-
-    // 2. Read the kernel now: what to back up and to compare with.
-    let mut before: Vec<(Family, String, Ruleset)> = Vec::new();
-    for f in Family::ALL {
-        let wanted = inputs.iter().any(|i| i.family == f);
-        let read = tools.save_text(f).and_then(|text| {
-            ruleset::parse(&text, f)
-                .map(|rs| (text, rs))
-                .map_err(|e| SourceError::Parse {
-                    what: tools.save_tool(f),
-                    message: e.to_string(),
-                })
-        });
-        match read {
-            Ok((text, rs)) => before.push((f, text, rs)),
-            Err(e) if wanted => {
-                return fail(&format!(
-                    "{}: {}. Nothing was changed.",
-                    f.label(),
-                    guard::tool_error(&e)
-                ));
-            }
-            Err(e) => say(&format!(
-                "Note: {}: {}; that family is not backed up and not rolled back.",
-                f.label(),
-                guard::tool_error(&e)
-            )),
-        }
-    }
-    let base: Vec<Ruleset> = before.iter().map(|(_, _, rs)| rs.clone()).collect();
-    let staged: Vec<Ruleset> = base
-        .iter()
-        .map(|rs| {
-            inputs
-                .iter()
-                .find(|i| i.family == rs.family)
-                .map_or_else(|| rs.clone(), |i| merged(rs, &i.rules))
-        })
-        .collect();
-
-    // 3. The lockout check.
+    let target = Target::Kernel {
+        tools,
+        dir: dir.clone(),
+        timeout: (!args.no_confirm).then(|| Duration::from_secs(args.confirm_timeout)),
+        armed: Default::default(),
+    };
+    let mut req = Request {
+        load: Load::Files(files),
+        ssh: std::env::var("SSH_CONNECTION").ok(),
+        // Without the local addresses the lockout check still runs; it only knows less about
+        // interfaces.
+        locals: local_addrs::read().unwrap_or_default(),
+        ..Request::default()
+    };
     // One reader of standard input for every question asked.
     let mut lines: Option<Lines> = None;
-    let findings = lockout_findings(&base, &staged);
-    if !findings.is_empty()
-        && let Some(code) = lockout_question(&findings, args, &mut lines)
-    {
-        return code;
-    }
-
-    // 4. Back up both families.
-    let texts: Vec<(Family, String)> = before.iter().map(|(f, t, _)| (*f, t.clone())).collect();
-    let backups = match backup::backup_set(&dir, &texts) {
-        Ok(b) => b,
-        Err(e) => return fail(&format!("{e}. Nothing was changed.")),
-    };
-
-    // 5. Arm the watchdog before the kernel changes: from here on, nfscope may die at any
-    // moment and the change still goes back.
-    let pending = if args.no_confirm {
-        None
-    } else {
-        match guard::arm(
-            &dir,
-            &tools,
-            &backups,
-            Duration::from_secs(args.confirm_timeout),
-        ) {
-            Ok(p) => Some(p),
-            Err(e) => return fail(&format!("{e}. Nothing was changed.")),
-        }
-    };
-
-    // 6. Load each file whole.
-    for i in &inputs {
-        let mut a = vec![WAIT];
-        if i.counters {
-            a.push("-c");
-        }
-        if let Err(e) = tools.restore(i.family, &a, &i.text) {
-            let said = match &e {
-                SourceError::ToolFailed { tool, stderr, .. } => {
-                    format!("{tool} said: {}", clean(stderr))
+    let mut steps = Steps::default();
+    loop {
+        commit::run(&target, &req, &mut |p| steps.show(p));
+        match steps.end.take() {
+            Some(End::Lockout(findings)) if !req.lockout_confirmed => {
+                if let Some(code) = lockout_question(&findings, args, &mut lines) {
+                    return code;
                 }
-                other => guard::tool_error(other),
-            };
-            let why = format!(
-                "{}: {} was refused by the kernel ({said})",
-                i.family.label(),
-                i.path.display(),
-            );
-            return undo_now(&dir, &tools, &backups, &why);
-        }
-    }
-
-    // 7. Read back and verify.
-    let mut diffs = String::new();
-    for i in &inputs {
-        let after = match tools.read(i.family) {
-            Ok(rs) => rs,
-            Err(e) => {
-                let why = format!(
-                    "{}: cannot read the rule set back: {}",
-                    i.family.label(),
-                    guard::tool_error(&e)
-                );
-                return undo_now(&dir, &tools, &backups, &why);
+                req.lockout_confirmed = true;
             }
-        };
-        let wrong = verify(i.family, &i.rules, &after);
-        if !wrong.is_empty() {
-            let why = format!(
-                "the kernel does not hold what {} says: {}",
-                i.path.display(),
-                wrong.join("; ")
-            );
-            return undo_now(&dir, &tools, &backups, &why);
+            Some(End::Failed(step)) if !step.after_change() => {
+                return fail(&format!(
+                    "not applied: the {} step refused. Nothing was changed.",
+                    step.label()
+                ));
+            }
+            Some(End::Failed(step)) => {
+                return fail(&format!(
+                    "not applied: the {} step failed after the kernel was changed (what was undone is said above)",
+                    step.label()
+                ));
+            }
+            Some(End::Finished) => {
+                say("No watchdog (--no-confirm): the change stays.");
+                return 0;
+            }
+            Some(End::Armed) => break,
+            Some(End::Lockout(_)) | None => {
+                return fail(
+                    "the commit stopped without saying why. Look at the rule set (nfscope rules)",
+                );
+            }
         }
-        if let Some((_, _, old)) = before.iter().find(|(f, _, _)| *f == i.family) {
-            diffs.push_str(&guard::diff(old, &after));
-        }
     }
-    let files: Vec<String> = inputs
-        .iter()
-        .map(|i| i.path.display().to_string())
-        .collect();
-    let mut detail = format!("loaded {}", files.join(" and "));
-    if let Some(p) = &pending {
-        detail.push_str(&format!(
-            ", rollback at {} unless confirmed",
-            p.deadline_text()
-        ));
-    }
-    detail.push('\n');
-    detail.push_str(if diffs.is_empty() {
-        "(no change to the rules)"
-    } else {
-        &diffs
-    });
-    if let Err(e) = audit::log(&dir, "apply", detail.trim_end()) {
-        eprintln!("nfscope: warning: {e}");
-    }
-    if diffs.is_empty() {
-        say("Applied: the kernel already held these rules (counters aside).");
-    } else {
-        say(&format!("Applied:\n{}", diffs.trim_end()));
-    }
-
-    let Some(pending) = pending else {
-        say("No watchdog (--no-confirm): the change stays.");
-        return 0;
+    let id = match &target {
+        Target::Kernel { armed, .. } => armed.lock().ok().and_then(|a| a.clone()),
+        _ => None,
+    };
+    let pending = match guard::status(&dir) {
+        Some(p) if Some(&p.id) == id.as_ref() => p,
+        _ => return ended_elsewhere(&dir, id.as_deref().unwrap_or(""), false),
     };
     let flag = state_dir_hint(state_dir);
     if args.yes {
@@ -472,31 +283,13 @@ pub fn run(state_dir: Option<&Path>, src: &SourceArgs, args: &ApplyArgs) -> i32 
         ));
         return 0;
     }
-    countdown(&dir, &tools, &pending, args, &flag, &mut lines)
+    countdown(&target, &dir, &pending, args, &flag, &mut lines)
 }
 
 /// ` --state-dir DIR` when the state directory was given on the command line (the confirming
 /// command must find the same one).
 fn state_dir_hint(flag: Option<&Path>) -> String {
     flag.map_or_else(String::new, |d| format!(" --state-dir {}", d.display()))
-}
-
-/// Roll back at once, after a failure half way; returns the exit status.
-fn undo_now(dir: &Path, tools: &Tools, backups: &[(Family, PathBuf)], why: &str) -> i32 {
-    let _ = guard::disarm(dir, guard::Ended::RolledBackAfterFailure);
-    let result = guard::restore_backups(tools, backups);
-    let (action, said) = match &result {
-        Ok(_) => (
-            "rollback",
-            format!("{why}. The previous rule sets were restored."),
-        ),
-        Err(e) => (
-            "rollback-failed",
-            format!("{why}. Restoring the previous rule sets failed too: {e}"),
-        ),
-    };
-    let _ = audit::log(dir, action, &said);
-    fail(&said)
 }
 
 /// The lockout warning and its explicit confirmation; `Some(status)` to stop.
@@ -534,8 +327,8 @@ fn secs(d: Duration) -> u64 {
 
 /// Wait for `yes` on standard input within the deadline, the countdown showing.
 fn countdown(
+    target: &Target,
     dir: &Path,
-    tools: &Tools,
     pending: &Pending,
     args: &ApplyArgs,
     flag: &str,
@@ -574,8 +367,7 @@ fn countdown(
             if tty {
                 say("");
             }
-            let backups = current.backups.clone();
-            return undo_now(dir, tools, &backups, "interrupted before a confirmation");
+            return roll_back_now(target, "interrupted before a confirmation");
         }
         let left = current.remaining();
         if left.is_zero() {
@@ -597,7 +389,7 @@ fn countdown(
             Some(Some(answer)) => {
                 let a = answer.to_ascii_lowercase();
                 if a == "y" || a == "yes" {
-                    return confirm_now(dir);
+                    return confirm_now(target);
                 }
                 if a == "+" {
                     match guard::extend(dir, Duration::from_secs(args.confirm_timeout)) {
@@ -623,8 +415,7 @@ fn countdown(
                     continue;
                 }
                 // Anything else is a no, as in iptables-apply: back at once.
-                let backups = current.backups.clone();
-                return undo_now(dir, tools, &backups, "not confirmed");
+                return roll_back_now(target, "not confirmed");
             }
             Some(None) => {
                 if tty {
@@ -675,29 +466,27 @@ fn ended_elsewhere(dir: &Path, id: &str, tty: bool) -> i32 {
     }
 }
 
-/// `yes` was typed (and its Enter ended the prompt's line).
-fn confirm_now(dir: &Path) -> i32 {
-    match guard::confirm(dir) {
-        Ok(p) => {
-            log_confirm(dir, &p);
+/// `yes` was typed (and its Enter ended the prompt's line): the countdown's confirm, as the
+/// TUI's.
+fn confirm_now(target: &Target) -> i32 {
+    match commit::confirm(target) {
+        Progress::Confirmed(_) => {
             say("Confirmed: the change stays.");
             0
         }
-        Err(e) => fail(&e),
+        Progress::ActionFailed(e) => fail(&e),
+        other => fail(&format!("unexpected answer to a confirmation: {other:?}")),
     }
 }
 
-fn log_confirm(dir: &Path, p: &Pending) {
-    let detail = format!(
-        "kept the commit of {} by {}{}",
-        p.id,
-        p.started_by,
-        p.ssh_client
-            .as_deref()
-            .map_or_else(String::new, |c| format!(" from {c}"))
-    );
-    if let Err(e) = audit::log(dir, "confirm", &detail) {
-        eprintln!("nfscope: warning: {e}");
+/// A no, or Ctrl-C, in the countdown: the countdown's rollback, as the TUI's `n`.
+fn roll_back_now(target: &Target, why: &str) -> i32 {
+    match commit::rollback(target) {
+        Progress::RolledBack(msg) => fail(&format!("{why}: {msg}")),
+        Progress::ActionFailed(msg) => fail(&format!("{why}, and {msg}")),
+        other => fail(&format!(
+            "{why}: unexpected answer to a rollback: {other:?}"
+        )),
     }
 }
 
@@ -746,7 +535,9 @@ pub fn run_confirm(state_dir: Option<&Path>) -> i32 {
     }
     match guard::confirm(&dir) {
         Ok(p) => {
-            log_confirm(&dir, &p);
+            if let Err(e) = audit::log(&dir, "confirm", &commit::confirm_detail(&p)) {
+                eprintln!("nfscope: warning: {e}");
+            }
             say(&format!(
                 "Confirmed: the change by {} stays, and its watchdog stops.",
                 p.started_by
@@ -811,55 +602,4 @@ pub fn run_rollback(state_dir: Option<&Path>, src: &SourceArgs) -> i32 {
 /// `nfscope watchdog --id ID` (hidden; started by `apply` and the UI's commit).
 pub fn run_watchdog(state_dir: Option<&Path>, args: &WatchdogArgs) -> i32 {
     guard::watchdog(&backup::state_dir(state_dir), &args.id)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rs(text: &str) -> Ruleset {
-        ruleset::parse(text, Family::V4).unwrap()
-    }
-
-    #[test]
-    fn verify_ignores_counters_and_canonical_forms() {
-        let file = rs("*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n");
-        let kernel = rs(
-            "*filter\n:INPUT DROP [5:6]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n[1:2] -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n",
-        );
-        assert!(verify(Family::V4, &file, &kernel).is_empty());
-        let other = rs("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n");
-        let wrong = verify(Family::V4, &file, &other);
-        assert!(
-            wrong
-                .iter()
-                .any(|w| w.contains("policy ACCEPT instead of DROP")),
-            "{wrong:?}"
-        );
-        assert!(
-            wrong
-                .iter()
-                .any(|w| w.contains("holds 0 rules instead of 1")),
-            "{wrong:?}"
-        );
-        let nat = rs("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n");
-        assert_eq!(
-            verify(Family::V4, &nat, &kernel),
-            vec!["IPv4 table nat is not in the kernel".to_string()]
-        );
-    }
-
-    #[test]
-    fn merged_replaces_only_the_files_tables() {
-        let kernel =
-            rs("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n");
-        let file = rs("*filter\n:INPUT DROP [0:0]\nCOMMIT\n*raw\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n");
-        let m = merged(&kernel, &file);
-        let names: Vec<&str> = m.tables.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["nat", "filter", "raw"]);
-        assert_eq!(
-            m.table("filter").unwrap().chains[0].policy.as_deref(),
-            Some("DROP")
-        );
-    }
 }

@@ -153,6 +153,29 @@ pub fn validate(tools: &Tools, staged: &[Ruleset]) -> Result<(), ApplyError> {
     check(tools, staged).map(|_| ())
 }
 
+/// `validate` for one family's rule set file as given (`nfscope apply`): `restore --test` of
+/// its very text (with `-c` when it carries counters), then the trial load. What is checked is
+/// what is loaded.
+pub fn validate_text(
+    tools: &Tools,
+    family: Family,
+    text: &str,
+    counters: bool,
+) -> Result<(), ApplyError> {
+    let invalid =
+        |check| move |e: SourceError| classify(e, family, tools.restore_tool(family), check, text);
+    let mut args = vec!["--test", "-w"];
+    if counters {
+        args.push("-c");
+    }
+    tools
+        .restore(family, &args, text)
+        .map_err(invalid("--test"))?;
+    trial_load(*tools, family, text)
+        .map_err(invalid("a trial load into an empty network namespace"))?;
+    Ok(())
+}
+
 /// `validate`, and the staged rule sets as the kernel writes them back: a rule typed as
 /// `-p tcp --dport 22 -j ACCEPT` reads back as `-p tcp -m tcp --dport 22 -j ACCEPT`, and a plan
 /// and its verification must compare what the kernel will hold. The rule texts come from the

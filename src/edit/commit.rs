@@ -12,6 +12,7 @@
 //! kernel is touched, not after: if nfscope, its terminal or the SSH session die in the middle
 //! of the apply, the rollback still comes.
 
+use super::guard::Pending;
 use super::{ChainRef, apply, audit, backup, guard, lockout, plan, stage::Op, tools::Tools};
 use crate::ruleset::save::{SaveOptions, write as save_text};
 use crate::ruleset::{self, Counters, Family, Ruleset};
@@ -45,6 +46,12 @@ impl Step {
         Step::Verify,
     ];
 
+    /// Whether the target may have been changed when this step fails (then the step's
+    /// sentence says what was undone); before it, nothing was.
+    pub fn after_change(self) -> bool {
+        matches!(self, Step::Apply | Step::Verify)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Step::Validate => "validate",
@@ -77,7 +84,11 @@ pub enum Progress {
     Armed {
         deadline_ms: u64,
     },
-    /// Applied and verified, and nothing to confirm (a file).
+    /// What the kernel holds now that it did not before (and the reverse), as `guard::diff`
+    /// lines: reported after a whole-file load verified (`nfscope apply` prints it).
+    Changes(String),
+    /// Applied and verified, and nothing to confirm (a file, or a kernel commit without a
+    /// watchdog).
     Finished(String),
     Extended {
         deadline_ms: u64,
@@ -94,7 +105,9 @@ pub enum Target {
     Kernel {
         tools: Tools,
         dir: PathBuf,
-        timeout: Duration,
+        /// The commit-confirmed window; `None`: no watchdog, the change stays as applied
+        /// (`nfscope apply --no-confirm`).
+        timeout: Option<Duration>,
         /// The id of the commit this UI armed last, to tell at the deadline whether it was
         /// confirmed from elsewhere (`nfscope confirm`) or rolled back.
         armed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
@@ -123,9 +136,70 @@ impl std::fmt::Debug for Target {
     }
 }
 
-/// Everything a commit needs, taken from the staging when the user pressed commit.
+/// How a commit changes the kernel.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Load {
+    /// The edited chains only, by the smallest script per table, one `--noflush` transaction
+    /// each (the TUI's staged edits).
+    #[default]
+    Chains,
+    /// Whole files, each replacing the tables it holds, as `iptables-restore FILE` does
+    /// (`nfscope apply`). `Request::staged` is then worked out from the kernel as read.
+    Files(Vec<WholeFile>),
+}
+
+/// One family's rule set file for `Load::Files`, read and parsed once: what is checked is what
+/// is loaded.
 #[derive(Debug, Clone, PartialEq)]
+pub struct WholeFile {
+    pub family: Family,
+    pub path: PathBuf,
+    pub text: String,
+    pub rules: Ruleset,
+    /// The file carries counters (`[packets:bytes]`): they are loaded too (`-c`).
+    pub counters: bool,
+}
+
+impl WholeFile {
+    /// Read and parse `path` as `family`'s rule set; the sentence names the file (and the line).
+    pub fn read(path: &Path, family: Family) -> Result<WholeFile, String> {
+        let shown = path.display().to_string();
+        let label = family.label();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let e = crate::source::SourceError::Io {
+                path: shown.clone(),
+                message: e.to_string(),
+            };
+            format!("{label}: {e}")
+        })?;
+        let rules = ruleset::parse(&text, family).map_err(|e| {
+            let e = crate::source::SourceError::Parse {
+                what: shown.clone(),
+                message: e.to_string(),
+            };
+            format!("{label}: {e}")
+        })?;
+        let counters = rules
+            .tables
+            .iter()
+            .flat_map(|t| &t.chains)
+            .any(|c| c.rules.iter().any(|r| r.counters.is_some()));
+        Ok(WholeFile {
+            family,
+            path: path.to_path_buf(),
+            text,
+            rules,
+            counters,
+        })
+    }
+}
+
+/// Everything a commit needs, taken from the staging when the user pressed commit (or, for
+/// `nfscope apply`, the files to load).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Request {
+    /// How the kernel is changed.
+    pub load: Load,
     pub base: Vec<Ruleset>,
     pub staged: Vec<Ruleset>,
     pub ops: Vec<Op>,
@@ -273,6 +347,13 @@ pub fn validate(target: &Target, staged: &[Ruleset]) -> Result<(), String> {
 
 /// Run a commit, reporting each step. Stops at the first step that fails or needs the user.
 pub fn run(target: &Target, req: &Request, report: &mut dyn FnMut(Progress)) {
+    if matches!(req.load, Load::Files(_)) && !matches!(target, Target::Kernel { .. }) {
+        report(Progress::Failed(
+            Step::Validate,
+            "whole rule set files are loaded into the kernel only (nfscope apply)".into(),
+        ));
+        return;
+    }
     match target {
         Target::Kernel {
             tools,
@@ -296,38 +377,72 @@ pub fn run(target: &Target, req: &Request, report: &mut dyn FnMut(Progress)) {
 }
 
 /// The kernel's commit; the pending commit's id once the watchdog is armed and all went well.
+/// The same steps for staged chains (the TUI) and whole files (`nfscope apply`).
 fn run_kernel(
     tools: &Tools,
     dir: &Path,
-    timeout: Duration,
+    timeout: Option<Duration>,
     req: &Request,
     report: &mut dyn FnMut(Progress),
 ) -> Option<String> {
-    let fams = families(&req.staged);
-    report(Progress::Running(Step::Validate));
-    // From here on the staged rules are spelled as the kernel will print them, so that the
-    // plan and the verification compare like with like.
+    let files: &[WholeFile] = match &req.load {
+        Load::Files(f) => f,
+        Load::Chains => &[],
+    };
+    let whole = matches!(req.load, Load::Files(_));
+    let fams: Vec<Family> = if whole {
+        Family::ALL
+            .into_iter()
+            .filter(|f| files.iter().any(|w| w.family == *f))
+            .collect()
+    } else {
+        families(&req.staged)
+    };
     // Only the tables the commit changes are trial-loaded and read back (docs/performance.md).
-    let changed: BTreeSet<(Family, String)> = req
-        .edited
-        .iter()
-        .chain(&req.zeroed)
-        .map(|c| (c.family, c.table.clone()))
-        .collect();
-    let canon = match apply::canonical_tables(tools, &req.staged, &changed) {
-        Ok(staged) => Request {
-            staged,
-            ..req.clone()
-        },
+    let changed: BTreeSet<(Family, String)> = if whole {
+        files
+            .iter()
+            .flat_map(|w| w.rules.tables.iter().map(|t| (w.family, t.name.clone())))
+            .collect()
+    } else {
+        req.edited
+            .iter()
+            .chain(&req.zeroed)
+            .map(|c| (c.family, c.table.clone()))
+            .collect()
+    };
+
+    report(Progress::Running(Step::Validate));
+    let validated = if whole {
+        validate_files(tools, files).map(|()| req.clone())
+    } else {
+        // From here on the staged rules are spelled as the kernel will print them, so that
+        // the plan and the verification compare like with like.
+        apply::canonical_tables(tools, &req.staged, &changed)
+            .map(|staged| Request {
+                staged,
+                ..req.clone()
+            })
+            .map_err(|e| e.to_string())
+    };
+    let mut req = match validated {
+        Ok(r) => r,
         Err(e) => {
-            report(Progress::Failed(Step::Validate, e.to_string()));
+            report(Progress::Failed(Step::Validate, e));
             return None;
         }
     };
-    let req = &canon;
     report(Progress::Done(
         Step::Validate,
-        "iptables-restore --test accepts the staged tables".into(),
+        if whole {
+            format!(
+                "{} --test and a trial load accept {}",
+                tools.restore_tool(files[0].family),
+                paths_text(files)
+            )
+        } else {
+            "iptables-restore --test accepts the staged tables".into()
+        },
     ));
 
     report(Progress::Running(Step::Concurrency));
@@ -340,13 +455,17 @@ fn run_kernel(
             // must not be committed without a backup.
             Err(crate::source::SourceError::ToolMissing { .. }) if !fams.contains(&f) => {}
             Err(e) => {
-                report(Progress::Failed(Step::Concurrency, e.to_string()));
+                report(Progress::Failed(
+                    Step::Concurrency,
+                    format!("{}: {}", f.label(), guard::tool_error(&e)),
+                ));
                 return None;
             }
         }
     }
     let mut now = Vec::new();
-    for (f, text) in texts.iter().filter(|(f, _)| fams.contains(f)) {
+    // A whole-file load is checked for lockout against both families as they will be.
+    for (f, text) in texts.iter().filter(|(f, _)| whole || fams.contains(f)) {
         match crate::ruleset::parse(text, *f) {
             Ok(rs) => now.push(rs),
             Err(e) => {
@@ -358,11 +477,26 @@ fn run_kernel(
             }
         }
     }
-    if !concurrency_step(req, &now, "", report) {
+    if whole {
+        req.base = now.clone();
+        req.staged = now
+            .iter()
+            .map(|rs| {
+                files
+                    .iter()
+                    .find(|w| w.family == rs.family)
+                    .map_or_else(|| rs.clone(), |w| replace_tables(rs, &w.rules))
+            })
+            .collect();
+        report(Progress::Done(
+            Step::Concurrency,
+            "read the kernel's rule sets: the files replace their tables whole".into(),
+        ));
+    } else if !concurrency_step(&req, &now, "", report) {
         return None;
     }
 
-    if !lockout_step(req, &now, report) {
+    if !lockout_step(&req, &now, report) {
         return None;
     }
 
@@ -380,89 +514,322 @@ fn run_kernel(
     report(Progress::Done(Step::Backup, backups_text(&backups)));
 
     report(Progress::Running(Step::Watchdog));
-    let pending = match guard::arm(dir, tools, &backups, timeout) {
-        Ok(p) => p,
-        Err(e) => {
-            report(Progress::Failed(
+    let pending = match timeout {
+        Some(timeout) => match guard::arm(dir, tools, &backups, timeout) {
+            Ok(p) => {
+                let pid = p
+                    .watchdog_pid
+                    .map_or_else(String::new, |p| format!(" (pid {p})"));
+                report(Progress::Done(
+                    Step::Watchdog,
+                    format!("armed{pid}: it restores the backup unless you confirm"),
+                ));
+                Some(p)
+            }
+            Err(e) => {
+                report(Progress::Failed(
+                    Step::Watchdog,
+                    format!("cannot start the watchdog, so nothing was applied: {e}"),
+                ));
+                return None;
+            }
+        },
+        None => {
+            // Without a watchdog of its own, a commit still never runs beside one waiting.
+            if let Some(p) = guard::status(dir).filter(Pending::watchdog_alive) {
+                report(Progress::Failed(Step::Watchdog, guard::busy_message(&p)));
+                return None;
+            }
+            report(Progress::Done(
                 Step::Watchdog,
-                format!("cannot start the watchdog, so nothing was applied: {e}"),
+                "none (no confirmation asked): the change stays as applied".into(),
             ));
-            return None;
+            None
         }
     };
-    let pid = pending
-        .watchdog_pid
-        .map_or_else(String::new, |p| format!(" (pid {p})"));
-    report(Progress::Done(
-        Step::Watchdog,
-        format!("armed{pid}: it restores the backup unless you confirm"),
-    ));
+    // Undo at once after a failure with the kernel touched; the sentence for the step.
+    let undo = |why: String| -> String {
+        let back = rollback_kernel(tools, dir, &backups, guard::Ended::RolledBackAfterFailure)
+            .unwrap_or_else(|e| e);
+        format!("{why}; {back}")
+    };
 
     report(Progress::Running(Step::Apply));
-    let changes = plan::plan(&now, &req.staged, &req.edited, &req.renames, &req.zeroed);
-    if let Err(e) = apply::apply_changes(tools, &changes) {
-        let msg = e.to_string();
-        if e.holds_new_rules() {
-            // Some of the change stuck: restore the backup now rather than at the deadline.
-            let back = rollback_kernel(tools, dir, guard::Ended::RolledBackAfterFailure)
-                .unwrap_or_else(|e| e);
-            report(Progress::Failed(Step::Apply, format!("{msg}; {back}")));
-        } else {
-            // Nothing of the change is left in the kernel: the watchdog would only restore
-            // what is there.
-            let _ = guard::disarm(dir, guard::Ended::RolledBackAfterFailure);
-            report(Progress::Failed(Step::Apply, msg));
+    if whole {
+        for w in files {
+            let mut args = vec!["--wait=10"];
+            if w.counters {
+                args.push("-c");
+            }
+            if let Err(e) = tools.restore(w.family, &args, &w.text) {
+                let said = match &e {
+                    crate::source::SourceError::ToolFailed { tool, stderr, .. } => {
+                        format!("{tool} said: {}", one_line(stderr))
+                    }
+                    other => guard::tool_error(other),
+                };
+                // A restore may have changed the tables before the one it failed in (legacy),
+                // or an earlier file: the backups go back whatever happened.
+                report(Progress::Failed(
+                    Step::Apply,
+                    undo(format!(
+                        "{}: {} was refused by the kernel ({said})",
+                        w.family.label(),
+                        w.path.display()
+                    )),
+                ));
+                return None;
+            }
         }
-        return None;
-    }
-    let tables: Vec<String> = changes
-        .iter()
-        .map(|c| format!("{} {}", c.family.label(), c.table))
-        .collect();
-    report(Progress::Done(
-        Step::Apply,
-        format!("one transaction per table: {}", tables.join(", ")),
-    ));
-    let _ = audit::log(dir, "commit", &req.diff);
-
-    report(Progress::Running(Step::Verify));
-    let verified = apply::read_tables(tools, &changed)
-        .map_err(|e| vec![e.to_string()])
-        .and_then(|after| verify(&after, req));
-    match verified {
-        Ok(()) => report(Progress::Done(
-            Step::Verify,
-            "the kernel holds exactly the staged chains".into(),
-        )),
-        Err(diffs) => {
-            // Not what was staged: roll back now rather than ask the user to confirm it.
-            let back = rollback_kernel(tools, dir, guard::Ended::RolledBackAfterFailure)
-                .unwrap_or_else(|e| e);
-            report(Progress::Failed(
-                Step::Verify,
-                format!("{}; {back}", diffs.join("; ")),
-            ));
+        report(Progress::Done(
+            Step::Apply,
+            format!("loaded {} whole", paths_text(files)),
+        ));
+    } else {
+        let changes = plan::plan(&now, &req.staged, &req.edited, &req.renames, &req.zeroed);
+        if let Err(e) = apply::apply_changes(tools, &changes) {
+            let msg = e.to_string();
+            if e.holds_new_rules() {
+                // Some of the change stuck: restore the backup now rather than at the deadline.
+                report(Progress::Failed(Step::Apply, undo(msg)));
+            } else {
+                // Nothing of the change is left in the kernel: the watchdog would only restore
+                // what is there.
+                if pending.is_some() {
+                    let _ = guard::disarm(dir, guard::Ended::RolledBackAfterFailure);
+                }
+                report(Progress::Failed(Step::Apply, msg));
+            }
             return None;
         }
+        let tables: Vec<String> = changes
+            .iter()
+            .map(|c| format!("{} {}", c.family.label(), c.table))
+            .collect();
+        report(Progress::Done(
+            Step::Apply,
+            format!("one transaction per table: {}", tables.join(", ")),
+        ));
+        let _ = audit::log(dir, "commit", &req.diff);
     }
-    report(Progress::Armed {
-        deadline_ms: pending.deadline_unix_ms,
-    });
-    Some(pending.id)
+
+    report(Progress::Running(Step::Verify));
+    let verified = if whole {
+        verify_files(tools, files, &now)
+    } else {
+        apply::read_tables(tools, &changed)
+            .map_err(|e| vec![e.to_string()])
+            .and_then(|after| verify(&after, &req))
+            .map(|()| String::new())
+    };
+    let changes = match verified {
+        Ok(c) => c,
+        Err(diffs) => {
+            // Not what was staged: roll back now rather than ask the user to confirm it.
+            report(Progress::Failed(Step::Verify, undo(diffs.join("; "))));
+            return None;
+        }
+    };
+    report(Progress::Done(
+        Step::Verify,
+        if whole {
+            "the kernel holds the files' rules (counters aside)".into()
+        } else {
+            "the kernel holds exactly the staged chains".into()
+        },
+    ));
+    if whole {
+        let mut detail = format!("loaded {}", paths_text(files));
+        if let Some(p) = &pending {
+            detail.push_str(&format!(
+                ", rollback at {} unless confirmed",
+                p.deadline_text()
+            ));
+        }
+        detail.push('\n');
+        detail.push_str(if changes.is_empty() {
+            "(no change to the rules)"
+        } else {
+            &changes
+        });
+        let _ = audit::log(dir, "apply", detail.trim_end());
+        report(Progress::Changes(changes));
+    }
+    match pending {
+        Some(p) => {
+            report(Progress::Armed {
+                deadline_ms: p.deadline_unix_ms,
+            });
+            Some(p.id)
+        }
+        None => {
+            report(Progress::Finished(
+                "no watchdog: the change stays as applied".into(),
+            ));
+            None
+        }
+    }
 }
 
-/// Restore the pending commit's backups (else the latest) now and stop the watchdog; a
-/// sentence saying what happened.
-fn rollback_kernel(tools: &Tools, dir: &Path, why: guard::Ended) -> Result<String, String> {
-    let backups = match guard::status(dir) {
-        Some(p) => p.backups,
-        None => backup::latest(dir),
-    };
-    match guard::restore_backups(tools, &backups) {
+/// `a.rules and b.rules`.
+fn paths_text(files: &[WholeFile]) -> String {
+    files
+        .iter()
+        .map(|w| w.path.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// A tool's complaint on one line, without its `Try --help` advice.
+fn one_line(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Try `"))
+        .collect();
+    lines.join("; ").trim_end_matches('.').to_string()
+}
+
+/// The validate step of a whole-file load: each file as given, `restore --test` and a trial
+/// load (`apply::validate_text`).
+fn validate_files(tools: &Tools, files: &[WholeFile]) -> Result<(), String> {
+    for w in files {
+        apply::validate_text(tools, w.family, &w.text, w.counters).map_err(|e| match e {
+            apply::ApplyError::Invalid {
+                tool,
+                check,
+                message,
+                ..
+            } => format!(
+                "{}: {} was refused by {tool} ({check}): {message}",
+                w.family.label(),
+                w.path.display()
+            ),
+            other => other.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+/// The kernel's rule set with the file's tables in place of its own: what the kernel holds
+/// once a file is restored (a restore leaves the tables it is not given alone).
+fn replace_tables(before: &Ruleset, file: &Ruleset) -> Ruleset {
+    let mut out = before.clone();
+    for t in &file.tables {
+        match out.tables.iter_mut().find(|x| x.name == t.name) {
+            Some(x) => *x = t.clone(),
+            None => out.tables.push(t.clone()),
+        }
+    }
+    out
+}
+
+/// The verify step of a whole-file load: each family read back against its file
+/// (`file_differences`); what changed against `before`, as `guard::diff` lines.
+fn verify_files(
+    tools: &Tools,
+    files: &[WholeFile],
+    before: &[Ruleset],
+) -> Result<String, Vec<String>> {
+    let mut changes = String::new();
+    for w in files {
+        let after = tools.read(w.family).map_err(|e| {
+            vec![format!(
+                "{}: cannot read the rule set back: {}",
+                w.family.label(),
+                guard::tool_error(&e)
+            )]
+        })?;
+        let wrong = file_differences(w.family, &w.rules, &after);
+        if !wrong.is_empty() {
+            return Err(vec![format!(
+                "the kernel does not hold what {} says: {}",
+                w.path.display(),
+                wrong.join("; ")
+            )]);
+        }
+        if let Some(old) = before.iter().find(|r| r.family == w.family) {
+            changes.push_str(&guard::diff(old, &after));
+        }
+    }
+    Ok(changes)
+}
+
+/// Does the kernel now hold the file's rules? Compared per table of the file: the chains, their
+/// policies, and per chain the number of rules and each rule's target (the kernel writes a
+/// rule's matches in its own canonical form, e.g. `-p tcp -m tcp --dport 22`, so their words
+/// may differ from a hand-written file's). Counters are ignored. The differences, as sentences.
+fn file_differences(family: Family, file: &Ruleset, kernel: &Ruleset) -> Vec<String> {
+    let mut out = Vec::new();
+    let label = family.label();
+    for t in &file.tables {
+        let Some(k) = kernel.table(&t.name) else {
+            out.push(format!("{label} table {} is not in the kernel", t.name));
+            continue;
+        };
+        for c in &t.chains {
+            let Some(kc) = k.chain(&c.name) else {
+                out.push(format!(
+                    "{label} {}/{} is not in the kernel",
+                    t.name, c.name
+                ));
+                continue;
+            };
+            if c.policy.is_some() && c.policy != kc.policy {
+                out.push(format!(
+                    "{label} {}/{} has policy {} instead of {}",
+                    t.name,
+                    c.name,
+                    kc.policy.as_deref().unwrap_or("-"),
+                    c.policy.as_deref().unwrap_or("-")
+                ));
+            }
+            let targets = |ch: &ruleset::Chain| -> Vec<Option<String>> {
+                ch.rules
+                    .iter()
+                    .map(|r| r.spec.target.as_ref().map(|x| x.name.to_string()))
+                    .collect()
+            };
+            if c.rules.len() != kc.rules.len() {
+                out.push(format!(
+                    "{label} {}/{} holds {} rules instead of {}",
+                    t.name,
+                    c.name,
+                    kc.rules.len(),
+                    c.rules.len()
+                ));
+            } else if targets(c) != targets(kc) {
+                out.push(format!(
+                    "{label} {}/{}: the rules' targets differ from the file's",
+                    t.name, c.name
+                ));
+            }
+        }
+        for kc in &k.chains {
+            if t.chain(&kc.name).is_none() && (!kc.is_builtin() || !kc.rules.is_empty()) {
+                out.push(format!(
+                    "{label} {}/{} is in the kernel but not in the file",
+                    t.name, kc.name
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Restore `backups` now and stop the watchdog (if one is armed); a sentence saying what
+/// happened, and an audit record either way.
+fn rollback_kernel(
+    tools: &Tools,
+    dir: &Path,
+    backups: &[(Family, PathBuf)],
+    why: guard::Ended,
+) -> Result<String, String> {
+    match guard::restore_backups(tools, backups) {
         Ok(diff) => {
             // Restored: the watchdog has nothing left to do.
             let _ = guard::disarm(dir, why);
-            let _ = audit::log(dir, "rollback", &format!("rolled back from the UI\n{diff}"));
+            let _ = audit::log(dir, "rollback", &format!("rolled back by nfscope\n{diff}"));
             let emptied: Vec<&str> = diff
                 .lines()
                 .filter(|l| l.contains("did not exist before the commit"))
@@ -473,10 +840,27 @@ fn rollback_kernel(tools: &Tools, dir: &Path, why: guard::Ended) -> Result<Strin
                 Ok(format!("rolled back, except: {}", emptied.join("; ")))
             }
         }
-        Err(e) => Err(format!(
-            "the rollback failed ({e}); the watchdog will try again at its deadline"
-        )),
+        Err(e) => {
+            let _ = audit::log(dir, "rollback-failed", &e);
+            Err(format!(
+                "the rollback failed ({e}); {}",
+                if guard::status(dir).is_some() {
+                    "the watchdog will try again at its deadline"
+                } else {
+                    "restore the backup with `nfscope rollback`"
+                }
+            ))
+        }
     }
+}
+
+/// Restore the pending commit's backups (else the latest) now and stop the watchdog.
+fn rollback_pending(tools: &Tools, dir: &Path, why: guard::Ended) -> Result<String, String> {
+    let backups = match guard::status(dir) {
+        Some(p) => p.backups,
+        None => backup::latest(dir),
+    };
+    rollback_kernel(tools, dir, &backups, why)
 }
 
 /// The first staged address option (`-s`/`-d`) naming a host that does not resolve, in a
@@ -885,8 +1269,8 @@ fn run_demo(
 pub fn confirm(target: &Target) -> Progress {
     match target {
         Target::Kernel { dir, .. } => match guard::confirm(dir) {
-            Ok(_) => {
-                let _ = audit::log(dir, "confirm", "confirmed in the UI");
+            Ok(p) => {
+                let _ = audit::log(dir, "confirm", &confirm_detail(&p));
                 Progress::Confirmed("confirmed: the watchdog is stopped".into())
             }
             Err(e) => Progress::ActionFailed(e),
@@ -899,6 +1283,18 @@ pub fn confirm(target: &Target) -> Progress {
             Progress::Confirmed("confirmed".into())
         }
     }
+}
+
+/// What the audit log says of a confirmation: whose commit was kept.
+pub fn confirm_detail(p: &Pending) -> String {
+    format!(
+        "kept the commit of {} by {}{}",
+        p.id,
+        p.started_by,
+        p.ssh_client
+            .as_deref()
+            .map_or_else(String::new, |c| format!(" from {c}"))
+    )
 }
 
 /// Give the user `by` more before the rollback.
@@ -921,7 +1317,7 @@ pub fn extend(target: &Target, by: Duration, deadline_ms: u64) -> Progress {
 pub fn rollback(target: &Target) -> Progress {
     match target {
         Target::Kernel { tools, dir, .. } => {
-            match rollback_kernel(tools, dir, guard::Ended::RolledBackByUser) {
+            match rollback_pending(tools, dir, guard::Ended::RolledBackByUser) {
                 Ok(msg) => Progress::RolledBack(msg),
                 Err(msg) => Progress::ActionFailed(msg),
             }
@@ -1070,5 +1466,47 @@ mod tests {
         let t = &m.tables[0];
         assert_eq!(t.chain("INPUT").unwrap().rules[0].text, "-j Y");
         assert_eq!(t.chain("OUTPUT").unwrap().rules[0].text, "-j F2B");
+    }
+
+    #[test]
+    fn verify_ignores_counters_and_canonical_forms() {
+        let file = rs("*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n");
+        let kernel = rs(
+            "*filter\n:INPUT DROP [5:6]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n[1:2] -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n",
+        );
+        assert!(file_differences(Family::V4, &file, &kernel).is_empty());
+        let other = rs("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n");
+        let wrong = file_differences(Family::V4, &file, &other);
+        assert!(
+            wrong
+                .iter()
+                .any(|w| w.contains("policy ACCEPT instead of DROP")),
+            "{wrong:?}"
+        );
+        assert!(
+            wrong
+                .iter()
+                .any(|w| w.contains("holds 0 rules instead of 1")),
+            "{wrong:?}"
+        );
+        let nat = rs("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n");
+        assert_eq!(
+            file_differences(Family::V4, &nat, &kernel),
+            vec!["IPv4 table nat is not in the kernel".to_string()]
+        );
+    }
+
+    #[test]
+    fn replace_tables_replaces_only_the_files_tables() {
+        let kernel =
+            rs("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n");
+        let file = rs("*filter\n:INPUT DROP [0:0]\nCOMMIT\n*raw\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n");
+        let m = replace_tables(&kernel, &file);
+        let names: Vec<&str> = m.tables.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["nat", "filter", "raw"]);
+        assert_eq!(
+            m.table("filter").unwrap().chains[0].policy.as_deref(),
+            Some("DROP")
+        );
     }
 }

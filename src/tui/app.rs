@@ -1,8 +1,9 @@
 //! The application state and `update`, the one place it changes. No terminal here: tests drive
 //! `update` with messages and render with ratatui's TestBackend.
 
-use super::conntrack::CtScreen;
+use super::conntrack::{Confirm as CtConfirm, CtScreen};
 use super::edit::{Ask, EditScreen, RowRef};
+use super::editor::Editor;
 use super::event::{Cmd, Msg};
 use super::flow::FlowScreen;
 use super::keymap::{self, Action, Scope};
@@ -66,7 +67,7 @@ pub enum Focus {
     Rules,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Popup {
     Help {
         scroll: Scroll,
@@ -76,12 +77,12 @@ pub enum Popup {
     },
     /// A conntrack entry's attributes (which one, and the scroll, are in `App::ct`).
     CtDetail,
-    /// A deletion waiting for yes or no (what, in `App::ct`).
-    Confirm,
+    /// A conntrack deletion waiting for yes or no, owned here.
+    Confirm(Box<CtConfirm>),
     /// Edit mode's question waiting for yes or no, owned here.
     Ask(Box<Ask>),
-    /// The rule or chain-name editor (in `App::edit`).
-    Editor,
+    /// The rule or chain-name editor, or the lockout word, owned here.
+    Editor(Box<Editor>),
     /// The commit's checklist.
     Commit,
     /// The countdown after a commit.
@@ -96,8 +97,8 @@ impl Popup {
     /// The keymap scopes that see keys while this popup is open.
     pub fn scopes(&self) -> &'static [Scope] {
         match self {
-            Popup::Confirm | Popup::Ask(_) => &[Scope::Confirm],
-            Popup::Editor => &[Scope::Editor],
+            Popup::Confirm(_) | Popup::Ask(_) => &[Scope::Confirm],
+            Popup::Editor(_) => &[Scope::Editor],
             Popup::Commit => &[Scope::Commit],
             Popup::Countdown => &[Scope::Countdown],
             _ => &[Scope::Popup, Scope::Global],
@@ -108,7 +109,7 @@ impl Popup {
     pub fn is_edit(&self) -> bool {
         matches!(
             self,
-            Popup::Ask(_) | Popup::Editor | Popup::Commit | Popup::Countdown
+            Popup::Ask(_) | Popup::Editor(_) | Popup::Commit | Popup::Countdown
         )
     }
 
@@ -180,8 +181,29 @@ pub struct App {
     pub size: (u16, u16),
     pub theme: Theme,
     pub quit: bool,
-    /// Something visible changed since the last draw.
-    pub dirty: bool,
+}
+
+/// What one message did: the side effects it asks for, and whether what the screen shows
+/// changed. The main loop draws only then (and ratatui sends only the cells that differ).
+#[derive(Debug, Default, PartialEq)]
+pub struct Update {
+    pub cmds: Vec<Cmd>,
+    pub redraw: bool,
+}
+
+impl Update {
+    /// The screen changed.
+    pub fn redraw(cmds: Vec<Cmd>) -> Update {
+        Update { cmds, redraw: true }
+    }
+
+    /// Nothing on the screen changed.
+    pub fn quiet(cmds: Vec<Cmd>) -> Update {
+        Update {
+            cmds,
+            redraw: false,
+        }
+    }
 }
 
 impl App {
@@ -204,7 +226,6 @@ impl App {
             size,
             theme,
             quit: false,
-            dirty: true,
         }
     }
 
@@ -276,11 +297,21 @@ impl App {
 
     /// Feed one message; returns the side effects it asks for.
     pub fn update(&mut self, msg: Msg) -> Vec<Cmd> {
+        self.step(msg).cmds
+    }
+
+    /// Feed one message; the side effects it asks for, and whether the screen changed. A key
+    /// that means something redraws (the diff of an unchanged frame sends nothing); what comes
+    /// from the sources and the clock redraws only when it changed what is shown.
+    pub fn step(&mut self, msg: Msg) -> Update {
         match msg {
             Msg::Key(ev) => {
-                let cmds = self.on_key(ev);
+                if ev.kind != KeyEventKind::Press {
+                    return Update::default();
+                }
+                let u = self.on_key(ev);
                 self.sync_ct_viewport();
-                return cmds;
+                u
             }
             Msg::Resize(w, h) => {
                 self.size = (w, h);
@@ -288,51 +319,57 @@ impl App {
                 let rows = self.trace_rows();
                 self.trace.scroll_into_view(rows);
                 self.sync_ct_viewport();
-                self.dirty = true;
+                Update::redraw(Vec::new())
             }
-            Msg::Snapshot(s) => self.on_snapshot(*s),
+            Msg::Snapshot(s) => {
+                self.on_snapshot(*s);
+                Update::redraw(Vec::new())
+            }
             Msg::Conntrack(feed, at) => {
                 if later_than(at, self.now) {
                     self.now = at;
                 }
                 let visible = self.ct_visible();
-                if self.ct.on_feed(*feed, at, visible) && visible {
-                    self.dirty = true;
-                }
+                let changed = self.ct.on_feed(*feed, at, visible) && visible;
                 self.sync_ct_viewport();
+                Update {
+                    cmds: Vec::new(),
+                    redraw: changed,
+                }
             }
             Msg::Tick(now) => {
                 let before = self.age_label();
                 let second = whole_seconds(self.now);
                 self.now = now;
-                let cmds = self.countdown_tick(now);
-                if self.age_label() != before {
-                    self.dirty = true;
-                }
+                let countdown = self.countdown_tick(now);
                 let visible = self.ct_visible();
-                if self.ct.on_tick(now, visible) && visible {
-                    self.dirty = true;
-                }
+                let ct_changed = self.ct.on_tick(now, visible) && visible;
                 // Timeouts and ages count down once a second.
-                if visible && whole_seconds(now) != second {
-                    self.dirty = true;
-                }
+                let ct_second = visible && whole_seconds(now) != second;
                 self.sync_ct_viewport();
-                return cmds;
+                Update {
+                    redraw: countdown.redraw
+                        || self.age_label() != before
+                        || ct_changed
+                        || ct_second,
+                    cmds: countdown.cmds,
+                }
             }
             Msg::Quit => {
                 self.quit = true;
-                return vec![Cmd::Quit];
+                Update::quiet(vec![Cmd::Quit])
             }
-            Msg::Known(k) => self.edit.known = k,
-            Msg::Validated { id, result } => return self.on_validated(id, result),
-            Msg::Commit(p) => return self.on_commit(p),
+            Msg::Known(k) => {
+                self.edit.known = k;
+                Update::default()
+            }
+            Msg::Validated { id, result } => Update::redraw(self.on_validated(id, result)),
+            Msg::Commit(p) => Update::redraw(self.on_commit(p)),
             Msg::StateError(e) => {
                 self.edit.message = Some((e, true));
-                self.dirty = true;
+                Update::redraw(Vec::new())
             }
         }
-        Vec::new()
     }
 
     fn on_snapshot(&mut self, snap: RulesetSnapshot) {
@@ -343,7 +380,6 @@ impl App {
         }
         self.snapshot = Some(snap);
         self.rules_changed();
-        self.dirty = true;
         if self.edit.resume.is_some() {
             self.ask_resume();
         }
@@ -534,13 +570,10 @@ impl App {
         self.clamp_scroll();
     }
 
-    fn on_key(&mut self, ev: KeyEvent) -> Vec<Cmd> {
-        if ev.kind != KeyEventKind::Press {
-            return Vec::new();
-        }
-        self.dirty = true;
+    /// A key press: redraws unless the key means nothing here.
+    fn on_key(&mut self, ev: KeyEvent) -> Update {
         if self.mode == InputMode::Filter {
-            return self.on_filter_key(ev);
+            return Update::redraw(self.on_filter_key(ev));
         }
         let screen = [self.screen.scope(), Scope::Global];
         let form = self.popup.is_none()
@@ -552,9 +585,9 @@ impl App {
             None => &screen,
         };
         let Some(action) = keymap::resolve(&ev, scopes) else {
-            if self.popup == Some(Popup::Editor) {
+            if matches!(self.popup, Some(Popup::Editor(_))) {
                 self.editor_key(ev);
-                return Vec::new();
+                return Update::redraw(Vec::new());
             }
             // Typing into the Trace screen's form.
             if form
@@ -562,15 +595,14 @@ impl App {
                 && !ev.modifiers.contains(KeyModifiers::CONTROL)
             {
                 self.trace.type_char(c);
-                return Vec::new();
+                return Update::redraw(Vec::new());
             }
-            self.dirty = false;
-            return Vec::new();
+            return Update::default();
         };
         if let Some(p) = self.popup.clone() {
-            return self.on_popup_action(p, action);
+            return Update::redraw(self.on_popup_action(p, action));
         }
-        self.on_action(action)
+        Update::redraw(self.on_action(action))
     }
 
     fn on_filter_key(&mut self, ev: KeyEvent) -> Vec<Cmd> {
@@ -601,7 +633,7 @@ impl App {
             KeyCode::Up | KeyCode::Down => {
                 self.move_cursor(if ev.code == KeyCode::Up { -1 } else { 1 });
             }
-            _ => self.dirty = false,
+            _ => {}
         }
         Vec::new()
     }
@@ -638,7 +670,7 @@ impl App {
                 ct.input.push(c);
                 ct.input_error = None;
             }
-            _ => self.dirty = false,
+            _ => {}
         }
     }
 
@@ -646,14 +678,13 @@ impl App {
         if popup.is_edit() {
             return self.on_edit_popup(popup, action);
         }
-        if popup == Popup::Confirm && action != Action::Quit {
+        if let Popup::Confirm(question) = &popup
+            && action != Action::Quit
+        {
             self.popup = None;
-            if action == Action::Confirm
-                && let Some(cmd) = self.ct.confirmed(self.now)
-            {
-                return vec![cmd];
+            if action == Action::Confirm {
+                return vec![self.ct.confirmed((**question).clone(), self.now)];
             }
-            self.ct.confirm = None;
             return Vec::new();
         }
         let page = self.size.1.saturating_sub(8).max(1);
@@ -688,8 +719,8 @@ impl App {
                     Popup::Messages { scroll } => Popup::Messages {
                         scroll: scroll.moved(a, page, u16::MAX),
                     },
-                    Popup::Ask(_) | Popup::Editor | Popup::Commit | Popup::Countdown => popup,
-                    Popup::CtDetail | Popup::Confirm => {
+                    Popup::Ask(_) | Popup::Editor(_) | Popup::Commit | Popup::Countdown => popup,
+                    Popup::CtDetail | Popup::Confirm(_) => {
                         if let Some(d) = &mut self.ct.detail {
                             d.scroll = d.scroll.moved(a, page, u16::MAX);
                         }
@@ -772,15 +803,11 @@ impl App {
                 true,
                 now,
             ),
-            Action::Enter | Action::Details => {
-                if ct.open_detail() {
-                    self.popup = Some(Popup::CtDetail);
-                }
+            Action::Enter | Action::Details if ct.open_detail() => {
+                self.popup = Some(Popup::CtDetail);
             }
             Action::Back => {
-                if !ct.close_group(now) {
-                    self.dirty = false;
-                }
+                ct.close_group(now);
             }
             Action::Filter => {
                 ct.input = ct
@@ -791,9 +818,7 @@ impl App {
                 self.mode = InputMode::Filter;
             }
             Action::ClearFilter => {
-                if !ct.clear_filter(now) {
-                    self.dirty = false;
-                }
+                ct.clear_filter(now);
             }
             Action::SortNext => ct.sort_step(1, now),
             Action::SortPrev => ct.sort_step(-1, now),
@@ -803,14 +828,12 @@ impl App {
             }
             Action::GroupBy => ct.group_step(now),
             Action::Delete => {
-                if ct.ask_delete(now) {
-                    self.popup = Some(Popup::Confirm);
-                }
+                self.popup = ct.ask_delete(now).map(|q| Popup::Confirm(Box::new(q)));
             }
             Action::DeleteMatching => {
-                if ct.ask_delete_matching(now) {
-                    self.popup = Some(Popup::Confirm);
-                }
+                self.popup = ct
+                    .ask_delete_matching(now)
+                    .map(|q| Popup::Confirm(Box::new(q)));
             }
             Action::ExactNumbers => self.exact = !self.exact,
             Action::TraceEntry => {
@@ -824,7 +847,7 @@ impl App {
                     None => ct.say("no entry is selected to trace".into(), true, now),
                 }
             }
-            _ => self.dirty = false,
+            _ => {}
         }
         Vec::new()
     }
@@ -855,21 +878,13 @@ impl App {
             Action::RunTrace => self.run_trace(),
             Action::LeaveForm => tr.focus = TraceFocus::Steps,
             Action::EditForm => tr.focus = TraceFocus::Form,
-            Action::SshFill => {
-                if tr.fill_from_ssh() {
-                    self.run_trace();
-                }
-            }
+            Action::SshFill if tr.fill_from_ssh() => self.run_trace(),
             Action::NextPath => {
-                if !tr.switch_path(1) {
-                    self.dirty = false;
-                }
+                tr.switch_path(1);
                 self.trace.scroll_into_view(rows);
             }
             Action::PrevPath => {
-                if !tr.switch_path(-1) {
-                    self.dirty = false;
-                }
+                tr.switch_path(-1);
                 self.trace.scroll_into_view(rows);
             }
             Action::Up => tr.move_cursor(-1, rows),
@@ -890,7 +905,7 @@ impl App {
                     }
                 }
             }
-            _ => self.dirty = false,
+            _ => {}
         }
     }
 
@@ -994,7 +1009,7 @@ impl App {
                 }
                 self.open_chain_from(Screen::Flow, key, 0);
             }
-            _ => self.dirty = false,
+            _ => {}
         }
     }
 
@@ -1054,7 +1069,6 @@ impl App {
             }
             Action::ClearFilter => {
                 if self.rules.filter.is_empty() {
-                    self.dirty = false;
                 } else {
                     self.rules.filter.clear();
                     self.refilter();

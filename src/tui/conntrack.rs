@@ -177,7 +177,6 @@ pub struct CtScreen {
     pub ghosts: Vec<Ghost>,
     pub summary: Summary,
     pub notice: Option<Notice>,
-    pub confirm: Option<Confirm>,
     pub detail: Option<Detail>,
     /// Table positions of the entries passing the filter, in order.
     live: Vec<u32>,
@@ -258,7 +257,6 @@ impl CtScreen {
             ghosts: Vec::new(),
             summary: Summary::default(),
             notice: None,
-            confirm: None,
             detail: None,
             live: Vec::new(),
             view: Vec::new(),
@@ -894,38 +892,38 @@ impl CtScreen {
         true
     }
 
-    /// `d`: what to ask before deleting the selected entry, or why there is nothing to delete.
-    pub fn ask_delete(&mut self, now: SystemTime) -> bool {
+    /// `d`: what to ask before deleting the selected entry; `None` after saying why there is
+    /// nothing to delete.
+    pub fn ask_delete(&mut self, now: SystemTime) -> Option<Confirm> {
         let why = match self.selected_slot() {
             Some(Slot::Live(r)) if self.deletable() => {
-                self.confirm = Some(Confirm::One(Box::new(r.entry.clone())));
-                return true;
+                return Some(Confirm::One(Box::new(r.entry.clone())));
             }
             _ if !self.deletable() => self.not_deletable(),
             Some(Slot::Ghost(_)) => "that entry is already gone".to_string(),
             _ => "no entry is selected".to_string(),
         };
         self.say(why, true, now);
-        false
+        None
     }
 
-    /// `D`: what to ask before deleting every entry the filter shows.
-    pub fn ask_delete_matching(&mut self, now: SystemTime) -> bool {
+    /// `D`: what to ask before deleting every entry the filter shows; `None` after saying why
+    /// there is nothing to delete.
+    pub fn ask_delete_matching(&mut self, now: SystemTime) -> Option<Confirm> {
         if !self.deletable() {
             let why = self.not_deletable();
             self.say(why, true, now);
-            return false;
+            return None;
         }
         let count = self.shown();
         if count == 0 {
             self.say("no entry to delete".into(), true, now);
-            return false;
+            return None;
         }
-        self.confirm = Some(Confirm::Matching {
+        Some(Confirm::Matching {
             filter: self.filter.clone(),
             count,
-        });
-        true
+        })
     }
 
     fn deletable(&self) -> bool {
@@ -939,15 +937,15 @@ impl CtScreen {
         }
     }
 
-    /// The user said yes: the request to send.
-    pub fn confirmed(&mut self, now: SystemTime) -> Option<Cmd> {
-        let cmd = match self.confirm.take()? {
+    /// The user said yes to `question`: the request to send.
+    pub fn confirmed(&mut self, question: Confirm, now: SystemTime) -> Cmd {
+        let cmd = match question {
             Confirm::One(e) => Cmd::CtDelete(e),
             Confirm::Matching { filter, .. } => Cmd::CtDeleteMatching(filter),
         };
         self.in_flight += 1;
         self.say("deleting…".into(), false, now);
-        Some(cmd)
+        cmd
     }
 
     pub fn say(&mut self, text: String, error: bool, at: SystemTime) {

@@ -3,7 +3,7 @@
 //! commit's checklist and countdown. Pure like the rest of `update`: validation, the state
 //! file and the commit itself go out as `Cmd`s and come back as `Msg`s.
 
-use super::app::{App, Popup, Screen};
+use super::app::{App, Popup, Screen, Update};
 use super::editor::{Editor, Known, LOCKOUT_WORD, Purpose};
 use super::event::{Cmd, Saved};
 use super::keymap::Action;
@@ -137,7 +137,6 @@ impl CommitView {
 pub struct EditScreen {
     /// `None` until the first change; the base is the snapshot of that moment.
     pub staging: Option<Staging>,
-    pub editor: Option<Editor>,
     /// A saved staging waiting for the first snapshot, then for the answer, and when it was
     /// saved (Unix seconds).
     pub resume: Option<Staging>,
@@ -185,7 +184,6 @@ impl Default for EditScreen {
     fn default() -> Self {
         EditScreen {
             staging: None,
-            editor: None,
             resume: None,
             resume_saved_at: 0,
             resume_postponed: false,
@@ -498,7 +496,6 @@ impl App {
         }
         self.edit.cursor = self.edit.cursor.min(self.edit.count().saturating_sub(1));
         self.rules_changed();
-        self.dirty = true;
         self.save_cmd()
     }
 
@@ -553,10 +550,26 @@ impl App {
             .unwrap_or_default()
     }
 
+    /// The editor, while its popup is open.
+    pub fn editor(&self) -> Option<&Editor> {
+        match &self.popup {
+            Some(Popup::Editor(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    fn editor_mut(&mut self) -> Option<&mut Editor> {
+        match &mut self.popup {
+            Some(Popup::Editor(e)) => Some(e),
+            _ => None,
+        }
+    }
+
     fn open_editor(&mut self, purpose: Purpose, title: String, text: &str, key: &ChainKey) {
         let chains = self.chains_of(key);
-        self.edit.editor = Some(Editor::new(purpose, title, text, chains));
-        self.popup = Some(Popup::Editor);
+        self.popup = Some(Popup::Editor(Box::new(Editor::new(
+            purpose, title, text, chains,
+        ))));
     }
 
     /// The Rules screen's edit keys.
@@ -706,7 +719,7 @@ impl App {
                 }
             }
             Action::ZeroCounters => return self.stage(Op::Zero { at }),
-            _ => self.dirty = false,
+            _ => {}
         }
         Vec::new()
     }
@@ -824,20 +837,17 @@ impl App {
                     self.popup = Some(Popup::Ask(Box::new(Ask::Commit { ops: n, target })));
                 }
             }
-            _ => self.dirty = false,
+            _ => {}
         }
         Vec::new()
     }
 
     /// A key the editor's keymap does not take: it types.
     pub(super) fn editor_key(&mut self, ev: ratatui::crossterm::event::KeyEvent) {
-        match self.edit.editor.as_mut() {
-            Some(e) if e.checking.is_none() => {
-                if !e.key(ev) {
-                    // Cursor moves change nothing worth keeping but still move the cursor.
-                }
-            }
-            _ => self.dirty = false,
+        if let Some(e) = self.editor_mut()
+            && e.checking.is_none()
+        {
+            e.key(ev);
         }
     }
 
@@ -880,7 +890,6 @@ impl App {
                         // Other keys leave the question open.
                         if action != Action::Cancel {
                             self.popup = Some(Popup::Ask(Box::new(a)));
-                            self.dirty = false;
                             return Vec::new();
                         }
                     }
@@ -892,14 +901,9 @@ impl App {
                 }
                 Vec::new()
             }
-            Popup::Editor => match action {
+            Popup::Editor(_) => match action {
                 Action::CancelEdit => {
-                    let lockout = self
-                        .edit
-                        .editor
-                        .as_ref()
-                        .is_some_and(|e| e.purpose == Purpose::Lockout);
-                    self.edit.editor = None;
+                    let lockout = self.editor().is_some_and(|e| e.purpose == Purpose::Lockout);
                     self.edit.pending = None;
                     self.popup = if lockout {
                         if let Some(c) = &mut self.edit.commit {
@@ -914,7 +918,7 @@ impl App {
                 }
                 Action::Complete => {
                     let known = self.edit.known.clone();
-                    if let Some(e) = self.edit.editor.as_mut() {
+                    if let Some(e) = self.editor_mut() {
                         e.complete(&known);
                     }
                     Vec::new()
@@ -938,7 +942,7 @@ impl App {
                             c.scroll = c.scroll.moved(action, 1, u16::MAX);
                         }
                     }
-                    _ => self.dirty = false,
+                    _ => {}
                 }
                 Vec::new()
             }
@@ -949,10 +953,7 @@ impl App {
                     None => Vec::new(),
                 },
                 Action::RollBack => vec![Cmd::RollBack],
-                _ => {
-                    self.dirty = false;
-                    Vec::new()
-                }
+                _ => Vec::new(),
             },
             _ => Vec::new(),
         }
@@ -1073,6 +1074,7 @@ impl App {
             locals,
             lockout_confirmed,
             diff,
+            load: Default::default(),
         });
         self.edit.commit = Some(CommitView::new(req.clone()));
         self.edit.countdown = None;
@@ -1099,7 +1101,7 @@ impl App {
     }
 
     fn save_editor(&mut self) -> Vec<Cmd> {
-        let Some(ed) = self.edit.editor.as_ref() else {
+        let Some(ed) = self.editor() else {
             return Vec::new();
         };
         if ed.checking.is_some() {
@@ -1112,9 +1114,14 @@ impl App {
         let text = ed.text().trim().to_string();
         let purpose = ed.purpose.clone();
         if purpose == Purpose::Lockout {
-            self.edit.editor = None;
             if text == LOCKOUT_WORD {
                 return self.start_commit(true);
+            }
+            // Anything but the word commits nothing, and says so where it was typed.
+            if let Some(ed) = self.editor_mut() {
+                ed.refused = Some(format!(
+                    "type `{LOCKOUT_WORD}` to commit all the same, or Esc to leave it"
+                ));
             }
             return Vec::new();
         }
@@ -1148,7 +1155,7 @@ impl App {
         };
         let mut trial = st.clone();
         if let Err(e) = trial.push(op.clone()) {
-            if let Some(ed) = self.edit.editor.as_mut() {
+            if let Some(ed) = self.editor_mut() {
                 ed.refused = Some(e.to_string());
             }
             return Vec::new();
@@ -1160,7 +1167,7 @@ impl App {
             // apart by the tools anyway, and the others did not change.
             let table = std::collections::BTreeSet::from([(key.family, op.at().table.clone())]);
             let staged = crate::edit::apply::only_tables(trial.result(), &table);
-            if let Some(ed) = self.edit.editor.as_mut() {
+            if let Some(ed) = self.editor_mut() {
                 ed.checking = Some(id);
                 ed.refused = None;
             }
@@ -1171,7 +1178,6 @@ impl App {
     }
 
     fn finish_editor(&mut self, op: Op) -> Vec<Cmd> {
-        self.edit.editor = None;
         self.popup = None;
         let follow = match &op {
             Op::Append { .. } => Some(usize::MAX),
@@ -1212,11 +1218,10 @@ impl App {
             self.edit.pending = Some((pid, op));
             return Vec::new();
         }
-        self.dirty = true;
         match result {
             Ok(()) => self.finish_editor(op),
             Err(e) => {
-                if let Some(ed) = self.edit.editor.as_mut() {
+                if let Some(ed) = self.editor_mut() {
                     ed.checking = None;
                     ed.refused = Some(e);
                 }
@@ -1254,12 +1259,10 @@ impl App {
             saved_at: self.edit.resume_saved_at,
             moved,
         })));
-        self.dirty = true;
     }
 
     /// A commit step or a countdown action reported back.
     pub(super) fn on_commit(&mut self, p: Progress) -> Vec<Cmd> {
-        self.dirty = true;
         let Some(view) = self.edit.commit.as_mut() else {
             return Vec::new();
         };
@@ -1328,13 +1331,12 @@ impl App {
                 );
                 view.findings = findings;
                 view.running = false;
-                self.edit.editor = Some(Editor::new(
+                self.popup = Some(Popup::Editor(Box::new(Editor::new(
                     Purpose::Lockout,
                     "Your SSH session is at risk: type lockout to commit all the same".into(),
                     "",
                     Vec::new(),
-                ));
-                self.popup = Some(Popup::Editor);
+                ))));
             }
             Progress::Armed { deadline_ms } => {
                 view.running = false;
@@ -1368,33 +1370,33 @@ impl App {
                 self.popup = Some(Popup::Commit);
             }
             Progress::ActionFailed(msg) => self.edit.say(msg, true),
+            // The diff of a whole-file load: the Changes screen shows the staged one already.
+            Progress::Changes(_) => {}
         }
         Vec::new()
     }
 
     /// The clock moved: redraw the countdown once a second, and say when the deadline passed.
-    pub(super) fn countdown_tick(&mut self, now: SystemTime) -> Vec<Cmd> {
+    pub(super) fn countdown_tick(&mut self, now: SystemTime) -> Update {
         let Some(deadline) = self.edit.countdown else {
             self.edit.shown_left = None;
-            return Vec::new();
+            return Update::default();
         };
         if unix_ms(now) >= deadline {
             if self.edit.expired_sent {
-                return Vec::new();
+                return Update::default();
             }
-            self.dirty = true;
             self.edit.expired_sent = true;
-            return vec![Cmd::Expired];
+            return Update::redraw(vec![Cmd::Expired]);
         }
         let left = self.edit.seconds_left(now);
         if left != self.edit.shown_left {
             self.edit.shown_left = left;
-            self.dirty = true;
-            return vec![Cmd::CheckPending {
+            return Update::redraw(vec![Cmd::CheckPending {
                 deadline_ms: deadline,
-            }];
+            }]);
         }
-        Vec::new()
+        Update::default()
     }
 }
 

@@ -117,7 +117,8 @@ impl Known {
     }
 }
 
-/// The editor's state.
+/// The editor's state (owned by its popup, `Popup::Editor`).
+#[derive(Debug, Clone)]
 pub struct Editor {
     pub purpose: Purpose,
     /// `IPv4 filter/INPUT` and what saving does, for the title.
@@ -160,6 +161,24 @@ const TAKES_VALUE: [&str; 20] = [
     "--dport",
     "--sport",
 ];
+
+/// Two editors are the same when they show the same: the text area by its text and cursor.
+impl PartialEq for Editor {
+    fn eq(&self, o: &Editor) -> bool {
+        self.purpose == o.purpose
+            && self.title == o.title
+            && self.area.lines() == o.area.lines()
+            && self.area.cursor() == o.area.cursor()
+            && self.problem == o.problem
+            && self.note == o.note
+            && self.refused == o.refused
+            && self.checking == o.checking
+            && self.candidates == o.candidates
+            && self.chains == o.chains
+    }
+}
+
+impl Eq for Editor {}
 
 impl Editor {
     pub fn new(purpose: Purpose, title: String, text: &str, chains: Vec<String>) -> Editor {

@@ -239,7 +239,7 @@ pub fn run(cfg: SourceConfig, opts: Options) -> color_eyre::Result<()> {
         SourceConfig::Kernel { backend, .. } => Target::Kernel {
             tools: Tools { backend: *backend },
             dir: dir.clone(),
-            timeout: opts.confirm_timeout,
+            timeout: Some(opts.confirm_timeout),
             armed: Default::default(),
         },
         SourceConfig::File { v4, v6, .. } => Target::File {
@@ -367,25 +367,33 @@ pub fn run(cfg: SourceConfig, opts: Options) -> color_eyre::Result<()> {
         app.edit.message = Some((capitalized(&o.sentence()), bad));
     }
     let mut stdout = std::io::stdout();
+    // The first frame, then one whenever a message changed what is shown.
+    let mut redraw = true;
     loop {
-        if app.dirty {
+        if redraw {
             let _ = execute!(stdout, BeginSynchronizedUpdate);
             terminal.draw(|f| view::draw(f, &app))?;
             let _ = execute!(stdout, EndSynchronizedUpdate);
-            app.dirty = false;
+            redraw = false;
         }
         let first = match rx.recv_timeout(wait_time(&app, SystemTime::now())) {
             Ok(m) => m,
             Err(mpsc::RecvTimeoutError::Timeout) => Msg::Tick(SystemTime::now()),
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
-        let mut cmds = app.update(first);
+        let mut cmds = Vec::new();
+        let mut feed = |m: Msg| {
+            let u = app.step(m);
+            redraw |= u.redraw;
+            cmds.extend(u.cmds);
+        };
+        feed(first);
         // Drain what else is queued so a burst costs one frame.
         while let Ok(m) = rx.try_recv() {
-            cmds.extend(app.update(m));
+            feed(m);
         }
         // A busy feed may never let the wait time out: let the clock move all the same.
-        cmds.extend(app.update(Msg::Tick(SystemTime::now())));
+        feed(Msg::Tick(SystemTime::now()));
         if cmds.contains(&Cmd::Quit) || app.quit {
             break;
         }

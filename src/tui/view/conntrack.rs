@@ -981,7 +981,7 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
         ));
     }
     let scopes: &[Scope] = match app.popup {
-        Some(Popup::Confirm) => &[Scope::Confirm],
+        Some(Popup::Confirm(_)) => &[Scope::Confirm],
         Some(_) => &[Scope::Popup],
         None => &[Scope::Conntrack, Scope::Global],
     };

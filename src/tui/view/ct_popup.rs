@@ -214,11 +214,8 @@ fn one_line(e: &Entry) -> String {
     s
 }
 
-pub fn draw_confirm(frame: &mut Frame, app: &App) {
+pub fn draw_confirm(frame: &mut Frame, app: &App, c: &Confirm) {
     let t = app.theme;
-    let Some(c) = &app.ct.confirm else {
-        return;
-    };
     let (title, mut lines) = match c {
         Confirm::One(e) => (
             " Delete this conntrack entry? ",

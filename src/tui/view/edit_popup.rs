@@ -52,7 +52,7 @@ fn keys(app: &App, pairs: &[(&str, &str)]) -> Line<'static> {
 
 pub fn draw_editor(frame: &mut Frame, app: &App) {
     let t = app.theme;
-    let Some(ed) = &app.edit.editor else {
+    let Some(ed) = app.editor() else {
         return;
     };
     let mut below: Vec<Line> = Vec::new();

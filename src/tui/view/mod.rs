@@ -155,14 +155,14 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Some(Popup::Messages { scroll }) => popup::draw_messages(frame, app, scroll),
         Some(Popup::Detail { scroll }) => popup::draw_detail(frame, app, scroll),
         Some(Popup::CtDetail) => ct_popup::draw_detail(frame, app),
-        Some(Popup::Confirm) => ct_popup::draw_confirm(frame, app),
+        Some(Popup::Confirm(ref c)) => ct_popup::draw_confirm(frame, app, c.as_ref()),
         Some(Popup::Ask(_)) => {
             if app.edit.commit.is_some() {
                 edit_popup::draw_commit(frame, app);
             }
             edit_popup::draw_ask(frame, app);
         }
-        Some(Popup::Editor) => {
+        Some(Popup::Editor(_)) => {
             if app.edit.commit.is_some() {
                 edit_popup::draw_commit(frame, app);
             }
