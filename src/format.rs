@@ -62,6 +62,13 @@ pub fn sparkline<'a>(
     s
 }
 
+/// The sentence with its first letter upper case, for a line that starts with it.
+pub fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+}
+
 /// "1 entry", "2 entries": a count of conntrack entries in words.
 pub fn entries(n: usize) -> String {
     if n == 1 {

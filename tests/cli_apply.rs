@@ -1031,3 +1031,65 @@ fn apply_refuses_what_its_help_says_it_refuses() {
     assert!(!after.contains("192.0.2.9"), "nothing was loaded: {after}");
     let _ = std::fs::remove_file(&file);
 }
+
+#[test]
+fn a_failed_rollback_is_said_and_stays_pending_for_nfscope_rollback() {
+    for_each_backend("rbfail", |c| {
+        let backend = c.backend;
+        let pid = c.apply_yes("2");
+        let backups: Vec<PathBuf> = c.pending().expect("pending")["backups"]
+            .as_array()
+            .expect("backups")
+            .iter()
+            .filter_map(|b| b[1].as_str().map(PathBuf::from))
+            .collect();
+        assert_eq!(backups.len(), 2, "{:?}", c.pending());
+        // The backups are damaged before the deadline: the watchdog cannot load them.
+        let kept: Vec<String> = backups
+            .iter()
+            .map(|p| std::fs::read_to_string(p).expect("backup"))
+            .collect();
+        for p in &backups {
+            std::fs::write(p, "*filter\n-A INPUT -m comment --comment \"cut\n").expect("damage");
+        }
+        assert!(
+            wait_for(Duration::from_secs(15), || !pid_alive(pid)),
+            "{backend:?}: the watchdog ended"
+        );
+        // Said as a failure, not as a rollback; the change is still there, and still pending.
+        let pending = c.pending().expect("the commit stays pending");
+        assert!(
+            pending["rollback_failed"]
+                .as_str()
+                .is_some_and(|e| e.contains("damaged")),
+            "{pending}"
+        );
+        for f in Family::ALL {
+            assert!(c.holds_new(f), "{backend:?} {f:?}");
+        }
+        assert_eq!(c.audit_actions(), ["apply", "rollback-failed"]);
+        // No new commit starts over it.
+        let (v4, _) = c.files();
+        let again = c.run(&["apply", &v4, "--no-confirm"]);
+        assert_eq!(again.code, 1, "{again:?}");
+        assert!(
+            again.stderr.contains("failed") && again.stderr.contains("nfscope rollback"),
+            "{again:?}"
+        );
+        // `nfscope rollback` fails too while the backups are damaged, and keeps it pending...
+        let back = c.run(&["rollback"]);
+        assert_eq!(back.code, 1, "{back:?}");
+        assert!(back.stderr.contains("stays pending"), "{back:?}");
+        assert!(c.pending().is_some());
+        // ...and once they are repaired, restores them and ends it.
+        for (p, text) in backups.iter().zip(&kept) {
+            std::fs::write(p, text).expect("repair");
+        }
+        let back = c.run(&["rollback"]);
+        assert_eq!(back.code, 0, "{back:?}");
+        for f in Family::ALL {
+            assert!(c.holds_base(f), "{backend:?} {f:?}: {}", c.save(f));
+        }
+        assert!(c.pending().is_none());
+    });
+}

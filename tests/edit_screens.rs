@@ -503,8 +503,8 @@ fn shared_world() -> SharedDemo {
     Arc::new(Mutex::new(DemoWorld::new().with_clock(t0())))
 }
 
-#[test]
-fn commit_in_the_demo_shows_the_checklist_and_countdown_then_confirms() {
+/// The demo with one rule appended to INPUT and committed: the countdown is up.
+fn demo_countdown() -> (App, SharedDemo, commit::Target) {
     let world = shared_world();
     let mut app = demo_app(120, 40);
     app.edit.origin = "demo".into();
@@ -519,6 +519,12 @@ fn commit_in_the_demo_shows_the_checklist_and_countdown_then_confirms() {
     assert!(matches!(cmds.as_slice(), [Cmd::Commit(_)]), "{cmds:?}");
     let target = run_commit(&mut app, &world, cmds);
     assert_eq!(app.popup, Some(Popup::Countdown));
+    (app, world, target)
+}
+
+#[test]
+fn commit_in_the_demo_shows_the_checklist_and_countdown_then_confirms() {
+    let (mut app, world, target) = demo_countdown();
     let screen = render(&app);
     assert!(screen.contains("Rolling back in 30 s"), "{screen}");
     assert!(screen.contains("✓ verify"), "{screen}");
@@ -829,4 +835,20 @@ fn the_countdown_ticks_even_when_other_messages_move_the_clock() {
         "the once-a-second check still goes out: {cmds:?}"
     );
     assert!(render(&app).contains("Rolling back in 29 s"));
+}
+
+#[test]
+fn a_failed_rollback_at_the_deadline_is_said_in_red_not_as_a_rollback() {
+    let (mut app, _, _) = demo_countdown();
+    // What commit::expired reports when the watchdog's restore failed.
+    let said = commit::rollback_failed_text("the backup x.v4.rules is damaged: line 2");
+    app.update(Msg::Commit(commit::Progress::RollbackFailed(said)));
+    assert_eq!(app.popup, Some(Popup::Commit));
+    assert_eq!(app.edit.countdown, None);
+    let screen = render(&app);
+    assert!(screen.contains("The rollback FAILED"), "{screen}");
+    assert!(screen.contains("nfscope rollback"), "{screen}");
+    assert!(!screen.contains("restored the rule sets"), "{screen}");
+    // The staged change is kept, to be fixed and committed again.
+    assert!(app.edit.staging.is_some());
 }

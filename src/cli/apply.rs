@@ -161,6 +161,7 @@ impl Steps {
             Progress::Extended { .. }
             | Progress::Confirmed(_)
             | Progress::RolledBack(_)
+            | Progress::RollbackFailed(_)
             | Progress::ActionFailed(_) => {}
         }
     }
@@ -204,7 +205,7 @@ pub fn run(state_dir: Option<&Path>, src: &SourceArgs, args: &ApplyArgs) -> i32 
         return fail(&format!("{e}. Nothing was changed."));
     }
     if let Some(p) = guard::status(&dir) {
-        if p.watchdog_alive() {
+        if p.blocks_new_commit() {
             return fail(&format!(
                 "{}. Nothing was changed.",
                 guard::busy_message(&p)
@@ -360,7 +361,7 @@ fn countdown(
     let mut shown = secs(pending.remaining());
     loop {
         match guard::status(dir) {
-            Some(p) if p.id == pending.id => current = p,
+            Some(p) if p.id == pending.id && p.rollback_failed.is_none() => current = p,
             _ => return ended_elsewhere(dir, &pending.id, tty),
         }
         if stop.load(Ordering::Relaxed) {
@@ -439,7 +440,9 @@ fn countdown(
     // Wait (bounded) for the watchdog to finish, to say how it went.
     for _ in 0..300 {
         match guard::status(dir) {
-            Some(p) if p.id == pending.id => std::thread::sleep(Duration::from_millis(100)),
+            Some(p) if p.id == pending.id && p.rollback_failed.is_none() => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
             _ => return ended_elsewhere(dir, &pending.id, false),
         }
     }
@@ -461,6 +464,7 @@ fn ended_elsewhere(dir: &Path, id: &str, tty: bool) -> i32 {
         Some(guard::Ended::RolledBackByWatchdog) => {
             fail("not confirmed in time: the watchdog rolled the change back")
         }
+        Some(guard::Ended::RollbackFailed { error }) => fail(&commit::rollback_failed_text(&error)),
         Some(other) => fail(&format!("the change is no longer pending: {other}")),
         None => fail("the change is no longer pending, and nothing says why"),
     }
@@ -573,9 +577,12 @@ pub fn run_rollback(state_dir: Option<&Path>, src: &SourceArgs) -> i32 {
             .backend
             .or_else(|| pending.as_ref().and_then(|p| p.backend)),
     };
-    if let Err(e) = guard::disarm(&dir, guard::Ended::RolledBackByUser) {
-        return fail(&format!("cannot disarm the pending commit: {e}"));
-    }
+    // Disarmed first, so that its watchdog does not restore at the same time; put back,
+    // marked as failed, should this restore fail too.
+    let disarmed = match guard::disarm(&dir, guard::Ended::RolledBackByUser) {
+        Ok(p) => p,
+        Err(e) => return fail(&format!("cannot disarm the pending commit: {e}")),
+    };
     let files: Vec<String> = backups
         .iter()
         .map(|(_, p)| p.display().to_string())
@@ -594,7 +601,19 @@ pub fn run_rollback(state_dir: Option<&Path>, src: &SourceArgs) -> i32 {
         }
         Err(e) => {
             let _ = audit::log(&dir, "rollback-failed", &format!("by hand: {e}"));
-            fail(&e)
+            if let Some(p) = &disarmed
+                && let Err(w) = guard::keep_failed(&dir, p, &e)
+            {
+                eprintln!("nfscope: warning: the pending commit could not be kept: {w}");
+            }
+            fail(&format!(
+                "{e}. {}",
+                if disarmed.is_some() {
+                    "The commit stays pending: fix the cause and run `nfscope rollback` again"
+                } else {
+                    "Fix the cause and run `nfscope rollback` again"
+                }
+            ))
         }
     }
 }

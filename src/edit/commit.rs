@@ -95,6 +95,9 @@ pub enum Progress {
     },
     Confirmed(String),
     RolledBack(String),
+    /// The watchdog's rollback failed: the kernel may still hold the change, which stays
+    /// pending for `nfscope rollback`. The sentence says why and how to recover.
+    RollbackFailed(String),
     /// A confirm, extend or rollback that did not work, in a sentence.
     ActionFailed(String),
 }
@@ -536,7 +539,7 @@ fn run_kernel(
         },
         None => {
             // Without a watchdog of its own, a commit still never runs beside one waiting.
-            if let Some(p) = guard::status(dir).filter(Pending::watchdog_alive) {
+            if let Some(p) = guard::status(dir).filter(Pending::blocks_new_commit) {
                 report(Progress::Failed(Step::Watchdog, guard::busy_message(&p)));
                 return None;
             }
@@ -1352,20 +1355,34 @@ pub fn check(target: &Target, deadline_ms: u64) -> Option<Progress> {
     };
     let id = armed.lock().ok().and_then(|a| a.clone())?;
     match guard::status(dir) {
-        Some(p) if p.id == id => {
-            (p.deadline_unix_ms != deadline_ms).then_some(Progress::Extended {
+        Some(p) if p.id == id && p.rollback_failed.is_none() => (p.deadline_unix_ms != deadline_ms)
+            .then_some(Progress::Extended {
                 deadline_ms: p.deadline_unix_ms,
-            })
-        }
-        _ => match guard::outcome(dir, &id)? {
-            guard::Ended::Confirmed => Some(Progress::Confirmed(
-                "confirmed from elsewhere (nfscope confirm): the change stays".into(),
-            )),
-            other => Some(Progress::RolledBack(format!(
-                "{other}: the rule sets from before the commit are back"
-            ))),
-        },
+            }),
+        _ => Some(ended_progress(guard::outcome(dir, &id)?)),
     }
+}
+
+/// How a commit that is no longer waiting ended, as the countdown reports it.
+fn ended_progress(ended: guard::Ended) -> Progress {
+    match ended {
+        guard::Ended::Confirmed => Progress::Confirmed(
+            "confirmed from elsewhere (nfscope confirm): the change stays".into(),
+        ),
+        guard::Ended::RollbackFailed { error } => {
+            Progress::RollbackFailed(rollback_failed_text(&error))
+        }
+        other => Progress::RolledBack(format!(
+            "{other}: the rule sets from before the commit are back"
+        )),
+    }
+}
+
+/// The sentence for a failed rollback: what the kernel may hold, and what to do.
+pub fn rollback_failed_text(error: &str) -> String {
+    format!(
+        "the rollback FAILED ({error}): the kernel may still hold the committed change. It stays pending: look at the rule set, fix the cause, and run `nfscope rollback` to try again (or `nfscope confirm` to keep it)"
+    )
 }
 
 /// The deadline passed without a confirmation: for the kernel, wait for the watchdog to finish
@@ -1375,7 +1392,9 @@ pub fn expired(target: &Target) -> Progress {
         Target::Kernel { dir, armed, .. } => {
             let id = armed.lock().ok().and_then(|a| a.clone());
             let until = std::time::Instant::now() + Duration::from_secs(10);
-            while guard::status(dir).is_some_and(|p| id.as_ref().is_none_or(|id| *id == p.id)) {
+            while guard::status(dir).is_some_and(|p| {
+                p.rollback_failed.is_none() && id.as_ref().is_none_or(|id| *id == p.id)
+            }) {
                 if std::time::Instant::now() > until {
                     return Progress::ActionFailed(
                         "the deadline passed but the watchdog has not finished; check with `nfscope rollback`".into(),
@@ -1383,14 +1402,14 @@ pub fn expired(target: &Target) -> Progress {
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            let outcome = id.and_then(|id| guard::outcome(dir, &id));
-            match outcome {
-                Some(guard::Ended::Confirmed) => Progress::Confirmed(
-                    "confirmed from elsewhere (nfscope confirm): the change stays".into(),
-                ),
-                _ => Progress::RolledBack(
+            match id.and_then(|id| guard::outcome(dir, &id)) {
+                Some(guard::Ended::RolledBackByWatchdog) => Progress::RolledBack(
                     "not confirmed in time: the watchdog restored the rule sets from before the commit"
                         .into(),
+                ),
+                Some(ended) => ended_progress(ended),
+                None => Progress::ActionFailed(
+                    "the watchdog ended without saying how: look at the rule set, and run `nfscope rollback` if it still holds the change".into(),
                 ),
             }
         }
@@ -1508,5 +1527,39 @@ mod tests {
             m.table("filter").unwrap().chains[0].policy.as_deref(),
             Some("DROP")
         );
+    }
+
+    #[test]
+    fn a_failed_rollback_at_the_deadline_is_reported_as_failed() {
+        let dir = backup::test_dir("expired-failed");
+        backup::ensure_dir(&dir).expect("dir");
+        let p = Pending {
+            id: "c1".into(),
+            deadline_unix_ms: guard::now_ms().saturating_sub(1000),
+            backups: vec![(Family::V4, dir.join("x.v4.rules"))],
+            backend: None,
+            watchdog_pid: None,
+            started_by: "root".into(),
+            ssh_client: None,
+            rollback_failed: None,
+        };
+        guard::keep_failed(&dir, &p, "the backup x.v4.rules is damaged").expect("kept");
+        let target = Target::Kernel {
+            tools: Tools::default(),
+            dir: dir.clone(),
+            timeout: Some(Duration::from_secs(30)),
+            armed: std::sync::Arc::new(std::sync::Mutex::new(Some("c1".into()))),
+        };
+        match expired(&target) {
+            Progress::RollbackFailed(s) => assert!(s.contains("damaged"), "{s}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            check(&target, p.deadline_unix_ms),
+            Some(Progress::RollbackFailed(_))
+        ));
+        // Still pending, for `nfscope rollback`.
+        assert!(guard::status(&dir).is_some_and(|p| p.rollback_failed.is_some()));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -47,9 +47,18 @@ pub struct Pending {
     pub watchdog_pid: Option<u32>,
     pub started_by: String,
     pub ssh_client: Option<String>,
+    /// The watchdog's rollback failed (the sentence): the kernel may still hold the change, so
+    /// the commit stays pending, for `nfscope rollback` to try again, and no new commit starts.
+    #[serde(default)]
+    pub rollback_failed: Option<String>,
 }
 
 impl Pending {
+    /// Whether a new commit must wait: this one's watchdog runs, or its rollback failed.
+    pub fn blocks_new_commit(&self) -> bool {
+        self.rollback_failed.is_some() || self.watchdog_alive()
+    }
+
     /// Time left until the deadline (zero once it passed).
     pub fn remaining(&self) -> Duration {
         Duration::from_millis(self.deadline_unix_ms.saturating_sub(now_ms()))
@@ -282,7 +291,7 @@ pub fn arm(
     {
         let _l = lock(dir)?;
         if let Some(p) = read_pending(dir)?
-            && p.watchdog_alive()
+            && p.blocks_new_commit()
         {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -298,6 +307,7 @@ pub fn arm(
             watchdog_pid: None,
             started_by: audit::user(),
             ssh_client: audit::ssh_client(),
+            rollback_failed: None,
         };
         write_pending(dir, &p)?;
     }
@@ -336,6 +346,12 @@ pub fn busy_message(p: &Pending) -> String {
         .ssh_client
         .as_deref()
         .map_or_else(String::new, |c| format!(" from {c}"));
+    if let Some(why) = &p.rollback_failed {
+        return format!(
+            "the rollback of the commit by {}{from} failed ({why}), so the kernel may still hold that change: look at the rule set, then run `nfscope rollback` to try again (or `nfscope confirm` to keep the change) first",
+            p.started_by
+        );
+    }
     format!(
         "a commit by {}{from} is waiting for confirmation until {}: confirm it (`nfscope confirm`) or undo it (`nfscope rollback`) first",
         p.started_by,
@@ -678,9 +694,33 @@ fn roll_back(dir: &Path, p: &Pending, stopped: bool) -> i32 {
         ),
     };
     let _ = audit::log(dir, action, detail.trim_end());
-    set_outcome(dir, p, ended);
-    let _ = remove_pending(dir);
+    match ended {
+        Ended::RollbackFailed { error } => {
+            // The change may still be in the kernel: it stays pending, for `nfscope rollback`.
+            let _ = keep_failed(dir, p, &error);
+        }
+        ended => {
+            set_outcome(dir, p, ended);
+            let _ = remove_pending(dir);
+        }
+    }
     code
+}
+
+/// A rollback of `p` failed with `error`: it stays pending, marked so (no watchdog watches
+/// it any more), and the outcome says so, for whoever waits on it.
+pub fn keep_failed(dir: &Path, p: &Pending, error: &str) -> io::Result<()> {
+    let mut kept = p.clone();
+    kept.rollback_failed = Some(error.to_string());
+    kept.watchdog_pid = None;
+    set_outcome(
+        dir,
+        p,
+        Ended::RollbackFailed {
+            error: error.to_string(),
+        },
+    );
+    write_pending(dir, &kept)
 }
 
 #[cfg(test)]
@@ -702,6 +742,7 @@ mod tests {
             watchdog_pid: None,
             started_by: "root".into(),
             ssh_client: None,
+            rollback_failed: None,
         }
     }
 

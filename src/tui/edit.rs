@@ -1270,7 +1270,10 @@ impl App {
         // own answer) change nothing.
         let about_countdown = matches!(
             p,
-            Progress::Extended { .. } | Progress::Confirmed(_) | Progress::RolledBack(_)
+            Progress::Extended { .. }
+                | Progress::Confirmed(_)
+                | Progress::RolledBack(_)
+                | Progress::RollbackFailed(_)
         );
         if about_countdown && self.edit.countdown.is_none() {
             return Vec::new();
@@ -1368,6 +1371,12 @@ impl App {
                 view.outcome = Some((format!("{msg}. Your changes are still staged."), true));
                 self.edit.countdown = None;
                 self.popup = Some(Popup::Commit);
+            }
+            Progress::RollbackFailed(msg) => {
+                view.outcome = Some((crate::format::capitalized(&msg), true));
+                self.edit.countdown = None;
+                self.popup = Some(Popup::Commit);
+                self.edit.say(msg, true);
             }
             Progress::ActionFailed(msg) => self.edit.say(msg, true),
             // The diff of a whole-file load: the Changes screen shows the staged one already.

@@ -364,7 +364,7 @@ pub fn run(cfg: SourceConfig, opts: Options) -> color_eyre::Result<()> {
         && let Some(o) = crate::edit::guard::untold_outcome(dir)
     {
         let bad = o.ended != crate::edit::guard::Ended::Confirmed;
-        app.edit.message = Some((capitalized(&o.sentence()), bad));
+        app.edit.message = Some((crate::format::capitalized(&o.sentence()), bad));
     }
     let mut stdout = std::io::stdout();
     // The first frame, then one whenever a message changed what is shown.
@@ -429,10 +429,4 @@ fn quit_note(p: &crate::edit::guard::Pending, state_dir: Option<&std::path::Path
         "nfscope: your commit is not confirmed: the watchdog{pid} rolls it back at {}.\nTo keep it, run `{sudo}nfscope confirm{flag}` before then; `{sudo}nfscope rollback{flag}` undoes it now.",
         p.deadline_text()
     )
-}
-
-fn capitalized(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
 }
