@@ -1093,3 +1093,62 @@ fn a_failed_rollback_is_said_and_stays_pending_for_nfscope_rollback() {
         assert!(c.pending().is_none());
     });
 }
+
+/// A table iptables cannot represent (one native nftables expression in it): the save tool
+/// prints only a comment for it and exits 0. nfscope says so, and commits nothing to that family.
+#[test]
+fn a_table_iptables_cannot_show_is_said_and_never_committed_over() {
+    let Some(c) = Case::new("incompat", Backend::Nft) else {
+        return;
+    };
+    if nfscope::source::kernel::find_tool("nft").is_none() {
+        let _ = common::skip::<()>("needs nft");
+        return;
+    }
+    c.ns.exec_ok(&[
+        "nft", "add", "rule", "ip", "filter", "INPUT", "ct", "count", "over", "5", "drop",
+    ]);
+    let listed = || c.ns.exec_ok(&["nft", "list", "table", "ip", "filter"]);
+    assert!(listed().contains("ct count over 5"), "{}", listed());
+    assert!(
+        c.save(Family::V4).contains("is incompatible"),
+        "{}",
+        c.save(Family::V4)
+    );
+    // Shown as a warning, not as nothing.
+    let rules = c.run(&["rules", "-4"]);
+    assert!(
+        rules
+            .stderr
+            .contains("IPv4 table filter holds rules iptables cannot show"),
+        "{rules:?}"
+    );
+    let save = c.run(&["rules", "-4", "--format", "save"]);
+    assert!(
+        save.stderr
+            .contains("IPv4 table filter holds rules iptables cannot show"),
+        "{save:?}"
+    );
+    // apply refuses before anything is backed up or loaded, and the native rule stays.
+    let (v4, v6) = c.files();
+    for extra in [&["--no-confirm"][..], &["--yes"][..]] {
+        let mut args = vec!["apply", v4.as_str()];
+        args.extend(extra);
+        let run = c.run(&args);
+        assert_eq!(run.code, 1, "{run:?}");
+        for says in [
+            "IPv4 table filter holds rules iptables cannot show",
+            "Nothing was changed",
+        ] {
+            assert!(run.stderr.contains(says), "{says:?}: {run:?}");
+        }
+    }
+    assert!(listed().contains("ct count over 5"), "{}", listed());
+    assert!(c.pending().is_none());
+    assert!(c.audit_actions().is_empty());
+    // The other family is unaffected.
+    let run = c.run(&["apply", "--file6", &v6, "--no-confirm"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(c.holds_new(Family::V6));
+    assert!(listed().contains("ct count over 5"), "{}", listed());
+}

@@ -480,6 +480,23 @@ fn run_kernel(
             }
         }
     }
+    // A table the save tool leaves out is neither in the backup nor in what is checked, and a
+    // restore of the family would destroy it: no commit to a family that has one.
+    let changed_families: BTreeSet<Family> = changed.iter().map(|(f, _)| *f).collect();
+    for rs in now.iter().filter(|r| changed_families.contains(&r.family)) {
+        let bad = rs.incompatible_tables();
+        if !bad.is_empty() {
+            report(Progress::Failed(
+                Step::Concurrency,
+                format!(
+                    "{} table {} holds rules iptables cannot show (the save tool prints only `# Table ... is incompatible, use 'nft' tool`), so it could be neither backed up nor checked, and a restore would wipe those rules: change it with nft, or remove its native rules, first",
+                    rs.family.label(),
+                    bad.join(", ")
+                ),
+            ));
+            return None;
+        }
+    }
     if whole {
         req.base = now.clone();
         req.staged = now

@@ -91,9 +91,13 @@ pub fn read(v4: Option<&Path>, v6: Option<&Path>, generation: u64) -> RulesetSna
         },
         taken_at: SystemTime::now(),
         took: start.elapsed(),
+        warnings: [(Family::V4, &v4d), (Family::V6, &v6d)]
+            .into_iter()
+            .filter_map(|(f, d)| d.ruleset().map(|rs| (f, rs.incompatible_tables())))
+            .flat_map(|(f, t)| super::kernel::incompatible_warnings(f, &t))
+            .collect(),
         v4: v4d,
         v6: v6d,
-        warnings: Vec::new(),
     }
 }
 

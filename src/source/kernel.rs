@@ -385,9 +385,16 @@ impl KernelReader {
     pub fn save_text(&mut self, family: Family) -> (Result<String, SourceError>, Vec<String>) {
         let backend = self.backend();
         let text = run_save_in(&save_tool(family, self.forced), self.netns.as_deref());
-        let warnings = other_backend_warning(backend, self.netns.as_deref(), &[family])
-            .into_iter()
-            .collect();
+        let mut warnings: Vec<String> =
+            other_backend_warning(backend, self.netns.as_deref(), &[family])
+                .into_iter()
+                .collect();
+        if let Ok(t) = &text {
+            warnings.extend(incompatible_warnings(
+                family,
+                &crate::ruleset::incompatible_tables_in(t.lines()),
+            ));
+        }
         (text, warnings)
     }
 
@@ -434,6 +441,11 @@ impl KernelReader {
             }
             None => {}
         }
+        for (family, data) in [(Family::V4, &v4), (Family::V6, &v6)] {
+            if let FamilyData::Loaded(rs) = data {
+                warnings.extend(incompatible_warnings(family, &rs.incompatible_tables()));
+            }
+        }
         RulesetSnapshot {
             generation,
             origin: Origin::Kernel { backend },
@@ -444,6 +456,25 @@ impl KernelReader {
             warnings,
         }
     }
+}
+
+/// One warning per table the save tool left out as incompatible: its rules filter packets
+/// all the same, and nfscope will not commit over it.
+pub fn incompatible_warnings(family: Family, tables: &[String]) -> Vec<String> {
+    let nft_family = match family {
+        Family::V4 => "ip",
+        Family::V6 => "ip6",
+    };
+    tables
+        .iter()
+        .map(|t| {
+            format!(
+                "{} table {t} holds rules iptables cannot show (the save tool calls it incompatible): they filter packets but are not shown here, and nfscope will not commit to {} while it is so; see `nft list table {nft_family} {t}`",
+                family.label(),
+                family.label()
+            )
+        })
+        .collect()
 }
 
 fn legacy_present_warning() -> String {
