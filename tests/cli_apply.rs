@@ -1152,3 +1152,21 @@ fn a_table_iptables_cannot_show_is_said_and_never_committed_over() {
     assert!(c.holds_new(Family::V6));
     assert!(listed().contains("ct count over 5"), "{}", listed());
 }
+
+#[test]
+fn an_audit_log_that_cannot_be_written_stops_the_apply_before_the_kernel() {
+    use std::os::unix::fs::PermissionsExt;
+    for_each_backend("auditfail", |c| {
+        std::fs::create_dir_all(c.dir.join("audit.log")).expect("dirs");
+        std::fs::set_permissions(&c.dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let (v4, _) = c.files();
+        let run = c.run(&["apply", &v4, "--no-confirm"]);
+        assert_eq!(run.code, 1, "{run:?}");
+        for says in ["cannot write the audit log", "Nothing was changed"] {
+            assert!(run.stderr.contains(says), "{says:?}: {run:?}");
+        }
+        for f in Family::ALL {
+            assert!(c.holds_base(f), "{:?} {f:?}", c.backend);
+        }
+    });
+}

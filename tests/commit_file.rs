@@ -30,6 +30,19 @@ fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// A namespace, a directory of its own, and the rules file `FILE` in it; `None` (skipped)
+/// without the tools.
+fn file_case(tag: &str) -> Option<(NetNs, PathBuf, PathBuf)> {
+    if !have_tools(Backend::Nft) {
+        return None;
+    }
+    let ns = NetNs::for_test(tag)?;
+    let dir = temp_dir(tag);
+    let path = dir.join("rules.v4");
+    std::fs::write(&path, FILE).expect("write");
+    Some((ns, dir, path))
+}
+
 /// Commit `rule` appended to INPUT of the file at `path`, inside namespace `ns`; the reports.
 fn commit_rule(ns: &str, path: &Path, state: &Path, rule: &str) -> Vec<Progress> {
     let base =
@@ -69,15 +82,9 @@ fn commit_rule(ns: &str, path: &Path, state: &Path, rule: &str) -> Vec<Progress>
 
 #[test]
 fn a_file_commit_with_a_host_name_that_does_not_resolve_is_refused() {
-    if !have_tools(Backend::Nft) {
-        return;
-    }
-    let Some(ns) = NetNs::for_test("filehost") else {
+    let Some((ns, dir, path)) = file_case("filehost") else {
         return;
     };
-    let dir = temp_dir("filehost");
-    let path = dir.join("rules.v4");
-    std::fs::write(&path, FILE).expect("write");
     let reports = commit_rule(
         ns.name(),
         &path,
@@ -196,5 +203,51 @@ fn a_rollback_says_which_tables_it_could_only_empty() {
         !now.contains("192.0.2.1") && now.contains(":INPUT ACCEPT"),
         "{now}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `--file` commit keeps the file's old content as a backup of its own kind: `nfscope
+/// rollback` never loads it into the kernel (it once loaded a file's rules over the kernel's).
+#[test]
+fn a_file_commits_backup_is_never_the_kernels_latest() {
+    let Some((ns, dir, path)) = file_case("filebackup") else {
+        return;
+    };
+    let state = dir.join("state");
+    let kernel = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o eth9 -j MASQUERADE\nCOMMIT\n";
+    ns.restore(Family::V4, Backend::Nft, kernel);
+    let reports = commit_rule(ns.name(), &path, &state, "-s 192.0.2.1 -j DROP");
+    assert!(
+        reports.iter().any(|p| matches!(p, Progress::Finished(_))),
+        "{reports:#?}"
+    );
+    // The old file is kept, apart.
+    let kept = std::fs::read_dir(state.join("file-backups"))
+        .expect("file backups")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".v4.rules"))
+        .count();
+    assert_eq!(kept, 1);
+    let st = state.clone();
+    let latest = netns::run_in(ns.name(), move || nfscope::edit::backup::latest(&st))
+        .expect("enter the namespace");
+    assert!(latest.is_empty(), "{latest:?}");
+    let run = ns
+        .command(&[
+            env!("CARGO_BIN_EXE_nfscope"),
+            "--state-dir",
+            state.to_str().expect("utf-8"),
+            "rollback",
+        ])
+        .env("NFSCOPE_NO_SYSLOG", "1")
+        .output()
+        .expect("run nfscope rollback");
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("there is no backup to roll back to"),
+        "{run:?}"
+    );
+    // The kernel's nat table is untouched.
+    assert!(ns.save(Family::V4, Backend::Nft).contains("MASQUERADE"));
     let _ = std::fs::remove_dir_all(&dir);
 }

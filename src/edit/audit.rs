@@ -83,16 +83,13 @@ pub fn record(action: &str, detail: &str) -> Record {
     }
 }
 
-/// Append a record to `DIR/audit.log` and tell the system log. The file is what counts: its
-/// error is returned; the system log is best effort.
-pub fn log(dir: &Path, action: &str, detail: &str) -> io::Result<()> {
-    let rec = record(action, detail);
-    to_syslog(&rec);
-    backup::ensure_dir(dir)?;
-    let mut line = serde_json::to_string(&rec).map_err(io::Error::other)?;
-    line.push('\n');
+/// When `audit.log` grows past this, it becomes `audit.log.1` (the one before that goes) and a
+/// new one starts.
+pub const ROTATE_AT: u64 = 4 << 20;
+
+fn open_log(dir: &Path) -> io::Result<std::fs::File> {
     let path = dir.join("audit.log");
-    let mut f = OpenOptions::new()
+    OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
@@ -102,9 +99,31 @@ pub fn log(dir: &Path, action: &str, detail: &str) -> io::Result<()> {
                 e.kind(),
                 format!("cannot write the audit log {}: {e}", path.display()),
             )
-        })?;
+        })
+}
+
+/// Whether the audit log can be written, checked before the kernel is touched: a commit that
+/// could not be recorded is not made.
+pub fn check_writable(dir: &Path) -> io::Result<()> {
+    open_log(dir)?.sync_all()
+}
+
+/// Append a record to `DIR/audit.log` and tell the system log. The file is what counts: its
+/// error is returned; the system log is best effort.
+pub fn log(dir: &Path, action: &str, detail: &str) -> io::Result<()> {
+    let rec = record(action, detail);
+    to_syslog(&rec);
+    backup::ensure_dir(dir)?;
+    let mut line = serde_json::to_string(&rec).map_err(io::Error::other)?;
+    line.push('\n');
+    let path = dir.join("audit.log");
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() >= ROTATE_AT) {
+        let _ = std::fs::rename(&path, dir.join("audit.log.1"));
+    }
+    let mut f = open_log(dir)?;
     // One write of one line: appends from several processes do not interleave.
-    f.write_all(line.as_bytes())
+    f.write_all(line.as_bytes())?;
+    f.sync_data()
 }
 
 /// Every record of `DIR/audit.log`, oldest first (lines that do not parse are skipped).
@@ -158,6 +177,25 @@ fn to_syslog(rec: &Record) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_rotates_and_an_unwritable_one_is_found_before() {
+        let dir = backup::test_dir("audit-rotate");
+        backup::ensure_dir(&dir).unwrap();
+        let big = "x".repeat(usize::try_from(ROTATE_AT).unwrap());
+        std::fs::write(dir.join("audit.log"), &big).unwrap();
+        check_writable(&dir).unwrap();
+        log(&dir, "apply", "after the rotation").unwrap();
+        assert_eq!(read(&dir).len(), 1);
+        assert_eq!(
+            std::fs::metadata(dir.join("audit.log.1")).unwrap().len(),
+            ROTATE_AT
+        );
+        std::fs::remove_file(dir.join("audit.log")).unwrap();
+        std::fs::create_dir(dir.join("audit.log")).unwrap();
+        assert!(check_writable(&dir).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn records_are_appended_privately_and_read_back() {

@@ -1,8 +1,15 @@
 //! The state directory, and the backups of the kernel's rule sets taken before every change.
 //!
-//! A backup is one family's `iptables-save -c` text in a file of its own, mode 0600, named by
-//! the time it was taken: `20261204T195725.123456789Z.v4.rules`. The files of one backup set
-//! (both families, taken together) share the time. The last [`KEEP`] of each family are kept.
+//! A backup is one family's `iptables-save -c` text in a file of its own, mode 0600, named
+//! `00000042-20261204T195725.123456789Z.net4026531840.v4.rules`: a sequence number (one more
+//! than the last, so names are unique and ordered whatever the clock does), the time it was
+//! taken (UTC, for people), the network namespace whose kernel it was read from, the family.
+//! The files of one backup set (both families, taken together) share the number. Each file is
+//! written under a temporary name, fsynced, renamed without replacing anything, and read back.
+//! The last [`KEEP`] of each family are kept.
+//!
+//! Backups of a `--file` commit (the file's old content) are another kind, in `file-backups/`
+//! with their own numbers and pruning: `nfscope rollback` and the watchdog never see them.
 
 use crate::ruleset::Family;
 use std::fs::{self, DirBuilder, OpenOptions};
@@ -149,68 +156,187 @@ pub fn stamp(t: SystemTime) -> String {
     crate::time::utc_stamp(t)
 }
 
-/// One backup file's name cut into its time stamp and family.
-fn parse_name(name: &str) -> Option<(&str, Family)> {
+/// What a backup set holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The kernel's rule sets, read from this network namespace: what a rollback loads.
+    Kernel,
+    /// A file's old content, before a `--file` commit replaced it: kept, never loaded.
+    File,
+}
+
+/// Where backups of `kind` live.
+pub fn kind_dir(dir: &Path, kind: Kind) -> PathBuf {
+    match kind {
+        Kind::Kernel => dir.to_path_buf(),
+        Kind::File => dir.join("file-backups"),
+    }
+}
+
+/// This thread's network namespace as a name part: `net4026531840` (from
+/// `/proc/thread-self/ns/net`, `net:[4026531840]`), `net-unknown` when it cannot be read.
+pub fn netns_tag() -> String {
+    fs::read_link("/proc/thread-self/ns/net")
+        .ok()
+        .and_then(|l| {
+            let l = l.to_string_lossy().into_owned();
+            let inode = l.strip_prefix("net:[")?.strip_suffix(']')?.to_string();
+            inode
+                .chars()
+                .all(|c| c.is_ascii_digit())
+                .then(|| format!("net{inode}"))
+        })
+        .unwrap_or_else(|| "net-unknown".into())
+}
+
+/// One backup file, as its name says.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Listed {
+    seq: u64,
+    stamp: String,
+    /// The network namespace (`net…`), `file` for a file's backup; empty for a name of the
+    /// older form (`STAMP.v4.rules`), whose namespace is unknown.
+    tag: String,
+    family: Family,
+    path: PathBuf,
+}
+
+/// A backup file's name cut into its parts: `SEQ-STAMP.TAG.FAMILY.rules`, or the older
+/// `STAMP.FAMILY.rules` (sequence 0, no tag).
+fn parse_name(name: &str) -> Option<(u64, String, String, Family)> {
     let stem = name.strip_suffix(".rules")?;
-    let (stamp, tag) = stem.rsplit_once('.')?;
-    let family = match tag {
+    let (rest, fam) = stem.rsplit_once('.')?;
+    let family = match fam {
         "v4" => Family::V4,
         "v6" => Family::V6,
         _ => return None,
     };
-    (stamp.len() > 16 && stamp.ends_with('Z')).then_some((stamp, family))
+    let valid_stamp = |s: &str| s.len() > 16 && s.ends_with('Z') && s.contains('T');
+    if let Some((seq, tail)) = rest.split_once('-')
+        && let Ok(seq) = seq.parse::<u64>()
+        && let Some((stamp, tag)) = tail.rsplit_once('.')
+        && valid_stamp(stamp)
+        && !tag.is_empty()
+    {
+        return Some((seq, stamp.to_string(), tag.to_string(), family));
+    }
+    valid_stamp(rest).then(|| (0, rest.to_string(), String::new(), family))
 }
 
-/// Every backup in `dir`: (stamp, family, path), oldest first.
-fn list(dir: &Path) -> Vec<(String, Family, PathBuf)> {
+/// Every backup in `dir` (one kind's directory), oldest first.
+fn list(dir: &Path) -> Vec<Listed> {
     let Ok(rd) = fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut out: Vec<(String, Family, PathBuf)> = rd
+    let mut out: Vec<Listed> = rd
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            let (stamp, family) = parse_name(&name)?;
-            Some((stamp.to_string(), family, e.path()))
+            let (seq, stamp, tag, family) = parse_name(&name)?;
+            Some(Listed {
+                seq,
+                stamp,
+                tag,
+                family,
+                path: e.path(),
+            })
         })
         .collect();
     out.sort();
     out
 }
 
-/// Back up one family's save text; see [`backup_set`].
+/// Back up one family's save text of the kernel; see [`backup_set`].
 pub fn backup(dir: &Path, family: Family, save_text: &str) -> io::Result<PathBuf> {
-    let mut set = backup_set(dir, &[(family, save_text.to_string())])?;
+    let mut set = backup_set(dir, Kind::Kernel, &[(family, save_text.to_string())])?;
     set.pop()
         .map(|(_, p)| p)
         .ok_or_else(|| io::Error::other("no backup was written"))
 }
 
-/// Back up the save texts of one moment (one per family) as one set: files 0600 sharing one
-/// time stamp. Older backups beyond the last [`KEEP`] of each family are removed.
-pub fn backup_set(dir: &Path, texts: &[(Family, String)]) -> io::Result<Vec<(Family, PathBuf)>> {
+/// Write `text` as the new file `path` (mode 0600) whole or not at all: a temporary file in the
+/// same directory, fsynced, renamed to `path` only if nothing has that name (`AlreadyExists`
+/// otherwise), then read back and compared.
+fn write_new_whole(path: &Path, text: &str) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no directory"))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".backup.")
+        .suffix(".tmp")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    let back = fs::read(path)?;
+    if back != text.as_bytes() {
+        let _ = fs::remove_file(path);
+        return Err(io::Error::other(format!(
+            "{} does not read back as it was written ({} bytes of {})",
+            path.display(),
+            back.len(),
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Back up the save texts of one moment (one per family) as one set of `kind`: files 0600
+/// sharing one sequence number, each written whole (a full disk leaves no half backup) and
+/// read back. Older backups beyond the last [`KEEP`] of each family (of that kind) are removed.
+pub fn backup_set(
+    dir: &Path,
+    kind: Kind,
+    texts: &[(Family, String)],
+) -> io::Result<Vec<(Family, PathBuf)>> {
     ensure_dir(dir)?;
-    let mut stamp_now = stamp(SystemTime::now());
-    // Two sets within the same nanosecond, or a clock that went back: never reuse a name, and
-    // keep the newest set last in order.
-    if let Some((last, _, _)) = list(dir).last()
-        && *last >= stamp_now
-    {
-        stamp_now = format!("{last}1");
+    let kdir = kind_dir(dir, kind);
+    if kind != Kind::Kernel {
+        ensure_dir(&kdir)?;
     }
-    let mut out = Vec::new();
-    for (family, text) in texts {
-        let path = dir.join(format!("{stamp_now}.{}.rules", family_tag(*family)));
-        write_private(&path, text).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot write the backup {}: {e}", path.display()),
-            )
-        })?;
-        out.push((*family, path));
+    let tag = match kind {
+        Kind::Kernel => netns_tag(),
+        Kind::File => "file".to_string(),
+    };
+    let when = stamp(SystemTime::now());
+    let mut seq = list(&kdir).last().map_or(0, |l| l.seq) + 1;
+    // Another nfscope may take the same number at the same moment: the next one, then.
+    'set: for _ in 0..100 {
+        let mut out = Vec::new();
+        for (family, text) in texts {
+            let path = kdir.join(format!(
+                "{seq:08}-{when}.{tag}.{}.rules",
+                family_tag(*family)
+            ));
+            match write_new_whole(&path, text) {
+                Ok(()) => out.push((*family, path)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    for (_, p) in &out {
+                        let _ = fs::remove_file(p);
+                    }
+                    seq += 1;
+                    continue 'set;
+                }
+                Err(e) => {
+                    for (_, p) in &out {
+                        let _ = fs::remove_file(p);
+                    }
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot write the backup {}: {e}", path.display()),
+                    ));
+                }
+            }
+        }
+        fs::File::open(&kdir)?.sync_all()?;
+        prune(&kdir);
+        return Ok(out);
     }
-    prune(dir);
-    Ok(out)
+    Err(io::Error::other(format!(
+        "cannot find a free backup name in {}",
+        kdir.display()
+    )))
 }
 
 /// Remove all but the last [`KEEP`] backups of each family.
@@ -218,8 +344,8 @@ fn prune(dir: &Path) {
     for family in Family::ALL {
         let mine: Vec<PathBuf> = list(dir)
             .into_iter()
-            .filter(|(_, f, _)| *f == family)
-            .map(|(_, _, p)| p)
+            .filter(|l| l.family == family)
+            .map(|l| l.path)
             .collect();
         for p in mine.iter().take(mine.len().saturating_sub(KEEP)) {
             let _ = fs::remove_file(p);
@@ -227,16 +353,19 @@ fn prune(dir: &Path) {
     }
 }
 
-/// The newest backup set: its file of each family, IPv4 first. Empty when there is none.
+/// The newest backup set of this network namespace's kernel: its file of each family, IPv4
+/// first. Empty when there is none (file backups, other namespaces' backups and backups of
+/// the older unnamed form never count).
 pub fn latest(dir: &Path) -> Vec<(Family, PathBuf)> {
-    let all = list(dir);
-    let Some((newest, _, _)) = all.last().cloned() else {
+    let here = netns_tag();
+    let all: Vec<Listed> = list(dir).into_iter().filter(|l| l.tag == here).collect();
+    let Some(newest) = all.last().map(|l| (l.seq, l.stamp.clone())) else {
         return Vec::new();
     };
     let mut set: Vec<(Family, PathBuf)> = all
         .into_iter()
-        .filter(|(s, _, _)| *s == newest)
-        .map(|(_, f, p)| (f, p))
+        .filter(|l| (l.seq, l.stamp.clone()) == newest)
+        .map(|l| (l.family, l.path))
         .collect();
     set.sort_by_key(|(f, _)| *f != Family::V4);
     set
@@ -280,21 +409,22 @@ mod tests {
                 (Family::V4, format!("# v4 {i}\n")),
                 (Family::V6, format!("# v6 {i}\n")),
             ];
-            backup_set(&dir, &texts).unwrap();
+            backup_set(&dir, Kind::Kernel, &texts).unwrap();
         }
         let one = backup(&dir, Family::V6, "# only v6\n").unwrap();
         let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         let all = list(&dir);
-        for (_, _, p) in &all {
-            let mode = fs::metadata(p).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode, 0o600, "{}", p.display());
+        for l in &all {
+            let mode = fs::metadata(&l.path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", l.path.display());
         }
-        let count = |f| all.iter().filter(|(_, g, _)| *g == f).count();
+        let count = |f| all.iter().filter(|l| l.family == f).count();
         assert_eq!((count(Family::V4), count(Family::V6)), (KEEP, KEEP));
         assert_eq!(latest(&dir), vec![(Family::V6, one)]);
         backup_set(
             &dir,
+            Kind::Kernel,
             &[(Family::V6, "b6".into()), (Family::V4, "b4".into())],
         )
         .unwrap();
@@ -303,6 +433,75 @@ mod tests {
         assert_eq!(l[0].0, Family::V4);
         assert_eq!(fs::read_to_string(&l[0].1).unwrap(), "b4");
         assert_eq!(fs::read_to_string(&l[1].1).unwrap(), "b6");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn names_are_unique_and_ordered_whatever_the_clock_says() {
+        let dir = temp("clock");
+        ensure_dir(&dir).unwrap();
+        // A backup from "the future" (a clock that was an hour ahead, then stepped back).
+        let ahead = dir.join(format!(
+            "00000005-29991231T000000.000000000Z.{}.v4.rules",
+            netns_tag()
+        ));
+        fs::write(&ahead, "ahead").unwrap();
+        let set = backup_set(&dir, Kind::Kernel, &[(Family::V4, "now".into())]).unwrap();
+        assert!(
+            set[0]
+                .1
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("00000006-")
+        );
+        assert_eq!(latest(&dir), set, "the newest is the one written last");
+        // The same moment again: another name, never an error.
+        let again = backup_set(&dir, Kind::Kernel, &[(Family::V4, "again".into())]).unwrap();
+        assert_ne!(again, set);
+        assert_eq!(latest(&dir), again);
+        // A name taken meanwhile by someone else is skipped.
+        let next = dir.join(format!(
+            "00000008-20000101T000000.000000000Z.{}.v4.rules",
+            netns_tag()
+        ));
+        fs::write(&next, "theirs").unwrap();
+        let third = backup_set(&dir, Kind::Kernel, &[(Family::V4, "third".into())]).unwrap();
+        assert_eq!(fs::read_to_string(&next).unwrap(), "theirs");
+        assert!(
+            third[0]
+                .1
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("00000009-")
+        );
+        // No temporary file is left.
+        assert!(
+            fs::read_dir(&dir)
+                .unwrap()
+                .flatten()
+                .all(|e| !e.file_name().to_string_lossy().ends_with(".tmp"))
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn file_backups_and_other_namespaces_never_count_as_the_kernels() {
+        let dir = temp("kinds");
+        ensure_dir(&dir).unwrap();
+        let f = backup_set(&dir, Kind::File, &[(Family::V4, "file".into())]).unwrap();
+        assert!(f[0].1.starts_with(dir.join("file-backups")));
+        assert!(latest(&dir).is_empty());
+        fs::write(
+            dir.join("00000001-20261204T000000.000000000Z.net1.v4.rules"),
+            "elsewhere",
+        )
+        .unwrap();
+        fs::write(dir.join("20261204T000000.000000000Z.v4.rules"), "old form").unwrap();
+        assert!(latest(&dir).is_empty());
+        let k = backup_set(&dir, Kind::Kernel, &[(Family::V4, "here".into())]).unwrap();
+        assert_eq!(latest(&dir), k);
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -521,7 +521,29 @@ fn run_kernel(
     }
 
     report(Progress::Running(Step::Backup));
-    let backups = match backup::backup_set(dir, &texts) {
+    // A backup is loaded without a question by the watchdog: each must parse as a rule set
+    // (backup_set then proves the file holds these very bytes), and the audit log must take
+    // the record, before the kernel is touched.
+    for (f, text) in &texts {
+        if let Err(e) = crate::ruleset::parse(text, *f) {
+            report(Progress::Failed(
+                Step::Backup,
+                format!(
+                    "{}: the rule set as read does not parse, so a backup of it could not be restored: {e}",
+                    f.label()
+                ),
+            ));
+            return None;
+        }
+    }
+    if let Err(e) = audit::check_writable(dir) {
+        report(Progress::Failed(
+            Step::Backup,
+            format!("{e}: a change that cannot be recorded is not made"),
+        ));
+        return None;
+    }
+    let backups = match backup::backup_set(dir, backup::Kind::Kernel, &texts) {
         Ok(b) => b,
         Err(e) => {
             report(Progress::Failed(
@@ -994,7 +1016,7 @@ fn run_file(
     ));
 
     report(Progress::Running(Step::Backup));
-    match backup::backup_set(dir, &old_texts) {
+    match backup::backup_set(dir, backup::Kind::File, &old_texts) {
         Ok(b) => report(Progress::Done(Step::Backup, backups_text(&b))),
         Err(e) => {
             report(Progress::Failed(
