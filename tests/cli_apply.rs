@@ -1170,3 +1170,27 @@ fn an_audit_log_that_cannot_be_written_stops_the_apply_before_the_kernel() {
         }
     });
 }
+
+/// The watchdog goes by the boot clock: with the wall-clock deadline an hour away but the
+/// boot-clock one passed (what a wall clock stepped back an hour looks like), it rolls back now.
+#[test]
+fn the_watchdog_goes_by_the_boot_clock() {
+    for_each_backend("bootclock", |c| {
+        let pid = c.apply_yes("3600");
+        let mut p = c.pending().expect("pending");
+        assert!(p["deadline_boot_ms"].as_u64().is_some(), "{p}");
+        p["deadline_boot_ms"] = serde_json::json!(0);
+        let tmp = c.dir.join("pending.json.test");
+        std::fs::write(&tmp, p.to_string()).expect("write");
+        std::fs::rename(&tmp, c.dir.join("pending.json")).expect("rename");
+        assert!(
+            wait_for(Duration::from_secs(10), || !pid_alive(pid)),
+            "{:?}: the watchdog rolled back",
+            c.backend
+        );
+        for f in Family::ALL {
+            assert!(c.holds_base(f), "{:?} {f:?}", c.backend);
+        }
+        assert_eq!(c.audit_actions(), ["apply", "rollback"]);
+    });
+}

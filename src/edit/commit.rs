@@ -1575,6 +1575,7 @@ mod tests {
         let p = Pending {
             id: "c1".into(),
             deadline_unix_ms: guard::now_ms().saturating_sub(1000),
+            deadline_boot_ms: None,
             backups: vec![(Family::V4, dir.join("x.v4.rules"))],
             backend: None,
             watchdog_pid: None,

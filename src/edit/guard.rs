@@ -37,8 +37,14 @@ const WAIT: &str = "--wait=10";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
     pub id: String,
-    /// When the watchdog rolls back, in milliseconds since the epoch.
+    /// When the watchdog rolls back, in milliseconds since the epoch: for people, and for a
+    /// pending file written before `deadline_boot_ms` existed.
     pub deadline_unix_ms: u64,
+    /// The same deadline on the clock that counts from boot (CLOCK_BOOTTIME, suspend
+    /// included), which no one can step: what the watchdog goes by. A wall clock stepped back
+    /// an hour no longer delays the rollback by an hour.
+    #[serde(default)]
+    pub deadline_boot_ms: Option<u64>,
     /// The backup set to restore, one file per family.
     pub backups: Vec<(Family, PathBuf)>,
     /// The tools the change was made with; the rollback uses the same.
@@ -61,7 +67,10 @@ impl Pending {
 
     /// Time left until the deadline (zero once it passed).
     pub fn remaining(&self) -> Duration {
-        Duration::from_millis(self.deadline_unix_ms.saturating_sub(now_ms()))
+        match self.deadline_boot_ms {
+            Some(b) => Duration::from_millis(b.saturating_sub(boot_ms())),
+            None => Duration::from_millis(self.deadline_unix_ms.saturating_sub(now_ms())),
+        }
     }
 
     /// Local, with its offset: `19:58:03 +01:00`.
@@ -74,6 +83,15 @@ impl Pending {
         self.watchdog_pid
             .is_some_and(|pid| is_watchdog(pid, &self.id))
     }
+}
+
+/// Milliseconds since boot (CLOCK_BOOTTIME): never stepped, counts suspend.
+pub fn boot_ms() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    u64::try_from(t.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1000)
+        .saturating_add(u64::try_from(t.tv_nsec / 1_000_000).unwrap_or(0))
 }
 
 pub fn now_ms() -> u64 {
@@ -131,7 +149,16 @@ fn remove_pending(dir: &Path) -> io::Result<()> {
 
 /// The pending commit, if there is one and its file reads.
 pub fn status(dir: &Path) -> Option<Pending> {
-    read_pending(dir).ok().flatten()
+    let mut p = read_pending(dir).ok().flatten()?;
+    // The wall clock was stepped since the deadline was set: say the deadline as it now
+    // reads on the wall (the watchdog goes by the boot clock).
+    if p.deadline_boot_ms.is_some() && p.rollback_failed.is_none() {
+        let wall = now_ms().saturating_add(u64::try_from(p.remaining().as_millis()).unwrap_or(0));
+        if wall.abs_diff(p.deadline_unix_ms) > 2000 {
+            p.deadline_unix_ms = wall;
+        }
+    }
+    Some(p)
 }
 
 /// An exclusive lock on `DIR/lock`, released on drop.
@@ -298,10 +325,11 @@ pub fn arm(
                 busy_message(&p),
             ));
         }
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let p = Pending {
             id: id.clone(),
-            deadline_unix_ms: now_ms()
-                .saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+            deadline_unix_ms: now_ms().saturating_add(ms),
+            deadline_boot_ms: Some(boot_ms().saturating_add(ms)),
             backups: backups.to_vec(),
             backend: tools.backend,
             watchdog_pid: None,
@@ -441,9 +469,9 @@ pub fn extend(dir: &Path, by: Duration) -> Result<Pending, String> {
     if p.remaining().is_zero() {
         return Err("the deadline has passed: the watchdog is rolling the change back".into());
     }
-    p.deadline_unix_ms = p
-        .deadline_unix_ms
-        .saturating_add(u64::try_from(by.as_millis()).unwrap_or(u64::MAX));
+    let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+    p.deadline_unix_ms = p.deadline_unix_ms.saturating_add(ms);
+    p.deadline_boot_ms = p.deadline_boot_ms.map(|b| b.saturating_add(ms));
     write_pending(dir, &p).map_err(|e| e.to_string())?;
     Ok(p)
 }
@@ -635,7 +663,7 @@ pub fn watchdog(dir: &Path, id: &str) -> i32 {
             Err(_) => {}
         }
         let stopped = stop.load(std::sync::atomic::Ordering::Relaxed);
-        if !stopped && now_ms() < known.deadline_unix_ms {
+        if !stopped && !known.remaining().is_zero() {
             continue;
         }
         let Ok(_l) = lock(dir) else {
@@ -645,7 +673,7 @@ pub fn watchdog(dir: &Path, id: &str) -> i32 {
         match read_pending(dir) {
             Ok(None) => return 0,
             Ok(Some(p)) if p.id != id => return 0,
-            Ok(Some(p)) if !stopped && now_ms() < p.deadline_unix_ms => {
+            Ok(Some(p)) if !stopped && !p.remaining().is_zero() => {
                 known = p;
                 continue;
             }
@@ -737,6 +765,7 @@ mod tests {
         Pending {
             id: id.into(),
             deadline_unix_ms: now_ms() + in_ms,
+            deadline_boot_ms: Some(boot_ms() + in_ms),
             backups: vec![(Family::V4, "/nowhere/x.v4.rules".into())],
             backend: Some(Backend::Legacy),
             watchdog_pid: None,
@@ -744,6 +773,27 @@ mod tests {
             ssh_client: None,
             rollback_failed: None,
         }
+    }
+
+    #[test]
+    fn the_deadline_goes_by_the_boot_clock_not_the_wall() {
+        let dir = temp("clockstep");
+        // The wall clock was stepped back an hour since the commit was armed: by the wall the
+        // deadline is an hour away; by the boot clock, half a second.
+        let mut p = pending("step", 500);
+        p.deadline_unix_ms = now_ms() + 3_600_000;
+        assert!(p.remaining() <= Duration::from_millis(500));
+        write_pending(&dir, &p).unwrap();
+        let seen = status(&dir).unwrap();
+        assert!(
+            seen.deadline_unix_ms <= now_ms() + 1000,
+            "the deadline as the wall now reads it: {}",
+            seen.deadline_unix_ms
+        );
+        // A pending file from before the boot clock goes by the wall.
+        p.deadline_boot_ms = None;
+        assert!(p.remaining() > Duration::from_secs(3000));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
