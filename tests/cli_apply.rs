@@ -634,6 +634,14 @@ fn a_malformed_file_names_its_line_and_changes_nothing() {
 }
 
 #[test]
+fn a_nul_byte_is_refused_since_the_tool_would_cut_the_line_there() {
+    for_each_backend("nul", |c| {
+        let nul = "*filter\n:INPUT DROP [0:0]\n-A INPUT -m comment --comment x\0 -p udp --dport 9 -j ACCEPT\n-A INPUT -j DROP\nCOMMIT\n";
+        refused_and_unchanged(&c, "nul", nul, &["line 3", "NUL"]);
+    });
+}
+
+#[test]
 fn an_invalid_rule_never_reaches_the_kernel() {
     for_each_backend("invalid", |c| {
         let backend = c.backend;

@@ -155,13 +155,14 @@ pub fn validate(tools: &Tools, staged: &[Ruleset]) -> Result<(), ApplyError> {
 
 /// `validate` for one family's rule set file as given (`nfscope apply`): `restore --test` of
 /// its very text (with `-c` when it carries counters), then the trial load. What is checked is
-/// what is loaded.
+/// what is loaded. Returns what the trial load read back, as the kernel prints it (`None`
+/// where no namespace could be made): what the kernel must hold afterwards.
 pub fn validate_text(
     tools: &Tools,
     family: Family,
     text: &str,
     counters: bool,
-) -> Result<(), ApplyError> {
+) -> Result<Option<Ruleset>, ApplyError> {
     let invalid =
         |check| move |e: SourceError| classify(e, family, tools.restore_tool(family), check, text);
     let mut args = vec!["--test", "-w"];
@@ -172,8 +173,7 @@ pub fn validate_text(
         .restore(family, &args, text)
         .map_err(invalid("--test"))?;
     trial_load(*tools, family, text)
-        .map_err(invalid("a trial load into an empty network namespace"))?;
-    Ok(())
+        .map_err(invalid("a trial load into an empty network namespace"))
 }
 
 /// `validate`, and the staged rule sets as the kernel writes them back: a rule typed as

@@ -416,8 +416,13 @@ fn run_kernel(
     };
 
     report(Progress::Running(Step::Validate));
+    // For whole files: each as the kernel will print it, from the trial load.
+    let mut expected: Vec<Option<Ruleset>> = Vec::new();
     let validated = if whole {
-        validate_files(tools, files).map(|()| req.clone())
+        validate_files(tools, files).map(|e| {
+            expected = e;
+            req.clone()
+        })
     } else {
         // From here on the staged rules are spelled as the kernel will print them, so that
         // the plan and the verification compare like with like.
@@ -657,7 +662,7 @@ fn run_kernel(
 
     report(Progress::Running(Step::Verify));
     let verified = if whole {
-        verify_files(tools, files, &now)
+        verify_files(tools, files, &expected, &now)
     } else {
         apply::read_tables(tools, &changed)
             .map_err(|e| vec![e.to_string()])
@@ -733,24 +738,27 @@ fn one_line(stderr: &str) -> String {
 }
 
 /// The validate step of a whole-file load: each file as given, `restore --test` and a trial
-/// load (`apply::validate_text`).
-fn validate_files(tools: &Tools, files: &[WholeFile]) -> Result<(), String> {
+/// load (`apply::validate_text`); per file, what the trial load read back.
+fn validate_files(tools: &Tools, files: &[WholeFile]) -> Result<Vec<Option<Ruleset>>, String> {
+    let mut out = Vec::new();
     for w in files {
-        apply::validate_text(tools, w.family, &w.text, w.counters).map_err(|e| match e {
-            apply::ApplyError::Invalid {
-                tool,
-                check,
-                message,
-                ..
-            } => format!(
-                "{}: {} was refused by {tool} ({check}): {message}",
-                w.family.label(),
-                w.path.display()
-            ),
-            other => other.to_string(),
-        })?;
+        let back =
+            apply::validate_text(tools, w.family, &w.text, w.counters).map_err(|e| match e {
+                apply::ApplyError::Invalid {
+                    tool,
+                    check,
+                    message,
+                    ..
+                } => format!(
+                    "{}: {} was refused by {tool} ({check}): {message}",
+                    w.family.label(),
+                    w.path.display()
+                ),
+                other => other.to_string(),
+            })?;
+        out.push(back);
     }
-    Ok(())
+    Ok(out)
 }
 
 /// The kernel's rule set with the file's tables in place of its own: what the kernel holds
@@ -766,15 +774,18 @@ fn replace_tables(before: &Ruleset, file: &Ruleset) -> Ruleset {
     out
 }
 
-/// The verify step of a whole-file load: each family read back against its file
-/// (`file_differences`); what changed against `before`, as `guard::diff` lines.
+/// The verify step of a whole-file load: each family read back against what the trial load of
+/// its file read back (`exact_differences`: every rule's whole text), or, with no trial load,
+/// against the file itself (`file_differences`); what changed against `before`, as
+/// `guard::diff` lines.
 fn verify_files(
     tools: &Tools,
     files: &[WholeFile],
+    expected: &[Option<Ruleset>],
     before: &[Ruleset],
 ) -> Result<String, Vec<String>> {
     let mut changes = String::new();
-    for w in files {
+    for (i, w) in files.iter().enumerate() {
         let after = tools.read(w.family).map_err(|e| {
             vec![format!(
                 "{}: cannot read the rule set back: {}",
@@ -782,7 +793,10 @@ fn verify_files(
                 guard::tool_error(&e)
             )]
         })?;
-        let wrong = file_differences(w.family, &w.rules, &after);
+        let wrong = match expected.get(i).and_then(Option::as_ref) {
+            Some(exp) => exact_differences(w.family, &w.rules, exp, &after),
+            None => file_differences(w.family, &w.rules, &after),
+        };
         if !wrong.is_empty() {
             return Err(vec![format!(
                 "the kernel does not hold what {} says: {}",
@@ -795,6 +809,54 @@ fn verify_files(
         }
     }
     Ok(changes)
+}
+
+/// Does the kernel now hold, in each table of the file, exactly what the trial load of the
+/// file held: the same chains, policies and rules, each rule's whole text as the kernel prints
+/// it (counters aside)? The differences, as sentences.
+fn exact_differences(
+    family: Family,
+    file: &Ruleset,
+    expected: &Ruleset,
+    kernel: &Ruleset,
+) -> Vec<String> {
+    let label = family.label();
+    let mut out = Vec::new();
+    let lines = |rs: &Ruleset, table: &str| -> Vec<String> {
+        rs.table(table).map_or_else(Vec::new, |t| {
+            let mut v: Vec<String> = t
+                .chains
+                .iter()
+                .map(|c| format!(":{} {}", c.name, c.policy.as_deref().unwrap_or("-")))
+                .collect();
+            v.extend(t.chains.iter().flat_map(|c| {
+                c.rules
+                    .iter()
+                    .map(move |r| format!("-A {} {}", c.name, r.text))
+            }));
+            v
+        })
+    };
+    for t in &file.tables {
+        let (want, got) = (lines(expected, &t.name), lines(kernel, &t.name));
+        if want == got {
+            continue;
+        }
+        let missing: Vec<&String> = want.iter().filter(|l| !got.contains(l)).collect();
+        let extra: Vec<&String> = got.iter().filter(|l| !want.contains(l)).collect();
+        let mut said = format!("{label} table {}:", t.name);
+        if let Some(m) = missing.first() {
+            said.push_str(&format!(" missing `{m}`"));
+        }
+        if let Some(x) = extra.first() {
+            said.push_str(&format!(" unexpected `{x}`"));
+        }
+        if missing.is_empty() && extra.is_empty() {
+            said.push_str(" the same lines in another order");
+        }
+        out.push(said);
+    }
+    out
 }
 
 /// Does the kernel now hold the file's rules? Compared per table of the file: the chains, their
@@ -1601,5 +1663,38 @@ mod tests {
         // Still pending, for `nfscope rollback`.
         assert!(guard::status(&dir).is_some_and(|p| p.rollback_failed.is_some()));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn verify_compares_whole_rules_not_targets_and_counts() {
+        let file = rs("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p udp --dport 9 -j DROP\nCOMMIT\n");
+        let trial = rs(
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p udp -m udp --dport 9 -j DROP\nCOMMIT\n",
+        );
+        // What a line cut at a NUL would have loaded: the same target, the same count.
+        let cut = rs(
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n[3:4] -A INPUT -m comment --comment x -j DROP\nCOMMIT\n",
+        );
+        assert!(file_differences(Family::V4, &file, &cut).is_empty());
+        let said = exact_differences(Family::V4, &file, &trial, &cut);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("missing `-A INPUT -p udp -m udp --dport 9 -j DROP`"));
+        // Counters aside, the same rules verify.
+        let same = rs(
+            "*filter\n:INPUT ACCEPT [7:8]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n[5:6] -A INPUT -p udp -m udp --dport 9 -j DROP\nCOMMIT\n",
+        );
+        assert!(exact_differences(Family::V4, &file, &trial, &same).is_empty());
+    }
+
+    #[test]
+    fn a_nul_byte_is_refused_where_rules_are_read() {
+        let e = ruleset::parse(
+            "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment x\0 -p udp --dport 9 -j DROP\nCOMMIT\n",
+            Family::V4,
+        )
+        .expect_err("refused");
+        assert_eq!(e.line, 3);
+        assert!(e.to_string().contains("NUL"), "{e}");
+        assert!(ruleset::Rule::from_text("-m comment --comment x\0 -j DROP", None).is_err());
     }
 }

@@ -213,11 +213,19 @@ pub struct Rule {
     pub spec: RuleSpec,
 }
 
+/// Why a NUL byte is refused wherever a rule is read: iptables-restore ends the line there and
+/// loads what comes before it (`--comment x\0 -p udp --dport 9 -j DROP` would load as
+/// `--comment x`, dropping everything), so what was checked would not be what is loaded.
+pub const NUL_IN_RULE: &str = "it holds a NUL byte, where iptables-restore would cut the line and load only what comes before it";
+
 impl Rule {
     /// Build a rule from its argument text (what follows `-A CHAIN`) and its `[pkts:bytes]`
     /// prefix. Counters given inline (`-c PKTS BYTES`) win over the prefix, as in
     /// iptables-restore (which, with `-c`, rejects a line that has both).
     pub fn from_text(text: &str, counters: Option<Counters>) -> Result<Rule, String> {
+        if text.contains('\0') {
+            return Err(NUL_IN_RULE.into());
+        }
         let toks = words::split_ref(text)?;
         let spec = RuleSpec::from_word_refs(&toks);
         let counters = spec.inline_counters.or(counters);

@@ -151,6 +151,9 @@ impl Parser {
     pub fn line(&mut self, raw: &str) -> Result<(), ParseError> {
         self.n += 1;
         let n = self.n;
+        if raw.contains('\0') {
+            return err(n, super::NUL_IN_RULE);
+        }
         let line = raw.trim_end();
         let line = line.trim_start();
         if line.is_empty() {
