@@ -659,6 +659,29 @@ fn a_malformed_file_names_the_line() {
 }
 
 #[test]
+fn a_device_or_fifo_given_as_a_file_is_refused_at_once() {
+    let dir = TempDir::new("notregular");
+    let fifo = dir.0.join("rules.fifo");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .expect("mkfifo");
+    let fifo = fifo.display().to_string();
+    for p in ["/dev/zero", fifo.as_str()] {
+        let started = std::time::Instant::now();
+        let run = nfscope(&["rules", "--file", p]);
+        assert_eq!(run.code, 1, "{p}: {run:?}");
+        assert!(run.stderr.contains("not a regular file"), "{p}: {run:?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{p}"
+        );
+    }
+}
+
+#[test]
 fn a_missing_file_says_cannot_read() {
     let dir = TempDir::new("missing");
     let p = dir.0.join("no-such.rules").display().to_string();

@@ -942,24 +942,27 @@ fn without_root_confirm_and_rollback_point_at_roots_pending_commit() {
     let home = base.join("nobody-home");
     std::fs::create_dir_all(&home).expect("home");
     std::os::unix::fs::chown(&home, Some(65534), Some(65534)).expect("chown");
-    for what in ["confirm", "rollback"] {
-        let run: Run = Command::new(&setpriv)
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                BIN,
-                what,
-            ])
+    // nfscope as nobody, with `args`, its home its own and root's state directory known.
+    let as_nobody = |args: &[&std::ffi::OsStr]| -> Command {
+        let mut c = Command::new(&setpriv);
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+            .args(args)
             .env("HOME", &home)
             .env_remove("NFSCOPE_STATE_DIR")
             .env_remove("XDG_STATE_HOME")
             .env("NFSCOPE_ROOT_STATE_DIR", &root_dir)
             .env("NFSCOPE_NO_SYSLOG", "1")
-            .stdin(Stdio::null())
+            .stdin(Stdio::null());
+        c
+    };
+    let run_as_nobody = |args: &[&std::ffi::OsStr]| -> Run {
+        as_nobody(args)
             .output()
             .expect("run nfscope as nobody")
-            .into();
+            .into()
+    };
+    for what in ["confirm", "rollback"] {
+        let run = run_as_nobody(&[what.as_ref()]);
         assert_ne!(run.code, 0, "{run:?}");
         assert!(!run.stderr.contains("no commit is waiting"), "{run:?}");
         assert!(
@@ -967,6 +970,13 @@ fn without_root_confirm_and_rollback_point_at_roots_pending_commit() {
             "{run:?}"
         );
         assert!(run.stderr.contains("root"), "{run:?}");
+        // Given root's directory itself: permission denied, never "nothing waits".
+        let run = run_as_nobody(&["--state-dir".as_ref(), root_dir.as_os_str(), what.as_ref()]);
+        assert_ne!(run.code, 0, "{run:?}");
+        assert!(!run.stderr.contains("no commit is waiting"), "{run:?}");
+        assert!(!run.stderr.contains("there is no backup"), "{run:?}");
+        assert!(run.stderr.contains("permission denied"), "{run:?}");
+        assert!(run.stderr.contains("sudo"), "{run:?}");
     }
     // With root's directory empty, nobody is told plainly that nothing waits.
     std::fs::remove_file(root_dir.join("pending.json")).expect("rm");
@@ -975,22 +985,7 @@ fn without_root_confirm_and_rollback_point_at_roots_pending_commit() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .expect("chmod");
-    let run: Run = Command::new(&setpriv)
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            BIN,
-            "confirm",
-        ])
-        .env("HOME", &home)
-        .env_remove("NFSCOPE_STATE_DIR")
-        .env_remove("XDG_STATE_HOME")
-        .env("NFSCOPE_ROOT_STATE_DIR", &root_dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run nfscope as nobody")
-        .into();
+    let run = run_as_nobody(&["confirm".as_ref()]);
     assert!(run.stderr.contains("no commit is waiting"), "{run:?}");
     let _ = std::fs::remove_dir_all(&base);
 }
@@ -1200,5 +1195,29 @@ fn the_watchdog_goes_by_the_boot_clock() {
             assert!(c.holds_base(f), "{:?} {f:?}", c.backend);
         }
         assert_eq!(c.audit_actions(), ["apply", "rollback"]);
+    });
+}
+
+/// A stopped watchdog (SIGSTOP) rolls nothing back: no new commit goes over its commit as if
+/// it were gone, and the refusal says how to get it going.
+#[test]
+fn a_stopped_watchdog_is_said_and_blocks_the_next_commit() {
+    for_each_backend("stopped", |c| {
+        let pid = c.apply_yes("30");
+        signal(pid, libc::SIGSTOP);
+        let (v4, _) = c.files();
+        let run = c.run(&["apply", &v4, "--no-confirm"]);
+        assert_eq!(run.code, 1, "{run:?}");
+        for says in [
+            "is stopped",
+            &format!("kill -CONT {pid}"),
+            "Nothing was changed",
+        ] {
+            assert!(run.stderr.contains(says), "{says:?}: {run:?}");
+        }
+        signal(pid, libc::SIGCONT);
+        let ok = c.run(&["confirm"]);
+        assert_eq!(ok.code, 0, "{ok:?}");
+        assert!(wait_for(Duration::from_secs(2), || !pid_alive(pid)));
     });
 }

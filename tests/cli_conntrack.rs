@@ -513,7 +513,7 @@ fn without_root_every_mode_says_to_run_as_root() {
         &["conntrack", "--format", "json", "--source", "netlink"][..],
         &["conntrack", "--source", "proc"][..],
         &["conntrack", "--watch", "--count", "1"][..],
-        &["conntrack", "--delete", "--filter", "proto=udp"][..],
+        &["conntrack", "--delete", "--all", "--filter", "proto=udp"][..],
     ] {
         let mut all = vec![
             "setpriv",
@@ -592,7 +592,14 @@ fn demo_delete_deletes_and_says_how_many() {
         "proto=udp",
     ]));
     assert!(!udp.is_empty());
-    let run = here(&["conntrack", "--demo", "--delete", "--filter", "proto=udp"]);
+    let run = here(&[
+        "conntrack",
+        "--demo",
+        "--delete",
+        "--all",
+        "--filter",
+        "proto=udp",
+    ]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.stdout, format!("deleted {} entries\n", udp.len()));
     assert!(run.stderr.contains("demo"), "{run:?}");
@@ -637,10 +644,15 @@ fn usage_errors_exit_2_with_a_sentence() {
                 "proc",
                 "--delete",
                 "--filter",
-                "proto=udp",
+                "dport=53",
             ][..],
             "--delete needs netlink",
         ),
+        (
+            &["conntrack", "--demo", "--delete", "--filter", "proto=tcp"][..],
+            "add --all if that is what you mean",
+        ),
+        (&["conntrack", "--demo", "--all"][..], "--delete"),
         (&["conntrack", "--format", "yaml"][..], "invalid value"),
     ] {
         let run = here(args);

@@ -358,11 +358,21 @@ fn countdown(
         let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
     }
     let mut current: Pending;
+    // The stopped watchdog was said (once, until it runs again).
+    let mut warned = false;
     let mut shown = secs(pending.remaining());
     loop {
         match guard::status(dir) {
             Some(p) if p.id == pending.id && p.rollback_failed.is_none() => current = p,
             _ => return ended_elsewhere(dir, &pending.id, tty),
+        }
+        match current.stopped_watchdog() {
+            Some(why) if !warned => {
+                warned = true;
+                eprintln!("\nnfscope: warning: {why}");
+            }
+            Some(_) => {}
+            None => warned = false,
         }
         if stop.load(Ordering::Relaxed) {
             if tty {
@@ -529,9 +539,24 @@ fn root_commit_pending(dir: &Path, what: &str) -> Option<String> {
     }
 }
 
+/// A sentence when the state directory cannot be looked into (another user's): what looked
+/// like "nothing is waiting" would be a lie then.
+fn unreadable_state_dir(dir: &Path, what: &str) -> Option<String> {
+    match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Some(format!(
+            "cannot look into the state directory {}: permission denied (it is another user's, root's perhaps): run `sudo nfscope {what}`",
+            dir.display()
+        )),
+        _ => None,
+    }
+}
+
 /// `nfscope confirm`.
 pub fn run_confirm(state_dir: Option<&Path>) -> i32 {
     let dir = backup::state_dir(state_dir);
+    if let Some(why) = unreadable_state_dir(&dir, "confirm") {
+        return fail(&why);
+    }
     if guard::status(&dir).is_none()
         && let Some(why) = root_commit_pending(&dir, "confirm")
     {
@@ -556,6 +581,9 @@ pub fn run_confirm(state_dir: Option<&Path>) -> i32 {
 pub fn run_rollback(state_dir: Option<&Path>, src: &SourceArgs) -> i32 {
     ignore_sigpipe();
     let dir = backup::state_dir(state_dir);
+    if let Some(why) = unreadable_state_dir(&dir, "rollback") {
+        return fail(&why);
+    }
     let pending = guard::status(&dir);
     let backups = match &pending {
         Some(p) if !p.backups.is_empty() => p.backups.clone(),

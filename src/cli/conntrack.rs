@@ -51,6 +51,10 @@ pub struct ConntrackArgs {
     /// Delete every entry matching --filter (required, not empty) and say how many.
     #[arg(long, requires = "filter")]
     pub delete: bool,
+    /// With --delete: allow a filter that names no address, port, id or mark (such as
+    /// `proto=tcp`), which deletes a large part of the table, your SSH session's entry included.
+    #[arg(long, requires = "delete")]
+    pub all: bool,
 }
 
 /// A failure of the subcommand, as a sentence and an exit status.
@@ -183,6 +187,14 @@ pub fn run(src: &SourceArgs, args: &ConntrackArgs) -> color_eyre::Result<i32> {
         return Ok(fail(
             "--delete needs a --filter that names what to delete; an empty one would delete the \
              whole table (flush it with `conntrack -F` if that is what you mean)",
+            2,
+        ));
+    }
+    if args.delete && !args.all && filter.as_ref().is_some_and(|f| !f.narrows()) {
+        return Ok(fail(
+            "--delete with a filter that names no address, port, id or mark would delete a large \
+             part of the table (your own SSH connection's entry too): narrow the filter, or add \
+             --all if that is what you mean",
             2,
         ));
     }

@@ -293,6 +293,23 @@ impl Filter {
     pub fn is_empty(&self) -> bool {
         self.terms.is_empty()
     }
+
+    /// Whether the filter pins down particular connections: some term, not negated, whose
+    /// every alternative names an address (not /0), a port, an entry id or a mark. `proto=tcp`
+    /// or `state=ESTABLISHED` alone select a large part of the table (an SSH session included),
+    /// so deleting by them asks for `--all`.
+    pub fn narrows(&self) -> bool {
+        self.terms.iter().any(|t| {
+            !t.negate
+                && !t.any.is_empty()
+                && t.any.iter().all(|p| match p {
+                    Pred::Addr(_, net) => net.prefix_len() > 0,
+                    Pred::Port(..) | Pred::Mark(..) => true,
+                    Pred::Num(NumKey::Id, Cmp::Eq, _) => true,
+                    _ => false,
+                })
+        })
+    }
 }
 
 impl FromStr for Filter {
@@ -671,6 +688,31 @@ fn distance(a: &str, b: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn narrowing_filters_name_particular_connections() {
+        let n = |e: &str| Filter::parse(e).expect("parses").narrows();
+        for yes in [
+            "dport=22",
+            "src=10.0.0.7",
+            "proto=tcp dst=192.0.2.0/24",
+            "id=42",
+            "mark=1",
+        ] {
+            assert!(n(yes), "{yes}");
+        }
+        for no in [
+            "",
+            "proto=tcp",
+            "state=ESTABLISHED",
+            "!src=10.0.0.7",
+            "src=0.0.0.0/0",
+            "!assured",
+            "state=ESTABLISHED,TIME_WAIT",
+        ] {
+            assert!(!n(no), "{no}");
+        }
+    }
+
     use super::*;
     use crate::conntrack::tests::t;
     use crate::conntrack::{Icmp, State, TcpState};

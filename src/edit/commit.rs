@@ -168,13 +168,14 @@ impl WholeFile {
     pub fn read(path: &Path, family: Family) -> Result<WholeFile, String> {
         let shown = path.display().to_string();
         let label = family.label();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            let e = crate::source::SourceError::Io {
-                path: shown.clone(),
-                message: e.to_string(),
-            };
-            format!("{label}: {e}")
-        })?;
+        let text = crate::source::bounded::read_text(path, crate::source::bounded::RULES_LIMIT)
+            .map_err(|e| {
+                let e = crate::source::SourceError::Io {
+                    path: shown.clone(),
+                    message: e.to_string(),
+                };
+                format!("{label}: {e}")
+            })?;
         let rules = ruleset::parse(&text, family).map_err(|e| {
             let e = crate::source::SourceError::Parse {
                 what: shown.clone(),
@@ -1008,7 +1009,7 @@ fn unresolvable_hosts(staged: &[Ruleset]) -> Option<String> {
 }
 
 fn read_file(path: &Path, family: Family) -> Result<(String, Ruleset), String> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::source::bounded::read_text(path, crate::source::bounded::RULES_LIMIT)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let rs = ruleset::parse(&text, family).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok((text, rs))
@@ -1456,10 +1457,14 @@ pub fn check(target: &Target, deadline_ms: u64) -> Option<Progress> {
     };
     let id = armed.lock().ok().and_then(|a| a.clone())?;
     match guard::status(dir) {
-        Some(p) if p.id == id && p.rollback_failed.is_none() => (p.deadline_unix_ms != deadline_ms)
-            .then_some(Progress::Extended {
+        Some(p) if p.id == id && p.rollback_failed.is_none() => {
+            if let Some(stopped) = p.stopped_watchdog() {
+                return Some(Progress::ActionFailed(stopped));
+            }
+            (p.deadline_unix_ms != deadline_ms).then_some(Progress::Extended {
                 deadline_ms: p.deadline_unix_ms,
-            }),
+            })
+        }
         _ => Some(ended_progress(guard::outcome(dir, &id)?)),
     }
 }

@@ -27,6 +27,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The furthest a deadline can be (`--confirm-timeout` takes at most as much, and `+` never
+/// moves it further): a change is not left unconfirmed and unguarded for days.
+pub const MAX_WAIT: Duration = Duration::from_secs(86_400);
+
 /// How often the watchdog looks at the pending file.
 pub const POLL: Duration = Duration::from_millis(100);
 
@@ -62,7 +66,7 @@ pub struct Pending {
 impl Pending {
     /// Whether a new commit must wait: this one's watchdog runs, or its rollback failed.
     pub fn blocks_new_commit(&self) -> bool {
-        self.rollback_failed.is_some() || self.watchdog_alive()
+        self.rollback_failed.is_some() || self.watchdog() != WatchdogState::Gone
     }
 
     /// Time left until the deadline (zero once it passed).
@@ -78,10 +82,25 @@ impl Pending {
         crate::time::local_time(self.deadline_unix_ms)
     }
 
-    /// Whether its watchdog process is still running.
+    /// Whether its watchdog process is still running (not stopped, not gone).
     pub fn watchdog_alive(&self) -> bool {
+        self.watchdog() == WatchdogState::Running
+    }
+
+    /// What became of its watchdog.
+    pub fn watchdog(&self) -> WatchdogState {
         self.watchdog_pid
-            .is_some_and(|pid| is_watchdog(pid, &self.id))
+            .map_or(WatchdogState::Gone, |pid| watchdog_state(pid, &self.id))
+    }
+
+    /// Its watchdog is stopped: a sentence saying that nothing rolls back, and what to do.
+    pub fn stopped_watchdog(&self) -> Option<String> {
+        (self.watchdog() == WatchdogState::Stopped).then(|| {
+            let pid = self.watchdog_pid.unwrap_or(0);
+            format!(
+                "its watchdog (pid {pid}) is stopped (SIGSTOP?), so nothing rolls the change back at the deadline: continue it (`kill -CONT {pid}`), or confirm or roll back the change"
+            )
+        })
     }
 }
 
@@ -104,26 +123,64 @@ fn pending_path(dir: &Path) -> PathBuf {
     dir.join("pending.json")
 }
 
+/// Whether a commit is pending; an error when that cannot be known (no permission to look),
+/// which is never "nothing is waiting".
+fn pending_present(dir: &Path) -> Result<bool, String> {
+    match fs::symlink_metadata(pending_path(dir)) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(format!(
+            "cannot look for a pending commit in {}: permission denied (it is another user's, root's perhaps: run with sudo)",
+            dir.display()
+        )),
+        Err(e) => Err(format!(
+            "cannot look for a pending commit in {}: {e}",
+            dir.display()
+        )),
+    }
+}
+
 /// Whether `pid` is a running (not dead, not a zombie) `nfscope watchdog` for commit `id`.
 pub fn is_watchdog(pid: u32, id: &str) -> bool {
+    watchdog_state(pid, id) == WatchdogState::Running
+}
+
+/// What became of a watchdog process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchdogState {
+    Running,
+    /// Stopped (SIGSTOP, a debugger): it rolls nothing back until it is continued.
+    Stopped,
+    /// Gone, a zombie, or another program now has its pid.
+    Gone,
+}
+
+/// The state of process `pid`, if it is the watchdog of commit `id`.
+pub fn watchdog_state(pid: u32, id: &str) -> WatchdogState {
     let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
+        return WatchdogState::Gone;
     };
     let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-    let zombie = fs::read_to_string(format!("/proc/{pid}/stat"))
+    if !(args.contains(&&b"watchdog"[..]) && args.contains(&id.as_bytes())) {
+        return WatchdogState::Gone;
+    }
+    let state = fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
             s.rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().next().map(|x| x == "Z"))
-        })
-        .unwrap_or(true);
-    !zombie && args.contains(&&b"watchdog"[..]) && args.contains(&id.as_bytes())
+                .and_then(|(_, r)| r.split_whitespace().next().map(str::to_string))
+        });
+    match state.as_deref() {
+        Some("T" | "t") => WatchdogState::Stopped,
+        Some("Z" | "X" | "x") | None => WatchdogState::Gone,
+        Some(_) => WatchdogState::Running,
+    }
 }
 
 /// The pending commit, `None` when there is none. A file that does not parse is an error.
 pub fn read_pending(dir: &Path) -> io::Result<Option<Pending>> {
     let path = pending_path(dir);
-    match fs::read_to_string(&path) {
+    match crate::source::bounded::read_text(&path, crate::source::bounded::SMALL_LIMIT) {
         Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -281,7 +338,11 @@ fn set_outcome(dir: &Path, p: &Pending, ended: Ended) {
 
 /// The last commit's outcome, whatever its id (an unreadable or older file: none).
 pub fn last_outcome(dir: &Path) -> Option<Outcome> {
-    let text = fs::read_to_string(dir.join("outcome.json")).ok()?;
+    let text = crate::source::bounded::read_text(
+        &dir.join("outcome.json"),
+        crate::source::bounded::SMALL_LIMIT,
+    )
+    .ok()?;
     serde_json::from_str(&text).ok()
 }
 
@@ -374,6 +435,12 @@ pub fn busy_message(p: &Pending) -> String {
         .ssh_client
         .as_deref()
         .map_or_else(String::new, |c| format!(" from {c}"));
+    if let Some(stopped) = p.stopped_watchdog() {
+        return format!(
+            "a commit by {}{from} is waiting for confirmation, and {stopped}, first",
+            p.started_by
+        );
+    }
     if let Some(why) = &p.rollback_failed {
         return format!(
             "the rollback of the commit by {}{from} failed ({why}), so the kernel may still hold that change: look at the rule set, then run `nfscope rollback` to try again (or `nfscope confirm` to keep the change) first",
@@ -445,7 +512,7 @@ fn disarm_id(dir: &Path, id: &str) -> io::Result<()> {
 /// Remove whatever commit is pending (its watchdog then exits) and return it; `ended` says
 /// why, for the outcome.
 pub fn disarm(dir: &Path, ended: Ended) -> io::Result<Option<Pending>> {
-    if !pending_path(dir).exists() {
+    if !pending_present(dir).map_err(io::Error::other)? {
         return Ok(None);
     }
     let _l = lock(dir)?;
@@ -459,7 +526,7 @@ pub fn disarm(dir: &Path, ended: Ended) -> io::Result<Option<Pending>> {
 
 /// Move the deadline `by` later.
 pub fn extend(dir: &Path, by: Duration) -> Result<Pending, String> {
-    if !pending_path(dir).exists() {
+    if !pending_present(dir)? {
         return Err(nothing_pending());
     }
     let _l = lock(dir).map_err(|e| format!("cannot lock {}: {e}", dir.display()))?;
@@ -468,6 +535,13 @@ pub fn extend(dir: &Path, by: Duration) -> Result<Pending, String> {
         .ok_or_else(nothing_pending)?;
     if p.remaining().is_zero() {
         return Err("the deadline has passed: the watchdog is rolling the change back".into());
+    }
+    if p.remaining().saturating_add(by) > MAX_WAIT {
+        return Err(format!(
+            "the deadline can be at most {} hours away; it is at {}",
+            MAX_WAIT.as_secs() / 3600,
+            p.deadline_text()
+        ));
     }
     let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
     p.deadline_unix_ms = p.deadline_unix_ms.saturating_add(ms);
@@ -484,7 +558,7 @@ fn nothing_pending() -> String {
 /// passed and the watchdog is rolling back; a commit whose watchdog is gone (so nothing was
 /// rolled back) is confirmed.
 pub fn confirm(dir: &Path) -> Result<Pending, String> {
-    if !pending_path(dir).exists() {
+    if !pending_present(dir)? {
         return Err(nothing_pending());
     }
     let _l = lock(dir).map_err(|e| format!("cannot lock {}: {e}", dir.display()))?;
@@ -548,13 +622,14 @@ pub fn restore_backups(tools: &Tools, backups: &[(Family, PathBuf)]) -> Result<S
     let mut diffs = String::new();
     let mut failures = Vec::new();
     for (family, path) in backups {
-        let text = match fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) => {
-                failures.push(format!("cannot read the backup {}: {e}", path.display()));
-                continue;
-            }
-        };
+        let text =
+            match crate::source::bounded::read_text(path, crate::source::bounded::RULES_LIMIT) {
+                Ok(t) => t,
+                Err(e) => {
+                    failures.push(format!("cannot read the backup {}: {e}", path.display()));
+                    continue;
+                }
+            };
         let saved = match ruleset::parse(&text, *family) {
             Ok(rs) => rs,
             Err(e) => {
@@ -806,6 +881,10 @@ mod tests {
         assert_eq!(status(&dir), Some(p.clone()));
         let e = extend(&dir, Duration::from_secs(5)).unwrap();
         assert_eq!(e.deadline_unix_ms, p.deadline_unix_ms + 5000);
+        // Never further than MAX_WAIT away.
+        let far = extend(&dir, MAX_WAIT).unwrap_err();
+        assert!(far.contains("at most 24 hours"), "{far}");
+        assert_eq!(status(&dir).unwrap().deadline_unix_ms, e.deadline_unix_ms);
         assert_eq!(confirm(&dir).unwrap().id, "a");
         assert_eq!(status(&dir), None);
         assert_eq!(outcome(&dir, "a"), Some(Ended::Confirmed));

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 
 /// Read one family's file.
 pub fn read_family(path: &Path, family: Family) -> FamilyData {
-    match std::fs::read_to_string(path) {
+    match super::bounded::read_text(path, super::bounded::RULES_LIMIT) {
         Ok(text) => match ruleset::parse(&text, family) {
             Ok(_) if let Some((n, why)) = other_family_line(&text, family) => {
                 let (flag, other) = match family {

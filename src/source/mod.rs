@@ -2,6 +2,7 @@
 //! or the bundled demo. Each source runs on its own thread and hands whole snapshots to a sink
 //! (the UI's channel); one refresh is in flight at a time.
 
+pub mod bounded;
 pub mod conntrack_netlink;
 pub mod conntrack_proc;
 pub mod ctdemo;

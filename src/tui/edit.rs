@@ -829,10 +829,13 @@ impl App {
                 if n == 0 {
                     self.edit.say("nothing is staged to commit", true);
                 } else {
-                    let target = match self.edit.origin.as_str() {
-                        "kernel" => "the kernel".to_string(),
-                        "demo" => "the demo world".to_string(),
-                        o => o.strip_prefix("file:").unwrap_or(o).to_string(),
+                    let o = self.edit.origin.as_str();
+                    let target = if o == "kernel" || o.starts_with("kernel:") {
+                        "the kernel".to_string()
+                    } else if o == "demo" {
+                        "the demo world".to_string()
+                    } else {
+                        o.strip_prefix("file:").unwrap_or(o).to_string()
                     };
                     self.popup = Some(Popup::Ask(Box::new(Ask::Commit { ops: n, target })));
                 }

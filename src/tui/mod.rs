@@ -219,7 +219,8 @@ fn kernel_known() -> editor::Known {
 /// Where staged work applies, as saved in the state file.
 fn origin_label(cfg: &SourceConfig) -> String {
     match cfg {
-        SourceConfig::Kernel { .. } => "kernel".into(),
+        // Staged work belongs to the kernel of one network namespace.
+        SourceConfig::Kernel { .. } => format!("kernel:{}", backup::netns_tag()),
         SourceConfig::File { v4, v6, .. } => {
             let p =
                 |p: &Option<PathBuf>| p.as_ref().map_or("-".into(), |p| p.display().to_string());
@@ -260,7 +261,9 @@ pub fn run(cfg: SourceConfig, opts: Options) -> color_eyre::Result<()> {
     };
     // The demo keeps nothing: a saved staging would greet every later demo with a question.
     let state_path = (!demo).then(|| dir.join("staging.json"));
-    let saved = state_path.as_deref().map(state::load);
+    let saved = state_path
+        .as_deref()
+        .map(|p| state::take_saved(p, &edit_origin));
 
     let origin = ct_origin(&cfg);
     // The Trace screen's inputs from this process's world, read here so that update stays pure.
@@ -345,18 +348,9 @@ pub fn run(cfg: SourceConfig, opts: Options) -> color_eyre::Result<()> {
     app.edit.persist = !demo;
     app.edit.origin = edit_origin.clone();
     match saved {
-        Some(Ok(Some(s))) if s.origin == edit_origin => match s.to_staging() {
-            Ok(st) if !st.is_empty() => app.offer_resume(st, s.saved_at),
-            Ok(_) => {}
-            Err(e) => {
-                app.edit.message = Some((
-                    format!("the saved staged changes cannot be read: {e}"),
-                    true,
-                ));
-            }
-        },
-        Some(Err(e)) => app.edit.message = Some((e.to_string(), true)),
-        _ => {}
+        Some(state::Resume::Offer(st, saved_at)) => app.offer_resume(*st, saved_at),
+        Some(state::Resume::Say(said, bad)) => app.edit.message = Some((said, bad)),
+        Some(state::Resume::Nothing) | None => {}
     }
     // How the last commit ended, said once at the next start (unless a question is up).
     if let Target::Kernel { dir, .. } = &workers.target
