@@ -1037,9 +1037,9 @@ fn apply_refuses_what_its_help_says_it_refuses() {
 
 #[test]
 fn a_failed_rollback_is_said_and_stays_pending_for_nfscope_rollback() {
-    for_each_backend("rbfail", |c| {
+    for_each_backend("rbfail", |mut c| {
         let backend = c.backend;
-        let pid = c.apply_yes("2");
+        let first = c.apply_yes("3600");
         let backups: Vec<PathBuf> = c.pending().expect("pending")["backups"]
             .as_array()
             .expect("backups")
@@ -1055,6 +1055,33 @@ fn a_failed_rollback_is_said_and_stays_pending_for_nfscope_rollback() {
         for p in &backups {
             std::fs::write(p, "*filter\n-A INPUT -m comment --comment \"cut\n").expect("damage");
         }
+        // The watchdog reads its backups when it starts, so a damaged file no longer stops it:
+        // a watchdog started now, on the damaged files, stands for one whose backups were
+        // damaged from the start (a full disk, before backups were written whole).
+        signal(first, libc::SIGKILL);
+        assert!(wait_for(Duration::from_secs(2), || !pid_alive(first)));
+        let id = c.pending().expect("pending")["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        let child = c
+            .command(&["watchdog", "--id", &id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a watchdog");
+        c.children.push(child);
+        assert!(wait_for(Duration::from_secs(5), || c
+            .watchdog_pid()
+            .is_some_and(|p| p != first)));
+        let pid = c.watchdog_pid().expect("the new watchdog's pid");
+        // Its deadline passed (on the boot clock).
+        let mut p = c.pending().expect("pending");
+        p["deadline_boot_ms"] = serde_json::json!(0);
+        let tmp = c.dir.join("pending.json.test");
+        std::fs::write(&tmp, p.to_string()).expect("write");
+        std::fs::rename(&tmp, c.dir.join("pending.json")).expect("rename");
         assert!(
             wait_for(Duration::from_secs(15), || !pid_alive(pid)),
             "{backend:?}: the watchdog ended"
@@ -1220,4 +1247,78 @@ fn a_stopped_watchdog_is_said_and_blocks_the_next_commit() {
         assert_eq!(ok.code, 0, "{ok:?}");
         assert!(wait_for(Duration::from_secs(2), || !pid_alive(pid)));
     });
+}
+
+/// The state directory is trusted only when no one else can change what its path leads to: a
+/// symbolic link an unprivileged user planted in a world-writable directory (which they could
+/// swap for a link to a forged pending commit), a directory under a world-writable one, or a
+/// world-writable state directory holding a planted pending commit are all refused, by apply,
+/// rollback and confirm, before anything is read from them or changed.
+#[test]
+fn a_state_directory_others_could_swap_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(c) = Case::new("swapdir", Backend::Nft) else {
+        return;
+    };
+    let base = std::env::temp_dir().join(format!("{}-swap", c.ns.name()));
+    let _ = std::fs::remove_dir_all(&base);
+    let public = base.join("pub");
+    let roots = base.join("root-owned");
+    std::fs::create_dir_all(&public).expect("dirs");
+    std::fs::create_dir_all(&roots).expect("dirs");
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    std::fs::set_permissions(&roots, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    // Another user's link to root's directory, in a world-writable sticky one (as /tmp is).
+    let sticky = base.join("tmp");
+    std::fs::create_dir_all(&sticky).expect("dirs");
+    std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let link = sticky.join("try-state");
+    std::os::unix::fs::symlink(&roots, &link).expect("symlink");
+    let _ = std::os::unix::fs::lchown(&link, Some(65534), Some(65534));
+    // A directory of root's under the world-writable one: its name could be swapped.
+    let under = public.join("real-state");
+    std::fs::create_dir_all(&under).expect("dir");
+    std::fs::set_permissions(&under, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    // A world-writable state directory with a pending commit someone planted.
+    let open = base.join("open-state");
+    std::fs::create_dir_all(&open).expect("dir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    std::fs::write(
+        open.join("pending.json"),
+        format!(
+            "{{\"id\":\"x\",\"deadline_unix_ms\":0,\"backups\":[[\"V4\",\"{}\"]],\"backend\":null,\"watchdog_pid\":null,\"started_by\":\"root\",\"ssh_client\":null}}",
+            open.join("evil.v4.rules").display()
+        ),
+    )
+    .expect("plant");
+    std::fs::write(
+        open.join("evil.v4.rules"),
+        "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 198.51.100.66/32 -j ACCEPT\nCOMMIT\n",
+    )
+    .expect("plant");
+
+    let (v4, _) = c.files();
+    let before = c.save(Family::V4);
+    let s = |p: &Path| p.display().to_string();
+    for (dir, says) in [
+        (s(&link), "symbolic link"),
+        (s(&under), "can be written by others and is not sticky"),
+        (s(&open), "can be written by another user"),
+    ] {
+        for args in [
+            vec!["--state-dir", &dir, "apply", &v4, "--no-confirm"],
+            vec!["--state-dir", &dir, "rollback"],
+            vec!["--state-dir", &dir, "confirm"],
+        ] {
+            let run = c.run(&args);
+            assert_eq!(run.code, 1, "{args:?}: {run:?}");
+            assert!(run.stderr.contains(says), "{says:?} {args:?}: {run:?}");
+        }
+    }
+    assert_eq!(non_comment(&c.save(Family::V4)), non_comment(&before));
+    assert!(!c.save(Family::V4).contains("198.51.100.66"));
+    // Nothing was written through the link into root's directory.
+    assert_eq!(std::fs::read_dir(&roots).expect("ls").count(), 0);
+    let _ = std::fs::remove_dir_all(&base);
 }

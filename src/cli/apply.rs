@@ -557,6 +557,9 @@ pub fn run_confirm(state_dir: Option<&Path>) -> i32 {
     if let Some(why) = unreadable_state_dir(&dir, "confirm") {
         return fail(&why);
     }
+    if let Err(e) = backup::check_dir(&dir) {
+        return fail(&format!("{e}. Nothing was confirmed."));
+    }
     if guard::status(&dir).is_none()
         && let Some(why) = root_commit_pending(&dir, "confirm")
     {
@@ -583,6 +586,10 @@ pub fn run_rollback(state_dir: Option<&Path>, src: &SourceArgs) -> i32 {
     let dir = backup::state_dir(state_dir);
     if let Some(why) = unreadable_state_dir(&dir, "rollback") {
         return fail(&why);
+    }
+    // What it holds is loaded into the kernel without a question: trusted only if sound.
+    if let Err(e) = backup::check_dir(&dir) {
+        return fail(&format!("{e}. Nothing was changed."));
     }
     let pending = guard::status(&dir);
     let backups = match &pending {

@@ -54,9 +54,11 @@ fn chosen_state_dir(flag: Option<&Path>) -> PathBuf {
     }
 }
 
-/// Create the state directory (mode 0700) if it is missing, and check that nobody else can
-/// write to it: the watchdog, often root, restores whatever its pending file names.
+/// Create the state directory (mode 0700) if it is missing, and check it (`check_dir`): the
+/// watchdog, often root, restores whatever its pending file names.
 pub fn ensure_dir(dir: &Path) -> io::Result<()> {
+    // The path is checked before anything is created in it, and again after.
+    check_path(dir, false)?;
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -67,16 +69,107 @@ pub fn ensure_dir(dir: &Path) -> io::Result<()> {
                 format!("cannot create the state directory {}: {e}", dir.display()),
             )
         })?;
-    let meta = fs::metadata(dir)?;
-    let me = rustix::process::geteuid().as_raw();
-    if meta.uid() != me || meta.permissions().mode() & 0o022 != 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "the state directory {0} can be written by another user: make it yours and private (chmod 700 {0}), or choose another with --state-dir",
-                dir.display()
-            ),
-        ));
+    check_path(dir, true)
+}
+
+/// Check an existing state directory before anything in it is trusted (`confirm`, `rollback`,
+/// the watchdog, the UI's saved work). A directory that does not exist passes (it holds
+/// nothing), as long as its path is sound.
+pub fn check_dir(dir: &Path) -> io::Result<()> {
+    check_path(dir, dir.exists())
+}
+
+fn refuse(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, msg)
+}
+
+/// The state directory's path is sound when no one but its user (and root) can change what it
+/// leads to: every directory on the way is owned by root or the user and writable by no one
+/// else, unless it is sticky (as /tmp is: others cannot rename what is not theirs); for root,
+/// no component is a symbolic link at all (a link in a world-writable directory can be
+/// swapped for another by its owner). With `exists`, the directory itself must be the user's
+/// and private (not writable by group or others).
+fn check_path(dir: &Path, exists: bool) -> io::Result<()> {
+    let me = rustix::process::geteuid();
+    let abs = std::path::absolute(dir)?;
+    let mut cur = PathBuf::from("/");
+    // The directory `cur` is in is sticky and others may write to it.
+    let mut sticky_parent = false;
+    let comps: Vec<std::path::Component> = abs.components().collect();
+    for (i, comp) in comps.iter().enumerate() {
+        match comp {
+            std::path::Component::RootDir | std::path::Component::CurDir => {
+                if i > 0 {
+                    continue;
+                }
+            }
+            std::path::Component::Normal(n) => cur.push(n),
+            _ => {
+                return Err(refuse(format!(
+                    "the state directory {} has `..` in its path: give it plainly",
+                    dir.display()
+                )));
+            }
+        }
+        let meta = match fs::symlink_metadata(&cur) {
+            Ok(m) => m,
+            // The rest is made by nfscope, under a directory checked already.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let last = i + 1 == comps.len();
+        if meta.file_type().is_symlink() {
+            if me.is_root() {
+                let real = fs::canonicalize(&abs).map_or_else(
+                    |_| String::new(),
+                    |r| format!(" (it leads to {})", r.display()),
+                );
+                return Err(refuse(format!(
+                    "{} in the state directory's path is a symbolic link{real}: as root, give a path without links, so that no one can swap one under it",
+                    cur.display()
+                )));
+            }
+            if meta.uid() != me.as_raw() && meta.uid() != 0 {
+                return Err(refuse(format!(
+                    "{} in the state directory's path is a symbolic link of another user's",
+                    cur.display()
+                )));
+            }
+            // Someone else's sticky directory may hold it, but then it must be ours.
+            let target = fs::canonicalize(&cur)?;
+            let rest: PathBuf = comps[i + 1..].iter().collect();
+            return check_path(&target.join(rest), exists);
+        }
+        if !meta.is_dir() {
+            return Err(refuse(format!(
+                "{} in the state directory's path is not a directory",
+                cur.display()
+            )));
+        }
+        let owner_ok = meta.uid() == me.as_raw() || meta.uid() == 0;
+        if !owner_ok || (sticky_parent && meta.uid() != me.as_raw() && meta.uid() != 0) {
+            return Err(refuse(format!(
+                "{} in the state directory's path belongs to another user (uid {}), who could swap what lies under it: choose another with --state-dir",
+                cur.display(),
+                meta.uid()
+            )));
+        }
+        let mode = meta.permissions().mode();
+        let others_write = mode & 0o022 != 0;
+        if last {
+            if exists && (meta.uid() != me.as_raw() || others_write) {
+                return Err(refuse(format!(
+                    "the state directory {0} can be written by another user: make it yours and private (chmod 700 {0}), or choose another with --state-dir",
+                    dir.display()
+                )));
+            }
+        } else if others_write && mode & 0o1000 == 0 {
+            return Err(refuse(format!(
+                "{} in the state directory's path can be written by others and is not sticky, so what lies under it could be swapped: choose another with --state-dir",
+                cur.display()
+            )));
+        }
+        sticky_parent = others_write && mode & 0o1000 != 0;
     }
     Ok(())
 }
@@ -503,6 +596,42 @@ mod tests {
         let k = backup_set(&dir, Kind::Kernel, &[(Family::V4, "here".into())]).unwrap();
         assert_eq!(latest(&dir), k);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_path_others_could_change_is_refused() {
+        let base = temp("paths");
+        fs::create_dir_all(&base).unwrap();
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).unwrap();
+        // In a sticky world-writable directory, our own directory is fine...
+        let sticky = base.join("sticky");
+        fs::create_dir(&sticky).unwrap();
+        fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
+        ensure_dir(&sticky.join("mine")).unwrap();
+        // ...another user's is not (when we are root, who can give it away).
+        if rustix::process::geteuid().is_root() {
+            let theirs = sticky.join("theirs");
+            fs::create_dir(&theirs).unwrap();
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+            let e = check_dir(&theirs.join("state")).unwrap_err().to_string();
+            assert!(e.contains("belongs to another user"), "{e}");
+            let link = sticky.join("link");
+            std::os::unix::fs::symlink(sticky.join("mine"), &link).unwrap();
+            let e = ensure_dir(&link).unwrap_err().to_string();
+            assert!(e.contains("symbolic link"), "{e}");
+        }
+        // A world-writable directory that is not sticky: nothing under it.
+        let open = base.join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        let e = ensure_dir(&open.join("state")).unwrap_err().to_string();
+        assert!(e.contains("not sticky"), "{e}");
+        assert!(!open.join("state").exists(), "refused before it was made");
+        let e = check_dir(Path::new("/tmp/../tmp/x"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(".."), "{e}");
+        fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

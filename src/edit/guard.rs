@@ -619,17 +619,38 @@ pub fn diff(before: &Ruleset, after: &Ruleset) -> String {
 /// chains), since a restore leaves the tables it is not given alone. Returns the diff of what
 /// it changed (counters ignored).
 pub fn restore_backups(tools: &Tools, backups: &[(Family, PathBuf)]) -> Result<String, String> {
+    restore_loaded(tools, &read_backups(backups))
+}
+
+/// A backup set read into memory: each file's family, path, and text (or why it could not be
+/// read). The watchdog reads its set once, when it starts, and restores that: a file changed
+/// or swapped later is not what it loads.
+pub type Loaded = Vec<(Family, PathBuf, Result<String, String>)>;
+
+/// Read a backup set into memory.
+pub fn read_backups(backups: &[(Family, PathBuf)]) -> Loaded {
+    backups
+        .iter()
+        .map(|(family, path)| {
+            let text = crate::source::bounded::read_text(path, crate::source::bounded::RULES_LIMIT)
+                .map_err(|e| format!("cannot read the backup {}: {e}", path.display()));
+            (*family, path.clone(), text)
+        })
+        .collect()
+}
+
+/// `restore_backups` of a set read already.
+pub fn restore_loaded(tools: &Tools, loaded: &Loaded) -> Result<String, String> {
     let mut diffs = String::new();
     let mut failures = Vec::new();
-    for (family, path) in backups {
-        let text =
-            match crate::source::bounded::read_text(path, crate::source::bounded::RULES_LIMIT) {
-                Ok(t) => t,
-                Err(e) => {
-                    failures.push(format!("cannot read the backup {}: {e}", path.display()));
-                    continue;
-                }
-            };
+    for (family, path, text) in loaded {
+        let text = match text {
+            Ok(t) => t.clone(),
+            Err(e) => {
+                failures.push(e.clone());
+                continue;
+            }
+        };
         let saved = match ruleset::parse(&text, *family) {
             Ok(rs) => rs,
             Err(e) => {
@@ -715,15 +736,23 @@ pub fn watchdog(dir: &Path, id: &str) -> i32 {
     for sig in [libc::SIGTERM, libc::SIGINT] {
         let _ = signal_hook::flag::register(sig, std::sync::Arc::clone(&stop));
     }
-    let mut known = {
+    // Root restores what this directory names: nothing in it is trusted unless it is sound.
+    // (Refusing here leaves `arm` without a watchdog, so the commit is not made.)
+    if let Err(e) = backup::check_dir(dir) {
+        let _ = audit::log(dir, "watchdog-refused", &e.to_string());
+        return 1;
+    }
+    let (mut known, loaded) = {
         let Ok(_l) = lock(dir) else { return 0 };
         match read_pending(dir) {
             Ok(Some(mut p)) if p.id == id => {
+                // The backups, once, now: what a rollback loads whatever happens to the files.
+                let loaded = read_backups(&p.backups);
                 p.watchdog_pid = Some(std::process::id());
                 if write_pending(dir, &p).is_err() {
                     return 0;
                 }
-                p
+                (p, loaded)
             }
             _ => return 0,
         }
@@ -754,13 +783,13 @@ pub fn watchdog(dir: &Path, id: &str) -> i32 {
             }
             _ => {}
         }
-        return roll_back(dir, &known, stopped);
+        return roll_back(dir, &known, stopped, &loaded);
     }
 }
 
 /// The deadline passed (or the watchdog was told to stop): restore, log, clear. Called with
 /// the lock held.
-fn roll_back(dir: &Path, p: &Pending, stopped: bool) -> i32 {
+fn roll_back(dir: &Path, p: &Pending, stopped: bool, loaded: &Loaded) -> i32 {
     let why = if stopped {
         "the watchdog was stopped (SIGTERM) before a confirmation".to_string()
     } else {
@@ -776,7 +805,7 @@ fn roll_back(dir: &Path, p: &Pending, stopped: bool) -> i32 {
         .iter()
         .map(|(_, path)| path.display().to_string())
         .collect();
-    let (code, action, ended, detail) = match restore_backups(&tools, &p.backups) {
+    let (code, action, ended, detail) = match restore_loaded(&tools, loaded) {
         Ok(d) => (
             0,
             "rollback",

@@ -130,10 +130,10 @@ fn spawn_saver(path: PathBuf, tx: mpsc::Sender<Msg>) -> Option<mpsc::Sender<Opti
                 let result = match &next {
                     Some(s) => {
                         let saved = state::SavedStaging::from_staging(&s.staging, &s.origin);
-                        if let Some(dir) = path.parent() {
-                            let _ = backup::ensure_dir(dir);
-                        }
-                        state::save(&path, &saved)
+                        // Not written into a directory that is not sound (the check's sentence).
+                        path.parent()
+                            .map_or(Ok(()), backup::ensure_dir)
+                            .and_then(|()| state::save(&path, &saved))
                     }
                     None => state::clear(&path),
                 };
@@ -261,9 +261,16 @@ pub fn run(cfg: SourceConfig, opts: Options) -> color_eyre::Result<()> {
     };
     // The demo keeps nothing: a saved staging would greet every later demo with a question.
     let state_path = (!demo).then(|| dir.join("staging.json"));
+    // Saved work in a directory that is not sound is neither offered nor trusted.
     let saved = state_path
         .as_deref()
-        .map(|p| state::take_saved(p, &edit_origin));
+        .map(|p| match backup::check_dir(&dir) {
+            Ok(()) => state::take_saved(p, &edit_origin),
+            Err(e) => state::Resume::Say(
+                format!("staged work is neither saved nor resumed: {e}"),
+                true,
+            ),
+        });
 
     let origin = ct_origin(&cfg);
     // The Trace screen's inputs from this process's world, read here so that update stays pure.
