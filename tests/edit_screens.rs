@@ -739,8 +739,9 @@ fn a_commit_to_a_file_writes_it_after_a_backup_copy() {
         "{new}"
     );
     assert!(new.contains("-A INPUT -i lo -j ACCEPT"), "{new}");
-    let backups: Vec<String> = std::fs::read_dir(dir.join("state"))
-        .expect("state dir")
+    // Kept apart from the kernel's backups, which a rollback loads.
+    let backups: Vec<String> = std::fs::read_dir(dir.join("state").join("file-backups"))
+        .expect("file backups")
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with(".v4.rules"))
         .map(|e| std::fs::read_to_string(e.path()).expect("backup"))

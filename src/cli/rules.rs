@@ -102,7 +102,7 @@ pub fn run(src: &SourceArgs, args: &RulesArgs) -> color_eyre::Result<i32> {
         }
         return Ok(match text {
             Ok(t) => {
-                print!("{t}");
+                out_bytes(&t);
                 0
             }
             Err(e) => {
@@ -113,8 +113,21 @@ pub fn run(src: &SourceArgs, args: &RulesArgs) -> color_eyre::Result<i32> {
     }
     let snap = source::load_once_of(&cfg, &args.families());
     let (out, code) = render(&snap, args)?;
-    print!("{out}");
+    if args.format == Format::Save {
+        out_bytes(&out);
+    } else {
+        print!("{out}");
+    }
     Ok(code)
+}
+
+/// Save text to standard output as the very bytes the tool printed (`ruleset::lossless`): what
+/// iptables-restore is given back must be what it wrote.
+fn out_bytes(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(&crate::ruleset::lossless::encode(text));
+    let _ = out.flush();
 }
 
 /// Render a snapshot as the subcommand prints it; also the exit status. Pure, for tests.

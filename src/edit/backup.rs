@@ -216,7 +216,7 @@ pub fn replace_file(path: &Path, text: &str) -> io::Result<()> {
         .prefix(&format!(".{name}."))
         .suffix(".nfscope")
         .tempfile_in(dir)?;
-    tmp.write_all(text.as_bytes())?;
+    tmp.write_all(&crate::ruleset::lossless::encode(text))?;
     let file = tmp.as_file();
     file.set_permissions(meta.permissions())?;
     // Keep the owner: root can give the file back to whoever had it.
@@ -359,17 +359,19 @@ fn write_new_whole(path: &Path, text: &str) -> io::Result<()> {
         .suffix(".tmp")
         .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)?;
-    tmp.write_all(text.as_bytes())?;
+    // The very bytes the tool printed (ruleset::lossless).
+    let bytes = crate::ruleset::lossless::encode(text);
+    tmp.write_all(&bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist_noclobber(path).map_err(|e| e.error)?;
     let back = fs::read(path)?;
-    if back != text.as_bytes() {
+    if back != *bytes {
         let _ = fs::remove_file(path);
         return Err(io::Error::other(format!(
             "{} does not read back as it was written ({} bytes of {})",
             path.display(),
             back.len(),
-            text.len()
+            bytes.len()
         )));
     }
     Ok(())

@@ -541,6 +541,19 @@ fn run_kernel(
             ));
             return None;
         }
+        // The rollback restores it with the restore tool: it must take it (a comment holding
+        // a line break, for one, is printed by iptables-save but refused by iptables-restore).
+        if let Err(e) = tools.restore(*f, &["--test", "-c", "--wait=10"], text) {
+            report(Progress::Failed(
+                Step::Backup,
+                format!(
+                    "{}: the restore tool would refuse the backup of the rule set as it is now ({}), so a rollback could not put it back: nothing is changed until the rule set can be saved and restored (see `nfscope rules`)",
+                    f.label(),
+                    guard::tool_error(&e)
+                ),
+            ));
+            return None;
+        }
     }
     if let Err(e) = audit::check_writable(dir) {
         report(Progress::Failed(

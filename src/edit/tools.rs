@@ -38,7 +38,7 @@ impl Tools {
             .map_err(|e| spawn_failed(&tool, &e))?;
         if let Some(mut stdin) = child.stdin.take() {
             // A tool that stops reading early reports why on stderr; the write error is noise.
-            let _ = stdin.write_all(input.as_bytes());
+            let _ = stdin.write_all(&crate::ruleset::lossless::encode(input));
         }
         let out = child
             .wait_with_output()
@@ -69,7 +69,7 @@ impl Tools {
             if !out.status.success() {
                 return Err(exit_failed(tool, out.status, &out.stderr));
             }
-            text.push_str(&String::from_utf8_lossy(&out.stdout));
+            text.push_str(&crate::ruleset::lossless::decode(&out.stdout));
         }
         Ok(text)
     }

@@ -1,6 +1,7 @@
 //! The rule-set model: tables, chains and rules of one address family, as `iptables-save -c`
 //! describes them. Pure data, no I/O; parsing lives in `parse`, writing back in `save`.
 
+pub mod lossless;
 pub mod parse;
 pub mod rates;
 pub mod rule;

@@ -175,7 +175,26 @@ pub struct Parser {
     pending_comments: Vec<String>,
     /// Lines seen so far (the number of the last one).
     n: usize,
+    /// A rule line that ended inside a quote (a comment with a line break, as iptables-save
+    /// prints it): its first line's number, the text so far, and how many lines it took.
+    partial: Option<(usize, String, usize)>,
 }
+
+/// A rule line's arguments: what follows `[p:b] -A CHAIN` (or `-I CHAIN`); the chain name is
+/// not quoted by iptables-save, so a quote in it opens nothing.
+fn rule_args(line: &str) -> Option<&str> {
+    let mut t = line.trim_start();
+    if t.starts_with('[') {
+        t = t[t.find(']')? + 1..].trim_start();
+    }
+    let rest = t.strip_prefix("-A ").or_else(|| t.strip_prefix("-I "))?;
+    let rest = rest.trim_start();
+    let chain_end = rest.find(char::is_whitespace)?;
+    Some(&rest[chain_end..])
+}
+
+/// The most lines one rule may take (a comment holds at most 255 bytes in the kernel).
+const MAX_JOINED: usize = 256;
 
 impl Parser {
     pub fn new(family: Family) -> Self {
@@ -184,6 +203,7 @@ impl Parser {
             open: None,
             pending_comments: Vec::new(),
             n: 0,
+            partial: None,
         }
     }
 
@@ -195,6 +215,24 @@ impl Parser {
         if raw.contains('\0') {
             return err(n, super::NUL_IN_RULE);
         }
+        if let Some((start, mut text, count)) = self.partial.take() {
+            text.push('\n');
+            text.push_str(raw);
+            if super::words::ends_inside_quote(&text) && count < MAX_JOINED {
+                self.partial = Some((start, text, count + 1));
+                return Ok(());
+            }
+            return self.logical(start, &text);
+        }
+        if rule_args(raw).is_some_and(super::words::ends_inside_quote) {
+            self.partial = Some((n, raw.trim_start().to_string(), 1));
+            return Ok(());
+        }
+        self.logical(n, raw)
+    }
+
+    /// One logical line (a rule over several lines joined), numbered by its first line.
+    fn logical(&mut self, n: usize, raw: &str) -> Result<(), ParseError> {
         let line = raw.trim_end();
         let line = line.trim_start();
         if line.is_empty() {
@@ -262,6 +300,10 @@ impl Parser {
 
     /// The end of the input: the rule set, or why it is incomplete.
     pub fn finish(mut self) -> Result<Ruleset, ParseError> {
+        // A quote never closed: its line says so.
+        if let Some((start, text, _)) = self.partial.take() {
+            self.logical(start, &text)?;
+        }
         if let Some(o) = self.open {
             return err(
                 o.line,

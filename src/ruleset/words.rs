@@ -63,6 +63,24 @@ fn plain_word_end(s: &str) -> usize {
     s.len()
 }
 
+/// Whether `s` ends inside a quote (`split` would say it is never closed): a rule whose comment
+/// holds a line break, as iptables-save prints it, goes on on the next line.
+pub fn ends_inside_quote(s: &str) -> bool {
+    let mut quote: Option<char> = None;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '"' | '\'' if quote.is_none() => quote = Some(c),
+            c if Some(c) == quote => quote = None,
+            _ => {}
+        }
+    }
+    quote.is_some()
+}
+
 /// `split`, borrowing plain words from `s` instead of copying them.
 pub fn split_ref(s: &str) -> Result<Vec<WordRef<'_>>, String> {
     // Sized for the common case (one blank between words) so the vector never grows.

@@ -60,17 +60,10 @@ fn too_big(path: &Path, limit: u64) -> io::Error {
     )
 }
 
-/// `read`, as UTF-8 text; invalid UTF-8 is an error naming the line it is on.
+/// `read`, as text: bytes that are not UTF-8 are kept as they are (`ruleset::lossless`).
 pub fn read_text(path: &Path, limit: u64) -> io::Result<String> {
     let bytes = read(path, limit)?;
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("line {line} is not valid UTF-8"),
-        )
-    })
+    Ok(crate::ruleset::lossless::decode(&bytes).into_owned())
 }
 
 #[cfg(test)]
@@ -101,8 +94,8 @@ mod tests {
         assert!(e.contains("larger than"), "{e}");
         assert_eq!(read(&big, 4096).unwrap().len(), 2048);
         std::fs::write(&big, b"ok\n\xff\n").unwrap();
-        let e = read_text(&big, 4096).unwrap_err().to_string();
-        assert!(e.contains("line 2"), "{e}");
+        let text = read_text(&big, 4096).unwrap();
+        assert_eq!(&*crate::ruleset::lossless::encode(&text), b"ok\n\xff\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

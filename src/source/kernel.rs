@@ -150,14 +150,8 @@ pub fn run_save(tool: &str) -> Result<String, SourceError> {
 
 /// `run_save`, inside a network namespace when one is given.
 pub fn run_save_in(tool: &str, netns: Option<&str>) -> Result<String, SourceError> {
-    String::from_utf8(run_tool(tool, "-c", netns)?).map_err(|_| not_utf8(tool))
-}
-
-fn not_utf8(tool: &str) -> SourceError {
-    SourceError::Parse {
-        what: tool.into(),
-        message: "the output is not valid UTF-8".into(),
-    }
+    // Bytes that are not UTF-8 (a comment's `\xff`) are kept, not refused (ruleset::lossless).
+    Ok(ruleset::lossless::decode(&run_tool(tool, "-c", netns)?).into_owned())
 }
 
 fn first_line(s: &str) -> String {
@@ -235,12 +229,9 @@ pub fn save_and_parse(
         return Err(tool_error(tool, status, &stderr_text));
     }
     let (result, hint) = feed.finish();
-    let ruleset = result.map_err(|e| match e {
-        FeedError::Utf8 => not_utf8(tool),
-        FeedError::Parse(e) => SourceError::Parse {
-            what: format!("{tool} output"),
-            message: e.to_string(),
-        },
+    let ruleset = result.map_err(|e| SourceError::Parse {
+        what: format!("{tool} output"),
+        message: e.to_string(),
     })?;
     Ok(Saved {
         ruleset,
@@ -248,17 +239,12 @@ pub fn save_and_parse(
     })
 }
 
-enum FeedError {
-    Utf8,
-    Parse(ruleset::ParseError),
-}
-
 /// Cuts a byte stream into lines for the parser; keeps the first error and ignores the rest.
 struct Feeder {
     parser: ruleset::Parser,
     /// The start of a line whose end has not arrived yet.
     carry: Vec<u8>,
-    error: Option<FeedError>,
+    error: Option<ruleset::ParseError>,
     hint: bool,
 }
 
@@ -295,29 +281,26 @@ impl Feeder {
         if self.error.is_some() {
             return;
         }
-        let Ok(text) = std::str::from_utf8(bytes) else {
-            self.error = Some(FeedError::Utf8);
-            return;
-        };
+        let text = ruleset::lossless::decode(bytes);
         for line in text.lines() {
             if line.starts_with('#') && line.contains(LEGACY_HINT) {
                 self.hint = true;
             }
             if let Err(e) = self.parser.line(line) {
-                self.error = Some(FeedError::Parse(e));
+                self.error = Some(e);
                 return;
             }
         }
     }
 
-    fn finish(mut self) -> (Result<ruleset::Ruleset, FeedError>, bool) {
+    fn finish(mut self) -> (Result<ruleset::Ruleset, ruleset::ParseError>, bool) {
         if !self.carry.is_empty() {
             let last = std::mem::take(&mut self.carry);
             self.lines(&last);
         }
         let result = match self.error {
             Some(e) => Err(e),
-            None => self.parser.finish().map_err(FeedError::Parse),
+            None => self.parser.finish(),
         };
         (result, self.hint)
     }
@@ -622,10 +605,7 @@ mod tests {
             f.chunk(chunk);
         }
         let (r, hint) = f.finish();
-        let r = r.map_err(|e| match e {
-            FeedError::Utf8 => "utf8".to_string(),
-            FeedError::Parse(e) => e.to_string(),
-        });
+        let r = r.map_err(|e| e.to_string());
         (r, hint)
     }
 
@@ -651,9 +631,15 @@ mod tests {
         let (r, _) = fed(text, 5);
         let e = r.unwrap_err();
         assert!(e.starts_with("line 3:") && e.contains("NOPE"), "{e}");
+        // A byte that is not UTF-8 is kept, not refused.
         let mut f = Feeder::new(Family::V4);
-        f.chunk(b"*filter\n-A INPUT -m comment --comment \xff\nCOMMIT\n");
-        assert!(matches!(f.finish().0, Err(FeedError::Utf8)));
+        f.chunk(b"*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment \xff\nCOMMIT\n");
+        let rs = f.finish().0.expect("read");
+        let text = &rs.tables[0].chains[0].rules[0].text;
+        assert_eq!(
+            &*ruleset::lossless::encode(text),
+            b"-m comment --comment \xff"
+        );
         let (r, _) = fed("*filter\n:INPUT ACCEPT [0:0]\n", 4);
         assert!(r.unwrap_err().contains("never closed"));
     }
