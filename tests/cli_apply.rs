@@ -1394,3 +1394,104 @@ fn odd_bytes_and_line_breaks_in_comments_are_kept_byte_for_byte() {
         assert!(c.holds_base(Family::V6));
     });
 }
+
+/// The watchdog's rollback puts back what the apply changed and nothing else: a NAT rule that
+/// Docker added during the countdown, in a table the file did not name, is still there after.
+#[test]
+fn the_watchdogs_rollback_leaves_what_others_changed_elsewhere() {
+    for_each_backend("othersstay", |c| {
+        let backend = c.backend;
+        let (v4, _) = c.files();
+        let run = c.run(&["apply", &v4, "--yes", "--confirm-timeout", "2"]);
+        assert_eq!(run.code, 0, "{backend:?}: {run:?}");
+        c.ns.iptables(Family::V4, backend, common::DOCKER_NAT_RULE);
+        assert!(
+            wait_for(Duration::from_secs(10), || c.holds_base(Family::V4)
+                || !c.save(Family::V4).contains("LOGDROP")),
+            "{backend:?}: not rolled back: {}",
+            c.save(Family::V4)
+        );
+        assert!(wait_for(Duration::from_secs(2), || c.pending().is_none()));
+        let now = c.save(Family::V4);
+        assert!(
+            !now.contains("LOGDROP") && !now.contains(":INPUT DROP"),
+            "{now}"
+        );
+        assert!(
+            now.contains("MASQUERADE"),
+            "{backend:?}: Docker's rule went: {now}"
+        );
+        assert_eq!(c.audit_actions(), ["apply", "rollback"]);
+    });
+}
+
+/// During the countdown, a chain the apply changed that someone else changes too is named,
+/// with what a rollback would take from them.
+#[test]
+fn the_countdown_says_what_a_rollback_would_take_from_others() {
+    for_each_backend("otherswarn", |mut c| {
+        let backend = c.backend;
+        let (v4, _) = c.files();
+        let (_pid, mut stdin) = c.apply_asking(&["apply", &v4, "--confirm-timeout", "60"]);
+        let stderr = c
+            .children
+            .last_mut()
+            .and_then(|ch| ch.stderr.take())
+            .expect("stderr is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        c.ns.iptables(
+            Family::V4,
+            backend,
+            &["-I", "INPUT", "1", "-s", "192.0.2.66", "-j", "DROP"],
+        );
+        let end = Instant::now() + Duration::from_secs(15);
+        let mut seen = Vec::new();
+        loop {
+            match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+                Ok(l) if l.contains("changed by someone else") => {
+                    assert!(l.contains("IPv4 filter/INPUT"), "{l}");
+                    assert!(l.contains("-A INPUT -s 192.0.2.66/32 -j DROP"), "{l}");
+                    break;
+                }
+                Ok(l) => seen.push(l),
+                Err(_) => panic!("{backend:?}: no warning; stderr said {seen:?}"),
+            }
+        }
+        writeln!(stdin, "yes").expect("answer");
+    });
+}
+
+/// One commit waits at a time per kernel (network namespace), whatever the state directory.
+#[test]
+fn one_pending_commit_per_kernel_whatever_the_state_directory() {
+    for_each_backend("perkernel", |c| {
+        let backend = c.backend;
+        let pid = c.apply_yes("60");
+        let other = std::env::temp_dir().join(format!("{}-other-state", c.ns.name()));
+        let _ = std::fs::remove_dir_all(&other);
+        let other_s = other.display().to_string();
+        let (v4, _) = c.files();
+        for extra in ["--yes", "--no-confirm"] {
+            let run = c.run(&["--state-dir", &other_s, "apply", &v4, extra]);
+            assert_eq!(run.code, 1, "{backend:?} {extra}: {run:?}");
+            assert!(
+                run.stderr.contains("in this network namespace")
+                    && run.stderr.contains("Nothing was changed"),
+                "{backend:?} {extra}: {run:?}"
+            );
+        }
+        let ok = c.run(&["confirm"]);
+        assert_eq!(ok.code, 0, "{ok:?}");
+        assert!(wait_for(Duration::from_secs(2), || !pid_alive(pid)));
+        let run = c.run(&["--state-dir", &other_s, "apply", &v4, "--no-confirm"]);
+        assert_eq!(run.code, 0, "{backend:?}: {run:?}");
+        let _ = std::fs::remove_dir_all(&other);
+    });
+}

@@ -251,3 +251,59 @@ fn a_file_commits_backup_is_never_the_kernels_latest() {
     assert!(ns.save(Family::V4, Backend::Nft).contains("MASQUERADE"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A rollback puts back only the chains the commit changed: what others (fail2ban, Docker)
+/// changed in other chains and tables while the commit waited stays.
+#[test]
+fn a_rollback_puts_back_only_the_chains_the_commit_changed() {
+    use nfscope::edit::guard;
+    use nfscope::edit::tools::Tools;
+    for backend in [Backend::Nft, Backend::Legacy] {
+        if !have_tools(backend) {
+            continue;
+        }
+        let Some(ns) = NetNs::for_test("undochains") else {
+            return;
+        };
+        let before = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:F2B - [0:0]\n-A INPUT -j F2B\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n";
+        ns.restore(Family::V4, backend, before);
+        let backup = ns.save(Family::V4, backend);
+        // The commit: INPUT drops everything but SSH, and a new chain.
+        ns.iptables(Family::V4, backend, &["-N", "NEW"]);
+        ns.iptables(Family::V4, backend, &["-A", "INPUT", "-j", "NEW"]);
+        ns.iptables(Family::V4, backend, &["-P", "INPUT", "DROP"]);
+        // Meanwhile fail2ban bans a host in its own chain, and Docker adds NAT.
+        ns.iptables(
+            Family::V4,
+            backend,
+            &["-A", "F2B", "-s", "192.0.2.66", "-j", "DROP"],
+        );
+        ns.iptables(Family::V4, backend, common::DOCKER_NAT_RULE);
+        let touched = vec![
+            ChainRef::new(Family::V4, "filter", "INPUT"),
+            ChainRef::new(Family::V4, "filter", "NEW"),
+        ];
+        let loaded = vec![(Family::V4, PathBuf::from("backup.v4.rules"), Ok(backup))];
+        let said = netns::run_in(ns.name(), move || {
+            guard::undo_commit(
+                &Tools {
+                    backend: Some(backend),
+                },
+                &loaded,
+                &touched,
+            )
+        })
+        .expect("enter the namespace")
+        .expect("rolled back");
+        assert!(!said.contains("whole rule sets"), "{backend:?}: {said}");
+        let now = ns.save(Family::V4, backend);
+        assert!(now.contains(":INPUT ACCEPT"), "{backend:?}: {now}");
+        assert!(!now.contains("NEW"), "{backend:?}: {now}");
+        assert!(now.contains("-A INPUT -j F2B"), "{backend:?}: {now}");
+        assert!(
+            now.contains("-A F2B -s 192.0.2.66/32 -j DROP"),
+            "{backend:?}: {now}"
+        );
+        assert!(now.contains("MASQUERADE"), "{backend:?}: {now}");
+    }
+}

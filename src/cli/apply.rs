@@ -222,6 +222,7 @@ pub fn run(state_dir: Option<&Path>, src: &SourceArgs, args: &ApplyArgs) -> i32 
         dir: dir.clone(),
         timeout: (!args.no_confirm).then(|| Duration::from_secs(args.confirm_timeout)),
         armed: Default::default(),
+        committed: Default::default(),
     };
     let mut req = Request {
         load: Load::Files(files),
@@ -360,6 +361,8 @@ fn countdown(
     let mut current: Pending;
     // The stopped watchdog was said (once, until it runs again).
     let mut warned = false;
+    let mut others_checked = std::time::Instant::now();
+    let mut others_said: Option<String> = None;
     let mut shown = secs(pending.remaining());
     loop {
         match guard::status(dir) {
@@ -373,6 +376,17 @@ fn countdown(
             }
             Some(_) => {}
             None => warned = false,
+        }
+        // Every five seconds: what a rollback would take from others, said once.
+        if others_checked.elapsed() >= Duration::from_secs(5) {
+            others_checked = std::time::Instant::now();
+            let said = commit::others_changed(target);
+            if let Some(s) = &said
+                && said != others_said
+            {
+                eprintln!("\nnfscope: warning: {s}");
+            }
+            others_said = said;
         }
         if stop.load(Ordering::Relaxed) {
             if tty {
@@ -622,7 +636,12 @@ pub fn run_rollback(state_dir: Option<&Path>, src: &SourceArgs) -> i32 {
         .iter()
         .map(|(_, p)| p.display().to_string())
         .collect();
-    match guard::restore_backups(&tools, &backups) {
+    // A pending commit's rollback puts back only the chains it changed; with none pending, the
+    // newest backup is restored whole.
+    let touched = disarmed
+        .as_ref()
+        .map_or_else(Vec::new, |p| p.touched.clone());
+    match guard::undo_commit(&tools, &guard::read_backups(&backups), &touched) {
         Ok(diff) => {
             let detail = format!("by hand: restored {}\n{diff}", files.join(", "));
             if let Err(e) = audit::log(&dir, "rollback", detail.trim_end()) {

@@ -114,6 +114,9 @@ pub enum Target {
         /// The id of the commit this UI armed last, to tell at the deadline whether it was
         /// confirmed from elsewhere (`nfscope confirm`) or rolled back.
         armed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+        /// The chains the commit armed last changed, as they were right after it (without
+        /// counters): what `others_changed` compares the kernel with during the countdown.
+        committed: std::sync::Arc<std::sync::Mutex<Committed>>,
     },
     File {
         v4: Option<PathBuf>,
@@ -196,6 +199,75 @@ impl WholeFile {
             counters,
         })
     }
+}
+
+/// The chains a commit changed, each as its lines (`:NAME POLICY`, `-A NAME ...`) right after it.
+pub type Committed = Vec<(ChainRef, Vec<String>)>;
+
+/// A chain's lines, without counters; empty when it does not exist.
+fn chain_lines(sets: &[Ruleset], at: &ChainRef) -> Vec<String> {
+    let Some(c) = sets
+        .iter()
+        .find(|r| r.family == at.family)
+        .and_then(|r| r.table(&at.table))
+        .and_then(|t| t.chain(&at.chain))
+    else {
+        return Vec::new();
+    };
+    let mut out = vec![format!(
+        ":{} {}",
+        c.name,
+        c.policy.as_deref().unwrap_or("-")
+    )];
+    out.extend(c.rules.iter().map(|r| format!("-A {} {}", c.name, r.text)));
+    out
+}
+
+/// During the countdown: the chains the commit changed that someone else changed since (a
+/// rollback puts them back as they were before the commit, and so removes what they added), in
+/// a sentence; `None` when there are none, or nothing to compare with.
+pub fn others_changed(target: &Target) -> Option<String> {
+    let Target::Kernel {
+        tools, committed, ..
+    } = target
+    else {
+        return None;
+    };
+    let after = committed.lock().ok()?.clone();
+    if after.is_empty() {
+        return None;
+    }
+    let tables: BTreeSet<(Family, String)> = after
+        .iter()
+        .map(|(c, _)| (c.family, c.table.clone()))
+        .collect();
+    let now = apply::read_tables(tools, &tables).ok()?;
+    let mut said = Vec::new();
+    for (at, lines) in &after {
+        let cur = chain_lines(&now, at);
+        if cur == *lines {
+            continue;
+        }
+        let theirs: Vec<String> = cur
+            .iter()
+            .filter(|l| !lines.contains(l))
+            .map(|l| format!("`{l}`"))
+            .collect();
+        said.push(if theirs.is_empty() {
+            format!("{at} was changed by someone else since the commit")
+        } else {
+            format!(
+                "{at} was changed by someone else since the commit: a rollback removes {}",
+                theirs.join(", ")
+            )
+        });
+    }
+    (!said.is_empty()).then(|| {
+        format!(
+            "{} (a rollback puts the chains the commit changed back as they were before it)",
+            said.join("; ")
+        )
+    })
 }
 
 /// Everything a commit needs, taken from the staging when the user pressed commit (or, for
@@ -364,11 +436,15 @@ pub fn run(target: &Target, req: &Request, report: &mut dyn FnMut(Progress)) {
             dir,
             timeout,
             armed,
+            committed,
         } => {
-            if let Some(id) = run_kernel(tools, dir, *timeout, req, report)
-                && let Ok(mut a) = armed.lock()
-            {
-                *a = Some(id);
+            if let Some((id, after)) = run_kernel(tools, dir, *timeout, req, report) {
+                if let Ok(mut a) = armed.lock() {
+                    *a = Some(id);
+                }
+                if let Ok(mut c) = committed.lock() {
+                    *c = after;
+                }
             }
         }
         Target::File { v4, v6, dir } => run_file(v4.as_deref(), v6.as_deref(), dir, req, report),
@@ -388,7 +464,7 @@ fn run_kernel(
     timeout: Option<Duration>,
     req: &Request,
     report: &mut dyn FnMut(Progress),
-) -> Option<String> {
+) -> Option<(String, Committed)> {
     let files: &[WholeFile] = match &req.load {
         Load::Files(f) => f,
         Load::Chains => &[],
@@ -525,6 +601,7 @@ fn run_kernel(
     if !lockout_step(&req, &now, report) {
         return None;
     }
+    let touched = touched_chains(&req, files, &now);
 
     report(Progress::Running(Step::Backup));
     // A backup is loaded without a question by the watchdog: each must parse as a rule set
@@ -576,7 +653,7 @@ fn run_kernel(
 
     report(Progress::Running(Step::Watchdog));
     let pending = match timeout {
-        Some(timeout) => match guard::arm(dir, tools, &backups, timeout) {
+        Some(timeout) => match guard::arm(dir, tools, &backups, &touched, timeout) {
             Ok(p) => {
                 let pid = p
                     .watchdog_pid
@@ -601,6 +678,10 @@ fn run_kernel(
                 report(Progress::Failed(Step::Watchdog, guard::busy_message(&p)));
                 return None;
             }
+            if let Some(why) = guard::kernel_busy() {
+                report(Progress::Failed(Step::Watchdog, why));
+                return None;
+            }
             report(Progress::Done(
                 Step::Watchdog,
                 "none (no confirmation asked): the change stays as applied".into(),
@@ -610,8 +691,14 @@ fn run_kernel(
     };
     // Undo at once after a failure with the kernel touched; the sentence for the step.
     let undo = |why: String| -> String {
-        let back = rollback_kernel(tools, dir, &backups, guard::Ended::RolledBackAfterFailure)
-            .unwrap_or_else(|e| e);
+        let back = rollback_kernel(
+            tools,
+            dir,
+            &backups,
+            &touched,
+            guard::Ended::RolledBackAfterFailure,
+        )
+        .unwrap_or_else(|e| e);
         format!("{why}; {back}")
     };
 
@@ -680,10 +767,9 @@ fn run_kernel(
     } else {
         apply::read_tables(tools, &changed)
             .map_err(|e| vec![e.to_string()])
-            .and_then(|after| verify(&after, &req))
-            .map(|()| String::new())
+            .and_then(|after| verify(&after, &req).map(|()| (String::new(), after)))
     };
-    let changes = match verified {
+    let (changes, after) = match verified {
         Ok(c) => c,
         Err(diffs) => {
             // Not what was staged: roll back now rather than ask the user to confirm it.
@@ -716,12 +802,16 @@ fn run_kernel(
         let _ = audit::log(dir, "apply", detail.trim_end());
         report(Progress::Changes(changes));
     }
+    let committed: Committed = touched
+        .iter()
+        .map(|at| (at.clone(), chain_lines(&after, at)))
+        .collect();
     match pending {
         Some(p) => {
             report(Progress::Armed {
                 deadline_ms: p.deadline_unix_ms,
             });
-            Some(p.id)
+            Some((p.id, committed))
         }
         None => {
             report(Progress::Finished(
@@ -730,6 +820,30 @@ fn run_kernel(
             None
         }
     }
+}
+
+/// The chains a commit changes, for a rollback that puts back only those: the edited and
+/// zeroed chains; every chain of a table where a chain is renamed (the references to it
+/// change too) or that a whole file replaces.
+fn touched_chains(req: &Request, files: &[WholeFile], now: &[Ruleset]) -> Vec<ChainRef> {
+    let mut out: BTreeSet<ChainRef> = req.edited.iter().chain(&req.zeroed).cloned().collect();
+    let mut whole: BTreeSet<(Family, String)> = files
+        .iter()
+        .flat_map(|w| w.rules.tables.iter().map(|t| (w.family, t.name.clone())))
+        .collect();
+    whole.extend(req.renames.iter().map(|(c, _)| (c.family, c.table.clone())));
+    for (family, table) in &whole {
+        for rs in now
+            .iter()
+            .chain(&req.staged)
+            .filter(|r| r.family == *family)
+        {
+            for c in rs.table(table).iter().flat_map(|t| &t.chains) {
+                out.insert(ChainRef::new(*family, table, &c.name));
+            }
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// `a.rules and b.rules`.
@@ -797,8 +911,9 @@ fn verify_files(
     files: &[WholeFile],
     expected: &[Option<Ruleset>],
     before: &[Ruleset],
-) -> Result<String, Vec<String>> {
+) -> Result<(String, Vec<Ruleset>), Vec<String>> {
     let mut changes = String::new();
+    let mut read = Vec::new();
     for (i, w) in files.iter().enumerate() {
         let after = tools.read(w.family).map_err(|e| {
             vec![format!(
@@ -821,8 +936,9 @@ fn verify_files(
         if let Some(old) = before.iter().find(|r| r.family == w.family) {
             changes.push_str(&guard::diff(old, &after));
         }
+        read.push(after);
     }
-    Ok(changes)
+    Ok((changes, read))
 }
 
 /// Does the kernel now hold, in each table of the file, exactly what the trial load of the
@@ -941,9 +1057,10 @@ fn rollback_kernel(
     tools: &Tools,
     dir: &Path,
     backups: &[(Family, PathBuf)],
+    touched: &[ChainRef],
     why: guard::Ended,
 ) -> Result<String, String> {
-    match guard::restore_backups(tools, backups) {
+    match guard::undo_commit(tools, &guard::read_backups(backups), touched) {
         Ok(diff) => {
             // Restored: the watchdog has nothing left to do.
             let _ = guard::disarm(dir, why);
@@ -952,7 +1069,9 @@ fn rollback_kernel(
                 .lines()
                 .filter(|l| l.contains("did not exist before the commit"))
                 .collect();
-            if emptied.is_empty() {
+            if !touched.is_empty() && !diff.contains("the whole rule sets were restored instead") {
+                Ok("rolled back: the chains the commit changed are as they were before it (other chains are left as they are now)".into())
+            } else if emptied.is_empty() {
                 Ok("rolled back: the kernel holds the rule sets from before the commit".into())
             } else {
                 Ok(format!("rolled back, except: {}", emptied.join("; ")))
@@ -974,11 +1093,11 @@ fn rollback_kernel(
 
 /// Restore the pending commit's backups (else the latest) now and stop the watchdog.
 fn rollback_pending(tools: &Tools, dir: &Path, why: guard::Ended) -> Result<String, String> {
-    let backups = match guard::status(dir) {
-        Some(p) => p.backups,
-        None => backup::latest(dir),
+    let (backups, touched) = match guard::status(dir) {
+        Some(p) => (p.backups, p.touched),
+        None => (backup::latest(dir), Vec::new()),
     };
-    rollback_kernel(tools, dir, &backups, why)
+    rollback_kernel(tools, dir, &backups, &touched, why)
 }
 
 /// The first staged address option (`-s`/`-d`) naming a host that does not resolve, in a
@@ -1474,6 +1593,12 @@ pub fn check(target: &Target, deadline_ms: u64) -> Option<Progress> {
             if let Some(stopped) = p.stopped_watchdog() {
                 return Some(Progress::ActionFailed(stopped));
             }
+            // Every fifth second: a save of the changed tables is not free.
+            if p.remaining().as_secs() % 5 == 0
+                && let Some(said) = others_changed(target)
+            {
+                return Some(Progress::ActionFailed(said));
+            }
             (p.deadline_unix_ms != deadline_ms).then_some(Progress::Extended {
                 deadline_ms: p.deadline_unix_ms,
             })
@@ -1662,6 +1787,7 @@ mod tests {
             started_by: "root".into(),
             ssh_client: None,
             rollback_failed: None,
+            touched: Vec::new(),
         };
         guard::keep_failed(&dir, &p, "the backup x.v4.rules is damaged").expect("kept");
         let target = Target::Kernel {
@@ -1669,6 +1795,7 @@ mod tests {
             dir: dir.clone(),
             timeout: Some(Duration::from_secs(30)),
             armed: std::sync::Arc::new(std::sync::Mutex::new(Some("c1".into()))),
+            committed: Default::default(),
         };
         match expired(&target) {
             Progress::RollbackFailed(s) => assert!(s.contains("damaged"), "{s}"),

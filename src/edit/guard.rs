@@ -61,6 +61,11 @@ pub struct Pending {
     /// the commit stays pending, for `nfscope rollback` to try again, and no new commit starts.
     #[serde(default)]
     pub rollback_failed: Option<String>,
+    /// The chains the commit changes: a rollback puts back only these (from the backup), so
+    /// what others changed elsewhere meanwhile (fail2ban, Docker) stays. Empty: the whole
+    /// rule sets (a pending file from before this existed).
+    #[serde(default)]
+    pub touched: Vec<super::ChainRef>,
 }
 
 impl Pending {
@@ -368,6 +373,7 @@ pub fn arm(
     dir: &Path,
     tools: &Tools,
     backups: &[(Family, PathBuf)],
+    touched: &[super::ChainRef],
     timeout: Duration,
 ) -> io::Result<Pending> {
     backup::ensure_dir(dir)?;
@@ -386,6 +392,9 @@ pub fn arm(
                 busy_message(&p),
             ));
         }
+        if let Some(why) = kernel_busy() {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, why));
+        }
         let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let p = Pending {
             id: id.clone(),
@@ -397,6 +406,7 @@ pub fn arm(
             started_by: audit::user(),
             ssh_client: audit::ssh_client(),
             rollback_failed: None,
+            touched: touched.to_vec(),
         };
         write_pending(dir, &p)?;
     }
@@ -426,6 +436,40 @@ pub fn arm(
             ));
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The lock of one pending commit per kernel: an abstract unix socket, which lives in the
+/// network namespace it was bound in (whatever the state directory) and goes with the process
+/// that holds it, the watchdog.
+const KERNEL_LOCK: &[u8] = b"nfscope-watchdog";
+
+/// Take the kernel's lock (the watchdog keeps it for its life); an error when another
+/// watchdog of this network namespace holds it.
+pub fn hold_kernel_lock() -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(KERNEL_LOCK)?;
+    std::os::unix::net::UnixListener::bind_addr(&addr)
+}
+
+/// A sentence when a commit of another state directory waits for confirmation in this
+/// network namespace (its watchdog holds the kernel's lock).
+pub fn kernel_busy() -> Option<String> {
+    // A watchdog whose commit just ended (confirmed, rolled back) notices within its poll
+    // interval and lets the lock go: wait for that before calling the kernel busy.
+    let give_up = Instant::now() + POLL * 15;
+    let mut held = hold_kernel_lock();
+    while matches!(&held, Err(e) if e.kind() == io::ErrorKind::AddrInUse)
+        && Instant::now() < give_up
+    {
+        std::thread::sleep(POLL / 2);
+        held = hold_kernel_lock();
+    }
+    match held {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Some(
+            "a commit is waiting for confirmation in this network namespace, made with another state directory (its watchdog holds the lock): confirm or roll it back there first (`nfscope confirm --state-dir DIR` or `nfscope rollback --state-dir DIR`)".into(),
+        ),
+        _ => None,
     }
 }
 
@@ -639,6 +683,85 @@ pub fn read_backups(backups: &[(Family, PathBuf)]) -> Loaded {
         .collect()
 }
 
+/// Put back the chains a commit touched, as the backup has them, and leave every other chain
+/// as it is now: the inverse plan, made against the kernel as it is at the moment of the
+/// rollback (what others changed in other chains meanwhile stays). With no chain named, or when
+/// the plan cannot be made or applied, the whole rule sets are restored instead, and the
+/// sentence says so. Returns the diff of what changed.
+pub fn undo_commit(
+    tools: &Tools,
+    loaded: &Loaded,
+    touched: &[super::ChainRef],
+) -> Result<String, String> {
+    if touched.is_empty() {
+        return restore_loaded(tools, loaded);
+    }
+    match undo_chains(tools, loaded, touched) {
+        Ok(d) => Ok(d),
+        Err(why) => restore_loaded(tools, loaded).map(|d| {
+            format!("only the changed chains could not be put back ({why}); the whole rule sets were restored instead\n{d}")
+        }),
+    }
+}
+
+fn undo_chains(
+    tools: &Tools,
+    loaded: &Loaded,
+    touched: &[super::ChainRef],
+) -> Result<String, String> {
+    let touched: std::collections::BTreeSet<super::ChainRef> = touched.iter().cloned().collect();
+    let mut now_all = Vec::new();
+    let mut target_all = Vec::new();
+    for family in Family::ALL {
+        if !touched.iter().any(|c| c.family == family) {
+            continue;
+        }
+        let text = loaded
+            .iter()
+            .find(|(f, _, _)| *f == family)
+            .and_then(|(_, _, t)| t.as_ref().ok())
+            .ok_or_else(|| format!("no readable {} backup", family.label()))?;
+        let before = ruleset::parse(text, family).map_err(|e| e.to_string())?;
+        let now = tools.read(family).map_err(|e| tool_error(&e))?;
+        // The kernel now, with each touched chain as it was before (or gone, if it was not).
+        let mut target = now.clone();
+        for at in touched.iter().filter(|c| c.family == family) {
+            let old = before.table(&at.table).and_then(|t| t.chain(&at.chain));
+            if target.table(&at.table).is_none() {
+                target.tables.push(crate::ruleset::Table::new(&at.table));
+            }
+            let Some(t) = target.table_mut(&at.table) else {
+                continue;
+            };
+            match (t.chains.iter().position(|c| c.name == at.chain), old) {
+                (Some(i), Some(c)) => t.chains[i] = c.clone(),
+                (Some(i), None) => {
+                    t.chains.remove(i);
+                }
+                (None, Some(c)) => t.chains.push(c.clone()),
+                (None, None) => {}
+            }
+        }
+        now_all.push(now);
+        target_all.push(target);
+    }
+    let changes = super::plan::plan(
+        &now_all,
+        &target_all,
+        &touched,
+        &[],
+        &std::collections::BTreeSet::new(),
+    );
+    super::apply::apply_changes(tools, &changes).map_err(|e| e.to_string())?;
+    let mut diffs = String::new();
+    for now in &now_all {
+        if let Ok(after) = tools.read(now.family) {
+            diffs.push_str(&diff(now, &after));
+        }
+    }
+    Ok(diffs)
+}
+
 /// `restore_backups` of a set read already.
 pub fn restore_loaded(tools: &Tools, loaded: &Loaded) -> Result<String, String> {
     let mut diffs = String::new();
@@ -742,6 +865,15 @@ pub fn watchdog(dir: &Path, id: &str) -> i32 {
         let _ = audit::log(dir, "watchdog-refused", &e.to_string());
         return 1;
     }
+    // One pending commit per kernel: held until this process ends.
+    let Ok(_kernel_lock) = hold_kernel_lock() else {
+        let _ = audit::log(
+            dir,
+            "watchdog-refused",
+            "another watchdog of this network namespace holds the lock",
+        );
+        return 1;
+    };
     let (mut known, loaded) = {
         let Ok(_l) = lock(dir) else { return 0 };
         match read_pending(dir) {
@@ -805,7 +937,7 @@ fn roll_back(dir: &Path, p: &Pending, stopped: bool, loaded: &Loaded) -> i32 {
         .iter()
         .map(|(_, path)| path.display().to_string())
         .collect();
-    let (code, action, ended, detail) = match restore_loaded(&tools, loaded) {
+    let (code, action, ended, detail) = match undo_commit(&tools, loaded, &p.touched) {
         Ok(d) => (
             0,
             "rollback",
@@ -876,6 +1008,7 @@ mod tests {
             started_by: "root".into(),
             ssh_client: None,
             rollback_failed: None,
+            touched: Vec::new(),
         }
     }
 

@@ -242,6 +242,7 @@ pub fn run(cfg: SourceConfig, opts: Options) -> color_eyre::Result<()> {
             dir: dir.clone(),
             timeout: Some(opts.confirm_timeout),
             armed: Default::default(),
+            committed: Default::default(),
         },
         SourceConfig::File { v4, v6, .. } => Target::File {
             v4: v4.clone(),

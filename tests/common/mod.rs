@@ -259,6 +259,18 @@ impl Drop for NetNs {
     }
 }
 
+/// The rule Docker adds to nat when it starts: what another program changes meanwhile.
+pub const DOCKER_NAT_RULE: &[&str] = &[
+    "-t",
+    "nat",
+    "-A",
+    "POSTROUTING",
+    "-s",
+    "172.17.0.0/16",
+    "-j",
+    "MASQUERADE",
+];
+
 /// `iptables-nft-save`, `ip6tables-legacy-restore`, `iptables-nft` (empty `what`) ...
 pub fn tool_name(family: Family, backend: Backend, what: &str) -> String {
     let b = match backend {
