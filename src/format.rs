@@ -1,5 +1,8 @@
 //! Number formatting shared by both faces, the screens and the CLI: iptables-style human units,
-//! rates, sparklines, counts in words. Face-neutral: nothing here knows a terminal.
+//! rates, sparklines, counts in words, and text made safe to show (`visible`). Face-neutral:
+//! nothing here knows a terminal.
+
+use std::borrow::Cow;
 
 /// A counter the way `iptables -L -v` prints it: exact up to 99999, then K, M, G, T (base 1000),
 /// never more than five characters.
@@ -134,9 +137,162 @@ pub fn elide_middle(s: &str, w: usize) -> String {
     format!("{head}…{tail}")
 }
 
+/// How a character that must not reach a terminal as it is is written instead, if it is one:
+/// ESC `\e`; other C0 controls, DEL and C1 controls (`\x9b`, a CSI on many terminals) as
+/// `\xNN` (`\t`, `\n`, `\r` for the usual ones); bidirectional and other format controls
+/// (`\u{202e}`, `\u{200b}`, line and paragraph separators), which reorder or hide what
+/// follows; a byte that is not UTF-8 (`ruleset::lossless`) as `\xff`.
+fn escape_of(c: char) -> Option<String> {
+    if let Some(b) = crate::ruleset::lossless::byte_of(c) {
+        return Some(format!("\\x{b:02x}"));
+    }
+    Some(match c {
+        '\u{1b}' => "\\e".to_string(),
+        '\t' => "\\t".to_string(),
+        '\n' => "\\n".to_string(),
+        '\r' => "\\r".to_string(),
+        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' => format!("\\x{:02x}", u32::from(c)),
+        '\u{061c}'
+        | '\u{180e}'
+        | '\u{200b}'..='\u{200f}'
+        | '\u{2028}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}'
+        | '\u{feff}'
+        | '\u{fff9}'..='\u{fffb}' => format!("\\u{{{:x}}}", u32::from(c)),
+        _ => return None,
+    })
+}
+
+/// The most combining marks shown on one character; more are written as `\u{...}` (they pile
+/// into one cell and can hide what is under them).
+const MAX_MARKS: usize = 2;
+
+/// `s` safe to show on a terminal, every character visible and none ambiguous: what
+/// `escape_of` names is written as an escape, combining marks beyond [`MAX_MARKS`] on one
+/// character too, and, in a string that needed any of this, a backslash as `\\` (so that
+/// `\e` always means ESC there). Text that needs nothing (nearly all) is returned as it is,
+/// without a copy. For every face that shows text others wrote: rule comments, LOG prefixes,
+/// chain and interface names, conntrack fields, tool messages.
+pub fn visible(s: &str) -> Cow<'_, str> {
+    let needs = |c: char| escape_of(c).is_some() || is_mark(c);
+    // Fast path: printable ASCII, or text without a control or a pile of marks.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) || !s.chars().any(needs) {
+        return Cow::Borrowed(s);
+    }
+    let mut marks = 0;
+    let escaped_any = s.chars().any(|c| escape_of(c).is_some())
+        || s.chars()
+            .fold((0, false), |(run, seen), c| {
+                let run = if is_mark(c) { run + 1 } else { 0 };
+                (run, seen || run > MAX_MARKS)
+            })
+            .1;
+    if !escaped_any {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_mark(c) {
+            marks += 1;
+            if marks > MAX_MARKS {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+                continue;
+            }
+        } else {
+            marks = 0;
+        }
+        match escape_of(c) {
+            Some(e) => out.push_str(&e),
+            None if c == '\\' => out.push_str("\\\\"),
+            None => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `visible`, line by line: for output made of lines (the text formats), whose own line breaks
+/// stay line breaks.
+pub fn visible_lines(s: &str) -> Cow<'_, str> {
+    if !s.split('\n').any(|l| matches!(visible(l), Cow::Owned(_))) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.split('\n').map(visible).collect::<Vec<_>>().join("\n"))
+}
+
+/// One terminal cell's symbol made safe, when it is not: what `visible` would escape is taken
+/// out (a cell has no room for the escape; `visible` on the text itself is what shows it), and
+/// combining marks beyond [`MAX_MARKS`] too; `�` when nothing is left. The last line of
+/// defence of the screen: nothing from the data reaches the terminal raw.
+pub fn cell_safe(symbol: &str) -> Option<String> {
+    let mut marks = 0;
+    let mut bad = false;
+    let mut out = String::new();
+    for c in symbol.chars() {
+        if escape_of(c).is_some() {
+            bad = true;
+            continue;
+        }
+        if is_mark(c) {
+            marks += 1;
+            if marks > MAX_MARKS {
+                bad = true;
+                continue;
+            }
+        } else {
+            marks = 0;
+        }
+        out.push(c);
+    }
+    if !bad {
+        return None;
+    }
+    if out.is_empty() || out.chars().all(is_mark) {
+        out = "\u{fffd}".to_string();
+    }
+    Some(out)
+}
+
+/// A combining mark (takes no cell of its own, and is not a control or format character).
+fn is_mark(c: char) -> bool {
+    !c.is_ascii() && escape_of(c).is_none() && unicode_width::UnicodeWidthChar::width(c) == Some(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_others_wrote_is_shown_visibly() {
+        assert!(matches!(visible("-A INPUT -j ACCEPT"), Cow::Borrowed(_)));
+        assert!(matches!(visible("café ☕ 日本"), Cow::Borrowed(_)));
+        assert_eq!(visible("C\u{1b}[2J"), "C\\e[2J");
+        assert_eq!(visible("a\u{7}b\u{9b}c"), "a\\x07b\\x9bc");
+        assert_eq!(visible("ab\u{202e}cd"), "ab\\u{202e}cd");
+        assert_eq!(visible("x\ny\tz"), "x\\ny\\tz");
+        // A backslash is doubled where escapes are, so `\e` there always means ESC.
+        assert_eq!(visible("\\e\u{1b}"), "\\\\e\\e");
+        assert!(matches!(visible("plain \\ backslash"), Cow::Borrowed(_)));
+        // Two combining marks stay; a pile is cut.
+        assert_eq!(visible("e\u{301}\u{302}"), "e\u{301}\u{302}");
+        assert_eq!(visible("e\u{301}\u{302}\u{303}"), "e\u{301}\u{302}\\u{303}");
+        let raw = crate::ruleset::lossless::decode(b"x\xffy");
+        assert_eq!(visible(&raw), "x\\xffy");
+        assert_eq!(visible_lines("ok\nC\u{1b}[8m\n"), "ok\nC\\e[8m\n");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn nothing_dangerous_gets_through(s in "\\PC{0,40}|[\\x00-\\x{10ffff}]{0,40}") {
+            let v = visible(&s);
+            for c in v.chars() {
+                proptest::prop_assert!(escape_of(c).is_none(), "{c:?} in {v:?}");
+            }
+            // Text with nothing to escape is unchanged.
+            if !s.chars().any(|c| escape_of(c).is_some() || is_mark(c)) {
+                proptest::prop_assert_eq!(&*v, &s[..]);
+            }
+        }
+    }
 
     #[test]
     fn widths_are_cells_not_chars() {

@@ -57,7 +57,10 @@ fn main() -> color_eyre::Result<()> {
             let cfg = cli.source.config()?;
             if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
                 eprintln!(
-                    "nfscope: the interactive UI needs a terminal; for a pipe or a file use `nfscope rules` (see `nfscope rules --help`)"
+                    "{}",
+                    nfscope::format::visible_lines(
+                        "nfscope: the interactive UI needs a terminal; for a pipe or a file use `nfscope rules` (see `nfscope rules --help`)"
+                    )
                 );
                 std::process::exit(1);
             }

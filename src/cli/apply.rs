@@ -41,14 +41,19 @@ pub struct WatchdogArgs {
     pub id: String,
 }
 
+/// A line for the user on standard output; what others wrote in it (rule text, tool messages)
+/// is shown visibly (`format::visible`).
 fn say(msg: &str) {
     let mut out = io::stdout().lock();
-    let _ = writeln!(out, "{msg}");
+    let _ = writeln!(out, "{}", crate::format::visible_lines(msg));
     let _ = out.flush();
 }
 
 fn fail(msg: &str) -> i32 {
-    eprintln!("nfscope: {msg}");
+    eprintln!(
+        "{}",
+        crate::format::visible_lines(&format!("nfscope: {msg}"))
+    );
     1
 }
 
@@ -125,12 +130,12 @@ impl Steps {
                 }
             }
             Progress::Failed(s, d) => {
-                eprintln!("{}", Steps::line("✗", s, &d));
+                eprintln!("{}", crate::format::visible_lines(&Steps::line("✗", s, &d)));
                 self.end = Some(End::Failed(s));
             }
             Progress::Conflicts { lines, .. } => {
                 for l in lines {
-                    eprintln!("{l}");
+                    eprintln!("{}", crate::format::visible_lines(&l));
                 }
                 self.end = Some(End::Failed(Step::Concurrency));
             }
@@ -138,14 +143,14 @@ impl Steps {
                 let n = findings.len();
                 eprintln!(
                     "{}",
-                    Steps::line(
+                    crate::format::visible_lines(&Steps::line(
                         "!",
                         Step::Lockout,
                         &format!(
                             "{n} danger{} for your SSH session",
                             if n == 1 { "" } else { "s" }
                         )
-                    )
+                    ))
                 );
                 self.end = Some(End::Lockout(findings));
             }
@@ -303,9 +308,20 @@ fn lockout_question(
     let red = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     for f in findings {
         if red {
-            eprintln!("\x1b[1;31mnfscope: this change would cut your SSH session: {f}\x1b[0m");
+            // The colour is nfscope's own; the finding (rule text) is shown visibly.
+            eprintln!(
+                "\x1b[1;31m{}\x1b[0m",
+                crate::format::visible_lines(&format!(
+                    "nfscope: this change would cut your SSH session: {f}"
+                ))
+            );
         } else {
-            eprintln!("nfscope: this change would cut your SSH session: {f}");
+            eprintln!(
+                "{}",
+                crate::format::visible_lines(&format!(
+                    "nfscope: this change would cut your SSH session: {f}"
+                ))
+            );
         }
     }
     if args.yes || args.no_confirm || !io::stdin().is_terminal() {
@@ -372,7 +388,10 @@ fn countdown(
         match current.stopped_watchdog() {
             Some(why) if !warned => {
                 warned = true;
-                eprintln!("\nnfscope: warning: {why}");
+                eprintln!(
+                    "{}",
+                    crate::format::visible_lines(&format!("\nnfscope: warning: {why}"))
+                );
             }
             Some(_) => {}
             None => warned = false,
@@ -384,7 +403,10 @@ fn countdown(
             if let Some(s) = &said
                 && said != others_said
             {
-                eprintln!("\nnfscope: warning: {s}");
+                eprintln!(
+                    "{}",
+                    crate::format::visible_lines(&format!("\nnfscope: warning: {s}"))
+                );
             }
             others_said = said;
         }
@@ -427,7 +449,9 @@ fn countdown(
                                 ));
                             }
                         }
-                        Err(e) => eprintln!("nfscope: {e}"),
+                        Err(e) => {
+                            eprintln!("{}", crate::format::visible_lines(&format!("nfscope: {e}")))
+                        }
                     }
                     if tty {
                         let _ = write!(
@@ -582,7 +606,10 @@ pub fn run_confirm(state_dir: Option<&Path>) -> i32 {
     match guard::confirm(&dir) {
         Ok(p) => {
             if let Err(e) = audit::log(&dir, "confirm", &commit::confirm_detail(&p)) {
-                eprintln!("nfscope: warning: {e}");
+                eprintln!(
+                    "{}",
+                    crate::format::visible_lines(&format!("nfscope: warning: {e}"))
+                );
             }
             say(&format!(
                 "Confirmed: the change by {} stays, and its watchdog stops.",
@@ -645,7 +672,10 @@ pub fn run_rollback(state_dir: Option<&Path>, src: &SourceArgs) -> i32 {
         Ok(diff) => {
             let detail = format!("by hand: restored {}\n{diff}", files.join(", "));
             if let Err(e) = audit::log(&dir, "rollback", detail.trim_end()) {
-                eprintln!("nfscope: warning: {e}");
+                eprintln!(
+                    "{}",
+                    crate::format::visible_lines(&format!("nfscope: warning: {e}"))
+                );
             }
             say(&format!("Rolled back to {}.", files.join(" and ")));
             if !diff.is_empty() {
@@ -658,7 +688,12 @@ pub fn run_rollback(state_dir: Option<&Path>, src: &SourceArgs) -> i32 {
             if let Some(p) = &disarmed
                 && let Err(w) = guard::keep_failed(&dir, p, &e)
             {
-                eprintln!("nfscope: warning: the pending commit could not be kept: {w}");
+                eprintln!(
+                    "{}",
+                    crate::format::visible_lines(&format!(
+                        "nfscope: warning: the pending commit could not be kept: {w}"
+                    ))
+                );
             }
             fail(&format!(
                 "{e}. {}",

@@ -59,7 +59,10 @@ pub struct ConntrackArgs {
 
 /// A failure of the subcommand, as a sentence and an exit status.
 fn fail(msg: impl std::fmt::Display, code: i32) -> i32 {
-    eprintln!("nfscope: {msg}");
+    eprintln!(
+        "{}",
+        crate::format::visible_lines(&format!("nfscope: {msg}"))
+    );
     code
 }
 
@@ -70,7 +73,10 @@ fn read_table(src: CtSource) -> Result<Vec<Entry>, CtError> {
     let from_proc = || {
         let (entries, bad) = conntrack_proc::read_lenient(None)?;
         if let Some(b) = bad {
-            eprintln!("nfscope: warning: {b}");
+            eprintln!(
+                "{}",
+                crate::format::visible_lines(&format!("nfscope: warning: {b}"))
+            );
         }
         Ok(entries)
     };
@@ -81,7 +87,12 @@ fn read_table(src: CtSource) -> Result<Vec<Entry>, CtError> {
             Ok(v) => Ok(v),
             Err(e @ CtError::PermissionDenied) => Err(e),
             Err(e) => {
-                eprintln!("nfscope: warning: {e}; reading /proc/net/nf_conntrack instead");
+                eprintln!(
+                    "{}",
+                    crate::format::visible_lines(&format!(
+                        "nfscope: warning: {e}; reading /proc/net/nf_conntrack instead"
+                    ))
+                );
                 from_proc()
             }
         },
@@ -100,7 +111,11 @@ fn print_event(out: &mut impl Write, ev: &CtEvent, format: Format) -> std::io::R
                 CtEventKind::Update => "[UPDATE]",
                 CtEventKind::Destroy => "[DESTROY]",
             };
-            writeln!(out, "{tag:>9} {}", line(&ev.entry, Layout::Extended))
+            writeln!(
+                out,
+                "{tag:>9} {}",
+                crate::format::visible(&line(&ev.entry, Layout::Extended))
+            )
         }
     }
 }
@@ -215,8 +230,17 @@ pub fn run(src: &SourceArgs, args: &ConntrackArgs) -> color_eyre::Result<i32> {
         let mut demo = CtDemo::new();
         if args.delete {
             let n = demo.remove(keep).len();
-            println!("deleted {n} entr{}", if n == 1 { "y" } else { "ies" });
-            eprintln!("nfscope: the demo world's table, not the kernel's");
+            println!(
+                "{}",
+                crate::format::visible_lines(&format!(
+                    "deleted {n} entr{}",
+                    if n == 1 { "y" } else { "ies" }
+                ))
+            );
+            eprintln!(
+                "{}",
+                crate::format::visible_lines("nfscope: the demo world's table, not the kernel's")
+            );
             return Ok(0);
         }
         if args.watch {
@@ -237,7 +261,13 @@ pub fn run(src: &SourceArgs, args: &ConntrackArgs) -> color_eyre::Result<i32> {
     if args.delete {
         return Ok(match ctnl::delete_matching(keep) {
             Ok(n) => {
-                println!("deleted {n} entr{}", if n == 1 { "y" } else { "ies" });
+                println!(
+                    "{}",
+                    crate::format::visible_lines(&format!(
+                        "deleted {n} entr{}",
+                        if n == 1 { "y" } else { "ies" }
+                    ))
+                );
                 0
             }
             Err(e) => fail(e, 1),
@@ -289,14 +319,21 @@ fn print_table(
         }
         Format::Text => {
             for e in &shown {
-                writeln!(out, "{}", line(e, Layout::Extended))?;
+                writeln!(
+                    out,
+                    "{}",
+                    crate::format::visible(&line(e, Layout::Extended))
+                )?;
             }
             out.flush()?;
             eprintln!(
-                "nfscope: {} flow entr{} shown ({} in the table)",
-                shown.len(),
-                if shown.len() == 1 { "y" } else { "ies" },
-                entries.len()
+                "{}",
+                crate::format::visible_lines(&format!(
+                    "nfscope: {} flow entr{} shown ({} in the table)",
+                    shown.len(),
+                    if shown.len() == 1 { "y" } else { "ies" },
+                    entries.len()
+                ))
             );
         }
     }

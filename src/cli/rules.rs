@@ -98,35 +98,54 @@ pub fn run(src: &SourceArgs, args: &RulesArgs) -> color_eyre::Result<i32> {
             .families(&[*family])
             .save_text(*family);
         for w in &warnings {
-            eprintln!("nfscope: warning: {w}");
+            eprintln!(
+                "{}",
+                crate::format::visible_lines(&format!("nfscope: warning: {w}"))
+            );
         }
         return Ok(match text {
             Ok(t) => {
-                out_bytes(&t);
+                save_out(&t);
                 0
             }
             Err(e) => {
-                eprintln!("nfscope: {}: {e}", family.label());
+                eprintln!(
+                    "{}",
+                    crate::format::visible_lines(&format!("nfscope: {}: {e}", family.label()))
+                );
                 1
             }
         });
     }
     let snap = source::load_once_of(&cfg, &args.families());
     let (out, code) = render(&snap, args)?;
-    if args.format == Format::Save {
-        out_bytes(&out);
-    } else {
-        print!("{out}");
+    match args.format {
+        Format::Save => save_out(&out),
+        // JSON escapes control characters itself and keeps the exact string.
+        Format::Json => print!("{out}"),
+        _ => print!("{}", crate::format::visible_lines(&out)),
     }
     Ok(code)
 }
 
-/// Save text to standard output as the very bytes the tool printed (`ruleset::lossless`): what
-/// iptables-restore is given back must be what it wrote.
-fn out_bytes(text: &str) {
-    use std::io::Write;
+/// Save text to standard output: to a file or a pipe, the very bytes the tool printed
+/// (`ruleset::lossless`), since what iptables-restore is given back must be what it wrote; to a
+/// terminal, with what must not reach one shown as escapes (`format::visible`), and a line on
+/// standard error saying so.
+fn save_out(text: &str) {
+    use std::io::{IsTerminal, Write};
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(&crate::ruleset::lossless::encode(text));
+    if out.is_terminal() {
+        let shown = crate::format::visible_lines(text);
+        if matches!(shown, std::borrow::Cow::Owned(_)) {
+            eprintln!(
+                "nfscope: control characters in the rule set are shown escaped (\\e, \\x07, \\u{{202e}}); redirect to a file for the exact bytes"
+            );
+        }
+        let _ = out.write_all(shown.as_bytes());
+    } else {
+        let _ = out.write_all(&crate::ruleset::lossless::encode(text));
+    }
     let _ = out.flush();
 }
 
@@ -138,14 +157,20 @@ pub fn render(snap: &RulesetSnapshot, args: &RulesArgs) -> color_eyre::Result<(S
         match snap.family(f) {
             FamilyData::Loaded(rs) => sets.push(args.select(rs)),
             FamilyData::Failed(e) => {
-                eprintln!("nfscope: {}: {e}", f.label());
+                eprintln!(
+                    "{}",
+                    crate::format::visible_lines(&format!("nfscope: {}: {e}", f.label()))
+                );
                 code = 1;
             }
             FamilyData::Absent => {}
         }
     }
     for w in &snap.warnings {
-        eprintln!("nfscope: warning: {w}");
+        eprintln!(
+            "{}",
+            crate::format::visible_lines(&format!("nfscope: warning: {w}"))
+        );
     }
     if (args.table.is_some() || args.chain.is_some())
         && sets.iter().all(|s| s.tables.is_empty())
@@ -157,7 +182,10 @@ pub fn render(snap: &RulesetSnapshot, args: &RulesArgs) -> color_eyre::Result<(S
             (None, Some(c)) => format!("chain {c}"),
             (None, None) => unreachable!("checked above"),
         };
-        eprintln!("nfscope: no {what} in the rule set");
+        eprintln!(
+            "{}",
+            crate::format::visible_lines(&format!("nfscope: no {what} in the rule set"))
+        );
         code = 2;
     }
     let out = match args.format {
@@ -166,7 +194,10 @@ pub fn render(snap: &RulesetSnapshot, args: &RulesArgs) -> color_eyre::Result<(S
                 // A usage error, told in a sentence (not an error report with a backtrace), with
                 // clap's status for usage errors.
                 eprintln!(
-                    "nfscope: --format save writes one family at a time: add -4 (for iptables-restore) or -6 (for ip6tables-restore)"
+                    "{}",
+                    crate::format::visible_lines(
+                        "nfscope: --format save writes one family at a time: add -4 (for iptables-restore) or -6 (for ip6tables-restore)"
+                    )
                 );
                 return Ok((String::new(), 2));
             }

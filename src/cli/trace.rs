@@ -215,7 +215,12 @@ fn local_addresses(args: &TraceArgs, cfg: &SourceConfig) -> (Vec<LocalAddr>, Str
         SourceConfig::Kernel { .. } => match local_addrs::read() {
             Ok(a) => (a, "read from the kernel".into()),
             Err(e) => {
-                eprintln!("nfscope: warning: this machine's addresses could not be read: {e}");
+                eprintln!(
+                    "{}",
+                    crate::format::visible_lines(&format!(
+                        "nfscope: warning: this machine's addresses could not be read: {e}"
+                    ))
+                );
                 (
                     Vec::new(),
                     "loopback only: they could not be read; give them with --local-addr".into(),
@@ -231,20 +236,26 @@ pub fn run(src: &SourceArgs, args: &TraceArgs) -> color_eyre::Result<i32> {
     let packet = match args.packet() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("nfscope: {e}");
+            eprintln!("{}", crate::format::visible_lines(&format!("nfscope: {e}")));
             return Ok(2);
         }
     };
     let cfg = src.config()?;
     let snap = source::load_once(&cfg);
     for w in &snap.warnings {
-        eprintln!("nfscope: warning: {w}");
+        eprintln!(
+            "{}",
+            crate::format::visible_lines(&format!("nfscope: warning: {w}"))
+        );
     }
     let family = packet.family();
     let rs = match snap.family(family) {
         FamilyData::Loaded(rs) => rs,
         FamilyData::Failed(e) => {
-            eprintln!("nfscope: {}: {e}", family.label());
+            eprintln!(
+                "{}",
+                crate::format::visible_lines(&format!("nfscope: {}: {e}", family.label()))
+            );
             return Ok(1);
         }
         FamilyData::Absent => {
@@ -253,9 +264,12 @@ pub fn run(src: &SourceArgs, args: &TraceArgs) -> color_eyre::Result<i32> {
                 crate::ruleset::Family::V6 => "--file6 PATH",
             };
             eprintln!(
-                "nfscope: the addresses are {} but no {} rule set was loaded: give it with {flag}",
-                family.label(),
-                family.label()
+                "{}",
+                crate::format::visible_lines(&format!(
+                    "nfscope: the addresses are {} but no {} rule set was loaded: give it with {flag}",
+                    family.label(),
+                    family.label()
+                ))
             );
             return Ok(2);
         }
@@ -268,7 +282,11 @@ pub fn run(src: &SourceArgs, args: &TraceArgs) -> color_eyre::Result<i32> {
     };
     let trace = Tracer::new(rs).trace(&packet, &opts);
     let out = match args.format {
-        Format::Text => render_text(rs, &packet, &opts, &whence, &trace),
+        // Rule text, comments and chain names are others' words: shown visibly.
+        Format::Text => {
+            crate::format::visible_lines(&render_text(rs, &packet, &opts, &whence, &trace))
+                .into_owned()
+        }
         Format::Json => render_json(rs, &snap.origin.describe(), &packet, &opts, &trace)?,
     };
     print!("{out}");

@@ -34,15 +34,18 @@ pub fn columns(rule: &Rule, family: Family) -> Columns {
         Some(_) => "-f",
         None => "--",
     };
+    // Others wrote these (comments, LOG prefixes, chain and interface names): shown visibly
+    // on every face (`format::visible`).
+    let v = |s: String| crate::format::visible(&s).into_owned();
     Columns {
-        target,
-        prot: neg_or(s.protocol.as_ref(), "all"),
+        target: v(target),
+        prot: v(neg_or(s.protocol.as_ref(), "all")),
         opt: opt.to_string(),
-        iface_in: neg_or(s.in_interface.as_ref(), "*"),
-        iface_out: neg_or(s.out_interface.as_ref(), "*"),
-        source: neg_or(s.source.as_ref(), family.any_addr()),
-        destination: neg_or(s.destination.as_ref(), family.any_addr()),
-        rest: rest(s),
+        iface_in: v(neg_or(s.in_interface.as_ref(), "*")),
+        iface_out: v(neg_or(s.out_interface.as_ref(), "*")),
+        source: v(neg_or(s.source.as_ref(), family.any_addr())),
+        destination: v(neg_or(s.destination.as_ref(), family.any_addr())),
+        rest: v(rest(s)),
     }
 }
 

@@ -227,7 +227,8 @@ impl EditScreen {
     }
 
     fn say(&mut self, text: impl Into<String>, error: bool) {
-        let text = text.into();
+        // Messages quote rule text and tool output: shown visibly.
+        let text = crate::format::visible(&text.into()).into_owned();
         self.log.push((text.clone(), error));
         if self.log.len() > 200 {
             self.log.remove(0);

@@ -81,7 +81,7 @@ fn draw_ops(frame: &mut Frame, app: &App, area: Rect) {
                 "{}{:>3} {}",
                 if i == cur { "›" } else { " " },
                 i + 1,
-                op.describe()
+                crate::format::visible(&op.describe())
             );
             if i == cur {
                 Line::styled(text, t.selected())
@@ -112,7 +112,10 @@ fn draw_diff(frame: &mut Frame, app: &App, area: Rect) {
                 DiffKind::Removed => t.removed(),
                 DiffKind::Context => t.base(),
             };
-            lines.push(Line::from(Span::styled(r.text.clone(), style)));
+            lines.push(Line::from(Span::styled(
+                crate::format::visible(&r.text).into_owned(),
+                style,
+            )));
         }
     }
     if lines.is_empty() {

@@ -74,10 +74,16 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             }
         }
         for e in s.errors() {
-            problems.push(Span::styled(format!("  ✗ {e}"), t.error()));
+            problems.push(Span::styled(
+                format!("  ✗ {}", crate::format::visible(&e.to_string())),
+                t.error(),
+            ));
         }
         for w in &s.warnings {
-            problems.push(Span::styled(format!("  ⚠ {w}"), t.warning()));
+            problems.push(Span::styled(
+                format!("  ⚠ {}", crate::format::visible(w)),
+                t.warning(),
+            ));
         }
     } else {
         top.push(Span::styled(format!("  {}", app.age_label()), t.dim()));

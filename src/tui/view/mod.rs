@@ -175,4 +175,14 @@ pub fn draw(frame: &mut Frame, app: &App) {
         }
         None => {}
     }
+    // Nothing from the data reaches the terminal raw: no bidirectional or zero-width control,
+    // no pile of combining marks (the views show such text escaped with `format::visible`).
+    for cell in &mut frame.buffer_mut().content {
+        if cell.symbol().is_ascii() {
+            continue;
+        }
+        if let Some(safe) = crate::format::cell_safe(cell.symbol()) {
+            cell.set_symbol(&safe);
+        }
+    }
 }

@@ -163,7 +163,7 @@ pub fn draw_detail(frame: &mut Frame, app: &App, scroll: Scroll) {
     let field = |name: &str, value: String| {
         Line::from(vec![
             Span::styled(format!("{name:<13}"), t.header()),
-            Span::raw(value),
+            Span::raw(crate::format::visible(&value).into_owned()),
         ])
     };
     let s = &rule.spec;
@@ -237,7 +237,9 @@ pub fn draw_detail(frame: &mut Frame, app: &App, scroll: Scroll) {
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled("save line", t.header()));
-    lines.push(Line::raw(rule_line(&key.chain, rule, CounterMode::With)));
+    lines.push(Line::raw(
+        crate::format::visible(&rule_line(&key.chain, rule, CounterMode::With)).into_owned(),
+    ));
     let title = format!(
         " Rule {} of {} {} ({}) ",
         idx + 1,

@@ -63,10 +63,16 @@ pub fn draw_tree(frame: &mut Frame, app: &App, area: Rect) {
                 };
                 Row::new(vec![Cell::from(label)]).style(if failed { t.error() } else { t.header() })
             }
-            TreeRow::Table(_, name) => Row::new(vec![Cell::from(name.clone())]).style(t.title()),
+            TreeRow::Table(_, name) => {
+                Row::new(vec![Cell::from(crate::format::visible(name).into_owned())])
+                    .style(t.title())
+            }
             TreeRow::Chain(key) => {
                 let Some(c) = app.chain_by_key(key) else {
-                    return Row::new(vec![Cell::from(format!(" {}", key.chain))]);
+                    return Row::new(vec![Cell::from(format!(
+                        " {}",
+                        crate::format::visible(&key.chain)
+                    ))]);
                 };
                 let pol = match &c.policy {
                     Some(p) => Span::styled(p.clone(), t.target(p)),
@@ -79,7 +85,10 @@ pub fn draw_tree(frame: &mut Frame, app: &App, area: Rect) {
                     .map_or(String::new(), rate);
                 // A chain with staged changes is marked, so it shows without colour.
                 let mark = if app.is_edited(key) { "*" } else { " " };
-                let mut cells = vec![Cell::from(format!("{mark}{}", key.chain)), Cell::from(pol)];
+                let mut cells = vec![
+                    Cell::from(format!("{mark}{}", crate::format::visible(&key.chain))),
+                    Cell::from(pol),
+                ];
                 if with_count {
                     let n = c.rules.len() as u64;
                     let n = if n < 10_000 {

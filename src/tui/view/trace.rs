@@ -265,7 +265,7 @@ fn draw_result(frame: &mut Frame, app: &App, area: Rect) {
                     t.selected_unfocused()
                 };
             }
-            Line::styled(format!("{marker}{text}"), style)
+            Line::styled(format!("{marker}{}", crate::format::visible(&text)), style)
         })
         .collect();
     frame.render_widget(Paragraph::new(lines), list);
