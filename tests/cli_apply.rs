@@ -1274,8 +1274,22 @@ fn a_state_directory_others_could_swap_is_refused() {
     std::fs::create_dir_all(&sticky).expect("dirs");
     std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
     let link = sticky.join("try-state");
-    std::os::unix::fs::symlink(&roots, &link).expect("symlink");
-    let _ = std::os::unix::fs::lchown(&link, Some(65534), Some(65534));
+    // Made by an unprivileged user (nobody), as in the attack.
+    match nfscope::source::kernel::find_tool("setpriv") {
+        Some(setpriv) => {
+            let made = Command::new(setpriv)
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "ln", "-s"])
+                .arg(&roots)
+                .arg(&link)
+                .output()
+                .expect("setpriv ln");
+            assert!(made.status.success(), "{made:?}");
+        }
+        None => {
+            std::os::unix::fs::symlink(&roots, &link).expect("symlink");
+            let _ = std::os::unix::fs::lchown(&link, Some(65534), Some(65534));
+        }
+    }
     // A directory of root's under the world-writable one: its name could be swapped.
     let under = public.join("real-state");
     std::fs::create_dir_all(&under).expect("dir");

@@ -185,7 +185,7 @@ pub fn watchdog_state(pid: u32, id: &str) -> WatchdogState {
 /// The pending commit, `None` when there is none. A file that does not parse is an error.
 pub fn read_pending(dir: &Path) -> io::Result<Option<Pending>> {
     let path = pending_path(dir);
-    match crate::source::bounded::read_text(&path, crate::source::bounded::SMALL_LIMIT) {
+    match crate::source::bounded::read_state_text(&path, crate::source::bounded::SMALL_LIMIT) {
         Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -343,7 +343,7 @@ fn set_outcome(dir: &Path, p: &Pending, ended: Ended) {
 
 /// The last commit's outcome, whatever its id (an unreadable or older file: none).
 pub fn last_outcome(dir: &Path) -> Option<Outcome> {
-    let text = crate::source::bounded::read_text(
+    let text = crate::source::bounded::read_state_text(
         &dir.join("outcome.json"),
         crate::source::bounded::SMALL_LIMIT,
     )
@@ -676,8 +676,9 @@ pub fn read_backups(backups: &[(Family, PathBuf)]) -> Loaded {
     backups
         .iter()
         .map(|(family, path)| {
-            let text = crate::source::bounded::read_text(path, crate::source::bounded::RULES_LIMIT)
-                .map_err(|e| format!("cannot read the backup {}: {e}", path.display()));
+            let text =
+                crate::source::bounded::read_state_text(path, crate::source::bounded::RULES_LIMIT)
+                    .map_err(|e| format!("cannot read the backup {}: {e}", path.display()));
             (*family, path.clone(), text)
         })
         .collect()

@@ -235,7 +235,8 @@ pub fn save(path: &Path, s: &SavedStaging) -> io::Result<()> {
 /// Read the state file: None when there is none; a file that is corrupt or of another format
 /// is an error that says so (never a guess).
 pub fn load(path: &Path) -> io::Result<Option<SavedStaging>> {
-    let bytes = match crate::source::bounded::read(path, crate::source::bounded::RULES_LIMIT) {
+    let bytes = match crate::source::bounded::read_state(path, crate::source::bounded::RULES_LIMIT)
+    {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),

@@ -17,10 +17,38 @@ pub const SMALL_LIMIT: u64 = 1 << 20;
 /// The bytes of the regular file `path`, at most `limit` of them: an error, in a sentence
 /// naming the file, for anything else (a FIFO, a device, a directory, a file too big).
 pub fn read(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    read_with(path, limit, 0)
+}
+
+/// `read`, for a file of the state directory (a pending commit, a backup, saved work): a
+/// symbolic link in its place is refused, not followed (`O_NOFOLLOW`).
+pub fn read_state(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    read_with(path, limit, libc::O_NOFOLLOW).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is a symbolic link: nfscope does not follow links in its state directory",
+                    path.display()
+                ),
+            )
+        } else {
+            e
+        }
+    })
+}
+
+/// `read_state`, as text (`ruleset::lossless`).
+pub fn read_state_text(path: &Path, limit: u64) -> io::Result<String> {
+    let bytes = read_state(path, limit)?;
+    Ok(crate::ruleset::lossless::decode(&bytes).into_owned())
+}
+
+fn read_with(path: &Path, limit: u64, flags: i32) -> io::Result<Vec<u8>> {
     // O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting for one.
     let f = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | flags)
         .open(path)?;
     let meta = f.metadata()?;
     if !meta.is_file() {
@@ -96,6 +124,12 @@ mod tests {
         std::fs::write(&big, b"ok\n\xff\n").unwrap();
         let text = read_text(&big, 4096).unwrap();
         assert_eq!(&*crate::ruleset::lossless::encode(&text), b"ok\n\xff\n");
+        // In the state directory, a link is refused, not followed.
+        let link = dir.join("pending.json");
+        std::os::unix::fs::symlink(&big, &link).unwrap();
+        assert!(read(&link, 4096).is_ok());
+        let e = read_state(&link, 4096).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
