@@ -1278,7 +1278,13 @@ fn a_state_directory_others_could_swap_is_refused() {
     match nfscope::source::kernel::find_tool("setpriv") {
         Some(setpriv) => {
             let made = Command::new(setpriv)
-                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "ln", "-s"])
+                .args([
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    "ln",
+                    "-s",
+                ])
                 .arg(&roots)
                 .arg(&link)
                 .output()
