@@ -1515,3 +1515,53 @@ fn one_pending_commit_per_kernel_whatever_the_state_directory() {
         let _ = std::fs::remove_dir_all(&other);
     });
 }
+
+/// The watchdog opened its state directory once and reads only through that handle: when the
+/// directory's path is made to lead elsewhere while it waits (renamed away, a new one put in
+/// its place with a forged pending commit whose deadline has passed and whose backup is an
+/// attacker's rule set), it goes on watching the real commit and loads nothing forged.
+#[test]
+fn the_watchdog_keeps_to_the_directory_it_opened() {
+    for_each_backend("keepdir", |c| {
+        let backend = c.backend;
+        let pid = c.apply_yes("60");
+        let mut forged = c.pending().expect("pending");
+        let moved = c.dir.with_file_name(format!(
+            "{}-moved",
+            c.dir.file_name().and_then(|n| n.to_str()).expect("name")
+        ));
+        let _ = std::fs::remove_dir_all(&moved);
+        std::fs::rename(&c.dir, &moved).expect("move the directory away");
+        std::fs::create_dir(&c.dir).expect("a new one in its place");
+        let evil = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 198.51.100.66/32 -j ACCEPT\nCOMMIT\n";
+        for (i, fam) in ["v4", "v6"].iter().enumerate() {
+            let p = c.dir.join(format!("evil.{fam}.rules"));
+            let text = if i == 0 {
+                evil.to_string()
+            } else {
+                evil.replace("198.51.100.66/32", "2001:db8::66/128")
+            };
+            std::fs::write(&p, text).expect("plant");
+            forged["backups"][i][1] = serde_json::json!(p.display().to_string());
+        }
+        forged["deadline_unix_ms"] = serde_json::json!(0);
+        forged["deadline_boot_ms"] = serde_json::json!(0);
+        std::fs::write(c.dir.join("pending.json"), forged.to_string()).expect("plant");
+        // Well past a poll or two: nothing forged is loaded, the watchdog still waits.
+        std::thread::sleep(Duration::from_millis(800));
+        assert!(!c.save(Family::V4).contains("198.51.100.66"), "{backend:?}");
+        assert!(
+            pid_alive(pid),
+            "{backend:?}: the watchdog still watches the real commit"
+        );
+        for f in Family::ALL {
+            assert!(c.holds_new(f), "{backend:?} {f:?}");
+        }
+        // The real commit, where it now is, is confirmed as usual.
+        let ok = c.run(&["--state-dir", &moved.display().to_string(), "confirm"]);
+        assert_eq!(ok.code, 0, "{backend:?}: {ok:?}");
+        assert!(wait_for(Duration::from_secs(2), || !pid_alive(pid)));
+        assert!(!c.save(Family::V4).contains("198.51.100.66"));
+        let _ = std::fs::remove_dir_all(&moved);
+    });
+}

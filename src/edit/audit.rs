@@ -4,9 +4,7 @@
 
 use super::backup;
 use serde::{Deserialize, Serialize};
-use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -87,40 +85,42 @@ pub fn record(action: &str, detail: &str) -> Record {
 /// new one starts.
 pub const ROTATE_AT: u64 = 4 << 20;
 
-fn open_log(dir: &Path) -> io::Result<std::fs::File> {
-    let path = dir.join("audit.log");
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot write the audit log {}: {e}", path.display()),
-            )
-        })
-}
-
 /// Whether the audit log can be written, checked before the kernel is touched: a commit that
 /// could not be recorded is not made.
 pub fn check_writable(dir: &Path) -> io::Result<()> {
-    open_log(dir)?.sync_all()
+    let sd = backup::StateDir::open(dir)?;
+    open_log(&sd)?.sync_all()
+}
+
+fn open_log(sd: &backup::StateDir) -> io::Result<std::fs::File> {
+    sd.open_append("audit.log").map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot write the audit log {}: {e}",
+                sd.path().join("audit.log").display()
+            ),
+        )
+    })
 }
 
 /// Append a record to `DIR/audit.log` and tell the system log. The file is what counts: its
 /// error is returned; the system log is best effort.
 pub fn log(dir: &Path, action: &str, detail: &str) -> io::Result<()> {
+    backup::ensure_dir(dir)?;
+    log_at(&backup::StateDir::open(dir)?, action, detail)
+}
+
+/// `log`, in a state directory opened already.
+pub fn log_at(sd: &backup::StateDir, action: &str, detail: &str) -> io::Result<()> {
     let rec = record(action, detail);
     to_syslog(&rec);
-    backup::ensure_dir(dir)?;
     let mut line = serde_json::to_string(&rec).map_err(io::Error::other)?;
     line.push('\n');
-    let path = dir.join("audit.log");
-    if std::fs::metadata(&path).is_ok_and(|m| m.len() >= ROTATE_AT) {
-        let _ = std::fs::rename(&path, dir.join("audit.log.1"));
+    if sd.size("audit.log").is_some_and(|n| n >= ROTATE_AT) {
+        let _ = sd.rename("audit.log", "audit.log.1");
     }
-    let mut f = open_log(dir)?;
+    let mut f = open_log(sd)?;
     // One write of one line: appends from several processes do not interleave.
     f.write_all(line.as_bytes())?;
     f.sync_data()
@@ -151,7 +151,7 @@ pub fn summary(rec: &Record) -> String {
     format!("{} by {}{from}: {first}{tail}", rec.action, rec.user)
 }
 
-fn to_syslog(rec: &Record) {
+pub fn to_syslog(rec: &Record) {
     if std::env::var_os("NFSCOPE_NO_SYSLOG").is_some_and(|v| v == "1")
         || !Path::new("/dev/log").exists()
     {

@@ -174,6 +174,149 @@ fn check_path(dir: &Path, exists: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// The state directory opened once, after `check_dir`: every file in it is then reached
+/// relative to this handle (`openat`, `O_NOFOLLOW`), so that what a path leads to can no longer
+/// change under the process that holds it (the watchdog holds one for its life).
+#[derive(Debug)]
+pub struct StateDir {
+    fd: std::os::fd::OwnedFd,
+    path: PathBuf,
+}
+
+impl StateDir {
+    /// Check `dir` and open it; `NotFound` when it does not exist.
+    pub fn open(dir: &Path) -> io::Result<StateDir> {
+        check_dir(dir)?;
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::open(
+            dir,
+            OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(StateDir {
+            fd,
+            path: dir.to_path_buf(),
+        })
+    }
+
+    /// `open`, `None` when the directory does not exist (it then holds nothing).
+    pub fn open_existing(dir: &Path) -> io::Result<Option<StateDir>> {
+        match StateDir::open(dir) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn open_at(&self, name: &str, flags: rustix::fs::OFlags) -> io::Result<fs::File> {
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| {
+            if e == rustix::io::Errno::LOOP {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} is a symbolic link: nfscope does not follow links in its state directory",
+                        self.path.join(name).display()
+                    ),
+                )
+            } else {
+                io::Error::from(e)
+            }
+        })?;
+        Ok(fs::File::from(fd))
+    }
+
+    /// The regular file `name`, at most `limit` bytes, as text (`ruleset::lossless`).
+    pub fn read_text(&self, name: &str, limit: u64) -> io::Result<String> {
+        use std::io::Read;
+        let f = self.open_at(
+            name,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK,
+        )?;
+        let meta = f.metadata()?;
+        if !meta.is_file() || meta.len() > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is not a regular file of at most {limit} bytes",
+                    self.path.join(name).display()
+                ),
+            ));
+        }
+        let mut bytes = Vec::new();
+        f.take(limit).read_to_end(&mut bytes)?;
+        Ok(crate::ruleset::lossless::decode(&bytes).into_owned())
+    }
+
+    /// Replace `name` with `text` atomically: a new temporary file (`O_EXCL`), fsynced, then
+    /// renamed over it, all relative to the handle.
+    pub fn write_atomic(&self, name: &str, text: &str) -> io::Result<()> {
+        use rustix::fs::OFlags;
+        let tmp = format!(".{name}.{}.tmp", std::process::id());
+        let _ = rustix::fs::unlinkat(&self.fd, tmp.as_str(), rustix::fs::AtFlags::empty());
+        let mut f = self.open_at(&tmp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL)?;
+        f.write_all(&crate::ruleset::lossless::encode(text))?;
+        f.sync_all()?;
+        rustix::fs::renameat(&self.fd, tmp.as_str(), &self.fd, name).map_err(|e| {
+            let _ = rustix::fs::unlinkat(&self.fd, tmp.as_str(), rustix::fs::AtFlags::empty());
+            io::Error::from(e)
+        })
+    }
+
+    /// Remove `name`; one that is not there is fine.
+    pub fn remove(&self, name: &str) -> io::Result<()> {
+        match rustix::fs::unlinkat(&self.fd, name, rustix::fs::AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether `name` exists (a link counts, and is not followed).
+    pub fn exists(&self, name: &str) -> io::Result<bool> {
+        match rustix::fs::statat(&self.fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(_) => Ok(true),
+            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `name` opened for writing, created (0600) when missing: the lock file.
+    pub fn open_lock(&self, name: &str) -> io::Result<fs::File> {
+        self.open_at(
+            name,
+            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CREATE,
+        )
+    }
+
+    /// `name` opened for appending, created (0600) when missing: the audit log.
+    pub fn open_append(&self, name: &str) -> io::Result<fs::File> {
+        use rustix::fs::OFlags;
+        self.open_at(name, OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND)
+    }
+
+    /// Rename `from` to `to` in the directory (rotation of the audit log).
+    pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        rustix::fs::renameat(&self.fd, from, &self.fd, to).map_err(io::Error::from)
+    }
+
+    /// The size of `name`, if it is there.
+    pub fn size(&self, name: &str) -> Option<u64> {
+        rustix::fs::statat(&self.fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .ok()
+            .and_then(|st| u64::try_from(st.st_size).ok())
+    }
+}
+
 /// Write `text` to a new file `path`, mode 0600, failing if it exists.
 pub fn write_private(path: &Path, text: &str) -> io::Result<()> {
     let mut f = OpenOptions::new()

@@ -13,15 +13,14 @@
 //! deadline never both happen.
 
 use super::audit;
-use super::backup::{self, write_atomic};
+use super::backup::{self, StateDir};
 use super::diff::DiffKind;
 use super::tools::Tools;
 use crate::ruleset::{self, Family, Ruleset, builtin_chains};
 use crate::source::{Backend, SourceError};
 use serde::{Deserialize, Serialize};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -124,25 +123,36 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn pending_path(dir: &Path) -> PathBuf {
-    dir.join("pending.json")
-}
+const PENDING: &str = "pending.json";
+const OUTCOME: &str = "outcome.json";
 
-/// Whether a commit is pending; an error when that cannot be known (no permission to look),
-/// which is never "nothing is waiting".
-fn pending_present(dir: &Path) -> Result<bool, String> {
-    match fs::symlink_metadata(pending_path(dir)) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(format!(
-            "cannot look for a pending commit in {}: permission denied (it is another user's, root's perhaps: run with sudo)",
-            dir.display()
-        )),
+/// The state directory `dir`, checked and opened (`backup::StateDir`): `None` when it does not
+/// exist; refused in a sentence when it cannot be looked into or is not sound, which is never
+/// "nothing is waiting".
+fn open_dir(dir: &Path) -> Result<Option<StateDir>, String> {
+    match StateDir::open_existing(dir) {
+        Ok(d) => Ok(d),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && fs::read_dir(dir).is_err() => {
+            Err(format!(
+                "cannot look for a pending commit in {}: permission denied (it is another user's, root's perhaps: run with sudo)",
+                dir.display()
+            ))
+        }
         Err(e) => Err(format!(
             "cannot look for a pending commit in {}: {e}",
             dir.display()
         )),
     }
+}
+
+/// Whether a commit is pending in the opened state directory.
+fn pending_present(sd: &StateDir) -> Result<bool, String> {
+    sd.exists(PENDING).map_err(|e| {
+        format!(
+            "cannot look for a pending commit in {}: {e}",
+            sd.path().display()
+        )
+    })
 }
 
 /// Whether `pid` is a running (not dead, not a zombie) `nfscope watchdog` for commit `id`.
@@ -184,12 +194,21 @@ pub fn watchdog_state(pid: u32, id: &str) -> WatchdogState {
 
 /// The pending commit, `None` when there is none. A file that does not parse is an error.
 pub fn read_pending(dir: &Path) -> io::Result<Option<Pending>> {
-    let path = pending_path(dir);
-    match crate::source::bounded::read_state_text(&path, crate::source::bounded::SMALL_LIMIT) {
+    match StateDir::open_existing(dir)? {
+        Some(sd) => read_pending_at(&sd),
+        None => Ok(None),
+    }
+}
+
+fn read_pending_at(sd: &StateDir) -> io::Result<Option<Pending>> {
+    match sd.read_text(PENDING, crate::source::bounded::SMALL_LIMIT) {
         Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{} is damaged ({e}): remove it, then run `nfscope rollback` if the rule set must go back", path.display()),
+                format!(
+                    "{} is damaged ({e}): remove it, then run `nfscope rollback` if the rule set must go back",
+                    sd.path().join(PENDING).display()
+                ),
             )
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -197,16 +216,13 @@ pub fn read_pending(dir: &Path) -> io::Result<Option<Pending>> {
     }
 }
 
-fn write_pending(dir: &Path, p: &Pending) -> io::Result<()> {
+fn write_pending(sd: &StateDir, p: &Pending) -> io::Result<()> {
     let text = serde_json::to_string_pretty(p).map_err(io::Error::other)?;
-    write_atomic(&pending_path(dir), &text)
+    sd.write_atomic(PENDING, &text)
 }
 
-fn remove_pending(dir: &Path) -> io::Result<()> {
-    match fs::remove_file(pending_path(dir)) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
+fn remove_pending(sd: &StateDir) -> io::Result<()> {
+    sd.remove(PENDING)
 }
 
 /// The pending commit, if there is one and its file reads.
@@ -226,13 +242,8 @@ pub fn status(dir: &Path) -> Option<Pending> {
 /// An exclusive lock on `DIR/lock`, released on drop.
 struct Lock(File);
 
-fn lock(dir: &Path) -> io::Result<Lock> {
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(dir.join("lock"))?;
+fn lock(sd: &StateDir) -> io::Result<Lock> {
+    let f = sd.open_lock("lock")?;
     loop {
         match rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive) {
             Ok(()) => return Ok(Lock(f)),
@@ -322,15 +333,15 @@ impl Outcome {
     }
 }
 
-fn write_outcome(dir: &Path, o: &Outcome) {
+fn write_outcome(sd: &StateDir, o: &Outcome) {
     if let Ok(text) = serde_json::to_string(o) {
-        let _ = write_atomic(&dir.join("outcome.json"), &text);
+        let _ = sd.write_atomic(OUTCOME, &text);
     }
 }
 
-fn set_outcome(dir: &Path, p: &Pending, ended: Ended) {
+fn set_outcome(sd: &StateDir, p: &Pending, ended: Ended) {
     write_outcome(
-        dir,
+        sd,
         &Outcome {
             id: p.id.clone(),
             ended,
@@ -343,19 +354,22 @@ fn set_outcome(dir: &Path, p: &Pending, ended: Ended) {
 
 /// The last commit's outcome, whatever its id (an unreadable or older file: none).
 pub fn last_outcome(dir: &Path) -> Option<Outcome> {
-    let text = crate::source::bounded::read_state_text(
-        &dir.join("outcome.json"),
-        crate::source::bounded::SMALL_LIMIT,
-    )
-    .ok()?;
+    last_outcome_at(&StateDir::open(dir).ok()?)
+}
+
+fn last_outcome_at(sd: &StateDir) -> Option<Outcome> {
+    let text = sd
+        .read_text(OUTCOME, crate::source::bounded::SMALL_LIMIT)
+        .ok()?;
     serde_json::from_str(&text).ok()
 }
 
 /// The last outcome, once, for the start of nfscope: it is marked as told.
 pub fn untold_outcome(dir: &Path) -> Option<Outcome> {
-    let mut o = last_outcome(dir).filter(|o| !o.told)?;
+    let sd = StateDir::open(dir).ok()?;
+    let mut o = last_outcome_at(&sd).filter(|o| !o.told)?;
     o.told = true;
-    write_outcome(dir, &o);
+    write_outcome(&sd, &o);
     o.told = false;
     Some(o)
 }
@@ -377,14 +391,15 @@ pub fn arm(
     timeout: Duration,
 ) -> io::Result<Pending> {
     backup::ensure_dir(dir)?;
+    let sd = StateDir::open(dir)?;
     let id = format!(
         "{}-{}",
         backup::stamp(SystemTime::now()),
         std::process::id()
     );
     {
-        let _l = lock(dir)?;
-        if let Some(p) = read_pending(dir)?
+        let _l = lock(&sd)?;
+        if let Some(p) = read_pending_at(&sd)?
             && p.blocks_new_commit()
         {
             return Err(io::Error::new(
@@ -408,7 +423,7 @@ pub fn arm(
             rollback_failed: None,
             touched: touched.to_vec(),
         };
-        write_pending(dir, &p)?;
+        write_pending(&sd, &p)?;
     }
     let started = spawn_watchdog(dir, &id);
     let give_up = Instant::now() + Duration::from_secs(5);
@@ -420,7 +435,7 @@ pub fn arm(
                 format!("cannot start the rollback watchdog: {e}"),
             ));
         }
-        match read_pending(dir)? {
+        match read_pending_at(&sd)? {
             Some(p) if p.id == id && p.watchdog_pid.is_some() => return Ok(p),
             Some(p) if p.id == id => {}
             _ => {
@@ -546,9 +561,10 @@ fn spawn_watchdog(dir: &Path, id: &str) -> io::Result<()> {
 
 /// Remove the pending commit `id` (if it is still the pending one).
 fn disarm_id(dir: &Path, id: &str) -> io::Result<()> {
-    let _l = lock(dir)?;
-    match read_pending(dir)? {
-        Some(p) if p.id == id => remove_pending(dir),
+    let sd = StateDir::open(dir)?;
+    let _l = lock(&sd)?;
+    match read_pending_at(&sd)? {
+        Some(p) if p.id == id => remove_pending(&sd),
         _ => Ok(()),
     }
 }
@@ -556,25 +572,31 @@ fn disarm_id(dir: &Path, id: &str) -> io::Result<()> {
 /// Remove whatever commit is pending (its watchdog then exits) and return it; `ended` says
 /// why, for the outcome.
 pub fn disarm(dir: &Path, ended: Ended) -> io::Result<Option<Pending>> {
-    if !pending_present(dir).map_err(io::Error::other)? {
+    let Some(sd) = open_dir(dir).map_err(io::Error::other)? else {
+        return Ok(None);
+    };
+    if !pending_present(&sd).map_err(io::Error::other)? {
         return Ok(None);
     }
-    let _l = lock(dir)?;
-    let p = read_pending(dir).ok().flatten();
-    remove_pending(dir)?;
+    let _l = lock(&sd)?;
+    let p = read_pending_at(&sd).ok().flatten();
+    remove_pending(&sd)?;
     if let Some(p) = &p {
-        set_outcome(dir, p, ended);
+        set_outcome(&sd, p, ended);
     }
     Ok(p)
 }
 
 /// Move the deadline `by` later.
 pub fn extend(dir: &Path, by: Duration) -> Result<Pending, String> {
-    if !pending_present(dir)? {
+    let Some(sd) = open_dir(dir)? else {
+        return Err(nothing_pending());
+    };
+    if !pending_present(&sd)? {
         return Err(nothing_pending());
     }
-    let _l = lock(dir).map_err(|e| format!("cannot lock {}: {e}", dir.display()))?;
-    let mut p = read_pending(dir)
+    let _l = lock(&sd).map_err(|e| format!("cannot lock {}: {e}", dir.display()))?;
+    let mut p = read_pending_at(&sd)
         .map_err(|e| e.to_string())?
         .ok_or_else(nothing_pending)?;
     if p.remaining().is_zero() {
@@ -590,7 +612,7 @@ pub fn extend(dir: &Path, by: Duration) -> Result<Pending, String> {
     let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
     p.deadline_unix_ms = p.deadline_unix_ms.saturating_add(ms);
     p.deadline_boot_ms = p.deadline_boot_ms.map(|b| b.saturating_add(ms));
-    write_pending(dir, &p).map_err(|e| e.to_string())?;
+    write_pending(&sd, &p).map_err(|e| e.to_string())?;
     Ok(p)
 }
 
@@ -602,11 +624,14 @@ fn nothing_pending() -> String {
 /// passed and the watchdog is rolling back; a commit whose watchdog is gone (so nothing was
 /// rolled back) is confirmed.
 pub fn confirm(dir: &Path) -> Result<Pending, String> {
-    if !pending_present(dir)? {
+    let Some(sd) = open_dir(dir)? else {
+        return Err(nothing_pending());
+    };
+    if !pending_present(&sd)? {
         return Err(nothing_pending());
     }
-    let _l = lock(dir).map_err(|e| format!("cannot lock {}: {e}", dir.display()))?;
-    let p = read_pending(dir)
+    let _l = lock(&sd).map_err(|e| format!("cannot lock {}: {e}", dir.display()))?;
+    let p = read_pending_at(&sd)
         .map_err(|e| e.to_string())?
         .ok_or_else(nothing_pending)?;
     if p.remaining().is_zero() && p.watchdog_alive() {
@@ -615,8 +640,8 @@ pub fn confirm(dir: &Path) -> Result<Pending, String> {
             p.deadline_text()
         ));
     }
-    remove_pending(dir).map_err(|e| e.to_string())?;
-    set_outcome(dir, &p, Ended::Confirmed);
+    remove_pending(&sd).map_err(|e| e.to_string())?;
+    set_outcome(&sd, &p, Ended::Confirmed);
     Ok(p)
 }
 
@@ -763,6 +788,31 @@ fn undo_chains(
     Ok(diffs)
 }
 
+/// `read_backups` for the watchdog: each backup read relative to the state directory's
+/// handle, and only from it (a pending file naming a backup elsewhere is not trusted).
+fn read_backups_in(sd: &StateDir, backups: &[(Family, PathBuf)]) -> Loaded {
+    backups
+        .iter()
+        .map(|(family, path)| {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .filter(|_| path.parent() == Some(sd.path()));
+            let text = match name {
+                Some(n) => sd
+                    .read_text(n, crate::source::bounded::RULES_LIMIT)
+                    .map_err(|e| format!("cannot read the backup {}: {e}", path.display())),
+                None => Err(format!(
+                    "the backup {} is not in the state directory {}: not loaded",
+                    path.display(),
+                    sd.path().display()
+                )),
+            };
+            (*family, path.clone(), text)
+        })
+        .collect()
+}
+
 /// `restore_backups` of a set read already.
 pub fn restore_loaded(tools: &Tools, loaded: &Loaded) -> Result<String, String> {
     let mut diffs = String::new();
@@ -862,27 +912,32 @@ pub fn watchdog(dir: &Path, id: &str) -> i32 {
     }
     // Root restores what this directory names: nothing in it is trusted unless it is sound.
     // (Refusing here leaves `arm` without a watchdog, so the commit is not made.)
-    if let Err(e) = backup::check_dir(dir) {
-        let _ = audit::log(dir, "watchdog-refused", &e.to_string());
-        return 1;
-    }
+    // The directory is opened once, and everything in it is reached from that handle from
+    // now on: what its path leads to may change, what this process reads may not.
+    let sd = match StateDir::open(dir) {
+        Ok(sd) => sd,
+        Err(e) => {
+            audit::to_syslog(&audit::record("watchdog-refused", &e.to_string()));
+            return 1;
+        }
+    };
     // One pending commit per kernel: held until this process ends.
     let Ok(_kernel_lock) = hold_kernel_lock() else {
-        let _ = audit::log(
-            dir,
+        let _ = audit::log_at(
+            &sd,
             "watchdog-refused",
             "another watchdog of this network namespace holds the lock",
         );
         return 1;
     };
     let (mut known, loaded) = {
-        let Ok(_l) = lock(dir) else { return 0 };
-        match read_pending(dir) {
+        let Ok(_l) = lock(&sd) else { return 0 };
+        match read_pending_at(&sd) {
             Ok(Some(mut p)) if p.id == id => {
                 // The backups, once, now: what a rollback loads whatever happens to the files.
-                let loaded = read_backups(&p.backups);
+                let loaded = read_backups_in(&sd, &p.backups);
                 p.watchdog_pid = Some(std::process::id());
-                if write_pending(dir, &p).is_err() {
+                if write_pending(&sd, &p).is_err() {
                     return 0;
                 }
                 (p, loaded)
@@ -892,7 +947,7 @@ pub fn watchdog(dir: &Path, id: &str) -> i32 {
     };
     loop {
         std::thread::sleep(POLL);
-        match read_pending(dir) {
+        match read_pending_at(&sd) {
             Ok(None) => return 0,
             Ok(Some(p)) if p.id != id => return 0,
             Ok(Some(p)) => known = p,
@@ -903,11 +958,11 @@ pub fn watchdog(dir: &Path, id: &str) -> i32 {
         if !stopped && !known.remaining().is_zero() {
             continue;
         }
-        let Ok(_l) = lock(dir) else {
+        let Ok(_l) = lock(&sd) else {
             // The directory is gone: so is the pending commit.
             return 0;
         };
-        match read_pending(dir) {
+        match read_pending_at(&sd) {
             Ok(None) => return 0,
             Ok(Some(p)) if p.id != id => return 0,
             Ok(Some(p)) if !stopped && !p.remaining().is_zero() => {
@@ -916,13 +971,13 @@ pub fn watchdog(dir: &Path, id: &str) -> i32 {
             }
             _ => {}
         }
-        return roll_back(dir, &known, stopped, &loaded);
+        return roll_back(&sd, &known, stopped, &loaded);
     }
 }
 
 /// The deadline passed (or the watchdog was told to stop): restore, log, clear. Called with
 /// the lock held.
-fn roll_back(dir: &Path, p: &Pending, stopped: bool, loaded: &Loaded) -> i32 {
+fn roll_back(sd: &StateDir, p: &Pending, stopped: bool, loaded: &Loaded) -> i32 {
     let why = if stopped {
         "the watchdog was stopped (SIGTERM) before a confirmation".to_string()
     } else {
@@ -958,15 +1013,15 @@ fn roll_back(dir: &Path, p: &Pending, stopped: bool, loaded: &Loaded) -> i32 {
             format!("{why}: {e}"),
         ),
     };
-    let _ = audit::log(dir, action, detail.trim_end());
+    let _ = audit::log_at(sd, action, detail.trim_end());
     match ended {
         Ended::RollbackFailed { error } => {
             // The change may still be in the kernel: it stays pending, for `nfscope rollback`.
-            let _ = keep_failed(dir, p, &error);
+            let _ = keep_failed_at(sd, p, &error);
         }
         ended => {
-            set_outcome(dir, p, ended);
-            let _ = remove_pending(dir);
+            set_outcome(sd, p, ended);
+            let _ = remove_pending(sd);
         }
     }
     code
@@ -975,17 +1030,21 @@ fn roll_back(dir: &Path, p: &Pending, stopped: bool, loaded: &Loaded) -> i32 {
 /// A rollback of `p` failed with `error`: it stays pending, marked so (no watchdog watches
 /// it any more), and the outcome says so, for whoever waits on it.
 pub fn keep_failed(dir: &Path, p: &Pending, error: &str) -> io::Result<()> {
+    keep_failed_at(&StateDir::open(dir)?, p, error)
+}
+
+fn keep_failed_at(sd: &StateDir, p: &Pending, error: &str) -> io::Result<()> {
     let mut kept = p.clone();
     kept.rollback_failed = Some(error.to_string());
     kept.watchdog_pid = None;
     set_outcome(
-        dir,
+        sd,
         p,
         Ended::RollbackFailed {
             error: error.to_string(),
         },
     );
-    write_pending(dir, &kept)
+    write_pending(sd, &kept)
 }
 
 #[cfg(test)]
@@ -1021,7 +1080,7 @@ mod tests {
         let mut p = pending("step", 500);
         p.deadline_unix_ms = now_ms() + 3_600_000;
         assert!(p.remaining() <= Duration::from_millis(500));
-        write_pending(&dir, &p).unwrap();
+        write_pending(&StateDir::open(&dir).unwrap(), &p).unwrap();
         let seen = status(&dir).unwrap();
         assert!(
             seen.deadline_unix_ms <= now_ms() + 1000,
@@ -1040,7 +1099,7 @@ mod tests {
         assert_eq!(confirm(&dir).unwrap_err(), nothing_pending());
         assert!(extend(&dir, Duration::from_secs(1)).is_err());
         let p = pending("a", 10_000);
-        write_pending(&dir, &p).unwrap();
+        write_pending(&StateDir::open(&dir).unwrap(), &p).unwrap();
         assert_eq!(status(&dir), Some(p.clone()));
         let e = extend(&dir, Duration::from_secs(5)).unwrap();
         assert_eq!(e.deadline_unix_ms, p.deadline_unix_ms + 5000);
@@ -1060,11 +1119,11 @@ mod tests {
         assert_eq!(untold_outcome(&dir), None);
         assert_eq!(outcome(&dir, "b"), None);
 
-        write_pending(&dir, &pending("b", 0)).unwrap();
+        write_pending(&StateDir::open(&dir).unwrap(), &pending("b", 0)).unwrap();
         assert!(extend(&dir, Duration::from_secs(5)).is_err());
         // Past the deadline, but no watchdog ran: nothing was rolled back, so it is confirmed.
         assert!(confirm(&dir).is_ok());
-        write_pending(&dir, &pending("c", 1000)).unwrap();
+        write_pending(&StateDir::open(&dir).unwrap(), &pending("c", 1000)).unwrap();
         assert_eq!(
             disarm(&dir, Ended::RolledBackByUser)
                 .unwrap()
@@ -1080,7 +1139,7 @@ mod tests {
     #[test]
     fn a_damaged_pending_file_is_an_error_with_a_sentence() {
         let dir = temp("damaged");
-        fs::write(pending_path(&dir), "{ not json").unwrap();
+        fs::write(dir.join(PENDING), "{ not json").unwrap();
         let e = read_pending(&dir).unwrap_err().to_string();
         assert!(
             e.contains("is damaged") && e.contains("nfscope rollback"),
@@ -1094,7 +1153,7 @@ mod tests {
     fn a_watchdog_whose_commit_is_gone_exits_at_once() {
         let dir = temp("gone");
         assert_eq!(watchdog(&dir, "nope"), 0);
-        write_pending(&dir, &pending("other", 60_000)).unwrap();
+        write_pending(&StateDir::open(&dir).unwrap(), &pending("other", 60_000)).unwrap();
         assert_eq!(watchdog(&dir, "nope"), 0);
         assert_eq!(status(&dir).unwrap().watchdog_pid, None);
         fs::remove_dir_all(&dir).unwrap();
