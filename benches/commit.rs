@@ -46,10 +46,11 @@ const RULE: &str = "-s 192.0.2.1/32 -p tcp --dport 22 -j ACCEPT";
 
 /// The phases of (a), then (a) whole, (b), and `restore --test` alone (the first half of
 /// validate, timed apart), in the order of the table.
-const ROWS: [&str; 9] = [
+const ROWS: [&str; 10] = [
     "stage (Staging::push)",
     "validate (canonical: --test + trial load)",
     "re-read + conflicts",
+    "backup check (restore --test -c of it)",
     "plan",
     "apply (restore --noflush)",
     "read back + verify",
@@ -76,7 +77,7 @@ fn undo(tools: &Tools) {
 }
 
 /// One round of (a): the phases' times.
-fn nfscope_commit(tools: &Tools, base: &[Ruleset], at: &ChainRef) -> [Duration; 6] {
+fn nfscope_commit(tools: &Tools, base: &[Ruleset], at: &ChainRef) -> [Duration; 7] {
     let fams = [Family::V4];
     let edited = BTreeSet::from([at.clone()]);
     let mut staging = Staging::new(base.to_vec());
@@ -98,6 +99,15 @@ fn nfscope_commit(tools: &Tools, base: &[Ruleset], at: &ChainRef) -> [Duration; 
         assert!(c.is_empty(), "every round starts from the base: {c:?}");
         now
     });
+    // The backup step's check that a rollback could load the backup (edit::commit): the
+    // family's save text as read, through `restore --test -c`. The text is the same read's, so
+    // it is fetched outside the timing.
+    let text = tools.save_text(Family::V4).expect("the kernel's text");
+    let ((), checked) = timed(|| {
+        tools
+            .restore(Family::V4, &["--test", "-c", "--wait=10"], &text)
+            .expect("the backup would load");
+    });
     let (changes, planned) = timed(|| plan::plan(&now, &staged, &edited, &[], &BTreeSet::new()));
     assert_eq!(changes.len(), 1, "one table changes");
     let ((), applied) =
@@ -106,7 +116,7 @@ fn nfscope_commit(tools: &Tools, base: &[Ruleset], at: &ChainRef) -> [Duration; 
         let after = apply::read_tables(tools, &changed).expect("the kernel reads");
         plan::verify(&after, &staged, &edited).expect("the kernel holds the staged chain");
     });
-    [stage, validate, reread, planned, applied, verified]
+    [stage, validate, reread, checked, planned, applied, verified]
 }
 
 /// Every round of (a) and (b) in the namespace; the samples per row of `ROWS`.
@@ -136,14 +146,14 @@ fn rounds_in_ns(backend: Backend, rounds: usize) -> Vec<Vec<Duration>> {
         for (row, d) in rows.iter_mut().zip(phases) {
             row.push(d);
         }
-        rows[6].push(phases.iter().sum());
+        rows[7].push(phases.iter().sum());
         let (r, d) = timed(|| tools.restore(Family::V4, &["-w"], &whole));
         r.expect("iptables-restore loads the whole set");
         undo(&tools);
-        rows[7].push(d);
+        rows[8].push(d);
         let (r, d) = timed(|| tools.restore(Family::V4, &["--test", "-w"], &whole));
         r.expect("restore --test accepts the whole set");
-        rows[8].push(d);
+        rows[9].push(d);
     }
     rows
 }
@@ -159,7 +169,7 @@ fn bench_backend(backend: Backend, rules: usize, rounds: usize) {
     for (what, (min, med)) in ROWS.iter().zip(&stats) {
         println!("  {what:<44} {min:>10.1} {med:>10.1}");
     }
-    let (commit, restore, apply) = (stats[6].1, stats[7].1, stats[4].1);
+    let (commit, restore, apply) = (stats[7].1, stats[8].1, stats[5].1);
     println!(
         "{}: nfscope commit / iptables-restore {:.2}, apply alone / iptables-restore {:.4} \
          (1/{:.0}), medians of {rounds}",

@@ -377,8 +377,21 @@ fn countdown(
     let mut current: Pending;
     // The stopped watchdog was said (once, until it runs again).
     let mut warned = false;
-    let mut others_checked = std::time::Instant::now();
     let mut others_said: Option<String> = None;
+    let others = {
+        let (tx, rx) = mpsc::channel::<Option<String>>();
+        let target = target.clone();
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+                // The countdown ended when nothing listens any more.
+                if tx.send(commit::others_changed(&target)).is_err() {
+                    return;
+                }
+            }
+        });
+        rx
+    };
     let mut shown = secs(pending.remaining());
     loop {
         match guard::status(dir) {
@@ -396,17 +409,14 @@ fn countdown(
             Some(_) => {}
             None => warned = false,
         }
-        // Every five seconds: what a rollback would take from others, said once.
-        if others_checked.elapsed() >= Duration::from_secs(5) {
-            others_checked = std::time::Instant::now();
-            let said = commit::others_changed(target);
-            if let Some(s) = &said
-                && said != others_said
-            {
-                eprintln!(
-                    "{}",
-                    crate::format::visible_lines(&format!("\nnfscope: warning: {s}"))
-                );
+        // What a rollback would take from others (looked at on a thread of its own, now and
+        // then: it reads the changed tables), said once.
+        if let Ok(said) = others.try_recv()
+            && said.is_some()
+            && said != others_said
+        {
+            if let Some(s) = &said {
+                eprintln!("\nnfscope: warning: {}", crate::format::visible_lines(s));
             }
             others_said = said;
         }

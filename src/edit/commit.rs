@@ -201,8 +201,16 @@ impl WholeFile {
     }
 }
 
-/// The chains a commit changed, each as its lines (`:NAME POLICY`, `-A NAME ...`) right after it.
-pub type Committed = Vec<(ChainRef, Vec<String>)>;
+/// The chains a commit changed, each as its lines (`:NAME POLICY`, `-A NAME ...`) right after it,
+/// and when `others_changed` may look at the kernel again.
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
+    pub chains: Vec<(ChainRef, Vec<String>)>,
+    /// Reading the changed tables is not free (seconds for a 50,000-rule nat table on
+    /// nf_tables): the next look waits ten times as long as the last one took, five seconds
+    /// at least.
+    next_look: Option<std::time::Instant>,
+}
 
 /// A chain's lines, without counters; empty when it does not exist.
 fn chain_lines(sets: &[Ruleset], at: &ChainRef) -> Vec<String> {
@@ -233,15 +241,24 @@ pub fn others_changed(target: &Target) -> Option<String> {
     else {
         return None;
     };
-    let after = committed.lock().ok()?.clone();
-    if after.is_empty() {
-        return None;
-    }
+    let after = {
+        let c = committed.lock().ok()?;
+        if c.chains.is_empty() || c.next_look.is_some_and(|t| std::time::Instant::now() < t) {
+            return None;
+        }
+        c.chains.clone()
+    };
+    let started = std::time::Instant::now();
     let tables: BTreeSet<(Family, String)> = after
         .iter()
         .map(|(c, _)| (c.family, c.table.clone()))
         .collect();
-    let now = apply::read_tables(tools, &tables).ok()?;
+    let now = apply::read_tables(tools, &tables);
+    if let Ok(mut c) = committed.lock() {
+        c.next_look =
+            Some(std::time::Instant::now() + (started.elapsed() * 10).max(Duration::from_secs(5)));
+    }
+    let now = now.ok()?;
     let mut said = Vec::new();
     for (at, lines) in &after {
         let cur = chain_lines(&now, at);
@@ -802,10 +819,13 @@ fn run_kernel(
         let _ = audit::log(dir, "apply", detail.trim_end());
         report(Progress::Changes(changes));
     }
-    let committed: Committed = touched
-        .iter()
-        .map(|at| (at.clone(), chain_lines(&after, at)))
-        .collect();
+    let committed = Committed {
+        chains: touched
+            .iter()
+            .map(|at| (at.clone(), chain_lines(&after, at)))
+            .collect(),
+        next_look: None,
+    };
     match pending {
         Some(p) => {
             report(Progress::Armed {
@@ -1593,10 +1613,8 @@ pub fn check(target: &Target, deadline_ms: u64) -> Option<Progress> {
             if let Some(stopped) = p.stopped_watchdog() {
                 return Some(Progress::ActionFailed(stopped));
             }
-            // Every fifth second: a save of the changed tables is not free.
-            if p.remaining().as_secs() % 5 == 0
-                && let Some(said) = others_changed(target)
-            {
+            // It looks at the kernel only now and then (Committed::next_look).
+            if let Some(said) = others_changed(target) {
                 return Some(Progress::ActionFailed(said));
             }
             (p.deadline_unix_ms != deadline_ms).then_some(Progress::Extended {
