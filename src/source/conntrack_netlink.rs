@@ -4,6 +4,9 @@
 //! namespace, open it on a thread that entered that namespace first (see [`super::netns`]).
 //! Decoding of what the kernel sends is in [`crate::conntrack::decode`].
 
+use super::nfnl::{
+    self, NLM_F_DUMP, NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR, error_code, messages, recv,
+};
 use crate::conntrack::decode::{
     self, AttrWriter, CTA_ID, CTA_TIMEOUT, CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_ZONE, CpuStats,
     DecodeError, IPCTNL_MSG_CT_DELETE, IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_GET_STATS,
@@ -18,15 +21,9 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 use thiserror::Error;
 
-const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
-const NLM_F_DUMP_INTR: u16 = 0x10;
 const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
-const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLMSG_HDRLEN: usize = 16;
 
 /// The event groups (enum nfnetlink_groups).
 const NFNLGRP_CONNTRACK_NEW: u32 = 1;
@@ -96,60 +93,13 @@ impl CtError {
     }
 }
 
-/// One netlink message in a received datagram.
-struct Msg<'a> {
-    kind: u16,
-    flags: u16,
-    seq: u32,
-    payload: &'a [u8],
-}
-
-/// The messages of a datagram; a malformed tail ends the walk.
-fn messages(mut buf: &[u8]) -> impl Iterator<Item = Msg<'_>> {
-    std::iter::from_fn(move || {
-        if buf.len() < NLMSG_HDRLEN {
-            return None;
-        }
-        let len = u32::from_ne_bytes(buf[0..4].try_into().ok()?) as usize;
-        if len < NLMSG_HDRLEN || len > buf.len() {
-            buf = &[];
-            return None;
-        }
-        let m = Msg {
-            kind: u16::from_ne_bytes([buf[4], buf[5]]),
-            flags: u16::from_ne_bytes([buf[6], buf[7]]),
-            seq: u32::from_ne_bytes(buf[8..12].try_into().ok()?),
-            payload: &buf[NLMSG_HDRLEN..len],
-        };
-        buf = buf.get((len + 3) & !3..).unwrap_or(&[]);
-        Some(m)
-    })
-}
-
-/// The errno of an NLMSG_ERROR (0 for an acknowledgement).
-fn error_code(payload: &[u8]) -> i32 {
-    payload
-        .get(..4)
-        .map_or(0, |b| -i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-}
-
 fn ct_type(msg: u16) -> u16 {
     (NFNL_SUBSYS_CTNETLINK << 8) | msg
 }
 
-/// Append one request (netlink header, nfgenmsg, attributes) to `out`.
+/// Append one ctnetlink request (netlink header, nfgenmsg, attributes) to `out`.
 fn push_request(out: &mut Vec<u8>, msg: u16, flags: u16, seq: u32, family: u8, attrs: &[u8]) {
-    let len = NLMSG_HDRLEN + 4 + attrs.len();
-    out.extend_from_slice(&(len as u32).to_ne_bytes());
-    out.extend_from_slice(&ct_type(msg).to_ne_bytes());
-    out.extend_from_slice(&(flags | NLM_F_REQUEST).to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    out.extend_from_slice(&[family, 0, 0, 0]);
-    out.extend_from_slice(attrs);
-    while out.len() % 4 != 0 {
-        out.push(0);
-    }
+    nfnl::push_request(out, ct_type(msg), flags, seq, family, attrs);
 }
 
 fn setsockopt_int(
@@ -205,17 +155,6 @@ fn drops(sock: &Socket) -> Option<u32> {
         )
     };
     (rc == 0 && len as usize >= (SK_MEMINFO_DROPS + 1) * 4).then_some(info[SK_MEMINFO_DROPS])
-}
-
-fn recv(sock: &Socket, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        match rustix::net::recv(sock, &mut *buf, rustix::net::RecvFlags::empty()) {
-            // A datagram longer than the buffer is cut to it, as recv(2) without MSG_TRUNC.
-            Ok((read, _)) => return Ok(read),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
 }
 
 fn open_socket() -> Result<Socket, CtError> {
@@ -672,6 +611,7 @@ impl Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::nfnl::NLM_F_REQUEST;
 
     #[test]
     fn requests_walk_back_as_messages() {

@@ -12,6 +12,8 @@ pub mod file;
 pub mod kernel;
 pub mod local_addrs;
 pub mod netns;
+pub(crate) mod nfnl;
+pub mod nft_netlink;
 
 use crate::ruleset::{Family, Ruleset};
 use std::path::PathBuf;
