@@ -307,6 +307,14 @@ fn counters_move_with_traffic(backend: Backend) {
     let before = reader.read(1);
     make_traffic(&ns);
     let after = reader.read(2);
+    // On nf_tables, nothing but counters moved: the refresh read only those, over netlink (and
+    // what it read still equals the save tool's output, counters included, below).
+    assert_eq!(
+        reader.last_read_counters_only(),
+        backend == Backend::Nft,
+        "{}",
+        backend.label()
+    );
     for family in Family::ALL {
         let (b, a) = (loaded(&before, family), loaded(&after, family));
         let label = format!("{} {}", backend.label(), family.label());
@@ -382,6 +390,21 @@ fn counters_move_with_traffic(backend: Backend) {
             "{label}"
         );
     }
+    // A change by another tool moves the generation: the next refresh reads the rules again.
+    ns.iptables(
+        Family::V4,
+        backend,
+        &["-I", "INPUT", "1", "-s", "192.0.2.66", "-j", "DROP"],
+    );
+    let changed = reader.read(3);
+    assert!(!reader.last_read_counters_only(), "{}", backend.label());
+    let input = &loaded(&changed, Family::V4)
+        .table("filter")
+        .and_then(|t| t.chain("INPUT"))
+        .expect("INPUT")
+        .rules;
+    assert!(input[0].text.contains("192.0.2.66"), "{input:?}");
+    assert_matches_tool(&ns, backend, Family::V4, loaded(&changed, Family::V4));
 }
 
 #[test]

@@ -28,7 +28,7 @@ fn char_of(b: u8) -> char {
 /// range (nearly always).
 pub fn decode(bytes: &[u8]) -> Cow<'_, str> {
     if let Ok(s) = std::str::from_utf8(bytes)
-        && !s.chars().any(|c| byte_of(c).is_some())
+        && !has_reserved(s)
     {
         return Cow::Borrowed(s);
     }
@@ -51,9 +51,26 @@ pub fn decode(bytes: &[u8]) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `decode` of bytes owned already: without a copy when they are UTF-8 and hold no character
+/// of the reserved range (a save tool's output, nearly always).
+pub fn decode_owned(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(s) if !has_reserved(&s) => s,
+        Ok(s) => decode(s.as_bytes()).into_owned(),
+        Err(e) => decode(e.as_bytes()).into_owned(),
+    }
+}
+
+/// Whether `s` may hold a character of the reserved range: all of them (U+10FF00..U+10FFFF) are
+/// written with the lead byte 0xF4, which only plane 16 uses. A byte scan, much faster than
+/// looking at every character of a 10 MB save text.
+fn has_reserved(s: &str) -> bool {
+    s.as_bytes().contains(&0xF4) && s.chars().any(|c| byte_of(c).is_some())
+}
+
 /// Text back to the bytes it was decoded from: borrowed when it holds no raw byte.
 pub fn encode(s: &str) -> Cow<'_, [u8]> {
-    if !s.chars().any(|c| byte_of(c).is_some()) {
+    if !has_reserved(s) {
         return Cow::Borrowed(s.as_bytes());
     }
     let mut out = Vec::with_capacity(s.len());

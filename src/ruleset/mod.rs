@@ -258,6 +258,8 @@ impl Rule {
 
 /// The tables named by the save tool's `# Table `NAME' is incompatible` lines among `lines`.
 pub fn incompatible_tables_in<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    // Only comment lines can say it.
+    let lines = lines.into_iter().filter(|l| l.starts_with('#'));
     let mut out: Vec<String> = lines
         .into_iter()
         .filter_map(|l| {

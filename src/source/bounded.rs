@@ -40,8 +40,9 @@ pub fn read_state(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
 
 /// `read_state`, as text (`ruleset::lossless`).
 pub fn read_state_text(path: &Path, limit: u64) -> io::Result<String> {
-    let bytes = read_state(path, limit)?;
-    Ok(crate::ruleset::lossless::decode(&bytes).into_owned())
+    Ok(crate::ruleset::lossless::decode_owned(read_state(
+        path, limit,
+    )?))
 }
 
 fn read_with(path: &Path, limit: u64, flags: i32) -> io::Result<Vec<u8>> {
@@ -90,8 +91,7 @@ fn too_big(path: &Path, limit: u64) -> io::Error {
 
 /// `read`, as text: bytes that are not UTF-8 are kept as they are (`ruleset::lossless`).
 pub fn read_text(path: &Path, limit: u64) -> io::Result<String> {
-    let bytes = read(path, limit)?;
-    Ok(crate::ruleset::lossless::decode(&bytes).into_owned())
+    Ok(crate::ruleset::lossless::decode_owned(read(path, limit)?))
 }
 
 #[cfg(test)]

@@ -151,7 +151,9 @@ pub fn run_save(tool: &str) -> Result<String, SourceError> {
 /// `run_save`, inside a network namespace when one is given.
 pub fn run_save_in(tool: &str, netns: Option<&str>) -> Result<String, SourceError> {
     // Bytes that are not UTF-8 (a comment's `\xff`) are kept, not refused (ruleset::lossless).
-    Ok(ruleset::lossless::decode(&run_tool(tool, "-c", netns)?).into_owned())
+    Ok(ruleset::lossless::decode_owned(run_tool(
+        tool, "-c", netns,
+    )?))
 }
 
 fn first_line(s: &str) -> String {
@@ -317,6 +319,18 @@ pub struct KernelReader {
     other_backend_warning: Option<String>,
     /// Whether the last poll's tools said legacy tables exist.
     legacy_hint: bool,
+    /// iptables-nft: what the save tools printed at an nf_tables generation; while the
+    /// generation stays, a refresh reads only the counters, over netlink.
+    cache: Option<NftCache>,
+    /// The last refresh read only the counters (the generation had not moved).
+    counters_only: bool,
+}
+
+/// The families as read at one nf_tables generation.
+struct NftCache {
+    generation: u32,
+    v4: FamilyData,
+    v6: FamilyData,
 }
 
 /// How often (in polls) to look at the other backend; it costs a process per family.
@@ -332,7 +346,47 @@ impl KernelReader {
             polls: 0,
             other_backend_warning: None,
             legacy_hint: false,
+            cache: None,
+            counters_only: false,
         }
+    }
+
+    /// Whether the last refresh read only the counters, over netlink, because nf_tables'
+    /// generation had not moved since the save tools last ran.
+    pub fn last_read_counters_only(&self) -> bool {
+        self.counters_only
+    }
+
+    /// nf_tables' generation in the namespace read, when it can be had.
+    fn nft_generation(&self) -> Option<u32> {
+        match &self.netns {
+            Some(n) => super::netns::run_in(n, super::nft_netlink::generation)
+                .ok()?
+                .ok(),
+            None => super::nft_netlink::generation().ok(),
+        }
+    }
+
+    /// The cached families with the counters as they are now (read over netlink at the same
+    /// generation); `None` when they cannot be had or do not line up.
+    fn counters_now(&self, cache: &NftCache) -> Option<(FamilyData, FamilyData)> {
+        let nft = match &self.netns {
+            Some(n) => super::netns::run_in(n, super::nft_netlink::read)
+                .ok()?
+                .ok()?,
+            None => super::nft_netlink::read().ok()?,
+        };
+        if nft.generation != cache.generation {
+            return None;
+        }
+        let fresh = |d: &FamilyData| match d {
+            FamilyData::Loaded(rs) => {
+                let mut rs = rs.clone();
+                super::nft_netlink::put_counters(&mut rs, &nft).then_some(FamilyData::Loaded(rs))
+            }
+            other => Some(other.clone()),
+        };
+        Some((fresh(&cache.v4)?, fresh(&cache.v6)?))
     }
 
     /// Read the rules of a named network namespace (`ip netns add NAME`) instead of this
@@ -372,7 +426,10 @@ impl KernelReader {
             other_backend_warning(backend, self.netns.as_deref(), &[family])
                 .into_iter()
                 .collect();
-        if let Ok(t) = &text {
+        // A fast search first: the text of 50,000 rules is 10 MB, and the line is rare.
+        if let Ok(t) = &text
+            && t.contains("is incompatible")
+        {
             warnings.extend(incompatible_warnings(
                 family,
                 &crate::ruleset::incompatible_tables_in(t.lines()),
@@ -385,6 +442,31 @@ impl KernelReader {
     pub fn read(&mut self, generation: u64) -> RulesetSnapshot {
         let backend = self.backend();
         let start = Instant::now();
+        // iptables-nft: while nf_tables' generation stays, the rules are what the save tools
+        // printed last; only the counters moved, and they are read over netlink.
+        let nft_gen = if backend == Backend::Nft {
+            self.nft_generation()
+        } else {
+            None
+        };
+        if let (Some(g), Some(cache)) = (nft_gen, &self.cache)
+            && cache.generation == g
+            && let Some((v4, v6)) = self.counters_now(cache)
+        {
+            let hint = self.legacy_hint;
+            let warnings = self.warnings(backend, hint, &v4, &v6);
+            self.counters_only = true;
+            return RulesetSnapshot {
+                generation,
+                origin: Origin::Kernel { backend },
+                taken_at: SystemTime::now(),
+                took: start.elapsed(),
+                v4,
+                v6,
+                warnings,
+            };
+        }
+        self.counters_only = false;
         let forced = self.forced;
         let netns = self.netns.clone();
         let mut hint = false;
@@ -404,12 +486,45 @@ impl KernelReader {
         let v4 = read_family(Family::V4);
         let v6 = read_family(Family::V6);
         let took = start.elapsed();
-        // Look at the other backend now and then, and at once when the tools start hinting.
+        // Kept for the refreshes that follow, if nothing changed while the tools ran.
+        let failed = |d: &FamilyData| matches!(d, FamilyData::Failed(_));
+        self.cache = match (nft_gen, self.nft_generation()) {
+            (Some(a), Some(b)) if a == b && !failed(&v4) && !failed(&v6) => Some(NftCache {
+                generation: a,
+                v4: v4.clone(),
+                v6: v6.clone(),
+            }),
+            _ => None,
+        };
         let new_hint = hint && !self.legacy_hint;
         self.legacy_hint = hint;
-        if self.polls % OTHER_BACKEND_EVERY == 0 || new_hint {
+        if new_hint {
+            self.polls = 0;
+        }
+        let warnings = self.warnings(backend, hint, &v4, &v6);
+        RulesetSnapshot {
+            generation,
+            origin: Origin::Kernel { backend },
+            taken_at: SystemTime::now(),
+            took,
+            v4,
+            v6,
+            warnings,
+        }
+    }
+
+    /// The warnings of a refresh: the other backend (looked at now and then, and at once when
+    /// the tools start hinting), and tables the save tool left out.
+    fn warnings(
+        &mut self,
+        backend: Backend,
+        hint: bool,
+        v4: &FamilyData,
+        v6: &FamilyData,
+    ) -> Vec<String> {
+        if self.polls % OTHER_BACKEND_EVERY == 0 {
             self.other_backend_warning =
-                other_backend_warning(backend, netns.as_deref(), &self.families);
+                other_backend_warning(backend, self.netns.as_deref(), &self.families);
         }
         self.polls += 1;
         let mut warnings = Vec::new();
@@ -424,20 +539,12 @@ impl KernelReader {
             }
             None => {}
         }
-        for (family, data) in [(Family::V4, &v4), (Family::V6, &v6)] {
+        for (family, data) in [(Family::V4, v4), (Family::V6, v6)] {
             if let FamilyData::Loaded(rs) = data {
                 warnings.extend(incompatible_warnings(family, &rs.incompatible_tables()));
             }
         }
-        RulesetSnapshot {
-            generation,
-            origin: Origin::Kernel { backend },
-            taken_at: SystemTime::now(),
-            took,
-            v4,
-            v6,
-            warnings,
-        }
+        warnings
     }
 }
 

@@ -34,6 +34,7 @@ const NFTA_CHAIN_NAME: u16 = 3;
 const NFTA_CHAIN_HOOK: u16 = 4;
 const NFTA_CHAIN_POLICY: u16 = 5;
 const NFTA_CHAIN_TYPE: u16 = 7;
+const NFTA_CHAIN_COUNTERS: u16 = 8;
 const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_HANDLE: u16 = 3;
@@ -133,6 +134,9 @@ pub struct NftChain {
     pub kind: Option<String>,
     /// `NF_DROP` (0) or `NF_ACCEPT` (1), base chains only.
     pub policy: Option<u32>,
+    /// A base chain's own counters (what its policy decided, for iptables-nft), packets and
+    /// bytes.
+    pub counters: Option<(u64, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +182,72 @@ fn split(payload: &[u8]) -> Option<(u8, u16, &[u8])> {
     Some((h[0], u16::from_be_bytes([h[2], h[3]]), &payload[4..]))
 }
 
+/// A counter's packets and bytes (`NFTA_COUNTER_*`).
+fn counter(attrs: &[u8]) -> (u64, u64) {
+    let (mut packets, mut bytes) = (0, 0);
+    for (k, q) in Attrs::new(attrs) {
+        match k {
+            NFTA_COUNTER_PACKETS => packets = be64(q),
+            NFTA_COUNTER_BYTES => bytes = be64(q),
+            _ => {}
+        }
+    }
+    (packets, bytes)
+}
+
+/// The nftables family number of an iptables family.
+pub fn nfproto(f: crate::ruleset::Family) -> u8 {
+    match f {
+        crate::ruleset::Family::V4 => 2,
+        crate::ruleset::Family::V6 => 10,
+    }
+}
+
+/// Put the counters of `nft` (read at one generation) on the iptables-nft rule set `rs` read at
+/// that same generation: each chain's rules in order, each rule's counter expression, and a
+/// built-in chain's own counters for its policy. False, and `rs` left as it may be half done,
+/// when anything does not line up (a chain with another number of rules, a rule without a
+/// counter): then the rule set must be read whole.
+pub fn put_counters(rs: &mut crate::ruleset::Ruleset, nft: &NftRuleset) -> bool {
+    use std::collections::HashMap;
+    let fam = nfproto(rs.family);
+    let mut by_chain: HashMap<(&str, &str), Vec<&NftRule>> = HashMap::new();
+    for r in nft.rules.iter().filter(|r| r.family == fam) {
+        by_chain
+            .entry((r.table.as_str(), r.chain.as_str()))
+            .or_default()
+            .push(r);
+    }
+    let chains: HashMap<(&str, &str), &NftChain> = nft
+        .chains
+        .iter()
+        .filter(|c| c.family == fam)
+        .map(|c| ((c.table.as_str(), c.name.as_str()), c))
+        .collect();
+    for table in &mut rs.tables {
+        for chain in &mut table.chains {
+            let key = (table.name.as_str(), chain.name.as_str());
+            let rules = by_chain.get(&key).map_or(&[][..], Vec::as_slice);
+            if rules.len() != chain.rules.len() {
+                return false;
+            }
+            for (mine, theirs) in chain.rules.iter_mut().zip(rules) {
+                let Some((p, b)) = theirs.counter else {
+                    return false;
+                };
+                mine.counters = Some(crate::ruleset::Counters::new(p, b));
+            }
+            if chain.policy.is_some() {
+                match chains.get(&key).and_then(|c| c.counters) {
+                    Some((p, b)) => chain.counters = crate::ruleset::Counters::new(p, b),
+                    None => return false,
+                }
+            }
+        }
+    }
+    true
+}
+
 fn decode_table(family: u8, attrs: &[u8]) -> NftTable {
     let mut t = NftTable {
         family,
@@ -205,9 +275,11 @@ fn decode_chain(family: u8, attrs: &[u8]) -> NftChain {
         hook: None,
         kind: None,
         policy: None,
+        counters: None,
     };
     for (kind, p) in Attrs::new(attrs) {
         match kind {
+            NFTA_CHAIN_COUNTERS => c.counters = Some(counter(p)),
             NFTA_CHAIN_TABLE => c.table = string(p),
             NFTA_CHAIN_NAME => c.name = string(p),
             NFTA_CHAIN_HANDLE => c.handle = be64(p),
@@ -262,15 +334,7 @@ fn decode_rule(family: u8, attrs: &[u8]) -> NftRule {
                         }
                     }
                     if name == "counter" {
-                        let (mut packets, mut bytes) = (0, 0);
-                        for (k, q) in Attrs::new(data) {
-                            match k {
-                                NFTA_COUNTER_PACKETS => packets = be64(q),
-                                NFTA_COUNTER_BYTES => bytes = be64(q),
-                                _ => {}
-                            }
-                        }
-                        r.counter = Some((packets, bytes));
+                        r.counter = Some(counter(data));
                     }
                     r.exprs.push(name);
                 }
