@@ -4,7 +4,8 @@
 //! hang or go quadratic, not a speed measurement: those are in `benches/`).
 //!
 //! Readers: the save-format parser (`ruleset::parse`, over the lossless decoding of any bytes),
-//! the ctnetlink decoder (`conntrack::decode::entry`, `cpu_stats`, `table_stats`), the
+//! the ctnetlink decoder (`conntrack::decode::entry`, `cpu_stats`, `table_stats`), the nf_tables
+//! decoder (`source::nft_netlink::decode_any`), the
 //! /proc/net/nf_conntrack parser, the conntrack filter language, the rule editor's checker, and
 //! the state files (`staging.json`, `pending.json`, `outcome.json`, `audit.log`).
 //!
@@ -136,6 +137,13 @@ proptest! {
             let _ = decode::entry(&bytes);
             let _ = decode::cpu_stats(&bytes);
             let _ = decode::table_stats(&bytes);
+        })?;
+    }
+
+    #[test]
+    fn the_nf_tables_decoder_takes_any_message(bytes in prop_oneof![vec(any::<u8>(), 0..512), tlv_soup()]) {
+        within_bound("nft_netlink::decode_any", || {
+            let _ = nfscope::source::nft_netlink::decode_any(1, &bytes);
         })?;
     }
 

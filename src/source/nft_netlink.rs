@@ -345,6 +345,16 @@ fn decode_rule(family: u8, attrs: &[u8]) -> NftRule {
     r
 }
 
+/// Decode one message's attributes as a table, a chain and a rule (what `read` does with the
+/// kernel's answers): for the fuzz harness, which feeds it anything.
+pub fn decode_any(family: u8, attrs: &[u8]) -> (NftTable, NftChain, NftRule) {
+    (
+        decode_table(family, attrs),
+        decode_chain(family, attrs),
+        decode_rule(family, attrs),
+    )
+}
+
 /// A socket to nf_tables.
 struct Conn {
     sock: Socket,
