@@ -11,7 +11,6 @@
 
 mod common;
 
-use common::{NetNs, have_tools};
 use nfscope::source::nft_netlink::{self, family_name, hook_name};
 use nfscope::source::{Backend, netns};
 use serde_json::Value;
@@ -35,19 +34,10 @@ table ip6 other {
 
 #[test]
 fn what_netlink_reads_is_what_nft_lists() {
-    if !have_tools(Backend::Nft) {
-        return;
-    }
-    if nfscope::source::kernel::find_tool("nft").is_none() {
-        let _ = common::skip::<()>("needs nft (apt-get install nftables)");
-        return;
-    }
-    let Some(ns) = NetNs::for_test("nftnl") else {
+    let Some(ns) = common::nft_netns("nftnl", SCRIPT) else {
         return;
     };
     ns.exec_ok(&["ip", "link", "set", "lo", "up"]);
-    let out = ns.exec_with_input(&["nft", "-f", "-"], SCRIPT);
-    assert!(out.status.success(), "{out:?}");
     for rule in [
         &["-A", "INPUT", "-p", "udp", "--dport", "53", "-j", "ACCEPT"][..],
         &["-A", "INPUT", "-p", "icmp", "-j", "ACCEPT"][..],

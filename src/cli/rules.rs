@@ -118,7 +118,14 @@ pub fn run(src: &SourceArgs, args: &RulesArgs) -> color_eyre::Result<i32> {
         });
     }
     let snap = source::load_once_of(&cfg, &args.families());
-    let (out, code) = render(&snap, args)?;
+    // The native nftables tables beside the iptables ones (read-only), from the kernel.
+    let native = match (&cfg, args.format) {
+        (source::SourceConfig::Kernel { .. }, Format::Text | Format::Json) => {
+            native_of(&snap, args)
+        }
+        _ => Vec::new(),
+    };
+    let (out, code) = render(&snap, &native, args)?;
     match args.format {
         Format::Save => save_out(&out),
         // JSON escapes control characters itself and keeps the exact string.
@@ -149,8 +156,108 @@ fn save_out(text: &str) {
     let _ = out.flush();
 }
 
-/// Render a snapshot as the subcommand prints it; also the exit status. Pure, for tests.
-pub fn render(snap: &RulesetSnapshot, args: &RulesArgs) -> color_eyre::Result<(String, i32)> {
+/// The kernel's native nftables tables that `args` selects (`-4`: ip and inet, `-6`: ip6 and
+/// inet, `-t`, `-c`); a warning on standard error, and none, when they cannot be read.
+fn native_of(snap: &RulesetSnapshot, args: &RulesArgs) -> Vec<source::native::NativeTable> {
+    // When the iptables rule sets could not be read, that is what is said.
+    if Family::ALL
+        .iter()
+        .all(|&f| snap.family(f).ruleset().is_none())
+    {
+        return Vec::new();
+    }
+    let iptables: std::collections::BTreeSet<(Family, String)> = match snap.origin {
+        source::Origin::Kernel {
+            backend: source::Backend::Nft,
+        } => Family::ALL
+            .iter()
+            .filter_map(|&f| snap.family(f).ruleset())
+            .flat_map(|rs| rs.tables.iter().map(|t| (rs.family, t.name.clone())))
+            .collect(),
+        _ => Default::default(),
+    };
+    let mut tables = match source::native::read(None, &iptables) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "{}",
+                crate::format::visible_lines(&format!(
+                    "nfscope: warning: native nftables tables: {e}"
+                ))
+            );
+            return Vec::new();
+        }
+    };
+    let fams = args.families();
+    tables.retain(|t| match t.family.as_str() {
+        "ip" => fams.contains(&Family::V4),
+        "ip6" => fams.contains(&Family::V6),
+        "inet" => true,
+        _ => fams.len() == 2,
+    });
+    if let Some(name) = &args.table {
+        tables.retain(|t| &t.name == name);
+    }
+    if let Some(name) = &args.chain {
+        for t in &mut tables {
+            t.chains.retain(|c| &c.name == name);
+        }
+        tables.retain(|t| !t.chains.is_empty());
+    }
+    tables
+}
+
+/// The text listing of native tables, after the iptables ones.
+fn native_listing(tables: &[source::native::NativeTable], exact: bool) -> String {
+    let mut out = String::new();
+    for t in tables {
+        let _ = writeln!(
+            out,
+            "# native nftables table {} {}{} (read-only: nfscope does not edit native tables)",
+            t.family,
+            t.name,
+            if t.dormant { ", dormant" } else { "" }
+        );
+        for c in &t.chains {
+            match (&c.hook, c.priority) {
+                (Some(h), Some(p)) => {
+                    let _ = writeln!(
+                        out,
+                        "Chain {} (type {} hook {h} priority {p}, policy {})",
+                        c.name,
+                        c.kind.as_deref().unwrap_or("?"),
+                        c.policy.as_deref().unwrap_or("?")
+                    );
+                }
+                _ => {
+                    let _ = writeln!(out, "Chain {}", c.name);
+                }
+            }
+            let _ = writeln!(out, "{:<4} {:>5} {:>5} rule", "num", "pkts", "bytes");
+            for (i, r) in c.rules.iter().enumerate() {
+                let n = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| count(v, exact));
+                let _ = writeln!(
+                    out,
+                    "{:<4} {:>5} {:>5} {}",
+                    i + 1,
+                    n(r.packets),
+                    n(r.bytes),
+                    r.text
+                );
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Render a snapshot (and the native tables read beside it) as the subcommand prints it; also
+/// the exit status. Pure, for tests.
+pub fn render(
+    snap: &RulesetSnapshot,
+    native: &[source::native::NativeTable],
+    args: &RulesArgs,
+) -> color_eyre::Result<(String, i32)> {
     let mut code = 0;
     let mut sets: Vec<Ruleset> = Vec::new();
     for f in args.families() {
@@ -174,6 +281,7 @@ pub fn render(snap: &RulesetSnapshot, args: &RulesArgs) -> color_eyre::Result<(S
     }
     if (args.table.is_some() || args.chain.is_some())
         && sets.iter().all(|s| s.tables.is_empty())
+        && native.is_empty()
         && code == 0
     {
         let what = match (&args.table, &args.chain) {
@@ -216,6 +324,7 @@ pub fn render(snap: &RulesetSnapshot, args: &RulesArgs) -> color_eyre::Result<(S
         Format::Text => sets
             .iter()
             .map(|rs| listing(rs, args.exact))
+            .chain(std::iter::once(native_listing(native, args.exact)))
             .filter(|l| !l.is_empty())
             .collect::<Vec<_>>()
             .join("\n"),
@@ -223,6 +332,7 @@ pub fn render(snap: &RulesetSnapshot, args: &RulesArgs) -> color_eyre::Result<(S
             let doc = JsonDoc {
                 source: snap.origin.describe(),
                 families: sets.iter().map(json_family).collect(),
+                native,
             };
             let mut s = serde_json::to_string_pretty(&doc)?;
             s.push('\n');
@@ -362,6 +472,9 @@ fn chain_listing(out: &mut String, family: Family, table: &Table, chain: &Chain,
 struct JsonDoc<'a> {
     source: String,
     families: Vec<JsonFamily<'a>>,
+    /// Native nftables tables (the kernel's only; left out when there are none).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    native: &'a [source::native::NativeTable],
 }
 
 #[derive(Serialize)]

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod file;
 pub mod kernel;
 pub mod local_addrs;
+pub mod native;
 pub mod netns;
 pub(crate) mod nfnl;
 pub mod nft_netlink;

@@ -259,6 +259,21 @@ impl Drop for NetNs {
     }
 }
 
+/// A namespace for a test of native nftables tables, `script` loaded with `nft -f`; `None`
+/// (skipped, failed on CI) without the nf_tables tools or nft.
+pub fn nft_netns(tag: &str, script: &str) -> Option<NetNs> {
+    if !have_tools(Backend::Nft) {
+        return None;
+    }
+    if nfscope::source::kernel::find_tool("nft").is_none() {
+        return skip("needs nft (apt-get install nftables)");
+    }
+    let ns = NetNs::for_test(tag)?;
+    let out = ns.exec_with_input(&["nft", "-f", "-"], script);
+    assert!(out.status.success(), "{out:?}");
+    Some(ns)
+}
+
 /// The rule Docker adds to nat when it starts: what another program changes meanwhile.
 pub const DOCKER_NAT_RULE: &[&str] = &[
     "-t",

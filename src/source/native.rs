@@ -1,0 +1,205 @@
+//! Native nftables tables, read-only: every nf_tables table the iptables save tools do not
+//! show (firewalld's, Docker's, kube-proxy's nftables mode, an `inet` table from
+//! /etc/nftables.conf), which filter the same packets as the iptables rules. Which tables are
+//! iptables-nft's is decided as iptables-nft itself decides: the ones its save tool printed
+//! (an ip/ip6 table it calls incompatible is native here, and warned about elsewhere).
+//!
+//! Structure and counters come over netlink (`nft_netlink`); each rule's text is what
+//! `nft -a list ruleset` prints for its handle (nfscope has no nft-syntax printer of its own).
+//! Issue 11, point 7's first step: `nfscope rules` lists them; the TUI, the tracer and the
+//! lockout check do not use them yet.
+
+use super::nft_netlink::{self, NftRuleset, family_name, hook_name};
+use crate::ruleset::Family;
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NativeRule {
+    pub handle: u64,
+    /// As `nft -a list ruleset` prints it, without its `# handle N`.
+    pub text: String,
+    /// The rule's counter, if it has one.
+    pub packets: Option<u64>,
+    pub bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NativeChain {
+    pub name: String,
+    /// Base chains: `filter`, `nat`, `route`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Base chains: the hook, as nft names it (`input`, `prerouting`, `ingress`...).
+    pub hook: Option<String>,
+    pub priority: Option<i32>,
+    /// Base chains: `accept` or `drop`.
+    pub policy: Option<String>,
+    pub rules: Vec<NativeRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NativeTable {
+    /// `ip`, `ip6`, `inet`, `arp`, `bridge`, `netdev`.
+    pub family: String,
+    pub name: String,
+    /// Dormant: its chains are not hooked, it filters nothing.
+    pub dormant: bool,
+    pub chains: Vec<NativeChain>,
+}
+
+/// The text of each rule by (family, table, chain, handle), from `nft -a list ruleset`.
+pub fn rule_texts(listing: &str) -> HashMap<(String, String, String, u64), String> {
+    let mut out = HashMap::new();
+    let (mut family, mut table, mut chain) = (String::new(), String::new(), String::new());
+    for line in listing.lines() {
+        let l = line.trim();
+        if let Some(rest) = l.strip_prefix("table ") {
+            let mut w = rest.split_whitespace();
+            family = w.next().unwrap_or_default().to_string();
+            table = w.next().unwrap_or_default().to_string();
+            chain.clear();
+        } else if let Some(rest) = l.strip_prefix("chain ") {
+            chain = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+        } else if let Some((text, handle)) = l.rsplit_once(" # handle ")
+            && !chain.is_empty()
+            && let Ok(h) = handle.trim().parse::<u64>()
+        {
+            out.insert(
+                (family.clone(), table.clone(), chain.clone(), h),
+                text.trim().to_string(),
+            );
+        }
+    }
+    out
+}
+
+/// The native tables of `nft`, with their rules' texts from `listing`: every table but the
+/// iptables ones (`iptables`: the family and name of each table the save tools printed).
+pub fn native_tables(
+    nft: &NftRuleset,
+    listing: &str,
+    iptables: &BTreeSet<(Family, String)>,
+) -> Vec<NativeTable> {
+    let texts = rule_texts(listing);
+    let is_iptables = |family: u8, name: &str| {
+        Family::ALL.iter().any(|&f| {
+            nft_netlink::nfproto(f) == family && iptables.contains(&(f, name.to_string()))
+        })
+    };
+    let mut out = Vec::new();
+    for t in nft
+        .tables
+        .iter()
+        .filter(|t| !is_iptables(t.family, &t.name))
+    {
+        let fam = family_name(t.family).to_string();
+        let chains = nft
+            .chains
+            .iter()
+            .filter(|c| c.family == t.family && c.table == t.name)
+            .map(|c| NativeChain {
+                name: c.name.clone(),
+                kind: c.kind.clone(),
+                hook: c.hook.map(|h| hook_name(c.family, h.num).to_string()),
+                priority: c.hook.map(|h| h.priority),
+                policy: c
+                    .policy
+                    .map(|p| if p == 0 { "drop" } else { "accept" }.to_string()),
+                rules: nft
+                    .rules
+                    .iter()
+                    .filter(|r| r.family == t.family && r.table == t.name && r.chain == c.name)
+                    .map(|r| NativeRule {
+                        handle: r.handle,
+                        text: texts
+                            .get(&(fam.clone(), t.name.clone(), c.name.clone(), r.handle))
+                            .cloned()
+                            .unwrap_or_else(|| format!("({})", r.exprs.join(" "))),
+                        packets: r.counter.map(|c| c.0),
+                        bytes: r.counter.map(|c| c.1),
+                    })
+                    .collect(),
+            })
+            .collect();
+        out.push(NativeTable {
+            family: fam,
+            name: t.name.clone(),
+            dormant: t.flags & nft_netlink::TABLE_DORMANT != 0,
+            chains,
+        });
+    }
+    out
+}
+
+/// Read the native tables of this thread's network namespace (or `netns`'s): netlink for the
+/// structure and counters, `nft -a list ruleset` for the rules' texts. `Err` in a sentence when
+/// either cannot be had.
+pub fn read(
+    netns: Option<&str>,
+    iptables: &BTreeSet<(Family, String)>,
+) -> Result<Vec<NativeTable>, String> {
+    let read = match netns {
+        Some(n) => super::netns::run_in(n, nft_netlink::read).map_err(|e| e.to_string())?,
+        None => nft_netlink::read(),
+    };
+    let nft = match read {
+        Ok(nft) => nft,
+        // No nf_tables in this kernel: no native tables either.
+        Err(nft_netlink::NftError::NotSupported) => return Ok(Vec::new()),
+        Err(e) => return Err(e.to_string()),
+    };
+    if nft.tables.iter().all(|t| {
+        Family::ALL.iter().any(|&f| {
+            nft_netlink::nfproto(f) == t.family && iptables.contains(&(f, t.name.clone()))
+        })
+    }) {
+        return Ok(Vec::new());
+    }
+    let tool = super::kernel::find_tool("nft")
+        .ok_or("native nftables tables are present, but `nft` is not installed to print their rules (apt-get install nftables)")?;
+    let mut cmd = match netns {
+        Some(n) => {
+            let mut c = std::process::Command::new(
+                super::kernel::find_tool("ip").unwrap_or_else(|| "ip".into()),
+            );
+            c.args(["netns", "exec", n]).arg(&tool);
+            c
+        }
+        None => std::process::Command::new(&tool),
+    };
+    let out = cmd
+        .args(["-a", "list", "ruleset"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run nft: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "nft -a list ruleset failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let listing = crate::ruleset::lossless::decode_owned(out.stdout);
+    Ok(native_tables(&nft, &listing, iptables))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_texts_come_by_handle() {
+        let listing = "table inet fw { # handle 1\n\tchain input { # handle 1\n\t\ttype filter hook input priority filter; policy drop;\n\t\ttcp dport 22 counter packets 0 bytes 0 accept # handle 2\n\t}\n}\ntable ip filter { # handle 2\n\tchain INPUT { # handle 1\n\t\ttcp dport 80 accept # handle 2\n\t}\n}\n";
+        let t = rule_texts(listing);
+        assert_eq!(
+            t.get(&("inet".into(), "fw".into(), "input".into(), 2))
+                .map(String::as_str),
+            Some("tcp dport 22 counter packets 0 bytes 0 accept")
+        );
+        assert_eq!(t.len(), 2);
+    }
+}

@@ -1,0 +1,85 @@
+//! Native nftables tables beside the iptables ones (issue 11's reproduction, its listing part):
+//! an `inet fw` table whose input chain drops all but tcp/22, beside an iptables-nft rule that
+//! accepts tcp/80. `nfscope rules` lists the native table, read-only, in text and JSON, with
+//! its base chain's hook, priority and policy, each rule as nft prints it, and its counters.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
+mod common;
+
+use nfscope::ruleset::Family;
+use nfscope::source::Backend;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_nfscope");
+
+const NATIVE: &str = "table inet fw {
+  chain input {
+    type filter hook input priority 0; policy drop;
+    tcp dport 22 counter accept
+  }
+}
+";
+
+#[test]
+fn rules_lists_native_tables_beside_iptables_ones() {
+    let Some(ns) = common::nft_netns("native", NATIVE) else {
+        return;
+    };
+    ns.iptables(
+        Family::V4,
+        Backend::Nft,
+        &["-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "ACCEPT"],
+    );
+
+    let text = ns.exec(&[BIN, "--backend", "nft", "rules"]);
+    assert!(text.status.success(), "{text:?}");
+    let out = String::from_utf8(text.stdout).unwrap();
+    assert!(out.contains("tcp dpt:80"), "{out}");
+    assert!(
+        out.contains("# native nftables table inet fw (read-only"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Chain input (type filter hook input priority 0, policy drop)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("tcp dport 22 counter packets 0 bytes 0 accept"),
+        "{out}"
+    );
+    // The iptables-nft table is not listed twice.
+    assert!(!out.contains("native nftables table ip filter"), "{out}");
+
+    let json = ns.exec(&[BIN, "--backend", "nft", "rules", "--format", "json"]);
+    let doc: Value = serde_json::from_slice(&json.stdout).expect("json");
+    let native = doc["native"].as_array().expect("native tables");
+    assert_eq!(native.len(), 1, "{doc}");
+    let t = &native[0];
+    assert_eq!(
+        (t["family"].as_str(), t["name"].as_str()),
+        (Some("inet"), Some("fw"))
+    );
+    let c = &t["chains"][0];
+    assert_eq!(c["hook"], "input");
+    assert_eq!(c["priority"], 0);
+    assert_eq!(c["policy"], "drop");
+    assert_eq!(c["type"], "filter");
+    let r = &c["rules"][0];
+    assert!(r["handle"].as_u64().is_some(), "{r}");
+    assert!(
+        r["text"].as_str().unwrap().starts_with("tcp dport 22"),
+        "{r}"
+    );
+    assert_eq!(r["packets"], 0);
+
+    // -6 leaves out ip tables but keeps inet ones; -t picks by name.
+    let six = ns.exec(&[BIN, "--backend", "nft", "rules", "-6", "-t", "fw"]);
+    let out = String::from_utf8(six.stdout).unwrap();
+    assert!(out.contains("table inet fw"), "{out}");
+    assert!(!out.contains("dpt:80"), "{out}");
+}
