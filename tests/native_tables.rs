@@ -77,6 +77,28 @@ fn rules_lists_native_tables_beside_iptables_ones() {
     );
     assert_eq!(r["packets"], 0);
 
+    // The screens do not show native tables yet, and say so: the header's warning, on a whole
+    // read and on a refresh that reads only counters alike.
+    let mut reader =
+        nfscope::source::kernel::KernelReader::new(Some(Backend::Nft)).in_netns(ns.name());
+    for generation in [1, 2] {
+        let snap = reader.read(generation);
+        assert!(
+            snap.warnings
+                .iter()
+                .any(|w| w.contains("native nftables chains filter packets too")
+                    && w.contains("inet fw input (input, policy drop)")),
+            "{generation}: {:?}",
+            snap.warnings
+        );
+        assert!(
+            !snap.warnings.iter().any(|w| w.contains("ip filter INPUT")),
+            "{:?}",
+            snap.warnings
+        );
+    }
+    assert!(reader.last_read_counters_only());
+
     // -6 leaves out ip tables but keeps inet ones; -t picks by name.
     let six = ns.exec(&[BIN, "--backend", "nft", "rules", "-6", "-t", "fw"]);
     let out = String::from_utf8(six.stdout).unwrap();

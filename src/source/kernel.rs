@@ -324,6 +324,8 @@ pub struct KernelReader {
     cache: Option<NftCache>,
     /// The last refresh read only the counters (the generation had not moved).
     counters_only: bool,
+    /// Native nftables base chains beside the iptables rules, in a sentence.
+    native_warning: Option<String>,
 }
 
 /// The families as read at one nf_tables generation.
@@ -348,7 +350,36 @@ impl KernelReader {
             legacy_hint: false,
             cache: None,
             counters_only: false,
+            native_warning: None,
         }
+    }
+
+    /// nf_tables read over netlink in the namespace read, when it can be had.
+    fn nft_read(&self) -> Option<super::nft_netlink::NftRuleset> {
+        match &self.netns {
+            Some(n) => super::netns::run_in(n, super::nft_netlink::read).ok()?.ok(),
+            None => super::nft_netlink::read().ok(),
+        }
+    }
+
+    /// The native tables' warning from `nft`, given the iptables rule sets read beside it.
+    fn set_native_warning(
+        &mut self,
+        nft: &super::nft_netlink::NftRuleset,
+        v4: &FamilyData,
+        v6: &FamilyData,
+        backend: Backend,
+    ) {
+        let iptables: std::collections::BTreeSet<(Family, String)> = if backend == Backend::Nft {
+            [v4, v6]
+                .iter()
+                .filter_map(|d| d.ruleset())
+                .flat_map(|rs| rs.tables.iter().map(|t| (rs.family, t.name.clone())))
+                .collect()
+        } else {
+            Default::default()
+        };
+        self.native_warning = super::native::warning(nft, &iptables);
     }
 
     /// Whether the last refresh read only the counters, over netlink, because nf_tables'
@@ -369,13 +400,11 @@ impl KernelReader {
 
     /// The cached families with the counters as they are now (read over netlink at the same
     /// generation); `None` when they cannot be had or do not line up.
-    fn counters_now(&self, cache: &NftCache) -> Option<(FamilyData, FamilyData)> {
-        let nft = match &self.netns {
-            Some(n) => super::netns::run_in(n, super::nft_netlink::read)
-                .ok()?
-                .ok()?,
-            None => super::nft_netlink::read().ok()?,
-        };
+    fn counters_now(
+        &self,
+        cache: &NftCache,
+    ) -> Option<(FamilyData, FamilyData, super::nft_netlink::NftRuleset)> {
+        let nft = self.nft_read()?;
         if nft.generation != cache.generation {
             return None;
         }
@@ -386,7 +415,7 @@ impl KernelReader {
             }
             other => Some(other.clone()),
         };
-        Some((fresh(&cache.v4)?, fresh(&cache.v6)?))
+        Some((fresh(&cache.v4)?, fresh(&cache.v6)?, nft))
     }
 
     /// Read the rules of a named network namespace (`ip netns add NAME`) instead of this
@@ -451,9 +480,16 @@ impl KernelReader {
         };
         if let (Some(g), Some(cache)) = (nft_gen, &self.cache)
             && cache.generation == g
-            && let Some((v4, v6)) = self.counters_now(cache)
+            && let Some((v4, v6, nft)) = self.counters_now(cache)
         {
-            let hint = self.legacy_hint;
+            self.set_native_warning(&nft, &v4, &v6, backend);
+            // The save tools are not run, so their hint that legacy tables exist is not heard:
+            // look at the legacy tables' names in procfs instead, as iptables-nft itself does.
+            let hint = !no_legacy_tables(self.netns.as_deref());
+            if hint && !self.legacy_hint {
+                self.polls = 0;
+            }
+            self.legacy_hint = hint;
             let warnings = self.warnings(backend, hint, &v4, &v6);
             self.counters_only = true;
             return RulesetSnapshot {
@@ -501,6 +537,15 @@ impl KernelReader {
         if new_hint {
             self.polls = 0;
         }
+        // Native tables: at every whole read on nf_tables (the rule set changed), now and then
+        // on legacy (where nf_tables may hold native tables all the same).
+        if backend == Backend::Nft || (self.polls % OTHER_BACKEND_EVERY == 0 && nf_tables_loaded())
+        {
+            match self.nft_read() {
+                Some(nft) => self.set_native_warning(&nft, &v4, &v6, backend),
+                None => self.native_warning = None,
+            }
+        }
         let warnings = self.warnings(backend, hint, &v4, &v6);
         RulesetSnapshot {
             generation,
@@ -527,7 +572,7 @@ impl KernelReader {
                 other_backend_warning(backend, self.netns.as_deref(), &self.families);
         }
         self.polls += 1;
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<String> = self.native_warning.iter().cloned().collect();
         match &self.other_backend_warning {
             Some(w) => warnings.push(w.clone()),
             // The tool says legacy tables exist, but we cannot look inside them ourselves.
@@ -546,6 +591,13 @@ impl KernelReader {
         }
         warnings
     }
+}
+
+/// Whether nf_tables is loaded as a module (on the legacy backend, nfscope never makes the
+/// kernel load it: a netlink request would). Where that cannot be known, it is taken as not.
+fn nf_tables_loaded() -> bool {
+    std::fs::read_to_string("/proc/modules")
+        .is_ok_and(|m| m.lines().any(|l| l.starts_with("nf_tables ")))
 }
 
 /// One warning per table the save tool left out as incompatible: its rules filter packets

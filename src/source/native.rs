@@ -136,6 +136,57 @@ pub fn native_tables(
     out
 }
 
+/// The warning for native tables that filter packets beside the iptables rules (their base
+/// chains, hooked, in tables that are not dormant), which the screens do not show yet: `None`
+/// when there are none. `iptables`: as for `native_tables`.
+pub fn warning(nft: &NftRuleset, iptables: &BTreeSet<(Family, String)>) -> Option<String> {
+    let is_iptables = |family: u8, name: &str| {
+        Family::ALL.iter().any(|&f| {
+            nft_netlink::nfproto(f) == family && iptables.contains(&(f, name.to_string()))
+        })
+    };
+    let mut hooked: Vec<String> = Vec::new();
+    for t in nft
+        .tables
+        .iter()
+        .filter(|t| !is_iptables(t.family, &t.name) && t.flags & nft_netlink::TABLE_DORMANT == 0)
+    {
+        for c in nft
+            .chains
+            .iter()
+            .filter(|c| c.family == t.family && c.table == t.name)
+        {
+            if let Some(h) = c.hook {
+                let policy = match c.policy {
+                    Some(0) => ", policy drop",
+                    _ => "",
+                };
+                hooked.push(format!(
+                    "{} {} {} ({}{policy})",
+                    family_name(t.family),
+                    t.name,
+                    c.name,
+                    hook_name(c.family, h.num)
+                ));
+            }
+        }
+    }
+    if hooked.is_empty() {
+        return None;
+    }
+    let shown = hooked.len().min(4);
+    let more = hooked.len() - shown;
+    Some(format!(
+        "native nftables chains filter packets too, and these screens do not show them yet: {}{} (`nfscope rules` lists them)",
+        hooked[..shown].join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    ))
+}
+
 /// Read the native tables of this thread's network namespace (or `netns`'s): netlink for the
 /// structure and counters, `nft -a list ruleset` for the rules' texts. `Err` in a sentence when
 /// either cannot be had.

@@ -238,8 +238,16 @@ pub fn put_counters(rs: &mut crate::ruleset::Ruleset, nft: &NftRuleset) -> bool 
                 mine.counters = Some(crate::ruleset::Counters::new(p, b));
             }
             if chain.policy.is_some() {
-                match chains.get(&key).and_then(|c| c.counters) {
-                    Some((p, b)) => chain.counters = crate::ruleset::Counters::new(p, b),
+                match chains.get(&key) {
+                    // A base chain made without counters (`iptables -A` on a fresh table) has
+                    // none to move: the save tool prints [0:0] for it.
+                    Some(c) => {
+                        let (p, b) = c.counters.unwrap_or((0, 0));
+                        chain.counters = crate::ruleset::Counters::new(p, b);
+                    }
+                    // A built-in chain iptables-nft has not made yet: the save tool prints it
+                    // all the same, empty, with ACCEPT and zero counters; nothing to put.
+                    None if chain.rules.is_empty() => {}
                     None => return false,
                 }
             }
