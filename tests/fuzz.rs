@@ -5,7 +5,8 @@
 //!
 //! Readers: the save-format parser (`ruleset::parse`, over the lossless decoding of any bytes),
 //! the ctnetlink decoder (`conntrack::decode::entry`, `cpu_stats`, `table_stats`), the nf_tables
-//! decoder (`source::nft_netlink::decode_any`), the
+//! decoder (`source::nft_netlink::decode_any`, `source::nft_expr`), the tracer's register
+//! machine over any native rule (`trace::nft`), the
 //! /proc/net/nf_conntrack parser, the conntrack filter language, the rule editor's checker, and
 //! the state files (`staging.json`, `pending.json`, `outcome.json`, `audit.log`).
 //!
@@ -21,6 +22,10 @@
 use nfscope::conntrack::{decode, filter::Filter, procfs};
 use nfscope::edit::{audit, guard, state};
 use nfscope::ruleset::{Family, lossless, parse};
+use nfscope::source::nft_expr::{self, BitOp, CmpOp, Data, Expr, NftElem, NftSet, Verdict};
+use nfscope::source::nft_netlink::NftRuleset;
+use nfscope::trace::nft::Native;
+use nfscope::trace::{Packet, TraceOptions, Tracer};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -101,6 +106,177 @@ fn tlv_soup() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
+/// One expression of any kind, with registers, lengths and data drawn small.
+fn expr() -> impl Strategy<Value = Expr> {
+    let reg = 0u32..26;
+    let data = || vec(any::<u8>(), 0..20);
+    prop_oneof![
+        (reg.clone(), 0u32..4, 0u32..48, 0u32..20).prop_map(|(dreg, base, offset, len)| {
+            Expr::Payload {
+                dreg,
+                base,
+                offset,
+                len,
+            }
+        }),
+        (0u32..40, reg.clone()).prop_map(|(key, dreg)| Expr::Meta { key, dreg }),
+        (0u32..30, reg.clone(), any::<Option<u8>>()).prop_map(|(key, dreg, dir)| Expr::Ct {
+            key,
+            dreg,
+            dir
+        }),
+        (reg.clone(), 0u32..6, data()).prop_map(|(sreg, op, data)| Expr::Cmp {
+            sreg,
+            op: [
+                CmpOp::Eq,
+                CmpOp::Neq,
+                CmpOp::Lt,
+                CmpOp::Lte,
+                CmpOp::Gt,
+                CmpOp::Gte
+            ][op as usize],
+            data,
+        }),
+        (reg.clone(), reg.clone(), 0u32..20, data(), data()).prop_map(
+            |(sreg, dreg, len, mask, xor)| {
+                Expr::Bitwise {
+                    sreg,
+                    dreg,
+                    len,
+                    op: BitOp::MaskXor { mask, xor },
+                }
+            }
+        ),
+        (reg.clone(), reg.clone(), 0u32..20, 0u32..40).prop_map(|(sreg, dreg, len, n)| {
+            Expr::Bitwise {
+                sreg,
+                dreg,
+                len,
+                op: BitOp::Rshift(n),
+            }
+        }),
+        (reg.clone(), any::<bool>(), data(), data()).prop_map(|(sreg, eq, from, to)| Expr::Range {
+            sreg,
+            eq,
+            from,
+            to
+        }),
+        (
+            reg.clone(),
+            proptest::option::of(reg.clone()),
+            any::<bool>()
+        )
+            .prop_map(|(sreg, dreg, invert)| {
+                Expr::Lookup {
+                    set: "s".into(),
+                    sreg,
+                    dreg,
+                    invert,
+                }
+            }),
+        (reg.clone(), data()).prop_map(|(dreg, v)| Expr::Immediate {
+            dreg,
+            data: Data::Value(v)
+        }),
+        (0u32..8).prop_map(|v| Expr::Immediate {
+            dreg: 0,
+            data: Data::Verdict(match v {
+                0 => Verdict::Accept,
+                1 => Verdict::Drop,
+                2 => Verdict::Jump("c1".into()),
+                3 => Verdict::Goto("c0".into()),
+                4 => Verdict::Return,
+                5 => Verdict::Jump("nowhere".into()),
+                6 => Verdict::Break,
+                _ => Verdict::Continue,
+            }),
+        }),
+        (
+            any::<bool>(),
+            proptest::option::of(reg.clone()),
+            proptest::option::of(reg.clone())
+        )
+            .prop_map(|(dnat, a, p)| Expr::Nat {
+                dnat,
+                family: 2,
+                addr_min: a,
+                addr_max: None,
+                proto_min: p,
+                proto_max: None,
+                flags: 0,
+            }),
+        (reg.clone(), 0u32..4, any::<u32>()).prop_map(|(dreg, result, flags)| Expr::Fib {
+            dreg,
+            result,
+            flags
+        }),
+        (0u32..30, reg.clone()).prop_map(|(key, sreg)| Expr::MetaSet { key, sreg }),
+        (0u32..30, reg).prop_map(|(key, sreg)| Expr::CtSet { key, sreg }),
+        Just(Expr::Reject),
+        Just(Expr::Other("limit".into())),
+        Just(Expr::Other("numgen".into())),
+    ]
+}
+
+/// An inet table `t` whose base chain `c0` (input) holds `rules[0]`, user chains `c1`... the
+/// others, and a set `s` with `keys` as its elements.
+fn native_ruleset(rules: Vec<Vec<Expr>>, keys: Vec<Vec<u8>>, flags: u32) -> NftRuleset {
+    use nfscope::source::nft_netlink::{Hook, NftChain, NftRule, NftTable};
+    let mut nft = NftRuleset::default();
+    nft.tables.push(NftTable {
+        family: 1,
+        name: "t".into(),
+        flags: 0,
+        handle: 1,
+    });
+    for (i, body) in rules.into_iter().enumerate() {
+        let name = format!("c{i}");
+        nft.chains.push(NftChain {
+            family: 1,
+            table: "t".into(),
+            name: name.clone(),
+            handle: i as u64 + 1,
+            hook: (i == 0).then_some(Hook {
+                num: 1,
+                priority: 0,
+            }),
+            kind: (i == 0).then(|| "filter".into()),
+            policy: (i == 0).then_some(1),
+            counters: None,
+        });
+        nft.rules.push(NftRule {
+            family: 1,
+            table: "t".into(),
+            chain: name,
+            handle: 10 + i as u64,
+            exprs: Vec::new(),
+            counter: None,
+            body,
+        });
+    }
+    nft.sets.push(NftSet {
+        family: 1,
+        table: "t".into(),
+        name: "s".into(),
+        flags,
+        key_len: keys.first().map_or(4, |k| k.len() as u32),
+        data_type: None,
+        data_len: None,
+        fields: Vec::new(),
+        elems: keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, key)| NftElem {
+                key,
+                key_end: None,
+                flags: (i % 3) as u32,
+                data: (i % 2 == 0).then_some(Data::Verdict(Verdict::Accept)),
+            })
+            .collect(),
+    });
+    nft
+}
+
 fn temp(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("nfscope-fuzz-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
@@ -144,6 +320,39 @@ proptest! {
     fn the_nf_tables_decoder_takes_any_message(bytes in prop_oneof![vec(any::<u8>(), 0..512), tlv_soup()]) {
         within_bound("nft_netlink::decode_any", || {
             let _ = nfscope::source::nft_netlink::decode_any(1, &bytes);
+        })?;
+    }
+
+    #[test]
+    fn the_nf_tables_expression_decoder_takes_any_attributes(
+        name in select(vec!["payload", "meta", "cmp", "bitwise", "byteorder", "range", "lookup",
+            "immediate", "ct", "nat", "masq", "redir", "counter", "fib", "objref", "limit"]),
+        bytes in prop_oneof![vec(any::<u8>(), 0..256), tlv_soup()],
+    ) {
+        within_bound("nft_expr::decode", || {
+            let _ = nft_expr::decode(name, &bytes);
+            let _ = nft_expr::decode_set(1, &bytes);
+            let _ = nft_expr::decode_elems(&bytes);
+        })?;
+    }
+
+    /// The tracer's register machine on any expressions the kernel could hold (registers out
+    /// of range, lengths that do not fit, sets of any shape): an answer, never a panic.
+    #[test]
+    fn the_tracer_runs_any_native_rule(
+        rules in vec(vec(expr(), 0..10), 1..4),
+        keys in vec(vec(any::<u8>(), 0..20), 0..6),
+        flags in any::<u32>(),
+        dport in any::<u16>(),
+    ) {
+        let nft = native_ruleset(rules, keys, flags);
+        let rs = parse("", Family::V4).unwrap();
+        let native = Native::new(&nft, Family::V4, &Default::default(), &Default::default());
+        let tracer = Tracer::with_native(&rs, native);
+        let mut p = Packet::new(6, "192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        p.dport = Some(dport);
+        within_bound("Tracer::trace over native rules", || {
+            tracer.trace(&p, &TraceOptions::default())
         })?;
     }
 

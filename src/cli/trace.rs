@@ -5,6 +5,7 @@ use super::SourceArgs;
 use crate::ruleset::{Chain, Ruleset};
 use crate::source::{self, FamilyData, SourceConfig, local_addrs};
 use crate::trace::fields::{self, Field, PacketFields};
+use crate::trace::nft::Native;
 use crate::trace::packet::{Binding, proto_name, tcp_flags_text};
 use crate::trace::{
     Assumption, CtState, Fork, Headers, LocalAddr, Origin, Packet, Path, Step, StepKind, TableId,
@@ -12,7 +13,7 @@ use crate::trace::{
 };
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 use std::net::IpAddr;
 
@@ -280,27 +281,62 @@ pub fn run(src: &SourceArgs, args: &TraceArgs) -> color_eyre::Result<i32> {
         max_paths: usize::from(args.max_paths),
         ..TraceOptions::default()
     };
-    let trace = Tracer::new(rs).trace(&packet, &opts);
+    let native = native_for(&snap, rs);
+    let tracer = Tracer::with_native(rs, native);
+    let trace = tracer.trace(&packet, &opts);
+    let native = tracer.native();
     let out = match args.format {
         // Rule text, comments and chain names are others' words: shown visibly.
         Format::Text => {
-            crate::format::visible_lines(&render_text(rs, &packet, &opts, &whence, &trace))
+            crate::format::visible_lines(&render_text(rs, native, &packet, &opts, &whence, &trace))
                 .into_owned()
         }
-        Format::Json => render_json(rs, &snap.origin.describe(), &packet, &opts, &trace)?,
+        Format::Json => render_json(rs, native, &snap.origin.describe(), &packet, &opts, &trace)?,
     };
     print!("{out}");
     let broken = trace.paths.iter().any(|p| p.verdict == Verdict::Error);
     Ok(if broken { 1 } else { 0 })
 }
 
+/// The native nftables chains the packet meets besides the iptables rules `rs`: the kernel's
+/// (a rule set from a file or the demo has none). A warning, and none, when they cannot be read.
+fn native_for(snap: &source::RulesetSnapshot, rs: &Ruleset) -> Native {
+    let source::Origin::Kernel { backend } = snap.origin else {
+        return Native::default();
+    };
+    // On nf_tables the iptables tables are nf_tables tables too: the save tool's ones are the
+    // iptables rule set; on legacy every nf_tables table is native.
+    let iptables: BTreeSet<(crate::ruleset::Family, String)> = match backend {
+        source::Backend::Nft => rs
+            .tables
+            .iter()
+            .map(|t| (rs.family, t.name.clone()))
+            .collect(),
+        source::Backend::Legacy => BTreeSet::new(),
+    };
+    match source::native::for_trace() {
+        Ok(Some((nft, texts))) => Native::new(&nft, rs.family, &iptables, &texts),
+        Ok(None) => Native::default(),
+        Err(e) => {
+            eprintln!(
+                "{}",
+                crate::format::visible_lines(&format!(
+                    "nfscope: warning: native nftables tables could not be read, the trace leaves them out: {e}"
+                ))
+            );
+            Native::default()
+        }
+    }
+}
+
 /// Chains by table and name, to show the rule a step names.
 struct RuleIndex<'a> {
     chains: HashMap<(TableId, &'a str), &'a Chain>,
+    native: &'a Native,
 }
 
 impl<'a> RuleIndex<'a> {
-    fn new(rs: &'a Ruleset) -> Self {
+    fn new(rs: &'a Ruleset, native: &'a Native) -> Self {
         let mut chains = HashMap::new();
         for t in &rs.tables {
             if let Some(id) = TableId::from_name(&t.name) {
@@ -309,11 +345,14 @@ impl<'a> RuleIndex<'a> {
                 }
             }
         }
-        RuleIndex { chains }
+        RuleIndex { chains, native }
     }
 
     /// The words of the rule a step looked at.
     fn text(&self, s: &Step) -> Option<&'a str> {
+        if let (Some(t), Some(h)) = (&s.nft_table, s.handle) {
+            return self.native.rule_text(t, s.chain.as_deref()?, h);
+        }
         let chain = self.chains.get(&(s.table?, s.chain.as_deref()?))?;
         Some(chain.rules.get(s.rule_index()?)?.text.as_str())
     }
@@ -362,7 +401,7 @@ fn is_plain_no(s: &Step) -> bool {
 /// The steps `from..` of a path, with hook and chain headings where they change.
 fn steps_text(out: &mut String, idx: &RuleIndex, steps: &[Step], from: usize) {
     let mut hook = None;
-    let mut place: Option<(Option<TableId>, Option<&str>)> = None;
+    let mut place: Option<(Option<TableId>, Option<&str>, Option<&str>)> = None;
     let mut i = from;
     while i < steps.len() {
         let s = &steps[i];
@@ -383,14 +422,13 @@ fn steps_text(out: &mut String, idx: &RuleIndex, steps: &[Step], from: usize) {
             i += 1;
             continue;
         }
-        let here = (s.table, s.chain.as_deref());
+        let here = (s.table, s.nft_table.as_deref(), s.chain.as_deref());
         if place != Some(here) {
-            let _ = writeln!(
-                out,
-                "  {} {}",
-                s.table.map_or("", TableId::name),
-                s.chain.as_deref().unwrap_or("")
-            );
+            let table = match (&s.nft_table, s.table) {
+                (Some(n), _) => format!("{n} (native nftables)"),
+                (None, t) => t.map_or("", TableId::name).to_string(),
+            };
+            let _ = writeln!(out, "  {table} {}", s.chain.as_deref().unwrap_or(""));
             place = Some(here);
         }
         // A long run of rules that did not match: its first and last few.
@@ -504,12 +542,13 @@ fn headers_text(h: &Headers) -> String {
 /// The text format: the packet, every path's steps, each path's end, the verdict last.
 pub fn render_text(
     rs: &Ruleset,
+    native: &Native,
     packet: &Packet,
     opts: &TraceOptions,
     whence: &str,
     trace: &Trace,
 ) -> String {
-    let idx = RuleIndex::new(rs);
+    let idx = RuleIndex::new(rs, native);
     let mut out = String::new();
     let _ = writeln!(out, "packet: {}", describe_packet(packet));
     let family = packet.family();
@@ -624,12 +663,13 @@ struct JsonStep<'a> {
 /// The JSON format (docs/trace.md).
 pub fn render_json(
     rs: &Ruleset,
+    native: &Native,
     source: &str,
     p: &Packet,
     opts: &TraceOptions,
     trace: &Trace,
 ) -> color_eyre::Result<String> {
-    let idx = RuleIndex::new(rs);
+    let idx = RuleIndex::new(rs, native);
     let family = p.family();
     let doc = JsonDoc {
         source: source.to_string(),

@@ -375,7 +375,14 @@ fn backups_text(b: &[(Family, PathBuf)]) -> String {
 }
 
 /// The lockout step, shared by every target that is the running system.
-fn lockout_step(req: &Request, now: &[Ruleset], report: &mut dyn FnMut(Progress)) -> bool {
+/// `native`: how to read the native nftables chains the session also meets (`None`: there are
+/// none, as in the demo).
+fn lockout_step(
+    req: &Request,
+    now: &[Ruleset],
+    native: Option<&Tools>,
+    report: &mut dyn FnMut(Progress),
+) -> bool {
     report(Progress::Running(Step::Lockout));
     let Some(ssh) = req.ssh.as_deref() else {
         report(Progress::Done(
@@ -391,11 +398,33 @@ fn lockout_step(req: &Request, now: &[Ruleset], report: &mut dyn FnMut(Progress)
         ));
         return true;
     };
-    let findings = lockout::check(&session, now, &req.staged, &req.locals);
+    let (native, native_note) = match native {
+        None => (crate::trace::nft::Native::default(), ""),
+        Some(tools) => {
+            let backend = match tools.backend {
+                Some(b) => Ok(b),
+                None => crate::source::kernel::detect_backend().map_err(|e| e.to_string()),
+            };
+            match backend.and_then(|b| lockout::native(session.family(), now, b)) {
+                Ok(n) if n.is_empty() => (n, ""),
+                Ok(n) => (n, ", native nftables chains included"),
+                Err(e) => {
+                    report(Progress::Failed(
+                        Step::Lockout,
+                        format!(
+                            "the native nftables chains your session also meets could not be read, so the check cannot be trusted: {e}"
+                        ),
+                    ));
+                    return false;
+                }
+            }
+        }
+    };
+    let findings = lockout::check(&session, now, &req.staged, &req.locals, &native);
     if findings.is_empty() {
         report(Progress::Done(
             Step::Lockout,
-            "your SSH session and a new connection are still accepted".into(),
+            format!("your SSH session and a new connection are still accepted{native_note}"),
         ));
         return true;
     }
@@ -615,7 +644,7 @@ fn run_kernel(
         return None;
     }
 
-    if !lockout_step(&req, &now, report) {
+    if !lockout_step(&req, &now, Some(tools), report) {
         return None;
     }
     let touched = touched_chains(&req, files, &now);
@@ -1470,7 +1499,7 @@ fn run_demo(
     if !concurrency_step(req, &now, "", report) {
         return;
     }
-    if !lockout_step(req, &now, report) {
+    if !lockout_step(req, &now, None, report) {
         return;
     }
     if let Ok(mut b) = before.lock() {

@@ -10,7 +10,10 @@
 //! undecidable match such as `-m recent` does not cry wolf on every commit).
 
 use crate::ruleset::{Family, Ruleset};
+use crate::source::Backend;
+use crate::trace::nft::Native;
 use crate::trace::{CtState, LocalAddr, Origin, Packet, Trace, TraceOptions, Tracer, Verdict};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 /// The current SSH session, as `SSH_CONNECTION` gives it.
@@ -140,22 +143,25 @@ fn endpoint(a: IpAddr, port: u16) -> String {
 /// with `base`. Empty: the commit is safe for this session. Families other than the session's
 /// are not looked at; a rule set missing for the session's family counts as accepting all
 /// (no tables, no filtering), as the kernel does.
+///
+/// `native`: the native nftables chains the session's packets also meet (the same before and
+/// after: a commit never touches them), from `native`.
 pub fn check(
     session: &Session,
     base: &[Ruleset],
     staged: &[Ruleset],
     local: &[LocalAddr],
+    native: &Native,
 ) -> Vec<Finding> {
     let family = session.family();
     let Some(staged_rs) = staged.iter().find(|r| r.family == family) else {
         return Vec::new();
     };
-    let staged_tracer = Tracer::new(staged_rs);
-    let base_tracer = base
-        .iter()
-        .find(|r| r.family == family)
-        .map(Tracer::new)
-        .unwrap_or_else(|| Tracer::new(&Ruleset::empty(family)));
+    let staged_tracer = Tracer::with_native(staged_rs, native.clone());
+    let base_tracer = match base.iter().find(|r| r.family == family) {
+        Some(rs) => Tracer::with_native(rs, native.clone()),
+        None => Tracer::with_native(&Ruleset::empty(family), native.clone()),
+    };
     // The session ends on this machine, so its server address is local whatever the list
     // given says (a namespace, or an address read before it was added).
     let mut local = local.to_vec();
@@ -183,17 +189,43 @@ pub fn check(
         out.push(Finding {
             flow,
             verdict: after.summary(),
-            deciding: deciding(&after, staged_rs),
+            deciding: deciding(&after, staged_rs, native),
         });
     }
     out
 }
 
+/// The native nftables chains of this machine (its network namespace) that packets of
+/// `family` meet beside the iptables rule sets `now` (read from the kernel on `backend`): for
+/// the lockout check. None, with the reason, when they cannot be read.
+pub fn native(family: Family, now: &[Ruleset], backend: Backend) -> Result<Native, String> {
+    let iptables: BTreeSet<(Family, String)> = match backend {
+        Backend::Nft => now
+            .iter()
+            .flat_map(|rs| rs.tables.iter().map(|t| (rs.family, t.name.clone())))
+            .collect(),
+        Backend::Legacy => BTreeSet::new(),
+    };
+    Ok(match crate::source::native::for_trace()? {
+        Some((nft, texts)) => Native::new(&nft, family, &iptables, &texts),
+        None => Native::default(),
+    })
+}
+
 /// The rule (or policy) that decides the first path not ending in ACCEPT, with its text.
-fn deciding(t: &Trace, rs: &Ruleset) -> Option<String> {
+fn deciding(t: &Trace, rs: &Ruleset, native: &Native) -> Option<String> {
     let path = t.paths.iter().find(|p| p.verdict != Verdict::Accept)?;
     let step = path.decider()?;
     let place = step.place();
+    if let Some(table) = &step.nft_table {
+        let text = step
+            .handle
+            .and_then(|h| native.rule_text(table, step.chain.as_deref()?, h));
+        return Some(match text {
+            Some(t) => format!("{place} (native nftables): {t}"),
+            None => format!("{place} (native nftables)"),
+        });
+    }
     let table = step.table.map(|t| t.name())?;
     let chain = rs.table(table)?.chain(step.chain.as_deref()?)?;
     Some(match step.rule_index() {
@@ -240,7 +272,13 @@ COMMIT
 ";
 
     fn findings(staged: &str) -> Vec<Finding> {
-        check(&session(), &v4(BASE), &v4(staged), &local())
+        check(
+            &session(),
+            &v4(BASE),
+            &v4(staged),
+            &local(),
+            &Native::default(),
+        )
     }
 
     #[test]
@@ -347,11 +385,23 @@ COMMIT
         );
         let staged = base.replace("--dport 80", "--dport 8080");
         assert_eq!(
-            check(&session(), &v4(&base), &v4(&staged), &local()),
+            check(
+                &session(),
+                &v4(&base),
+                &v4(&staged),
+                &local(),
+                &Native::default()
+            ),
             vec![]
         );
         // The same unknown match, new in this change, is named.
-        let f = check(&session(), &v4(BASE), &v4(&base), &local());
+        let f = check(
+            &session(),
+            &v4(BASE),
+            &v4(&base),
+            &local(),
+            &Native::default(),
+        );
         assert_eq!(f.len(), 1, "{f:#?}");
         assert!(f[0].verdict.starts_with("DROP or ACCEPT"), "{f:#?}");
         assert!(f[0].verdict.contains("-m recent"), "{f:#?}");
@@ -363,7 +413,7 @@ COMMIT
             ":OUTPUT ACCEPT [0:0]\n",
             ":OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j DROP\n",
         );
-        let f = check(&session(), &v4(BASE), &v4(&staged), &[]);
+        let f = check(&session(), &v4(BASE), &v4(&staged), &[], &Native::default());
         assert_eq!(f.len(), 2, "{f:#?}");
     }
 
@@ -376,7 +426,10 @@ COMMIT
             )
             .unwrap(),
         ];
-        assert_eq!(check(&session(), &v4(BASE), &v6, &local()), vec![]);
+        assert_eq!(
+            check(&session(), &v4(BASE), &v6, &local(), &Native::default()),
+            vec![]
+        );
     }
 
     #[test]
@@ -399,9 +452,9 @@ COMMIT
             )
             .unwrap(),
         ];
-        assert_eq!(check(&s, &base, &base, &[]), vec![]);
+        assert_eq!(check(&s, &base, &base, &[], &Native::default()), vec![]);
         // Over loopback the replies come back in through INPUT, so all three flows meet it.
-        let f = check(&s, &base, &staged, &[]);
+        let f = check(&s, &base, &staged, &[], &Native::default());
         assert_eq!(f.len(), 3, "{f:#?}");
         assert!(f[0].flow.contains("[::1]:40000"), "{f:#?}");
     }

@@ -14,6 +14,7 @@ pub mod local_addrs;
 pub mod native;
 pub mod netns;
 pub(crate) mod nfnl;
+pub mod nft_expr;
 pub mod nft_netlink;
 
 use crate::ruleset::{Family, Ruleset};

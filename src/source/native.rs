@@ -48,8 +48,11 @@ pub struct NativeTable {
     pub chains: Vec<NativeChain>,
 }
 
+/// Rule texts by (family, table, chain, handle).
+pub type RuleTexts = HashMap<(String, String, String, u64), String>;
+
 /// The text of each rule by (family, table, chain, handle), from `nft -a list ruleset`.
-pub fn rule_texts(listing: &str) -> HashMap<(String, String, String, u64), String> {
+pub fn rule_texts(listing: &str) -> RuleTexts {
     let mut out = HashMap::new();
     let (mut family, mut table, mut chain) = (String::new(), String::new(), String::new());
     for line in listing.lines() {
@@ -187,6 +190,53 @@ pub fn warning(nft: &NftRuleset, iptables: &BTreeSet<(Family, String)>) -> Optio
     ))
 }
 
+/// `nft -a list ruleset` in this thread's network namespace (or `netns`'s): each rule's text
+/// with its handle.
+pub fn listing(netns: Option<&str>) -> Result<String, String> {
+    let tool = super::kernel::find_tool("nft")
+        .ok_or("native nftables tables are present, but `nft` is not installed to print their rules (apt-get install nftables)")?;
+    let mut cmd = match netns {
+        Some(n) => {
+            let mut c = std::process::Command::new(
+                super::kernel::find_tool("ip").unwrap_or_else(|| "ip".into()),
+            );
+            c.args(["netns", "exec", n]).arg(&tool);
+            c
+        }
+        None => std::process::Command::new(&tool),
+    };
+    let out = cmd
+        .args(["-a", "list", "ruleset"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run nft: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "nft -a list ruleset failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(crate::ruleset::lossless::decode_owned(out.stdout))
+}
+
+/// What the tracer needs of nf_tables in this thread's network namespace: every table, chain,
+/// rule (with its expressions) and set, and each rule's text. `Ok(None)` when the kernel has
+/// no nf_tables.
+pub fn for_trace() -> Result<Option<(NftRuleset, RuleTexts)>, String> {
+    let nft = match nft_netlink::read_full() {
+        Ok(nft) => nft,
+        Err(nft_netlink::NftError::NotSupported) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    // Rule texts only make the trace readable: without nft they are left out.
+    let texts = if nft.rules.is_empty() {
+        HashMap::new()
+    } else {
+        listing(None).map(|l| rule_texts(&l)).unwrap_or_default()
+    };
+    Ok(Some((nft, texts)))
+}
+
 /// Read the native tables of this thread's network namespace (or `netns`'s): netlink for the
 /// structure and counters, `nft -a list ruleset` for the rules' texts. `Err` in a sentence when
 /// either cannot be had.
@@ -211,30 +261,7 @@ pub fn read(
     }) {
         return Ok(Vec::new());
     }
-    let tool = super::kernel::find_tool("nft")
-        .ok_or("native nftables tables are present, but `nft` is not installed to print their rules (apt-get install nftables)")?;
-    let mut cmd = match netns {
-        Some(n) => {
-            let mut c = std::process::Command::new(
-                super::kernel::find_tool("ip").unwrap_or_else(|| "ip".into()),
-            );
-            c.args(["netns", "exec", n]).arg(&tool);
-            c
-        }
-        None => std::process::Command::new(&tool),
-    };
-    let out = cmd
-        .args(["-a", "list", "ruleset"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run nft: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "nft -a list ruleset failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    let listing = crate::ruleset::lossless::decode_owned(out.stdout);
+    let listing = listing(netns)?;
     Ok(native_tables(&nft, &listing, iptables))
 }
 

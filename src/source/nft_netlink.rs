@@ -12,6 +12,7 @@
 use super::nfnl::{
     NLM_F_DUMP, NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR, error_code, messages, push_request, recv,
 };
+use super::nft_expr::{self, Expr, NftSet};
 use crate::conntrack::decode::{AttrWriter, Attrs};
 use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
 use thiserror::Error;
@@ -20,6 +21,10 @@ const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_GETCHAIN: u16 = 4;
 const NFT_MSG_GETRULE: u16 = 7;
+const NFT_MSG_GETSET: u16 = 10;
+const NFT_MSG_GETSETELEM: u16 = 13;
+const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFT_MSG_GETGEN: u16 = 16;
 
 const NFTA_LIST_ELEM: u16 = 1;
@@ -149,6 +154,8 @@ pub struct NftRule {
     pub exprs: Vec<String>,
     /// Its counter expression's packets and bytes, if it has one.
     pub counter: Option<(u64, u64)>,
+    /// Its expressions decoded, for the tracer: read by `read_full` only (empty otherwise).
+    pub body: Vec<Expr>,
 }
 
 /// The whole of nf_tables at one generation; the rules of each chain in their order.
@@ -158,6 +165,8 @@ pub struct NftRuleset {
     pub tables: Vec<NftTable>,
     pub chains: Vec<NftChain>,
     pub rules: Vec<NftRule>,
+    /// Sets and maps with their elements: read by `read_full` only.
+    pub sets: Vec<NftSet>,
 }
 
 fn string(p: &[u8]) -> String {
@@ -316,7 +325,7 @@ fn decode_chain(family: u8, attrs: &[u8]) -> NftChain {
     c
 }
 
-fn decode_rule(family: u8, attrs: &[u8]) -> NftRule {
+fn decode_rule(family: u8, attrs: &[u8], full: bool) -> NftRule {
     let mut r = NftRule {
         family,
         table: String::new(),
@@ -324,6 +333,7 @@ fn decode_rule(family: u8, attrs: &[u8]) -> NftRule {
         handle: 0,
         exprs: Vec::new(),
         counter: None,
+        body: Vec::new(),
     };
     for (kind, p) in Attrs::new(attrs) {
         match kind {
@@ -344,6 +354,9 @@ fn decode_rule(family: u8, attrs: &[u8]) -> NftRule {
                     if name == "counter" {
                         r.counter = Some(counter(data));
                     }
+                    if full {
+                        r.body.push(nft_expr::decode(&name, data));
+                    }
                     r.exprs.push(name);
                 }
             }
@@ -359,7 +372,7 @@ pub fn decode_any(family: u8, attrs: &[u8]) -> (NftTable, NftChain, NftRule) {
     (
         decode_table(family, attrs),
         decode_chain(family, attrs),
-        decode_rule(family, attrs),
+        decode_rule(family, attrs, true),
     )
 }
 
@@ -485,9 +498,19 @@ pub fn generation() -> Result<u32, NftError> {
 /// Read the whole of nf_tables at one generation (taken again, up to a few times, when it moved
 /// while it was read).
 pub fn read() -> Result<NftRuleset, NftError> {
+    read_with(false)
+}
+
+/// `read`, and also every rule's expressions decoded and every set with its elements: what the
+/// tracer needs.
+pub fn read_full() -> Result<NftRuleset, NftError> {
+    read_with(true)
+}
+
+fn read_with(full: bool) -> Result<NftRuleset, NftError> {
     let mut conn = Conn::open()?;
     for _ in 0..ATTEMPTS {
-        if let Some(rs) = read_once(&mut conn)? {
+        if let Some(rs) = read_once(&mut conn, full)? {
             return Ok(rs);
         }
     }
@@ -495,7 +518,7 @@ pub fn read() -> Result<NftRuleset, NftError> {
 }
 
 /// One attempt; `None` when the generation moved meanwhile.
-fn read_once(conn: &mut Conn) -> Result<Option<NftRuleset>, NftError> {
+fn read_once(conn: &mut Conn, full: bool) -> Result<Option<NftRuleset>, NftError> {
     let generation = conn.generation()?;
     let lo = u16::try_from(generation & 0xffff).unwrap_or(0);
     let same = |d: &Dumped| !d.interrupted && d.gens.iter().all(|g| *g == lo);
@@ -517,6 +540,7 @@ fn read_once(conn: &mut Conn) -> Result<Option<NftRuleset>, NftError> {
             .map(|(f, a)| decode_chain(*f, a))
             .collect(),
         rules: Vec::new(),
+        sets: Vec::new(),
     };
     // The rules chain by chain: one filtered dump each.
     for c in &rs.chains {
@@ -528,7 +552,27 @@ fn read_once(conn: &mut Conn) -> Result<Option<NftRuleset>, NftError> {
             return Ok(None);
         }
         rs.rules
-            .extend(rules.msgs.iter().map(|(f, a)| decode_rule(*f, a)));
+            .extend(rules.msgs.iter().map(|(f, a)| decode_rule(*f, a, full)));
+    }
+    if full {
+        let sets = conn.dump(NFT_MSG_GETSET, 0, &[])?;
+        if !same(&sets) {
+            return Ok(None);
+        }
+        for (f, a) in &sets.msgs {
+            let mut set = nft_expr::decode_set(*f, a);
+            let mut w = AttrWriter::default();
+            w.put(NFTA_SET_ELEM_LIST_TABLE, &nul_terminated(&set.table));
+            w.put(NFTA_SET_ELEM_LIST_SET, &nul_terminated(&set.name));
+            let elems = conn.dump(NFT_MSG_GETSETELEM, *f, &w.buf)?;
+            if !same(&elems) {
+                return Ok(None);
+            }
+            for (_, a) in &elems.msgs {
+                set.elems.extend(nft_expr::decode_elems(a).2);
+            }
+            rs.sets.push(set);
+        }
     }
     if conn.generation()? != generation {
         return Ok(None);
@@ -565,7 +609,7 @@ mod tests {
             w.end(elem);
         }
         w.end(list);
-        let r = decode_rule(1, &w.buf);
+        let r = decode_rule(1, &w.buf, false);
         assert_eq!(
             (r.table.as_str(), r.chain.as_str(), r.handle),
             ("fw", "input", 7)
@@ -573,7 +617,7 @@ mod tests {
         assert_eq!(r.exprs, ["payload", "counter"]);
         assert_eq!(r.counter, Some((3, 180)));
         // Garbage decodes to something, never a panic.
-        let _ = decode_rule(1, &[0xff; 7]);
+        let _ = decode_rule(1, &[0xff; 7], true);
         let _ = decode_chain(1, &[4, 0, 4, 0, 1]);
         assert_eq!(family_name(1), "inet");
         assert_eq!(hook_name(2, 1), "input");

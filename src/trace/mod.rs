@@ -11,6 +11,7 @@
 mod compile;
 mod eval;
 pub mod fields;
+pub mod nft;
 pub mod packet;
 mod walk;
 
@@ -108,6 +109,19 @@ impl TableId {
             TableId::Nat => "nat",
             TableId::Filter => "filter",
             TableId::Security => "security",
+        }
+    }
+
+    /// The priority the table's built-in chain registers at `hook` with (iptables-nft makes
+    /// them the same).
+    pub fn priority(self, hook: Hook) -> i32 {
+        match self {
+            TableId::Raw => -300,
+            TableId::Mangle => -150,
+            TableId::Nat if matches!(hook, Hook::Prerouting | Hook::Output) => -100,
+            TableId::Nat => 100,
+            TableId::Filter => 0,
+            TableId::Security => 50,
         }
     }
 
@@ -357,10 +371,20 @@ pub struct Step {
     pub family: Family,
     pub hook: Hook,
     pub table: Option<TableId>,
+    /// A native nftables table's family and name (`inet fw`); `table` is then `None`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_name"
+    )]
+    pub nft_table: Option<Name>,
     #[serde(serialize_with = "ser_opt_name")]
     pub chain: Option<Name>,
-    /// 1-based rule number in the chain, as `iptables -L --line-numbers` counts.
+    /// 1-based rule number in the chain, as `iptables -L --line-numbers` counts (and as a
+    /// native chain's rules are listed).
     pub rule: Option<usize>,
+    /// A native rule's handle, as `nft -a` prints it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handle: Option<u64>,
     #[serde(flatten)]
     pub kind: StepKind,
 }
@@ -374,6 +398,13 @@ impl Step {
     /// "rule 3 of chain TCP" (with the table when it is not filter), or "policy of INPUT".
     pub fn place(&self) -> String {
         let chain = self.chain.as_deref().unwrap_or("?");
+        if let Some(t) = &self.nft_table {
+            return match (self.rule, self.handle) {
+                (Some(n), Some(h)) => format!("rule {n} (handle {h}) of {t} {chain}"),
+                (Some(n), None) => format!("rule {n} of {t} {chain}"),
+                _ => format!("the policy of {t} {chain}"),
+            };
+        }
         let table = match self.table {
             Some(TableId::Filter) | None => String::new(),
             Some(t) => format!(" in {t}"),
@@ -440,6 +471,11 @@ impl Path {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unknown {
     pub table: Option<TableId>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_name"
+    )]
+    pub nft_table: Option<Name>,
     #[serde(serialize_with = "ser_opt_name")]
     pub chain: Option<Name>,
     pub rule: Option<usize>,
@@ -524,6 +560,7 @@ impl Trace {
             };
             let dup = out.iter().any(|u| {
                 u.table == s.table
+                    && u.nft_table == s.nft_table
                     && u.chain == s.chain
                     && u.rule == s.rule
                     && u.condition == a.condition
@@ -536,6 +573,7 @@ impl Trace {
                 };
                 out.push(Unknown {
                     table: s.table,
+                    nft_table: s.nft_table.clone(),
                     chain: s.chain.clone(),
                     rule: s.rule,
                     condition: a.condition.clone(),

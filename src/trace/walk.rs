@@ -14,8 +14,9 @@
 //!                                                             (PREROUTING, INPUT; nat already done)
 //! ```
 
-use super::compile::{Action, Cond, ConnMarkOp, NatTo, PTable, Policy, Prepared};
+use super::compile::{Action, Cond, ConnMarkOp, NatTo, PChain, PTable, Policy, Prepared};
 use super::eval::{AddrVal, Bits, Ct, Env, IfVal, Pkt, PortVal, eval};
+use super::nft::{self, NVerdict, Native};
 use super::packet::{
     CtState, LocalAddr, Origin, Packet, PktType, family_of, has_ports, icmp_proto, is_icmp_error,
 };
@@ -26,10 +27,50 @@ use super::{
 use crate::ruleset::{Family, Ruleset};
 use compact_str::CompactString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 /// A rule set prepared for tracing. Build it once per rule set; `trace` is then cheap.
 pub struct Tracer {
     prep: Prepared,
+    native: Arc<Native>,
+    /// The native chains' names and policies, in `native`'s order, for the walk's frames.
+    native_table: PTable,
+    /// What each hook calls, in the kernel's order.
+    plan: [Vec<Slot>; 5],
+}
+
+/// One base chain at a hook: an iptables table's built-in chain, or a native one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Ipt(TableId),
+    Native(u32),
+}
+
+fn ipt_priority(t: TableId, hook: Hook) -> i32 {
+    t.priority(hook)
+}
+
+/// The base chains of every hook in the order the kernel calls them: by priority, and at
+/// equal priority the one registered later first (nf_tables: the later table, then the later
+/// chain; legacy x_tables count as registered before any nf_tables chain).
+fn plan(native: &Native) -> [Vec<Slot>; 5] {
+    Hook::ALL.map(|hook| {
+        let mut v: Vec<(i32, (u64, u64), Slot)> = hook
+            .tables()
+            .iter()
+            .map(|&t| {
+                let order = native.ipt_order.get(&(t, hook)).copied().unwrap_or((0, 0));
+                (ipt_priority(t, hook), order, Slot::Ipt(t))
+            })
+            .collect();
+        for &c in &native.bases[hook.index()] {
+            if let Some(b) = native.chains[c as usize].base {
+                v.push((b.priority, b.order, Slot::Native(c)));
+            }
+        }
+        v.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        v.into_iter().map(|(_, _, s)| s).collect()
+    })
 }
 
 /// What a trace needs to know besides the packet.
@@ -58,9 +99,37 @@ impl Default for TraceOptions {
 
 impl Tracer {
     pub fn new(rs: &Ruleset) -> Tracer {
+        Tracer::with_native(rs, Native::default())
+    }
+
+    /// The iptables rule set `rs` and the native nftables chains beside it, walked together in
+    /// the kernel's order at every hook.
+    pub fn with_native(rs: &Ruleset, native: Native) -> Tracer {
+        let native_table = PTable {
+            chains: native
+                .chains
+                .iter()
+                .map(|c| PChain {
+                    name: c.name.clone(),
+                    policy: c
+                        .base
+                        .map(|b| if b.drop { Policy::Drop } else { Policy::Accept }),
+                    rules: Vec::new(),
+                })
+                .collect(),
+            base: [None; 5],
+        };
         Tracer {
             prep: Prepared::new(rs),
+            plan: plan(&native),
+            native: Arc::new(native),
+            native_table,
         }
+    }
+
+    /// The native chains this tracer walks besides the iptables ones.
+    pub fn native(&self) -> &Native {
+        &self.native
     }
 
     pub fn family(&self) -> Family {
@@ -98,6 +167,7 @@ impl Tracer {
         while let Some(s) = forks.pending.pop() {
             let path = Walk {
                 prep: &self.prep,
+                tracer: self,
                 env: &env,
                 forks: &mut forks,
             }
@@ -180,6 +250,9 @@ struct State {
     /// The way to go at the next unknown decision (set on the clone of a fork).
     forced: Option<bool>,
     steps: Vec<Step>,
+    /// At which hook nat chains were last entered in this pass, and whether one of them
+    /// translated the connection (then later ones at that hook are not called).
+    nat_here: Option<(Hook, bool)>,
     /// The steps that ended each table's traversal with ACCEPT (rule, NAT or policy).
     exits: Vec<usize>,
     /// What this path assumed about stable conditions: the same words answer the same.
@@ -254,6 +327,7 @@ impl State {
             active: Vec::new(),
             forced: None,
             steps: Vec::new(),
+            nat_here: None,
             exits: Vec::new(),
             memo: Vec::new(),
             assumptions: Vec::new(),
@@ -292,8 +366,10 @@ impl State {
             family,
             hook,
             table: None,
+            nft_table: None,
             chain: None,
             rule: None,
+            handle: None,
             kind,
         });
         self.steps.len() - 1
@@ -324,6 +400,7 @@ fn delivered_locally(a: &AddrVal, env: &Env) -> Tri {
 
 struct Walk<'a, 'e> {
     prep: &'a Prepared,
+    tracer: &'a Tracer,
     env: &'a Env<'e>,
     forks: &'a mut Forks,
 }
@@ -334,13 +411,29 @@ enum Flow {
     End(Verdict, Option<usize>, String),
 }
 
-/// Where in the rule set a step happens: the hook, the table (and its index in the hook's list).
+/// Where in the rule set a step happens: the hook, the base chain (its index in the hook's
+/// plan), and its table: an iptables one (`t`), or the native chains (`native`).
 #[derive(Clone, Copy)]
 struct At<'t> {
     hook: Hook,
     ti: u8,
-    t: TableId,
+    t: Option<TableId>,
     table: &'t PTable,
+    /// The base chain this traversal started from.
+    base: Option<u32>,
+    native: Option<&'t Native>,
+    /// A nat chain (iptables' nat table or a native chain of type nat).
+    nat: bool,
+}
+
+impl At<'_> {
+    /// Label a step with this place's table.
+    fn label(&self, step: &mut Step, chain: u32) {
+        step.table = self.t;
+        if let Some(n) = self.native {
+            step.nft_table = n.chains.get(chain as usize).map(|c| c.table.clone());
+        }
+    }
 }
 
 impl Walk<'_, '_> {
@@ -606,14 +699,18 @@ impl Walk<'_, '_> {
 
     fn hook(&mut self, s: &mut State, hook: Hook, ti: u8) -> Flow {
         let prep = self.prep;
-        let Some(&t) = hook.tables().get(ti as usize) else {
+        let Some(&slot) = self.tracer.plan[hook.index()].get(ti as usize) else {
             return self.after_hook(s, hook);
+        };
+        let t = match slot {
+            Slot::Ipt(t) => t,
+            Slot::Native(c) => return self.native_hook(s, hook, ti, c),
         };
         let next = Stage::Hook(hook, ti + 1);
         let Some(table) = prep.tables[t.index()].as_ref() else {
             // Not in the rule set: nothing to walk (conntrack still runs after raw), but a
             // connection's NAT binding still applies where nat would.
-            attach_after_raw(s, hook, t);
+            attach_after_raw(s, hook, ipt_priority(t, hook));
             s.stage = if t == TableId::Nat && self.apply_binding(s, hook) && hook == Hook::Output {
                 Stage::Reroute(ti + 1)
             } else {
@@ -621,7 +718,15 @@ impl Walk<'_, '_> {
             };
             return Flow::Next;
         };
-        let at = At { hook, ti, t, table };
+        let at = At {
+            hook,
+            ti,
+            t: Some(t),
+            table,
+            base: table.base[hook.index()],
+            native: None,
+            nat: t == TableId::Nat,
+        };
         if !s.frames.is_empty() {
             return self.step(s, at);
         }
@@ -634,31 +739,77 @@ impl Walk<'_, '_> {
             };
             return Flow::Next;
         }
-        attach_after_raw(s, hook, t);
+        attach_after_raw(s, hook, ipt_priority(t, hook));
         let Some(base) = table.base[hook.index()] else {
             s.stage = next;
             return Flow::Next;
         };
-        if t == TableId::Nat {
-            if let Some(reason) = self.nat_skip(s, hook) {
-                let i = s.push(self.family(), hook, StepKind::Skip { reason });
-                s.steps[i].table = Some(t);
-                s.stage = next;
-                return Flow::Next;
-            }
-            match hook {
-                Hook::Prerouting | Hook::Output => s.pkt.ct.nat_dst_done = true,
-                _ => s.pkt.ct.nat_src_done = true,
-            }
+        if t == TableId::Nat
+            && let Some(reason) = self.nat_gate(s, hook)
+        {
+            let i = s.push(self.family(), hook, StepKind::Skip { reason });
+            s.steps[i].table = Some(t);
+            s.stage = next;
+            return Flow::Next;
         }
-        s.frames.push(Frame {
-            chain: base,
-            next: 0,
-            mark: 0,
-        });
-        s.active.clear();
-        s.active.push(base);
-        Flow::Next
+        enter(s, base)
+    }
+
+    /// A native base chain at this hook: enter it, or go on walking it.
+    fn native_hook(&mut self, s: &mut State, hook: Hook, ti: u8, base: u32) -> Flow {
+        let native = &*self.tracer.native;
+        let Some(b) = native.chains[base as usize].base else {
+            s.stage = Stage::Hook(hook, ti + 1);
+            return Flow::Next;
+        };
+        let at = At {
+            hook,
+            ti,
+            t: None,
+            table: &self.tracer.native_table,
+            base: Some(base),
+            native: Some(native),
+            nat: b.nat,
+        };
+        if !s.frames.is_empty() {
+            return self.step(s, at);
+        }
+        attach_after_raw(s, hook, b.priority);
+        if b.nat
+            && let Some(reason) = self.nat_gate(s, hook)
+        {
+            let i = s.push(self.family(), hook, StepKind::Skip { reason });
+            at.label(&mut s.steps[i], base);
+            s.steps[i].chain = Some(native.chains[base as usize].name.clone());
+            s.stage = Stage::Hook(hook, ti + 1);
+            return Flow::Next;
+        }
+        enter(s, base)
+    }
+
+    /// Whether nat chains are called here, and why not when they are not. Every nat chain at a
+    /// hook (iptables' and native ones) is called in priority order until one translates the
+    /// connection; only a connection's first packet meets them.
+    fn nat_gate(&self, s: &mut State, hook: Hook) -> Option<String> {
+        match s.nat_here {
+            Some((h, true)) if h == hook => {
+                return Some(
+                    "nat is not traversed: an earlier nat chain at this hook translated the connection already"
+                        .into(),
+                );
+            }
+            Some((h, false)) if h == hook => return None,
+            _ => {}
+        }
+        if let Some(reason) = self.nat_skip(s, hook) {
+            return Some(reason);
+        }
+        match hook {
+            Hook::Prerouting | Hook::Output => s.pkt.ct.nat_dst_done = true,
+            _ => s.pkt.ct.nat_src_done = true,
+        }
+        s.nat_here = Some((hook, false));
+        None
     }
 
     /// Look at the next rule of the current chain (or its end).
@@ -667,9 +818,13 @@ impl Walk<'_, '_> {
             return Flow::Next;
         };
         let chain = &at.table.chains[f.chain as usize];
-        let Some(rule) = chain.rules.get(f.next as usize) else {
-            return self.chain_end(s, at);
+        let count = match at.native {
+            Some(n) => n.chains[f.chain as usize].rules.len(),
+            None => chain.rules.len(),
         };
+        if f.next as usize >= count {
+            return self.chain_end(s, at);
+        }
         if self.forks.steps_left == 0 {
             return Flow::End(
                 Verdict::Error,
@@ -682,6 +837,10 @@ impl Walk<'_, '_> {
         }
         self.forks.steps_left -= 1;
         let num = f.next as usize + 1;
+        if let Some(n) = at.native {
+            return self.native_step(s, at, n, f);
+        }
+        let rule = &chain.rules[f.next as usize];
         let mut tri = Tri::Yes;
         let mut unknown: Vec<&Cond> = Vec::new();
         for c in &rule.conds {
@@ -699,25 +858,30 @@ impl Walk<'_, '_> {
         if tri == Tri::Yes && !unknown.is_empty() {
             tri = Tri::Unknown;
             descs = unknown.iter().map(|c| c.describe()).collect();
-            assumed = Some(self.assume(s, &unknown, &descs));
+            let items: Vec<Memo> = unknown
+                .iter()
+                .zip(&descs)
+                .map(|(c, d)| {
+                    let (key, flip) = memo_key(c, d);
+                    Memo {
+                        key,
+                        flip,
+                        stable: c.is_stable(),
+                    }
+                })
+                .collect();
+            let (b, one) = self.assume(s, &items, &descs);
+            if b {
+                for (c, d) in unknown.iter().zip(&descs) {
+                    remember(s, c, d, true);
+                }
+            } else if let Some(i) = one {
+                remember(s, unknown[i], &descs[i], false);
+            }
+            assumed = Some(b);
         }
         let matched = tri == Tri::Yes || assumed == Some(true);
-        if let Some(top) = s.frames.last_mut() {
-            top.next += 1;
-        }
-        s.steps.push(Step {
-            family: self.family(),
-            hook: at.hook,
-            table: Some(at.t),
-            chain: Some(chain.name.clone()),
-            rule: Some(num),
-            kind: StepKind::Rule {
-                matched: tri,
-                assumed,
-                unknown: descs,
-                effect: None,
-            },
-        });
+        self.push_rule(s, at, f.chain, num, None, tri, assumed, descs);
         if !matched {
             return Flow::Next;
         }
@@ -725,24 +889,178 @@ impl Walk<'_, '_> {
         self.apply(s, at, &rule.action, i)
     }
 
-    /// Decide a rule whose only undecided conditions are `unknown`: from what this path already
-    /// assumed where it can, else by forking.
-    fn assume(&mut self, s: &mut State, unknown: &[&Cond], descs: &[String]) -> bool {
+    /// Record the rule just looked at (and move past it).
+    #[allow(clippy::too_many_arguments)]
+    fn push_rule(
+        &mut self,
+        s: &mut State,
+        at: At,
+        chain: u32,
+        num: usize,
+        handle: Option<u64>,
+        tri: Tri,
+        assumed: Option<bool>,
+        descs: Vec<String>,
+    ) {
+        if let Some(top) = s.frames.last_mut() {
+            top.next += 1;
+        }
+        let mut step = Step {
+            family: self.family(),
+            hook: at.hook,
+            table: None,
+            nft_table: None,
+            chain: Some(at.table.chains[chain as usize].name.clone()),
+            rule: Some(num),
+            handle,
+            kind: StepKind::Rule {
+                matched: tri,
+                assumed,
+                unknown: descs,
+                effect: None,
+            },
+        };
+        at.label(&mut step, chain);
+        s.steps.push(step);
+    }
+
+    /// A native rule: run on the expressions the kernel holds; forks on what it cannot decide.
+    fn native_step(&mut self, s: &mut State, at: At, n: &Native, f: Frame) -> Flow {
+        let rule = &n.chains[f.chain as usize].rules[f.next as usize];
+        let cx = nft::Ctx {
+            native: n,
+            env: self.env,
+            origin: s.origin,
+        };
+        let run = nft::run(&cx, f.chain, rule, &s.pkt);
+        let mut assumed = None;
+        let mut descs: Vec<String> = Vec::new();
+        if run.tri == Tri::Unknown {
+            descs = run.unknown.iter().map(|u| u.desc.clone()).collect();
+            let items: Vec<Memo> = run
+                .unknown
+                .iter()
+                .map(|u| Memo {
+                    key: u.desc.clone(),
+                    flip: false,
+                    stable: u.stable,
+                })
+                .collect();
+            let (b, one) = self.assume(s, &items, &descs);
+            let learnt: Vec<usize> = match (b, one) {
+                (true, _) => (0..items.len()).collect(),
+                (false, Some(i)) => vec![i],
+                (false, None) => Vec::new(),
+            };
+            for i in learnt {
+                let m = &items[i];
+                if m.stable && !s.memo.iter().any(|(k, _)| *k == m.key) {
+                    s.memo.push((m.key.clone(), b));
+                }
+            }
+            assumed = Some(b);
+        }
+        let matched = run.tri == Tri::Yes || assumed == Some(true);
+        let num = f.next as usize + 1;
+        self.push_rule(
+            s,
+            at,
+            f.chain,
+            num,
+            Some(rule.handle),
+            run.tri,
+            assumed,
+            descs,
+        );
+        if !matched {
+            return Flow::Next;
+        }
+        let i = s.steps.len() - 1;
+        // What the rule changed on the way to its verdict.
+        let mut changes = Vec::new();
+        if let Some(m) = run.mark {
+            changes.extend(mark_change("mark", s.pkt.mark, m));
+            s.pkt.mark = m;
+        }
+        if let Some(m) = run.ctmark {
+            changes.extend(mark_change("ctmark", s.pkt.ctmark, m));
+            s.pkt.ctmark = m;
+        }
+        if run.notrack && !s.pkt.ct.attached && !s.pkt.ct.notrack {
+            s.pkt.ct.notrack = true;
+            changes.push(Change {
+                field: "state",
+                from: s.pkt.ct.state.name().into(),
+                to: CtState::Untracked.name().into(),
+            });
+        }
+        let action = match run.verdict {
+            Some(NVerdict::Accept) => Action::Accept,
+            Some(NVerdict::Drop) => Action::Drop,
+            Some(NVerdict::Reject) => Action::Reject,
+            Some(NVerdict::Queue) => Action::Queue,
+            Some(NVerdict::Return) => Action::Return,
+            Some(NVerdict::Jump(c)) => Action::Jump(c),
+            Some(NVerdict::Goto(c)) => Action::Goto(c),
+            Some(NVerdict::Nat { dnat, addr, ports }) => {
+                let addr = match addr {
+                    Some(AddrVal::Known(a)) => Some((a, a)),
+                    Some(AddrVal::Range(a, b)) => Some((a, b)),
+                    _ => None,
+                };
+                let to = NatTo { addr, ports };
+                if dnat {
+                    Action::Dnat(to)
+                } else {
+                    Action::Snat(to)
+                }
+            }
+            Some(NVerdict::Masquerade(p)) => Action::Masquerade(p),
+            Some(NVerdict::Redirect(p)) => Action::Redirect(p),
+            Some(NVerdict::Unknown(why)) => Action::Unmodelled(why.into()),
+            None => {
+                let mut did = run.did.clone();
+                if !changes.is_empty() {
+                    set_effect(
+                        s,
+                        i,
+                        Effect::Set {
+                            target: "set".into(),
+                            changes,
+                        },
+                    );
+                    return Flow::Next;
+                }
+                did.dedup();
+                if did.is_empty() {
+                    Action::None
+                } else {
+                    Action::Continue(did.join(", ").into())
+                }
+            }
+        };
+        self.apply(s, at, &action, i)
+    }
+
+    /// Decide a rule whose only undecided conditions are `items` (described by `descs`): from
+    /// what this path already assumed where it can, else by forking. The caller remembers.
+    /// Returns the answer, and the one condition it was a fork on when there was just one
+    /// (a `false` then says that condition is false).
+    fn assume(&mut self, s: &mut State, items: &[Memo], descs: &[String]) -> (bool, Option<usize>) {
         let mut open: Vec<usize> = Vec::new();
-        for (i, c) in unknown.iter().enumerate() {
-            if !c.is_stable() {
+        for (i, m) in items.iter().enumerate() {
+            if !m.stable {
                 open.push(i);
                 continue;
             }
-            let (key, flip) = memo_key(c, &descs[i]);
-            match s.memo.iter().find(|(k, _)| *k == key) {
-                Some((_, b)) if *b != flip => {}
-                Some(_) => return false,
+            match s.memo.iter().find(|(k, _)| *k == m.key) {
+                Some((_, b)) if *b != m.flip => {}
+                Some(_) => return (false, None),
                 None => open.push(i),
             }
         }
         if open.is_empty() {
-            return true;
+            return (true, None);
         }
         let b = self.decide(s);
         s.assumptions.push(Assumption {
@@ -754,14 +1072,7 @@ impl Walk<'_, '_> {
                 .join(" "),
             matched: b,
         });
-        if b {
-            for (i, c) in unknown.iter().enumerate() {
-                remember(s, c, &descs[i], true);
-            }
-        } else if let [i] = open[..] {
-            remember(s, unknown[i], &descs[i], false);
-        }
-        b
+        (b, if open.len() == 1 { Some(open[0]) } else { None })
     }
 
     fn chain_end(&mut self, s: &mut State, at: At) -> Flow {
@@ -771,7 +1082,7 @@ impl Walk<'_, '_> {
         let chain = &at.table.chains[f.chain as usize];
         if chain.policy.is_none() {
             let i = s.push(self.family(), at.hook, StepKind::ChainEnd);
-            s.steps[i].table = Some(at.t);
+            at.label(&mut s.steps[i], f.chain);
             s.steps[i].chain = Some(chain.name.clone());
         }
         self.pop(s, at)
@@ -785,7 +1096,7 @@ impl Walk<'_, '_> {
         if !s.frames.is_empty() {
             return Flow::Next;
         }
-        let Some(base) = at.table.base[at.hook.index()] else {
+        let Some(base) = at.base else {
             return self.exit_table(s, at, None);
         };
         let chain = &at.table.chains[base as usize];
@@ -797,9 +1108,13 @@ impl Walk<'_, '_> {
             Policy::Other => Verdict::Unknown,
         };
         let i = s.push(self.family(), at.hook, StepKind::Policy { verdict });
-        s.steps[i].table = Some(at.t);
+        at.label(&mut s.steps[i], base);
         s.steps[i].chain = Some(chain.name.clone());
-        let t = at.t;
+        let t = match (&s.steps[i].nft_table, at.t) {
+            (Some(n), _) => n.to_string(),
+            (None, Some(t)) => t.to_string(),
+            (None, None) => String::new(),
+        };
         match policy {
             Policy::Accept => self.exit_table(s, at, Some(i)),
             Policy::Drop | Policy::Queue => {
@@ -823,7 +1138,7 @@ impl Walk<'_, '_> {
         }
         s.frames.clear();
         s.active.clear();
-        s.stage = if at.hook == Hook::Output && at.t == TableId::Nat {
+        s.stage = if at.hook == Hook::Output && at.nat {
             Stage::Reroute(at.ti + 1)
         } else {
             Stage::Hook(at.hook, at.ti + 1)
@@ -1042,6 +1357,8 @@ impl Walk<'_, '_> {
                 _ => s.pkt.ct.snat = true,
             }
         }
+        // The connection is translated: no later nat chain at this hook is called.
+        s.nat_here = Some((at.hook, true));
         set_effect(
             s,
             i,
@@ -1091,10 +1408,10 @@ fn leave_by_given(s: &mut State, env: &Env) -> String {
     }
 }
 
-/// Conntrack runs between raw and mangle in PREROUTING and OUTPUT: from the first table after
-/// raw on, the state is what conntrack decided.
-fn attach_after_raw(s: &mut State, hook: Hook, t: TableId) {
-    if t != TableId::Raw && matches!(hook, Hook::Prerouting | Hook::Output) && !s.pkt.ct.attached {
+/// Conntrack runs at priority -200 in PREROUTING and OUTPUT (after raw, before mangle): from
+/// the first base chain of a higher priority on, the state is what conntrack decided.
+fn attach_after_raw(s: &mut State, hook: Hook, priority: i32) {
+    if priority > -200 && matches!(hook, Hook::Prerouting | Hook::Output) && !s.pkt.ct.attached {
         attach(&mut s.pkt);
     }
 }
@@ -1106,6 +1423,18 @@ fn attach(p: &mut Pkt) {
     }
 }
 
+/// Start walking a base chain.
+fn enter(s: &mut State, base: u32) -> Flow {
+    s.frames.push(Frame {
+        chain: base,
+        next: 0,
+        mark: 0,
+    });
+    s.active.clear();
+    s.active.push(base);
+    Flow::Next
+}
+
 fn set_effect(s: &mut State, at: usize, e: Effect) {
     if let Some(Step {
         kind: StepKind::Rule { effect, .. },
@@ -1114,6 +1443,14 @@ fn set_effect(s: &mut State, at: usize, e: Effect) {
     {
         *effect = Some(Box::new(e));
     }
+}
+
+/// An undecided condition as the path's memory knows it: its key, whether the remembered
+/// answer is flipped for it, and whether it answers the same every time (not a rate limit).
+struct Memo {
+    key: String,
+    flip: bool,
+    stable: bool,
 }
 
 /// The key a condition is remembered under, and whether the remembered answer must be flipped
@@ -1224,11 +1561,18 @@ fn netmap(a: IpAddr, net: &ipnet::IpNet) -> IpAddr {
 fn accept_decider(s: &State) -> Option<usize> {
     let table = |i: usize| s.steps.get(i).and_then(|st| st.table);
     let is_rule = |i: usize| s.steps.get(i).is_some_and(|st| st.rule.is_some());
+    // A native chain's exit that is not a NAT counts as a filter's.
+    let native_filter = |i: usize| {
+        s.steps.get(i).is_some_and(|st| {
+            st.nft_table.is_some()
+                && !matches!(&st.kind, StepKind::Rule { effect: Some(e), .. } if matches!(**e, Effect::Nat { .. }))
+        })
+    };
     s.exits
         .iter()
         .rev()
         .copied()
-        .find(|&i| table(i) == Some(TableId::Filter))
+        .find(|&i| table(i) == Some(TableId::Filter) || native_filter(i))
         .or_else(|| {
             s.exits
                 .iter()
