@@ -52,6 +52,18 @@ fn main() -> color_eyre::Result<()> {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
+    if let Some(path) = &cli.source.nft_file
+        && !matches!(cli.command, Some(Command::Rules(_) | Command::Trace(_)))
+    {
+        eprintln!(
+            "{}",
+            nfscope::format::visible_lines(&format!(
+                "nfscope: --nft-file {} is read by `nfscope rules` and `nfscope trace` only (native tables are read-only, and the UI does not load them from a file yet)",
+                path.display()
+            ))
+        );
+        std::process::exit(2);
+    }
     match &cli.command {
         None => {
             let cfg = cli.source.config()?;
@@ -97,5 +109,9 @@ fn main() -> color_eyre::Result<()> {
         Some(Command::Watchdog(args)) => {
             std::process::exit(cli::apply::run_watchdog(cli.state_dir.as_deref(), args))
         }
+        Some(Command::NftDump(args)) => std::process::exit(nfscope::source::nft_file::dump_here(
+            &args.path,
+            args.host_netns,
+        )),
     }
 }

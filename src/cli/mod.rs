@@ -49,6 +49,18 @@ pub enum Command {
     /// The rollback watchdog, started by `apply` and the UI (not for people).
     #[command(hide = true)]
     Watchdog(apply::WatchdogArgs),
+    /// Load an nft file in the throwaway namespace `--nft-file` made and print what the
+    /// kernel made of it (not for people).
+    #[command(hide = true)]
+    NftDump(NftDumpArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NftDumpArgs {
+    /// The network namespace nfscope was started in: the dump refuses to run there.
+    #[arg(long)]
+    pub host_netns: u64,
+    pub path: PathBuf,
 }
 
 /// Where rule sets come from. The kernel by default.
@@ -70,6 +82,11 @@ pub struct SourceArgs {
     /// Force the iptables backend (default: whatever `iptables-save` on this system is).
     #[arg(long, global = true, value_enum)]
     pub backend: Option<Backend>,
+    /// A native nftables rule set in nft syntax (e.g. /etc/nftables.conf), for `rules` and
+    /// `trace`: loaded with `nft -f` into a throwaway network namespace and read back, never into
+    /// this machine's. The iptables rules then come from --file/--file6 (none without them).
+    #[arg(long, global = true, value_name = "PATH", conflicts_with_all = ["demo", "backend"])]
+    pub nft_file: Option<PathBuf>,
     /// Seconds between refreshes of the UI and `--watch` (0.1 to 3600; `apply` refuses it).
     #[arg(long, global = true, default_value_t = 1.0, value_name = "SECS", value_parser = parse_interval)]
     pub interval: f64,
@@ -111,7 +128,7 @@ impl SourceArgs {
         let interval = Duration::from_secs_f64(self.interval);
         Ok(if self.demo {
             SourceConfig::Demo { interval }
-        } else if self.file.is_some() || self.file6.is_some() {
+        } else if self.file.is_some() || self.file6.is_some() || self.nft_file.is_some() {
             SourceConfig::File {
                 v4: self.file.clone(),
                 v6: self.file6.clone(),

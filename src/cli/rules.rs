@@ -118,9 +118,20 @@ pub fn run(src: &SourceArgs, args: &RulesArgs) -> color_eyre::Result<i32> {
         });
     }
     let snap = source::load_once_of(&cfg, &args.families());
-    // The native nftables tables beside the iptables ones (read-only), from the kernel.
-    let native = match (&cfg, args.format) {
-        (source::SourceConfig::Kernel { .. }, Format::Text | Format::Json) => {
+    // The native nftables tables beside the iptables ones (read-only), from the kernel or
+    // from --nft-file.
+    let native = match (&cfg, args.format, &src.nft_file) {
+        (_, Format::Text | Format::Json, Some(path)) => match source::nft_file::load(path) {
+            Ok(d) => select_native(
+                source::native::native_tables(&d.nft, &d.listing, &Default::default()),
+                args,
+            ),
+            Err(e) => {
+                eprintln!("{}", crate::format::visible_lines(&format!("nfscope: {e}")));
+                return Ok(1);
+            }
+        },
+        (source::SourceConfig::Kernel { .. }, Format::Text | Format::Json, None) => {
             native_of(&snap, args)
         }
         _ => Vec::new(),
@@ -176,8 +187,8 @@ fn native_of(snap: &RulesetSnapshot, args: &RulesArgs) -> Vec<source::native::Na
             .collect(),
         _ => Default::default(),
     };
-    let mut tables = match source::native::read(None, &iptables) {
-        Ok(t) => t,
+    match source::native::read(None, &iptables) {
+        Ok(t) => select_native(t, args),
         Err(e) => {
             eprintln!(
                 "{}",
@@ -185,9 +196,16 @@ fn native_of(snap: &RulesetSnapshot, args: &RulesArgs) -> Vec<source::native::Na
                     "nfscope: warning: native nftables tables: {e}"
                 ))
             );
-            return Vec::new();
+            Vec::new()
         }
-    };
+    }
+}
+
+/// The native tables `args` selects (`-4`: ip and inet, `-6`: ip6 and inet, `-t`, `-c`).
+fn select_native(
+    mut tables: Vec<source::native::NativeTable>,
+    args: &RulesArgs,
+) -> Vec<source::native::NativeTable> {
     let fams = args.families();
     tables.retain(|t| match t.family.as_str() {
         "ip" => fams.contains(&Family::V4),

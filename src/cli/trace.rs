@@ -250,8 +250,11 @@ pub fn run(src: &SourceArgs, args: &TraceArgs) -> color_eyre::Result<i32> {
         );
     }
     let family = packet.family();
+    // With --nft-file alone there is no iptables rule set: an empty one, as the kernel has.
+    let empty = crate::ruleset::Ruleset::empty(family);
     let rs = match snap.family(family) {
         FamilyData::Loaded(rs) => rs,
+        FamilyData::Absent if src.nft_file.is_some() => &empty,
         FamilyData::Failed(e) => {
             eprintln!(
                 "{}",
@@ -281,7 +284,21 @@ pub fn run(src: &SourceArgs, args: &TraceArgs) -> color_eyre::Result<i32> {
         max_paths: usize::from(args.max_paths),
         ..TraceOptions::default()
     };
-    let native = native_for(&snap, rs);
+    let native = match &src.nft_file {
+        Some(path) => match source::nft_file::load(path) {
+            Ok(d) => Native::new(
+                &d.nft,
+                family,
+                &BTreeSet::new(),
+                &source::native::rule_texts(&d.listing),
+            ),
+            Err(e) => {
+                eprintln!("{}", crate::format::visible_lines(&format!("nfscope: {e}")));
+                return Ok(1);
+            }
+        },
+        None => native_for(&snap, rs),
+    };
     let tracer = Tracer::with_native(rs, native);
     let trace = tracer.trace(&packet, &opts);
     let native = tracer.native();

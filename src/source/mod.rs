@@ -15,6 +15,7 @@ pub mod native;
 pub mod netns;
 pub(crate) mod nfnl;
 pub mod nft_expr;
+pub mod nft_file;
 pub mod nft_netlink;
 
 use crate::ruleset::{Family, Ruleset};
@@ -155,7 +156,11 @@ impl Origin {
             Origin::Kernel { backend } => format!("kernel · {}", backend.label()),
             Origin::File { v4, v6 } => {
                 let names: Vec<&str> = [v4, v6].into_iter().flatten().map(String::as_str).collect();
-                format!("file · {}", names.join(", "))
+                if names.is_empty() {
+                    "file · no iptables rule set".to_string()
+                } else {
+                    format!("file · {}", names.join(", "))
+                }
             }
             Origin::Demo => "demo".to_string(),
         }

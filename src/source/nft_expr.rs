@@ -9,14 +9,14 @@ use crate::conntrack::decode::Attrs;
 const DREG: u16 = 1;
 
 /// A register's value or a verdict, as `NFTA_DATA_*` carries it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Data {
     Value(Vec<u8>),
     Verdict(Verdict),
 }
 
 /// `NF_ACCEPT`, `NF_DROP`, `NFT_JUMP`... with the chain a jump or goto names.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Verdict {
     Accept,
     Drop,
@@ -30,7 +30,7 @@ pub enum Verdict {
 }
 
 /// `NFT_CMP_*` and `NFT_RANGE_*`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CmpOp {
     Eq,
     Neq,
@@ -41,7 +41,7 @@ pub enum CmpOp {
 }
 
 /// What a bitwise expression does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BitOp {
     /// `(reg & mask) ^ xor`.
     MaskXor {
@@ -56,7 +56,7 @@ pub enum BitOp {
 
 /// One expression of a rule. Registers are the kernel's numbers (0 the verdict, 1-4 the
 /// 16-byte ones, 8-23 the 4-byte ones).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Expr {
     /// `payload load LEN @ BASE + OFFSET => DREG` (base 0 link layer, 1 network, 2 transport).
     Payload {
@@ -164,7 +164,7 @@ pub enum Expr {
 }
 
 /// One set or map, with its elements.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct NftSet {
     pub family: u8,
     pub table: String,
@@ -194,7 +194,7 @@ pub const ELEM_INTERVAL_END: u32 = 0x1;
 /// `NFT_SET_ELEM_CATCHALL`: the `*` element.
 pub const ELEM_CATCHALL: u32 = 0x2;
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct NftElem {
     pub key: Vec<u8>,
     /// A concatenated interval's upper ends (inclusive).

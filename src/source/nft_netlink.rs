@@ -112,7 +112,7 @@ pub fn hook_name(family: u8, hook: u32) -> &'static str {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NftTable {
     pub family: u8,
     pub name: String,
@@ -121,13 +121,13 @@ pub struct NftTable {
 }
 
 /// Where a base chain is hooked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Hook {
     pub num: u32,
     pub priority: i32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NftChain {
     pub family: u8,
     pub table: String,
@@ -144,7 +144,7 @@ pub struct NftChain {
     pub counters: Option<(u64, u64)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NftRule {
     pub family: u8,
     pub table: String,
@@ -159,7 +159,7 @@ pub struct NftRule {
 }
 
 /// The whole of nf_tables at one generation; the rules of each chain in their order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct NftRuleset {
     pub generation: u32,
     pub tables: Vec<NftTable>,
