@@ -4,6 +4,7 @@ pub mod apply;
 pub mod conntrack;
 pub mod rules;
 pub mod trace;
+mod trace_live;
 
 use crate::source::{Backend, SourceConfig};
 use clap::{Args, Parser, Subcommand};

@@ -31,14 +31,14 @@ pub struct TraceArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Protocol: tcp, udp, icmp, ipv6-icmp, sctp ... or a number.
-    #[arg(short = 'p', long = "proto", value_name = "PROTO", value_parser = proto_arg)]
-    pub proto: u8,
+    #[arg(short = 'p', long = "proto", value_name = "PROTO", value_parser = proto_arg, required_unless_present = "live")]
+    pub proto: Option<u8>,
     /// Source address (IPv4 or IPv6; the family follows from it).
-    #[arg(short = 's', long = "src", value_name = "SRC", value_parser = addr_arg)]
-    pub src: IpAddr,
+    #[arg(short = 's', long = "src", value_name = "SRC", value_parser = addr_arg, required_unless_present = "live")]
+    pub src: Option<IpAddr>,
     /// Destination address.
-    #[arg(short = 'd', long = "dst", value_name = "DST", value_parser = addr_arg)]
-    pub dst: IpAddr,
+    #[arg(short = 'd', long = "dst", value_name = "DST", value_parser = addr_arg, required_unless_present = "live")]
+    pub dst: Option<IpAddr>,
     /// Source port (tcp, udp, sctp, dccp, udplite). Unknown when not given.
     #[arg(long, value_name = "N", value_parser = port_arg)]
     pub sport: Option<u16>,
@@ -88,6 +88,18 @@ pub struct TraceArgs {
     /// How many paths to follow at most when unknown matches fork the walk (1 to 4096).
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub max_paths: u16,
+    /// Trace real packets instead: adds a table nfscope owns (the kernel removes it when
+    /// nfscope exits) that marks the packets -p, -s, -d, --sport and --dport describe (any left
+    /// out matches all; -s or -d is needed) for the kernel's trace, and shows each one's path
+    /// beside what the tracer predicts for it. nf_tables only (legacy x_tables are not traced).
+    #[arg(long)]
+    pub live: bool,
+    /// With --live: how many packets to show before ending (1 to 1000).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000), requires = "live")]
+    pub count: u16,
+    /// With --live: how many seconds to wait for them at most (1 to 86400).
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=86400), requires = "live")]
+    pub wait: u32,
 }
 
 fn proto_arg(s: &str) -> Result<u8, String> {
@@ -139,10 +151,13 @@ fn local_addr_arg(s: &str) -> Result<LocalAddr, String> {
 impl TraceArgs {
     /// The packet the arguments describe, or a sentence saying what does not fit together.
     pub fn packet(&self) -> Result<Packet, String> {
+        let (Some(proto), Some(src), Some(dst)) = (self.proto, self.src, self.dst) else {
+            return Err("a packet needs -p, -s and -d".into());
+        };
         PacketFields {
-            proto: self.proto,
-            src: self.src,
-            dst: self.dst,
+            proto,
+            src,
+            dst,
             sport: self.sport,
             dport: self.dport,
             tcp_flags: self.tcp_flags,
@@ -200,7 +215,7 @@ fn flag_name(f: Field) -> &'static str {
 }
 
 /// This machine's addresses for the trace, and where they came from (for the output).
-fn local_addresses(args: &TraceArgs, cfg: &SourceConfig) -> (Vec<LocalAddr>, String) {
+pub(super) fn local_addresses(args: &TraceArgs, cfg: &SourceConfig) -> (Vec<LocalAddr>, String) {
     if !args.local_addr.is_empty() {
         return (args.local_addr.clone(), "given with --local-addr".into());
     }
@@ -234,6 +249,9 @@ fn local_addresses(args: &TraceArgs, cfg: &SourceConfig) -> (Vec<LocalAddr>, Str
 /// Run the subcommand; returns the exit status (0 traced, 1 the rule set could not be read or
 /// cannot be walked (a loop), 2 the packet or the command line is wrong).
 pub fn run(src: &SourceArgs, args: &TraceArgs) -> color_eyre::Result<i32> {
+    if args.live {
+        return super::trace_live::run(src, args);
+    }
     let packet = match args.packet() {
         Ok(p) => p,
         Err(e) => {
@@ -317,7 +335,7 @@ pub fn run(src: &SourceArgs, args: &TraceArgs) -> color_eyre::Result<i32> {
 
 /// The native nftables chains the packet meets besides the iptables rules `rs`: the kernel's
 /// (a rule set from a file or the demo has none). A warning, and none, when they cannot be read.
-fn native_for(snap: &source::RulesetSnapshot, rs: &Ruleset) -> Native {
+pub(super) fn native_for(snap: &source::RulesetSnapshot, rs: &Ruleset) -> Native {
     let source::Origin::Kernel { backend } = snap.origin else {
         return Native::default();
     };

@@ -17,6 +17,7 @@ pub(crate) mod nfnl;
 pub mod nft_expr;
 pub mod nft_file;
 pub mod nft_netlink;
+pub mod nft_trace;
 
 use crate::ruleset::{Family, Ruleset};
 use std::path::PathBuf;

@@ -70,7 +70,7 @@ pub enum NftError {
 }
 
 impl NftError {
-    fn io(what: &str, e: &std::io::Error) -> NftError {
+    pub(crate) fn io(what: &str, e: &std::io::Error) -> NftError {
         match e.raw_os_error() {
             Some(libc::EPERM | libc::EACCES) => NftError::PermissionDenied,
             Some(libc::EPROTONOSUPPORT | libc::EAFNOSUPPORT) => NftError::NotSupported,
