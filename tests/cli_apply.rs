@@ -1183,6 +1183,40 @@ fn a_table_iptables_cannot_show_is_said_and_never_committed_over() {
     assert!(listed().contains("ct count over 5"), "{}", listed());
 }
 
+/// A base chain iptables cannot show in a table it prints all the same (a native `pre` chain
+/// in `ip nat`: "# Table `nat' contains incompatible base-chains"): a restore of nat would
+/// flush that chain's rules, so apply refuses, and the chain keeps its rule.
+#[test]
+fn a_table_with_incompatible_base_chains_is_never_committed_over() {
+    let Some(c) = Case::new("incompatbase", Backend::Nft) else {
+        return;
+    };
+    if nfscope::source::kernel::find_tool("nft").is_none() {
+        let _ = common::skip::<()>("needs nft");
+        return;
+    }
+    let out = c.ns.exec_with_input(
+        &["nft", "-f", "-"],
+        "table ip nat {\n  chain pre {\n    type nat hook prerouting priority dstnat;\n    tcp dport 8080 dnat to 10.0.0.5:80\n  }\n}\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let listed = || c.ns.exec_ok(&["nft", "list", "chain", "ip", "nat", "pre"]);
+    assert!(
+        c.save(Family::V4)
+            .contains("contains incompatible base-chains")
+    );
+    let (v4, _) = c.files();
+    let run = c.run(&["apply", v4.as_str(), "--no-confirm"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    for says in [
+        "IPv4 table nat holds rules iptables cannot show",
+        "Nothing was changed",
+    ] {
+        assert!(run.stderr.contains(says), "{says:?}: {run:?}");
+    }
+    assert!(listed().contains("dnat to 10.0.0.5:80"), "{}", listed());
+}
+
 #[test]
 fn an_audit_log_that_cannot_be_written_stops_the_apply_before_the_kernel() {
     use std::os::unix::fs::PermissionsExt;

@@ -105,3 +105,52 @@ fn rules_lists_native_tables_beside_iptables_ones() {
     assert!(out.contains("table inet fw"), "{out}");
     assert!(!out.contains("dpt:80"), "{out}");
 }
+
+/// A base chain iptables cannot show, in a table the save tool prints all the same (`ip nat`
+/// with a `pre` chain: "# Table `nat' contains incompatible base-chains"): listed as native,
+/// warned about, and traced.
+#[test]
+fn incompatible_base_chains_in_an_iptables_table_are_native() {
+    let script = "table ip nat {\n  chain pre {\n    type nat hook prerouting priority dstnat;\n    tcp dport 8080 counter dnat to 10.9.0.1:80\n  }\n}\n";
+    let Some(ns) = common::nft_netns("natpre", script) else {
+        return;
+    };
+    let out = ns.exec(&[BIN, "--backend", "nft", "rules", "-4"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("native nftables table ip nat"), "{text}");
+    assert!(
+        text.contains("Chain pre (type nat hook prerouting priority -100"),
+        "{text}"
+    );
+    assert!(text.contains("dnat to 10.9.0.1:80"), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("table nat holds rules iptables cannot show"),
+        "{err}"
+    );
+    ns.exec_ok(&[
+        "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "p0",
+    ]);
+    ns.exec_ok(&["ip", "addr", "add", "10.9.0.1/24", "dev", "eth0"]);
+    ns.exec_ok(&["ip", "link", "set", "eth0", "up"]);
+    let out = ns.exec(&[
+        BIN,
+        "--backend",
+        "nft",
+        "trace",
+        "-p",
+        "tcp",
+        "-s",
+        "10.9.0.2",
+        "-d",
+        "10.9.0.1",
+        "--dport",
+        "8080",
+        "--in",
+        "eth0",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ip nat (native nftables) pre"), "{text}");
+    assert!(text.contains("DNAT: dport 8080 → 80"), "{text}");
+}

@@ -617,7 +617,7 @@ fn run_kernel(
             report(Progress::Failed(
                 Step::Concurrency,
                 format!(
-                    "{} table {} holds rules iptables cannot show (the save tool prints only `# Table ... is incompatible, use 'nft' tool`), so it could be neither backed up nor checked, and a restore would wipe those rules: change it with nft, or remove its native rules, first",
+                    "{} table {} holds rules iptables cannot show (the save tool calls it or its base chains incompatible), so it could be neither backed up nor checked, and a restore would wipe those rules: change it with nft, or remove its native rules, first",
                     rs.family.label(),
                     bad.join(", ")
                 ),

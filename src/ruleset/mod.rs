@@ -256,7 +256,9 @@ impl Rule {
     }
 }
 
-/// The tables named by the save tool's `# Table `NAME' is incompatible` lines among `lines`.
+/// The tables named by the save tool's `# Table `NAME' is incompatible` and `# Table `NAME'
+/// contains incompatible base-chains` lines among `lines`: tables holding rules iptables cannot
+/// show (a restore of them would wipe those rules).
 pub fn incompatible_tables_in<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     // Only comment lines can say it.
     let lines = lines.into_iter().filter(|l| l.starts_with('#'));
@@ -265,9 +267,10 @@ pub fn incompatible_tables_in<'a>(lines: impl IntoIterator<Item = &'a str>) -> V
         .filter_map(|l| {
             let rest = l.trim().strip_prefix("# Table `")?;
             let (name, tail) = rest.split_once('\'')?;
-            tail.trim_start()
-                .starts_with("is incompatible")
-                .then(|| name.to_string())
+            let tail = tail.trim_start();
+            (tail.starts_with("is incompatible")
+                || tail.starts_with("contains incompatible base-chains"))
+            .then(|| name.to_string())
         })
         .collect();
     out.sort();
@@ -292,6 +295,12 @@ mod tests {
         .expect("parses");
         assert_eq!(only.incompatible_tables(), ["mangle"]);
         assert!(super::incompatible_tables_in(["# Table `x' is fine"]).is_empty());
+        assert_eq!(
+            super::incompatible_tables_in([
+                "# Table `nat' contains incompatible base-chains, use 'nft' tool to list them."
+            ]),
+            ["nat"]
+        );
     }
 
     use super::*;

@@ -457,7 +457,7 @@ impl KernelReader {
                 .collect();
         // A fast search first: the text of 50,000 rules is 10 MB, and the line is rare.
         if let Ok(t) = &text
-            && t.contains("is incompatible")
+            && t.contains("incompatible")
         {
             warnings.extend(incompatible_warnings(
                 family,

@@ -9,8 +9,9 @@
 //! Issue 11, point 7's first step: `nfscope rules` lists them; the TUI, the tracer and the
 //! lockout check do not use them yet.
 
-use super::nft_netlink::{self, NftRuleset, family_name, hook_name};
+use super::nft_netlink::{self, NftChain, NftRuleset, family_name, hook_name};
 use crate::ruleset::Family;
+use crate::trace::{Hook, TableId};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 
@@ -81,30 +82,55 @@ pub fn rule_texts(listing: &str) -> RuleTexts {
     out
 }
 
+/// Whether the save tools printed table `name` of nftables family `family`.
+fn is_iptables_table(family: u8, name: &str, iptables: &BTreeSet<(Family, String)>) -> bool {
+    Family::ALL
+        .iter()
+        .any(|&f| nft_netlink::nfproto(f) == family && iptables.contains(&(f, name.to_string())))
+}
+
+/// Whether chain `c` is native, not iptables': every chain of a table the save tools did not
+/// print (`iptables`: the family and name of each table they printed), and in one they did, a
+/// base chain that is not one of iptables' built-in chains (its standard name at its hook and
+/// priority): the save tool calls such a table's base chains incompatible and leaves them out.
+pub fn is_native_chain(c: &NftChain, iptables: &BTreeSet<(Family, String)>) -> bool {
+    if !is_iptables_table(c.family, &c.table, iptables) {
+        return true;
+    }
+    let Some(h) = c.hook else {
+        return false;
+    };
+    let hook = match h.num {
+        0 => Hook::Prerouting,
+        1 => Hook::Input,
+        2 => Hook::Forward,
+        3 => Hook::Output,
+        4 => Hook::Postrouting,
+        _ => return true,
+    };
+    match TableId::from_name(&c.table) {
+        Some(t) => !(c.name == hook.name() && h.priority == t.priority(hook)),
+        // A table iptables-nft printed under a name it does not know: all its own.
+        None => false,
+    }
+}
+
 /// The native tables of `nft`, with their rules' texts from `listing`: every table but the
-/// iptables ones (`iptables`: the family and name of each table the save tools printed).
+/// iptables ones (`iptables`: the family and name of each table the save tools printed), and of
+/// those, the base chains iptables cannot show (see `is_native_chain`).
 pub fn native_tables(
     nft: &NftRuleset,
     listing: &str,
     iptables: &BTreeSet<(Family, String)>,
 ) -> Vec<NativeTable> {
     let texts = rule_texts(listing);
-    let is_iptables = |family: u8, name: &str| {
-        Family::ALL.iter().any(|&f| {
-            nft_netlink::nfproto(f) == family && iptables.contains(&(f, name.to_string()))
-        })
-    };
     let mut out = Vec::new();
-    for t in nft
-        .tables
-        .iter()
-        .filter(|t| !is_iptables(t.family, &t.name))
-    {
+    for t in &nft.tables {
         let fam = family_name(t.family).to_string();
-        let chains = nft
+        let chains: Vec<NativeChain> = nft
             .chains
             .iter()
-            .filter(|c| c.family == t.family && c.table == t.name)
+            .filter(|c| c.family == t.family && c.table == t.name && is_native_chain(c, iptables))
             .map(|c| NativeChain {
                 name: c.name.clone(),
                 kind: c.kind.clone(),
@@ -129,6 +155,10 @@ pub fn native_tables(
                     .collect(),
             })
             .collect();
+        // An iptables table without a native chain is not listed here.
+        if is_iptables_table(t.family, &t.name, iptables) && chains.is_empty() {
+            continue;
+        }
         out.push(NativeTable {
             family: fam,
             name: t.name.clone(),
@@ -143,21 +173,16 @@ pub fn native_tables(
 /// chains, hooked, in tables that are not dormant), which the screens do not show yet: `None`
 /// when there are none. `iptables`: as for `native_tables`.
 pub fn warning(nft: &NftRuleset, iptables: &BTreeSet<(Family, String)>) -> Option<String> {
-    let is_iptables = |family: u8, name: &str| {
-        Family::ALL.iter().any(|&f| {
-            nft_netlink::nfproto(f) == family && iptables.contains(&(f, name.to_string()))
-        })
-    };
     let mut hooked: Vec<String> = Vec::new();
     for t in nft
         .tables
         .iter()
-        .filter(|t| !is_iptables(t.family, &t.name) && t.flags & nft_netlink::TABLE_DORMANT == 0)
+        .filter(|t| t.flags & nft_netlink::TABLE_DORMANT == 0)
     {
         for c in nft
             .chains
             .iter()
-            .filter(|c| c.family == t.family && c.table == t.name)
+            .filter(|c| c.family == t.family && c.table == t.name && is_native_chain(c, iptables))
         {
             if let Some(h) = c.hook {
                 let policy = match c.policy {
@@ -254,11 +279,15 @@ pub fn read(
         Err(nft_netlink::NftError::NotSupported) => return Ok(Vec::new()),
         Err(e) => return Err(e.to_string()),
     };
-    if nft.tables.iter().all(|t| {
-        Family::ALL.iter().any(|&f| {
-            nft_netlink::nfproto(f) == t.family && iptables.contains(&(f, t.name.clone()))
-        })
-    }) {
+    // Only iptables' own tables and chains: nothing to list, and no nft needed.
+    let any_native = nft.tables.iter().any(|t| {
+        !is_iptables_table(t.family, &t.name, iptables)
+            || nft
+                .chains
+                .iter()
+                .any(|c| c.family == t.family && c.table == t.name && is_native_chain(c, iptables))
+    });
+    if !any_native {
         return Ok(Vec::new());
     }
     let listing = listing(netns)?;

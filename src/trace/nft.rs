@@ -154,7 +154,6 @@ impl Native {
             }
             // In an iptables-nft table, its built-in chains are the iptables rule set's; any
             // other base chain (one the save tool calls incompatible) is native.
-            let ipt_table = is_ipt(t.family, &t.name).then(|| TableId::from_name(&t.name));
             let label: Name = format!("{} {}", family_name(t.family), t.name).into();
             let dormant = t.flags & TABLE_DORMANT != 0;
             if dormant {
@@ -176,17 +175,9 @@ impl Native {
                         order: (t.handle, c.handle),
                     })
                 });
-                let builtin = |b: &NBase| match ipt_table {
-                    Some(Some(tid)) => {
-                        c.name == ipt_chain(b.hook) && b.priority == tid.priority(b.hook)
-                    }
-                    // A table iptables-nft printed under a name it does not know: its own.
-                    Some(None) => true,
-                    None => false,
-                };
                 if let Some(b) = base
                     && !dormant
-                    && !builtin(&b)
+                    && crate::source::native::is_native_chain(c, iptables)
                 {
                     n.bases[b.hook as usize].push(idx);
                 }
