@@ -259,6 +259,7 @@ fn native_ruleset(rules: Vec<Vec<Expr>>, keys: Vec<Vec<u8>>, flags: u32) -> NftR
         table: "t".into(),
         name: "s".into(),
         flags,
+        key_type: 7,
         key_len: keys.first().map_or(4, |k| k.len() as u32),
         data_type: None,
         data_len: None,

@@ -98,6 +98,10 @@ fn rules_list_the_file_in_text_and_json_and_nothing_lands_here() {
         "{t}"
     );
     assert!(t.contains("ip saddr @allowed tcp dport 80 accept"), "{t}");
+    assert!(
+        t.contains("Set allowed (ipv4_addr): 1 element\n  192.0.2.7"),
+        "{t}"
+    );
     let out = run(&["rules", "--nft-file", path(&f), "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let table = &v["native"][0];
@@ -105,6 +109,9 @@ fn rules_list_the_file_in_text_and_json_and_nothing_lands_here() {
     assert_eq!(table["name"], "fw");
     assert_eq!(table["chains"][0]["policy"], "drop");
     assert_eq!(table["chains"][0]["rules"].as_array().unwrap().len(), 3);
+    assert_eq!(table["sets"][0]["name"], "allowed");
+    assert_eq!(table["sets"][0]["key"], "ipv4_addr");
+    assert_eq!(table["sets"][0]["elements"][0], "192.0.2.7");
     assert_eq!(host_generation(), before, "this machine's rule set moved");
 }
 

@@ -265,6 +265,39 @@ fn native_listing(tables: &[source::native::NativeTable], exact: bool) -> String
             }
             out.push('\n');
         }
+        // Named sets and maps; the anonymous ones are written out in their rules already.
+        for set in t.sets.iter().filter(|s| !s.flags.contains(&"anonymous")) {
+            let flags = if set.flags.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", set.flags.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "{} {} ({}{flags}): {} element{}",
+                match set.kind {
+                    "vmap" => "Verdict map",
+                    "map" => "Map",
+                    _ => "Set",
+                },
+                set.name,
+                set.key,
+                set.elements.len(),
+                if set.elements.len() == 1 { "" } else { "s" }
+            );
+            const SHOWN: usize = 20;
+            for e in set.elements.iter().take(SHOWN) {
+                let _ = writeln!(out, "  {e}");
+            }
+            if set.elements.len() > SHOWN {
+                let _ = writeln!(
+                    out,
+                    "  ... and {} more (--format json has them all)",
+                    set.elements.len() - SHOWN
+                );
+            }
+            out.push('\n');
+        }
     }
     out
 }

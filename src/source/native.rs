@@ -39,6 +39,20 @@ pub struct NativeChain {
     pub rules: Vec<NativeRule>,
 }
 
+/// A set or map of a native table, with its elements.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NativeSet {
+    pub name: String,
+    /// `set`, `map` or `vmap` (a verdict map).
+    pub kind: &'static str,
+    /// What its keys are (`ipv4_addr`, `inet_service`, `ipv4_addr . inet_service`...).
+    pub key: String,
+    /// `constant`, `interval`, `timeout`, `dynamic`, `anonymous` (an `{ ... }` in a rule).
+    pub flags: Vec<&'static str>,
+    /// Each element as nft writes it (`10.0.0.0/8`, `22 : accept`); intervals joined.
+    pub elements: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NativeTable {
     /// `ip`, `ip6`, `inet`, `arp`, `bridge`, `netdev`.
@@ -46,7 +60,11 @@ pub struct NativeTable {
     pub name: String,
     /// Dormant: its chains are not hooked, it filters nothing.
     pub dormant: bool,
+    /// The table's flags: `dormant`, `owner` (held by a program, removed when it exits).
+    pub flags: Vec<&'static str>,
     pub chains: Vec<NativeChain>,
+    /// Its sets and maps (named and anonymous), when they were read.
+    pub sets: Vec<NativeSet>,
 }
 
 /// Rule texts by (family, table, chain, handle).
@@ -80,6 +98,153 @@ pub fn rule_texts(listing: &str) -> RuleTexts {
         }
     }
     out
+}
+
+/// nft's names of its basic data types (`NFTA_SET_KEY_TYPE`); a concatenation packs them six
+/// bits each.
+fn type_name(t: u32) -> &'static str {
+    match t {
+        1 => "verdict",
+        5 => "string",
+        6 => "ether_addr",
+        7 => "ipv4_addr",
+        8 => "ipv6_addr",
+        9 => "ether_addr",
+        12 => "inet_proto",
+        13 => "inet_service",
+        19 => "mark",
+        20 => "ifname",
+        41 => "ifname",
+        _ => "?",
+    }
+}
+
+/// One field of an element as nft writes it.
+fn field_text(t: u32, b: &[u8]) -> String {
+    match (t, b.len()) {
+        (7, 4) => std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string(),
+        (8, 16) => {
+            let a: [u8; 16] = b.try_into().unwrap_or([0; 16]);
+            std::net::Ipv6Addr::from(a).to_string()
+        }
+        (13, 2) => u16::from_be_bytes([b[0], b[1]]).to_string(),
+        (12, 1) => crate::trace::packet::proto_name(b[0]),
+        (19, 4) => format!("{:#x}", u32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
+        (5 | 20 | 41, _) => {
+            let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+            format!("\"{}\"", String::from_utf8_lossy(&b[..end]))
+        }
+        _ => {
+            let mut s = String::from("0x");
+            for x in b {
+                s.push_str(&format!("{x:02x}"));
+            }
+            s
+        }
+    }
+}
+
+/// `lo-hi` as nft writes an interval: a prefix when it is one (`10.0.0.0/8`), else a range.
+fn interval_text(t: u32, lo: &[u8], hi: &[u8]) -> String {
+    if lo == hi {
+        return field_text(t, lo);
+    }
+    if matches!(t, 7 | 8) {
+        let bits = lo.len() * 8;
+        let x: Vec<u8> = lo.iter().zip(hi).map(|(a, b)| a ^ b).collect();
+        let host = x.iter().map(|b| b.count_ones() as usize).sum::<usize>();
+        let tail_ones = x
+            .iter()
+            .rev()
+            .fold((0usize, true), |(n, go), b| {
+                if !go {
+                    (n, false)
+                } else if *b == 0xff {
+                    (n + 8, true)
+                } else {
+                    (n + b.trailing_ones() as usize, false)
+                }
+            })
+            .0;
+        let aligned = lo.iter().zip(&x).all(|(a, m)| a & m == 0);
+        if host == tail_ones && aligned {
+            return format!("{}/{}", field_text(t, lo), bits - host);
+        }
+    }
+    format!("{}-{}", field_text(t, lo), field_text(t, hi))
+}
+
+/// Elements of a set as nft writes them.
+fn element_texts(s: &super::nft_expr::NftSet) -> Vec<String> {
+    use super::nft_expr::{Data, Verdict};
+    let types = s.field_types();
+    let data_text = |d: &Option<Data>| match d {
+        Some(Data::Verdict(v)) => Some(match v {
+            Verdict::Accept => "accept".to_string(),
+            Verdict::Drop => "drop".into(),
+            Verdict::Queue => "queue".into(),
+            Verdict::Continue => "continue".into(),
+            Verdict::Return => "return".into(),
+            Verdict::Jump(c) => format!("jump {c}"),
+            Verdict::Goto(c) => format!("goto {c}"),
+            Verdict::Break | Verdict::Other(_) => "?".into(),
+        }),
+        Some(Data::Value(v)) => Some(field_text(s.data_type.unwrap_or(0), v)),
+        None => None,
+    };
+    let with_data = |k: String, d: &Option<Data>| match data_text(d) {
+        Some(d) => format!("{k} : {d}"),
+        None => k,
+    };
+    let (elems, catchall) = s.intervals();
+    let mut out: Vec<String> = elems
+        .iter()
+        .map(|(fields, d)| {
+            let k: Vec<String> = fields
+                .iter()
+                .enumerate()
+                .map(|(i, (a, b))| interval_text(types.get(i).copied().unwrap_or(0), a, b))
+                .collect();
+            with_data(k.join(" . "), d)
+        })
+        .collect();
+    if let Some(d) = catchall {
+        out.push(with_data("*".into(), &d));
+    }
+    out
+}
+
+fn native_set(s: &super::nft_expr::NftSet) -> NativeSet {
+    use super::nft_expr::{SET_ANONYMOUS, SET_EVAL, SET_INTERVAL, SET_MAP, SET_TIMEOUT};
+    let key = s
+        .field_types()
+        .into_iter()
+        .map(type_name)
+        .collect::<Vec<_>>()
+        .join(" . ");
+    let mut flags = Vec::new();
+    for (bit, name) in [
+        (SET_ANONYMOUS, "anonymous"),
+        (0x2, "constant"),
+        (SET_INTERVAL, "interval"),
+        (SET_TIMEOUT, "timeout"),
+        (SET_EVAL, "dynamic"),
+    ] {
+        if s.flags & bit != 0 {
+            flags.push(name);
+        }
+    }
+    NativeSet {
+        name: s.name.clone(),
+        kind: match (s.flags & SET_MAP != 0, s.data_type) {
+            (true, Some(0xffff_ff00)) => "vmap",
+            (true, _) => "map",
+            _ => "set",
+        },
+        key,
+        flags,
+        elements: element_texts(s),
+    }
 }
 
 /// Whether the save tools printed table `name` of nftables family `family`.
@@ -159,11 +324,29 @@ pub fn native_tables(
         if is_iptables_table(t.family, &t.name, iptables) && chains.is_empty() {
             continue;
         }
+        let mut flags = Vec::new();
+        if t.flags & nft_netlink::TABLE_DORMANT != 0 {
+            flags.push("dormant");
+        }
+        if t.flags & 0x2 != 0 {
+            flags.push("owner");
+        }
+        let sets = if is_iptables_table(t.family, &t.name, iptables) {
+            Vec::new()
+        } else {
+            nft.sets
+                .iter()
+                .filter(|s| s.family == t.family && s.table == t.name)
+                .map(native_set)
+                .collect()
+        };
         out.push(NativeTable {
             family: fam,
             name: t.name.clone(),
             dormant: t.flags & nft_netlink::TABLE_DORMANT != 0,
+            flags,
             chains,
+            sets,
         });
     }
     out
@@ -270,8 +453,8 @@ pub fn read(
     iptables: &BTreeSet<(Family, String)>,
 ) -> Result<Vec<NativeTable>, String> {
     let read = match netns {
-        Some(n) => super::netns::run_in(n, nft_netlink::read).map_err(|e| e.to_string())?,
-        None => nft_netlink::read(),
+        Some(n) => super::netns::run_in(n, nft_netlink::read_full).map_err(|e| e.to_string())?,
+        None => nft_netlink::read_full(),
     };
     let nft = match read {
         Ok(nft) => nft,
@@ -297,6 +480,28 @@ pub fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_read_as_nft_writes_them() {
+        let v4 = |s: &str| s.parse::<std::net::Ipv4Addr>().unwrap().octets().to_vec();
+        assert_eq!(
+            interval_text(7, &v4("10.0.0.0"), &v4("10.255.255.255")),
+            "10.0.0.0/8"
+        );
+        assert_eq!(
+            interval_text(7, &v4("10.0.0.1"), &v4("10.0.0.1")),
+            "10.0.0.1"
+        );
+        assert_eq!(
+            interval_text(7, &v4("10.0.0.1"), &v4("10.0.0.9")),
+            "10.0.0.1-10.0.0.9"
+        );
+        assert_eq!(
+            interval_text(7, &v4("10.0.0.8"), &v4("10.0.0.15")),
+            "10.0.0.8/29"
+        );
+        assert_eq!(interval_text(13, &[0, 80], &[1, 0]), "80-256");
+    }
 
     #[test]
     fn rule_texts_come_by_handle() {

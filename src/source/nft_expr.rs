@@ -172,6 +172,9 @@ pub struct NftSet {
     /// `NFT_SET_*`: anonymous 0x1, constant 0x2, interval 0x4, map 0x8, timeout 0x10, eval
     /// (dynamic) 0x20, object 0x40, concat 0x80.
     pub flags: u32,
+    /// nft's data type of the keys (`NFTA_SET_KEY_TYPE`): 7 ipv4_addr, 8 ipv6_addr, 13
+    /// inet_service...; a concatenation's packed six bits each.
+    pub key_type: u32,
     pub key_len: u32,
     /// Maps: `0xffffff00` for verdict maps, else the data type.
     pub data_type: Option<u32>,
@@ -179,6 +182,141 @@ pub struct NftSet {
     /// A concatenation's field lengths (`NFTA_SET_DESC_CONCAT`), in bytes.
     pub fields: Vec<u32>,
     pub elems: Vec<NftElem>,
+}
+
+impl NftSet {
+    /// The key's fields, in bytes: the kernel's description of a concatenation when it gave
+    /// one, else worked out from the packed data types (six bits each), else one field.
+    pub fn field_lens(&self) -> Vec<u32> {
+        if !self.fields.is_empty() {
+            return self.fields.clone();
+        }
+        let mut types = Vec::new();
+        let mut t = self.key_type;
+        while t != 0 && types.len() < 8 {
+            types.push(t & 0x3f);
+            t >>= 6;
+        }
+        types.reverse();
+        let lens: Option<Vec<u32>> = types
+            .iter()
+            .map(|t| match t {
+                7 | 19 => Some(4),
+                8 | 20 | 41 => Some(16),
+                6 | 9 => Some(6),
+                13 => Some(2),
+                12 => Some(1),
+                _ => None,
+            })
+            .collect();
+        match lens {
+            Some(l)
+                if l.len() > 1
+                    && l.iter().map(|n| n.div_ceil(4) * 4).sum::<u32>() == self.key_len =>
+            {
+                l
+            }
+            _ => vec![self.key_len],
+        }
+    }
+
+    /// The key's data types, one per field (nft's numbers).
+    pub fn field_types(&self) -> Vec<u32> {
+        let n = self.field_lens().len();
+        if n == 1 {
+            return vec![self.key_type];
+        }
+        (0..n as u32)
+            .rev()
+            .map(|i| (self.key_type >> (6 * i)) & 0x3f)
+            .collect()
+    }
+}
+
+/// An inclusive interval of big-endian byte strings.
+pub type Interval = (Vec<u8>, Vec<u8>);
+
+/// A set's elements, each as an inclusive interval per field of its key, with its data (maps).
+pub type Elements = Vec<(Vec<Interval>, Option<Data>)>;
+
+/// A big-endian byte string minus one; `None` for all zeros.
+pub fn minus_one(v: &[u8]) -> Option<Vec<u8>> {
+    let mut out = v.to_vec();
+    for b in out.iter_mut().rev() {
+        if *b > 0 {
+            *b -= 1;
+            return Some(out);
+        }
+        *b = 0xff;
+    }
+    None
+}
+
+impl NftSet {
+    /// The elements as intervals (an interval set's start and end elements paired: the end
+    /// flagged and one past the last, in any order; a concatenation's per field from `key` to
+    /// `key_end`), and the catch-all element's data when there is one.
+    pub fn intervals(&self) -> (Elements, Option<Option<Data>>) {
+        let fields = self.field_lens();
+        let mut elems = Vec::new();
+        let mut catchall = None;
+        let split = |key: &[u8]| -> Vec<Vec<u8>> {
+            let mut out = Vec::new();
+            let mut off = 0usize;
+            for &len in &fields {
+                let len = len as usize;
+                out.push(key.get(off..off + len).unwrap_or_default().to_vec());
+                off += len.div_ceil(4) * 4;
+            }
+            out
+        };
+        if self.flags & SET_INTERVAL != 0
+            && fields.len() == 1
+            && self.elems.iter().all(|e| e.key_end.is_none())
+        {
+            let mut all: Vec<&NftElem> = self.elems.iter().collect();
+            if let Some(c) = all.iter().find(|e| e.flags & ELEM_CATCHALL != 0) {
+                catchall = Some(c.data.clone());
+            }
+            all.retain(|e| e.flags & ELEM_CATCHALL == 0);
+            all.sort_by(|a, b| a.key.cmp(&b.key));
+            let mut i = 0;
+            while i < all.len() {
+                let e = all[i];
+                if e.flags & ELEM_INTERVAL_END != 0 {
+                    i += 1;
+                    continue;
+                }
+                let len = (fields[0] as usize).min(e.key.len());
+                let lo = e.key[..len].to_vec();
+                let hi = match all.get(i + 1) {
+                    Some(n) if n.flags & ELEM_INTERVAL_END != 0 => {
+                        let end = n.key[..len.min(n.key.len())].to_vec();
+                        i += 1;
+                        // An end of all zeros wrapped around: the interval runs to the top.
+                        minus_one(&end).unwrap_or_else(|| vec![0xff; len])
+                    }
+                    _ => vec![0xff; len],
+                };
+                elems.push((vec![(lo, hi)], e.data.clone()));
+                i += 1;
+            }
+        } else {
+            for e in &self.elems {
+                if e.flags & ELEM_CATCHALL != 0 {
+                    catchall = Some(e.data.clone());
+                    continue;
+                }
+                if e.flags & ELEM_INTERVAL_END != 0 {
+                    continue;
+                }
+                let lo = split(&e.key);
+                let hi = e.key_end.as_deref().map_or_else(|| lo.clone(), split);
+                elems.push((lo.into_iter().zip(hi).collect(), e.data.clone()));
+            }
+        }
+        (elems, catchall)
+    }
 }
 
 pub const SET_ANONYMOUS: u32 = 0x1;
@@ -416,6 +554,7 @@ pub fn decode_set(family: u8, p: &[u8]) -> NftSet {
             1 => s.table = string(q),
             2 => s.name = string(q),
             3 => s.flags = be32(q),
+            4 => s.key_type = be32(q),
             5 => s.key_len = be32(q),
             6 => s.data_type = Some(be32(q)),
             7 => s.data_len = Some(be32(q)),

@@ -17,9 +17,7 @@ use super::eval::{AddrVal, Bits, Env, IfVal, Pkt, PortVal};
 use super::packet::{CtState, Origin, PktType};
 use super::{Hook, Name, TableId, Tri};
 use crate::ruleset::Family;
-use crate::source::nft_expr::{
-    self as nx, BitOp, CmpOp, Data, Expr, NftSet, SET_EVAL, SET_INTERVAL,
-};
+use crate::source::nft_expr::{self as nx, BitOp, CmpOp, Data, Expr, NftSet, SET_EVAL};
 use crate::source::nft_netlink::{NftRuleset, TABLE_DORMANT, family_name};
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -70,9 +68,6 @@ pub(crate) struct NRule {
     exprs: Vec<Expr>,
 }
 
-/// An inclusive interval of big-endian byte strings.
-type Interval = (Vec<u8>, Vec<u8>);
-
 #[derive(Debug, Clone)]
 struct NSet {
     name: String,
@@ -80,7 +75,7 @@ struct NSet {
     /// The key's fields, in bytes (one for a plain set).
     fields: Vec<u32>,
     /// Each element as inclusive intervals per field, and its data (maps).
-    elems: Vec<(Vec<Interval>, Option<Data>)>,
+    elems: Vec<(Vec<nx::Interval>, Option<Data>)>,
     catchall: Option<Option<Data>>,
 }
 
@@ -242,73 +237,11 @@ impl Native {
 
 impl NSet {
     fn new(s: &NftSet) -> NSet {
-        let fields = if s.fields.is_empty() {
-            vec![s.key_len]
-        } else {
-            s.fields.clone()
-        };
-        let mut elems = Vec::new();
-        let mut catchall = None;
-        let split = |key: &[u8]| -> Vec<Vec<u8>> {
-            let mut out = Vec::new();
-            let mut off = 0usize;
-            for &len in &fields {
-                let len = len as usize;
-                out.push(key.get(off..off + len).unwrap_or_default().to_vec());
-                off += len.div_ceil(4) * 4;
-            }
-            out
-        };
-        if s.flags & SET_INTERVAL != 0
-            && fields.len() == 1
-            && s.elems.iter().all(|e| e.key_end.is_none())
-        {
-            // Start and end elements: [start, end), the end flagged, in any order.
-            let mut all: Vec<&nx::NftElem> = s
-                .elems
-                .iter()
-                .filter(|e| e.flags & nx::ELEM_CATCHALL == 0)
-                .collect();
-            all.sort_by(|a, b| a.key.cmp(&b.key));
-            let mut i = 0;
-            while i < all.len() {
-                let e = all[i];
-                if e.flags & nx::ELEM_INTERVAL_END != 0 {
-                    i += 1;
-                    continue;
-                }
-                let len = (fields[0] as usize).min(e.key.len());
-                let lo = e.key[..len].to_vec();
-                let hi = match all.get(i + 1) {
-                    Some(n) if n.flags & nx::ELEM_INTERVAL_END != 0 => {
-                        let end = n.key[..len.min(n.key.len())].to_vec();
-                        i += 1;
-                        // An end of all zeros wrapped around: the interval runs to the top.
-                        dec(&end).unwrap_or_else(|| vec![0xff; len])
-                    }
-                    _ => vec![0xff; len],
-                };
-                elems.push((vec![(lo, hi)], e.data.clone()));
-                i += 1;
-            }
-        } else {
-            for e in &s.elems {
-                if e.flags & nx::ELEM_CATCHALL != 0 {
-                    catchall = Some(e.data.clone());
-                    continue;
-                }
-                if e.flags & nx::ELEM_INTERVAL_END != 0 {
-                    continue;
-                }
-                let lo = split(&e.key);
-                let hi = e.key_end.as_deref().map_or_else(|| lo.clone(), split);
-                elems.push((lo.into_iter().zip(hi).collect(), e.data.clone()));
-            }
-        }
+        let (elems, catchall) = s.intervals();
         NSet {
             name: s.name.clone(),
             flags: s.flags,
-            fields,
+            fields: s.field_lens(),
             elems,
             catchall,
         }
@@ -336,19 +269,6 @@ fn without_counts(text: &str) -> String {
         }
     }
     out.join(" ")
-}
-
-/// A big-endian byte string minus one; `None` for all zeros.
-fn dec(v: &[u8]) -> Option<Vec<u8>> {
-    let mut out = v.to_vec();
-    for b in out.iter_mut().rev() {
-        if *b > 0 {
-            *b -= 1;
-            return Some(out);
-        }
-        *b = 0xff;
-    }
-    None
 }
 
 /// What a register holds, as far as it is known.
@@ -476,13 +396,13 @@ impl Val {
         match op {
             CmpOp::Eq => v.within(d, d),
             CmpOp::Neq => v.within(d, d).negate_if(true),
-            CmpOp::Lt => match dec(d) {
+            CmpOp::Lt => match nx::minus_one(d) {
                 Some(x) => v.within(&zero, &x),
                 None => Tri::No,
             },
             CmpOp::Lte => v.within(&zero, d),
             CmpOp::Gt => v.within(&zero, d).negate_if(true),
-            CmpOp::Gte => match dec(d) {
+            CmpOp::Gte => match nx::minus_one(d) {
                 Some(x) => v.within(&zero, &x).negate_if(true),
                 None => v.within(&zero, &top),
             },
