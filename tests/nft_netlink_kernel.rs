@@ -188,3 +188,35 @@ fn what_netlink_reads_is_what_nft_lists() {
         .expect("generation");
     assert!(after > before, "{before} -> {after}");
 }
+
+/// A change committed by another program is seen at once through the change events, with the
+/// generation it made and the committing process's name.
+#[test]
+fn a_change_by_another_program_is_seen_with_its_name() {
+    let Some(ns) = common::nft_netns("monitor", SCRIPT) else {
+        return;
+    };
+    let nft = nfscope::source::kernel::find_tool("nft").unwrap();
+    let (changes, generation) = netns::run_in(ns.name(), move || {
+        let mut m = nft_netlink::Monitor::open().expect("subscribe");
+        assert!(m.changes().events.is_empty());
+        let out = std::process::Command::new(&nft)
+            .args(["add", "rule", "inet", "fw", "helper", "counter"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let mut seen = m.changes();
+        while seen.events.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            seen = m.changes();
+        }
+        (seen, nft_netlink::generation().unwrap())
+    })
+    .unwrap();
+    assert!(!changes.lost);
+    let e = changes.events.last().expect("an event");
+    assert_eq!(e.generation, generation);
+    assert_eq!(e.process.as_deref(), Some("nft"));
+    assert!(e.pid.is_some());
+}

@@ -580,6 +580,98 @@ fn read_once(conn: &mut Conn, full: bool) -> Result<Option<NftRuleset>, NftError
     Ok(Some(rs))
 }
 
+const NFT_MSG_NEWGEN: u16 = 15;
+const NFTA_GEN_PROC_PID: u16 = 2;
+const NFTA_GEN_PROC_NAME: u16 = 3;
+const NFNLGRP_NFTABLES: u32 = 7;
+
+/// A transaction another program (or nfscope) committed to nf_tables: the generation it made,
+/// and the committing process, as the kernel names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenEvent {
+    pub generation: u32,
+    pub pid: Option<u32>,
+    /// The committing process's name (`nft`, `iptables-nft-re`, `firewalld`...).
+    pub process: Option<String>,
+}
+
+/// What a look at the change events found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Changes {
+    pub events: Vec<GenEvent>,
+    /// The kernel dropped events (the socket's buffer was full): something changed, who is
+    /// not known.
+    pub lost: bool,
+}
+
+/// Decode a `NFT_MSG_NEWGEN` event's attributes.
+pub fn decode_gen(attrs: &[u8]) -> GenEvent {
+    let mut e = GenEvent {
+        generation: 0,
+        pid: None,
+        process: None,
+    };
+    for (k, p) in Attrs::new(attrs) {
+        match k {
+            NFTA_GEN_ID => e.generation = be32(p),
+            NFTA_GEN_PROC_PID => e.pid = Some(be32(p)),
+            NFTA_GEN_PROC_NAME => e.process = Some(string(p)),
+            _ => {}
+        }
+    }
+    e
+}
+
+/// A subscription to nf_tables' change events (the NFNLGRP_NFTABLES group, as `nft monitor`
+/// listens): every committed transaction sends a new generation with the committing process.
+/// Reading it never blocks.
+pub struct Monitor {
+    sock: Socket,
+    buf: Vec<u8>,
+}
+
+impl Monitor {
+    /// Subscribe, in this thread's network namespace.
+    pub fn open() -> Result<Monitor, NftError> {
+        let mut sock =
+            Socket::new(NETLINK_NETFILTER).map_err(|e| NftError::io("opening the socket", &e))?;
+        sock.bind_auto()
+            .map_err(|e| NftError::io("binding the socket", &e))?;
+        sock.add_membership(NFNLGRP_NFTABLES)
+            .map_err(|e| NftError::io("subscribing to nf_tables' changes", &e))?;
+        sock.set_non_blocking(true)
+            .map_err(|e| NftError::io("setting the socket non-blocking", &e))?;
+        Ok(Monitor {
+            sock,
+            buf: vec![0; 1 << 16],
+        })
+    }
+
+    /// Every change event received since the last call.
+    pub fn changes(&mut self) -> Changes {
+        let mut out = Changes::default();
+        loop {
+            let n = match recv(&self.sock, &mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    out.lost = true;
+                    continue;
+                }
+                Err(_) => break,
+            };
+            for m in messages(&self.buf[..n]) {
+                if m.kind == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN
+                    && let Some((_, _, attrs)) = split(m.payload)
+                {
+                    out.events.push(decode_gen(attrs));
+                }
+            }
+        }
+        out
+    }
+}
+
 fn nul_terminated(s: &str) -> Vec<u8> {
     let mut v = s.as_bytes().to_vec();
     v.push(0);
@@ -621,6 +713,23 @@ mod tests {
         let _ = decode_chain(1, &[4, 0, 4, 0, 1]);
         assert_eq!(family_name(1), "inet");
         assert_eq!(hook_name(2, 1), "input");
+    }
+
+    #[test]
+    fn a_generation_event_names_its_process() {
+        let mut w = AttrWriter::default();
+        w.put(NFTA_GEN_ID, &42u32.to_be_bytes());
+        w.put(NFTA_GEN_PROC_PID, &7u32.to_be_bytes());
+        w.put(NFTA_GEN_PROC_NAME, b"firewalld\0");
+        assert_eq!(
+            decode_gen(&w.buf),
+            GenEvent {
+                generation: 42,
+                pid: Some(7),
+                process: Some("firewalld".into())
+            }
+        );
+        let _ = decode_gen(&[0xff; 5]);
     }
 
     #[test]
