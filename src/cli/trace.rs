@@ -349,7 +349,7 @@ pub(super) fn native_for(snap: &source::RulesetSnapshot, rs: &Ruleset) -> Native
             .collect(),
         source::Backend::Legacy => BTreeSet::new(),
     };
-    match source::native::for_trace() {
+    match source::native::for_trace(&iptables) {
         Ok(Some((nft, texts))) => Native::new(&nft, rs.family, &iptables, &texts),
         Ok(None) => Native::default(),
         Err(e) => {

@@ -206,7 +206,7 @@ pub fn native(family: Family, now: &[Ruleset], backend: Backend) -> Result<Nativ
             .collect(),
         Backend::Legacy => BTreeSet::new(),
     };
-    Ok(match crate::source::native::for_trace()? {
+    Ok(match crate::source::native::for_trace(&iptables)? {
         Some((nft, texts)) => Native::new(&nft, family, &iptables, &texts),
         None => Native::default(),
     })

@@ -427,11 +427,25 @@ pub fn listing(netns: Option<&str>) -> Result<String, String> {
     Ok(crate::ruleset::lossless::decode_owned(out.stdout))
 }
 
-/// What the tracer needs of nf_tables in this thread's network namespace: every table, chain,
-/// rule (with its expressions) and set, and each rule's text. `Ok(None)` when the kernel has
-/// no nf_tables.
-pub fn for_trace() -> Result<Option<(NftRuleset, RuleTexts)>, String> {
-    let nft = match nft_netlink::read_full() {
+/// What the tracer needs of nf_tables in this thread's network namespace: every table, chain
+/// and set, the rules (with their expressions) of the native chains (`iptables`: as for
+/// `native_tables`; iptables' own rules are not read), and each rule's text. `Ok(None)` when
+/// the kernel has no nf_tables.
+pub fn for_trace(
+    iptables: &BTreeSet<(Family, String)>,
+) -> Result<Option<(NftRuleset, RuleTexts)>, String> {
+    // A native chain may jump to any chain of its table: all of a table with a native chain.
+    let tables: std::cell::OnceCell<BTreeSet<(u8, String)>> = std::cell::OnceCell::new();
+    let wanted = |c: &NftChain, all: &[NftChain]| {
+        let tables = tables.get_or_init(|| {
+            all.iter()
+                .filter(|o| is_native_chain(o, iptables))
+                .map(|o| (o.family, o.table.clone()))
+                .collect()
+        });
+        tables.contains(&(c.family, c.table.clone()))
+    };
+    let nft = match nft_netlink::read_full_of(&wanted) {
         Ok(nft) => nft,
         Err(nft_netlink::NftError::NotSupported) => return Ok(None),
         Err(e) => return Err(e.to_string()),

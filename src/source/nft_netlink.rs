@@ -498,19 +498,28 @@ pub fn generation() -> Result<u32, NftError> {
 /// Read the whole of nf_tables at one generation (taken again, up to a few times, when it moved
 /// while it was read).
 pub fn read() -> Result<NftRuleset, NftError> {
-    read_with(false)
+    read_with(false, &|_, _| true)
 }
 
 /// `read`, and also every rule's expressions decoded and every set with its elements: what the
 /// tracer needs.
 pub fn read_full() -> Result<NftRuleset, NftError> {
-    read_with(true)
+    read_with(true, &|_, _| true)
 }
 
-fn read_with(full: bool) -> Result<NftRuleset, NftError> {
+/// Which chains' rules to read: given each chain and all of them.
+pub type Wanted<'a> = &'a dyn Fn(&NftChain, &[NftChain]) -> bool;
+
+/// `read_full`, but the rules only of the chains `wanted` picks (every table and chain is still
+/// listed): the native chains beside 50,000 iptables rules are read in a blink.
+pub fn read_full_of(wanted: Wanted) -> Result<NftRuleset, NftError> {
+    read_with(true, wanted)
+}
+
+fn read_with(full: bool, wanted: Wanted) -> Result<NftRuleset, NftError> {
     let mut conn = Conn::open()?;
     for _ in 0..ATTEMPTS {
-        if let Some(rs) = read_once(&mut conn, full)? {
+        if let Some(rs) = read_once(&mut conn, full, wanted)? {
             return Ok(rs);
         }
     }
@@ -518,7 +527,7 @@ fn read_with(full: bool) -> Result<NftRuleset, NftError> {
 }
 
 /// One attempt; `None` when the generation moved meanwhile.
-fn read_once(conn: &mut Conn, full: bool) -> Result<Option<NftRuleset>, NftError> {
+fn read_once(conn: &mut Conn, full: bool, wanted: Wanted) -> Result<Option<NftRuleset>, NftError> {
     let generation = conn.generation()?;
     let lo = u16::try_from(generation & 0xffff).unwrap_or(0);
     let same = |d: &Dumped| !d.interrupted && d.gens.iter().all(|g| *g == lo);
@@ -543,7 +552,7 @@ fn read_once(conn: &mut Conn, full: bool) -> Result<Option<NftRuleset>, NftError
         sets: Vec::new(),
     };
     // The rules chain by chain: one filtered dump each.
-    for c in &rs.chains {
+    for c in rs.chains.iter().filter(|c| wanted(c, &rs.chains)) {
         let mut w = AttrWriter::default();
         w.put(NFTA_RULE_TABLE, &nul_terminated(&c.table));
         w.put(NFTA_RULE_CHAIN, &nul_terminated(&c.name));
