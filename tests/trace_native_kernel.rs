@@ -511,6 +511,39 @@ cases! {
             tcp dport 9000 counter drop; } }",
         ipt: &[], backend: Backend::Nft, send: Send::LocalTcp(9000), expect: "DROP",
     };
+    reverse_path_check_passes_on_the_connected_network: Case {
+        nft: "table inet fw {
+            chain pre { type filter hook prerouting priority -10; fib saddr . iif oif missing counter drop; }
+            chain input { type filter hook input priority 0; policy drop; tcp dport 80 counter accept; } }",
+        ipt: &[], backend: Backend::Nft, send: Send::Tcp(false, 80), expect: "ACCEPT",
+    };
+    conntrack_status_dnat_after_nft_dnat: Case {
+        nft: "table ip nat { chain pre { type nat hook prerouting priority dstnat;
+                tcp dport 8080 counter dnat to 10.9.0.1:80; } }
+              table inet fw { chain input { type filter hook input priority 0; policy drop;
+                ct status dnat counter accept; } }",
+        ipt: &[], backend: Backend::Nft, send: Send::Tcp(false, 8080), expect: "ACCEPT",
+    };
+    firewalld_shaped_zone_goto: Case {
+        nft: "table inet firewalld {
+            chain filter_IN_public_allow { tcp dport 22 ct state { new, untracked } counter accept; }
+            chain filter_IN_public { jump filter_IN_public_allow; meta l4proto { icmp, ipv6-icmp } accept; }
+            chain filter_INPUT_ZONES { iifname \"eth0\" goto filter_IN_public; goto filter_IN_public; }
+            chain filter_INPUT { type filter hook input priority filter + 10; policy accept;
+              ct state { established, related } accept; ct status dnat accept; iifname \"lo\" accept;
+              ct state invalid drop; jump filter_INPUT_ZONES; counter reject with icmpx admin-prohibited; } }",
+        ipt: &[], backend: Backend::Nft, send: Send::Tcp(false, 443), expect: "REJECT",
+    };
+    firewalld_shaped_zone_allows_ssh: Case {
+        nft: "table inet firewalld {
+            chain filter_IN_public_allow { tcp dport 22 ct state { new, untracked } counter accept; }
+            chain filter_IN_public { jump filter_IN_public_allow; meta l4proto { icmp, ipv6-icmp } accept; }
+            chain filter_INPUT_ZONES { iifname \"eth0\" goto filter_IN_public; goto filter_IN_public; }
+            chain filter_INPUT { type filter hook input priority filter + 10; policy accept;
+              ct state { established, related } accept; ct status dnat accept; iifname \"lo\" accept;
+              ct state invalid drop; jump filter_INPUT_ZONES; counter reject with icmpx admin-prohibited; } }",
+        ipt: &[], backend: Backend::Nft, send: Send::Tcp(false, 22), expect: "ACCEPT",
+    };
     legacy_iptables_accept_native_drop: Case {
         nft: FW, ipt: &["-A INPUT -p tcp --dport 80 -j ACCEPT"], backend: Backend::Legacy,
         send: Send::Tcp(false, 80), expect: "DROP",

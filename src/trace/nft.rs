@@ -1456,6 +1456,20 @@ impl Vm<'_, '_, '_> {
         let orig = dir.is_none_or(|d| d == 0);
         let fresh = matches!(state, CtState::New);
         match key {
+            // A new connection's status: not confirmed, no reply seen, not assured, its NAT
+            // as this walk did it.
+            2 if fresh && !p.ct.confirmed => {
+                let v = (if p.ct.snat { 0x10u32 } else { 0 }) | if p.ct.dnat { 0x20 } else { 0 };
+                Load::Val(
+                    bits_val(Bits {
+                        value: v,
+                        known: 0x3f,
+                    }),
+                    "ct status".into(),
+                    Kind::Host32,
+                    true,
+                )
+            }
             1 if fresh => Load::Val(
                 Val::exact(vec![0]),
                 "ct direction".into(),
@@ -1571,7 +1585,39 @@ impl Vm<'_, '_, '_> {
             2 => "fib oifname",
             _ => "fib type",
         };
-        let len = if result == 2 { 16 } else { 4 };
+        // The reverse-path check (`fib saddr . iif oif missing drop`, firewalld's and the
+        // rpfilter match's): a source on a network of this machine's input interface is
+        // routed back through it.
+        if matches!(result, 1 | 2)
+            && flags & 0x1 != 0
+            && let (AddrVal::Known(src), IfVal::Known(iif)) = (&p.src, &p.in_if)
+        {
+            let via = if src.is_loopback() || env.is_local(*src) {
+                Some("lo".to_string()).filter(|_| iif == "lo")
+            } else {
+                env.connected(*src)
+                    .map(|(i, _)| i.to_string())
+                    .filter(|i| i == iif.as_str())
+            };
+            if let Some(i) = via {
+                let v = match result {
+                    _ if flags & 0x20 != 0 => Val::exact(1u32.to_ne_bytes().to_vec()),
+                    // An interface index: not known, but not 0 ("missing").
+                    1 => Val::Range(vec![0, 0, 0, 1], vec![0xff; 4]),
+                    _ => {
+                        let mut name = i.into_bytes();
+                        name.resize(16, 0);
+                        Val::exact(name)
+                    }
+                };
+                return (v, format!("{l} (the route back to {src})"));
+            }
+        }
+        let len = if result == 2 && flags & 0x20 == 0 {
+            16
+        } else {
+            4
+        };
         (
             Val::unknown(len),
             format!("{l} (a route lookup nfscope does not make)"),
