@@ -500,6 +500,7 @@ impl KernelReader {
                 v4,
                 v6,
                 warnings,
+                nft_generation: Some(g),
             };
         }
         self.counters_only = false;
@@ -555,6 +556,7 @@ impl KernelReader {
             v4,
             v6,
             warnings,
+            nft_generation: self.cache.as_ref().map(|c| c.generation),
         }
     }
 
