@@ -524,9 +524,9 @@ impl HowRead {
 /// Whether the base is still the kernel's rule set: iptables-nft, the base read at an
 /// nf_tables generation, both families in it, and the kernel still at that generation. Then a
 /// whole re-read (3.9 s through iptables-nft-save at 50,000 rules, docs/performance.md) would
-/// print the base again, so the counters alone are read, over netlink (`nft_netlink::read`,
-/// checked by `put_counters` and by the generation), in this thread's network namespace, as the
-/// tools run. Any doubt means a whole read.
+/// print the base again, so the counters alone are read, over netlink
+/// (`nft_netlink::read_counters_into`, checked against the rules and the generation), in this
+/// thread's network namespace, as the tools run. Any doubt means a whole read.
 fn base_now(tools: &Tools, req: &Request) -> BaseNow {
     use crate::source::{Backend, kernel, nft_netlink};
     let Some(g) = req.base_generation else {
@@ -551,7 +551,7 @@ fn base_now(tools: &Tools, req: &Request) -> BaseNow {
     };
     let unread = |e: nft_netlink::NftError| {
         BaseNow::Read(format!(
-            "nf_tables' generation could not be had ({e}), so the rule set may have moved"
+            "nf_tables could not be read over netlink ({e}), so the rule set may have moved"
         ))
     };
     // One message first: when it moved, the counters are not worth reading.
@@ -560,32 +560,18 @@ fn base_now(tools: &Tools, req: &Request) -> BaseNow {
         Ok(now) => return moved(now),
         Err(e) => return unread(e),
     }
-    // The base is copied on another core while the counters are read (a thread made here is
-    // in this thread's network namespace).
-    let (nft, sets) = std::thread::scope(|s| {
-        let copy = s.spawn(|| {
-            Family::ALL
-                .iter()
-                .filter_map(|f| req.base.iter().find(|r| r.family == *f).cloned())
-                .collect::<Vec<Ruleset>>()
-        });
-        (nft_netlink::read(), copy.join())
-    });
-    let nft = match nft {
-        Ok(nft) if nft.generation == g => nft,
-        Ok(nft) => return moved(nft.generation),
+    let mut sets: Vec<Ruleset> = Family::ALL
+        .iter()
+        .filter_map(|f| req.base.iter().find(|r| r.family == *f).cloned())
+        .collect();
+    match nft_netlink::read_counters_into(&mut sets, g) {
+        Ok(true) => {}
+        Ok(false) => {
+            return BaseNow::Read(format!(
+                "nf_tables' counters could not be read at generation {g}: the rule set moved meanwhile, or they do not line up with your rule set's rules"
+            ));
+        }
         Err(e) => return unread(e),
-    };
-    let Ok(mut sets) = sets else {
-        return BaseNow::Read("your rule set could not be copied".into());
-    };
-    if !sets
-        .iter_mut()
-        .all(|rs| nft_netlink::put_counters(rs, &nft))
-    {
-        return BaseNow::Read(format!(
-            "nf_tables is at generation {g} still, but its counters do not line up with your rule set's rules"
-        ));
     }
     BaseNow::Current {
         generation: g,
