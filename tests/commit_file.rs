@@ -53,19 +53,7 @@ fn commit_rule(ns: &str, path: &Path, state: &Path, rule: &str) -> Vec<Progress>
         rule: rule.into(),
     })
     .expect("staged");
-    let req = Request {
-        base: s.base().to_vec(),
-        staged: s.result().to_vec(),
-        ops: s.ops().to_vec(),
-        edited: s.edited(),
-        renames: s.renames(),
-        zeroed: s.zeroed(),
-        ssh: None,
-        locals: Vec::new(),
-        lockout_confirmed: false,
-        diff: String::new(),
-        ..Request::default()
-    };
+    let req = Request::staged(&s);
     let target = Target::File {
         v4: Some(path.to_path_buf()),
         v6: None,

@@ -256,7 +256,8 @@ pub fn only_tables(rulesets: &[Ruleset], tables: &BTreeSet<(Family, String)>) ->
         .collect()
 }
 
-/// Read only these tables of each family back from the kernel (`iptables-save -t`).
+/// Read only these tables of each family back from the kernel (`Tools::read_tables`: `iptables-save
+/// -t`, or on nf_tables `iptables -t TABLE -S`), their rules and policies.
 pub fn read_tables(
     tools: &Tools,
     tables: &BTreeSet<(Family, String)>,

@@ -4,11 +4,12 @@
 //! piece it calls is in `edit/`: `apply` (validate, read, apply), `plan` (conflicts, the minimal
 //! scripts, verify), `lockout`, `backup`, `guard` (the watchdog) and `audit`.
 //!
-//! Order, for the kernel: validate (`restore --test` of the staged tables) → concurrency (re-read;
-//! refuse when a chain the user edited moved, and hand back the kernel's rule sets so the UI can
-//! offer a rebase) → lockout (with `SSH_CONNECTION`; findings stop the commit until the user
-//! typed the confirmation word) → backup (both families) → watchdog armed → apply (one
-//! `--noflush` transaction per table) → verify (read back). The watchdog is armed before the
+//! Order, for the kernel: validate (`restore --test` of the staged tables) → concurrency (re-read,
+//! unless nf_tables is still at the generation the base was read at; refuse when a chain the
+//! user edited moved, and hand back the kernel's rule sets so the UI can offer a rebase) →
+//! lockout (with `SSH_CONNECTION`; findings stop the commit until the user typed the
+//! confirmation word) → backup (both families) → watchdog armed → apply (one `--noflush`
+//! transaction per table) → verify (read back). The watchdog is armed before the
 //! kernel is touched, not after: if nfscope, its terminal or the SSH session die in the middle
 //! of the apply, the rollback still comes.
 
@@ -294,6 +295,10 @@ pub struct Request {
     /// How the kernel is changed.
     pub load: Load,
     pub base: Vec<Ruleset>,
+    /// iptables-nft: the nf_tables generation at which the save tools printed `base`
+    /// (`Staging::base_generation`). When the kernel is still there, `base` is what a re-read
+    /// would give, and the commit does not read the kernel again (see `read_kernel`).
+    pub base_generation: Option<u32>,
     pub staged: Vec<Ruleset>,
     pub ops: Vec<Op>,
     pub edited: BTreeSet<ChainRef>,
@@ -307,6 +312,23 @@ pub struct Request {
     pub lockout_confirmed: bool,
     /// The unified diff, for the audit log.
     pub diff: String,
+}
+
+impl Request {
+    /// A commit of what `st` stages on its base (the generation it was read at included);
+    /// the rest (SSH session, addresses, the confirmation, the diff) left to the caller.
+    pub fn staged(st: &super::stage::Staging) -> Request {
+        Request {
+            base: st.base().to_vec(),
+            base_generation: st.base_generation(),
+            staged: st.result().to_vec(),
+            ops: st.ops().to_vec(),
+            edited: st.edited(),
+            renames: st.renames(),
+            zeroed: st.zeroed(),
+            ..Request::default()
+        }
+    }
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -364,6 +386,197 @@ fn concurrency_step(
         format!("the chains you edited are as you found them{where_}"),
     ));
     true
+}
+
+/// The kernel's rule sets as the concurrency step has them: one read of both families serves the
+/// conflict check, the plan and the backup, and none at all when nf_tables has not moved since
+/// the base was read (then the base is the kernel's).
+pub struct KernelNow {
+    /// Each family's save text, whole, as the save tool prints it: the backup.
+    pub texts: Vec<(Family, String)>,
+    /// The families the commit works on, parsed (every family read, for a whole-file load).
+    pub now: Vec<Ruleset>,
+    pub how: HowRead,
+}
+
+/// The concurrency step's read of the kernel (`KernelNow`), in this thread's network
+/// namespace; `Err` is the step's sentence.
+pub fn read_kernel(tools: &Tools, req: &Request) -> Result<KernelNow, String> {
+    let whole = matches!(req.load, Load::Files(_));
+    let fams: Vec<Family> = match &req.load {
+        Load::Files(files) => Family::ALL
+            .into_iter()
+            .filter(|f| files.iter().any(|w| w.family == *f))
+            .collect(),
+        Load::Chains => families(&req.staged),
+    };
+    let why = match base_now(tools, req) {
+        BaseNow::Current { generation, sets } => {
+            let texts = sets
+                .iter()
+                .map(|rs| (rs.family, save_text(rs, SaveOptions::default())))
+                .collect();
+            let now = sets
+                .into_iter()
+                .filter(|r| fams.contains(&r.family))
+                .collect();
+            return Ok(KernelNow {
+                texts,
+                now,
+                how: HowRead::Skipped(generation),
+            });
+        }
+        BaseNow::Read(why) => why,
+    };
+    let mut texts = Vec::new();
+    for f in Family::ALL {
+        match tools.save_text(f) {
+            Ok(t) => texts.push((f, t)),
+            // A family whose tools are missing has nothing to restore; one that fails
+            // otherwise must not be committed without a backup.
+            Err(crate::source::SourceError::ToolMissing { .. }) if !fams.contains(&f) => {}
+            Err(e) => return Err(format!("{}: {}", f.label(), guard::tool_error(&e))),
+        }
+    }
+    let mut now = Vec::new();
+    // A whole-file load is checked for lockout against both families as they will be.
+    for (f, text) in texts.iter().filter(|(f, _)| whole || fams.contains(f)) {
+        match crate::ruleset::parse(text, *f) {
+            Ok(rs) => now.push(rs),
+            Err(e) => {
+                return Err(format!(
+                    "{}: the rule set read back does not parse: {e}",
+                    f.label()
+                ));
+            }
+        }
+    }
+    Ok(KernelNow {
+        texts,
+        now,
+        how: HowRead::Read(why),
+    })
+}
+
+/// The backup step's checks of each family's text before the kernel is touched: the watchdog
+/// loads a backup without a question, so each must parse as a rule set (`backup_set` then
+/// proves the file holds these very bytes) and the restore tool must take it (`--test -c`: a
+/// comment holding a line break, for one, is printed by iptables-save but refused by
+/// iptables-restore). `Err` is the step's sentence.
+pub fn check_backup(tools: &Tools, texts: &[(Family, String)]) -> Result<(), String> {
+    for (f, text) in texts {
+        // The parse runs on another core while the restore tool reads the text.
+        let (parsed, tested) = std::thread::scope(|s| {
+            let parsed = s.spawn(|| crate::ruleset::parse(text, *f).map_err(|e| e.to_string()));
+            let tested = tools.restore(*f, &["--test", "-c", "--wait=10"], text);
+            (parsed.join(), tested)
+        });
+        let parsed = parsed.unwrap_or_else(|_| Err("the parser stopped".into()));
+        if let Err(e) = parsed {
+            return Err(format!(
+                "{}: the rule set as read does not parse, so a backup of it could not be restored: {e}",
+                f.label()
+            ));
+        }
+        if let Err(e) = tested {
+            return Err(format!(
+                "{}: the restore tool would refuse the backup of the rule set as it is now ({}), so a rollback could not put it back: nothing is changed until the rule set can be saved and restored (see `nfscope rules`)",
+                f.label(),
+                guard::tool_error(&e)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// How the concurrency step had the kernel's rule sets.
+enum BaseNow {
+    /// nf_tables is still at the generation at which the base was read: the base's rules are
+    /// the kernel's. `sets` is the base of both families with the counters read just now.
+    Current { generation: u32, sets: Vec<Ruleset> },
+    /// The kernel must be read whole; why, for the checklist (empty: no generation was known,
+    /// as on legacy, for a resumed staging or a whole-file load).
+    Read(String),
+}
+
+/// How the kernel's rule sets were had, for the checklist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HowRead {
+    /// Not read again: nf_tables was still at this generation, at which the base was read.
+    Skipped(u32),
+    /// Read whole through the save tools; why, when a generation was known (else empty).
+    Read(String),
+}
+
+impl HowRead {
+    /// Said after "the chains you edited are as you found them".
+    pub fn said(&self) -> String {
+        match self {
+            HowRead::Skipped(g) => format!(
+                " (re-read skipped: nf_tables unchanged since generation {g}, when your rule set was read; counters read over netlink)"
+            ),
+            HowRead::Read(why) if why.is_empty() => String::new(),
+            HowRead::Read(why) => format!(" (read again: {why})"),
+        }
+    }
+}
+
+/// Whether the base is still the kernel's rule set: iptables-nft, the base read at an
+/// nf_tables generation, both families in it, and the kernel still at that generation. Then a
+/// whole re-read (3.9 s through iptables-nft-save at 50,000 rules, docs/performance.md) would
+/// print the base again, so the counters alone are read, over netlink
+/// (`nft_netlink::read_counters_into`, checked against the rules and the generation), in this
+/// thread's network namespace, as the tools run. Any doubt means a whole read.
+fn base_now(tools: &Tools, req: &Request) -> BaseNow {
+    use crate::source::{Backend, kernel, nft_netlink};
+    let Some(g) = req.base_generation else {
+        return BaseNow::Read(String::new());
+    };
+    if !matches!(req.load, Load::Chains)
+        || Family::ALL
+            .iter()
+            .any(|f| req.base.iter().filter(|r| r.family == *f).count() != 1)
+    {
+        return BaseNow::Read(String::new());
+    }
+    // The generation is nf_tables': it says nothing of legacy tables.
+    let backend = tools.backend.map_or_else(kernel::detect_backend, Ok);
+    if backend != Ok(Backend::Nft) {
+        return BaseNow::Read(String::new());
+    }
+    let moved = |now: u32| {
+        BaseNow::Read(format!(
+            "nf_tables moved since your rule set was read, from generation {g} to {now}"
+        ))
+    };
+    let unread = |e: nft_netlink::NftError| {
+        BaseNow::Read(format!(
+            "nf_tables could not be read over netlink ({e}), so the rule set may have moved"
+        ))
+    };
+    // One message first: when it moved, the counters are not worth reading.
+    match nft_netlink::generation() {
+        Ok(now) if now == g => {}
+        Ok(now) => return moved(now),
+        Err(e) => return unread(e),
+    }
+    let mut sets: Vec<Ruleset> = Family::ALL
+        .iter()
+        .filter_map(|f| req.base.iter().find(|r| r.family == *f).cloned())
+        .collect();
+    match nft_netlink::read_counters_into(&mut sets, g) {
+        Ok(true) => {}
+        Ok(false) => {
+            return BaseNow::Read(format!(
+                "nf_tables' counters could not be read at generation {g}: the rule set moved meanwhile, or they do not line up with your rule set's rules"
+            ));
+        }
+        Err(e) => return unread(e),
+    }
+    BaseNow::Current {
+        generation: g,
+        sets,
+    }
 }
 
 /// `IPv4 in /var/lib/nfscope/…, IPv6 in …`.
@@ -516,14 +729,6 @@ fn run_kernel(
         Load::Chains => &[],
     };
     let whole = matches!(req.load, Load::Files(_));
-    let fams: Vec<Family> = if whole {
-        Family::ALL
-            .into_iter()
-            .filter(|f| files.iter().any(|w| w.family == *f))
-            .collect()
-    } else {
-        families(&req.staged)
-    };
     // Only the tables the commit changes are trial-loaded and read back (docs/performance.md).
     let changed: BTreeSet<(Family, String)> = if whole {
         files
@@ -577,37 +782,13 @@ fn run_kernel(
     ));
 
     report(Progress::Running(Step::Concurrency));
-    // One read of both families serves the conflict check, the plan and the backup.
-    let mut texts = Vec::new();
-    for f in Family::ALL {
-        match tools.save_text(f) {
-            Ok(t) => texts.push((f, t)),
-            // A family whose tools are missing has nothing to restore; one that fails otherwise
-            // must not be committed without a backup.
-            Err(crate::source::SourceError::ToolMissing { .. }) if !fams.contains(&f) => {}
-            Err(e) => {
-                report(Progress::Failed(
-                    Step::Concurrency,
-                    format!("{}: {}", f.label(), guard::tool_error(&e)),
-                ));
-                return None;
-            }
+    let KernelNow { texts, now, how } = match read_kernel(tools, &req) {
+        Ok(k) => k,
+        Err(e) => {
+            report(Progress::Failed(Step::Concurrency, e));
+            return None;
         }
-    }
-    let mut now = Vec::new();
-    // A whole-file load is checked for lockout against both families as they will be.
-    for (f, text) in texts.iter().filter(|(f, _)| whole || fams.contains(f)) {
-        match crate::ruleset::parse(text, *f) {
-            Ok(rs) => now.push(rs),
-            Err(e) => {
-                report(Progress::Failed(
-                    Step::Concurrency,
-                    format!("{}: the rule set read back does not parse: {e}", f.label()),
-                ));
-                return None;
-            }
-        }
-    }
+    };
     // A table the save tool leaves out is neither in the backup nor in what is checked, and a
     // restore of the family would destroy it: no commit to a family that has one.
     let changed_families: BTreeSet<Family> = changed.iter().map(|(f, _)| *f).collect();
@@ -640,7 +821,7 @@ fn run_kernel(
             Step::Concurrency,
             "read the kernel's rule sets: the files replace their tables whole".into(),
         ));
-    } else if !concurrency_step(&req, &now, "", report) {
+    } else if !concurrency_step(&req, &now, &how.said(), report) {
         return None;
     }
 
@@ -650,33 +831,9 @@ fn run_kernel(
     let touched = touched_chains(&req, files, &now);
 
     report(Progress::Running(Step::Backup));
-    // A backup is loaded without a question by the watchdog: each must parse as a rule set
-    // (backup_set then proves the file holds these very bytes), and the audit log must take
-    // the record, before the kernel is touched.
-    for (f, text) in &texts {
-        if let Err(e) = crate::ruleset::parse(text, *f) {
-            report(Progress::Failed(
-                Step::Backup,
-                format!(
-                    "{}: the rule set as read does not parse, so a backup of it could not be restored: {e}",
-                    f.label()
-                ),
-            ));
-            return None;
-        }
-        // The rollback restores it with the restore tool: it must take it (a comment holding
-        // a line break, for one, is printed by iptables-save but refused by iptables-restore).
-        if let Err(e) = tools.restore(*f, &["--test", "-c", "--wait=10"], text) {
-            report(Progress::Failed(
-                Step::Backup,
-                format!(
-                    "{}: the restore tool would refuse the backup of the rule set as it is now ({}), so a rollback could not put it back: nothing is changed until the rule set can be saved and restored (see `nfscope rules`)",
-                    f.label(),
-                    guard::tool_error(&e)
-                ),
-            ));
-            return None;
-        }
+    if let Err(e) = check_backup(tools, &texts) {
+        report(Progress::Failed(Step::Backup, e));
+        return None;
     }
     if let Err(e) = audit::check_writable(dir) {
         report(Progress::Failed(
@@ -695,7 +852,16 @@ fn run_kernel(
             return None;
         }
     };
-    report(Progress::Done(Step::Backup, backups_text(&backups)));
+    report(Progress::Done(
+        Step::Backup,
+        match how {
+            HowRead::Skipped(g) => format!(
+                "{} (your rule sets as read at nf_tables generation {g}, which the kernel still holds, with the counters as of now)",
+                backups_text(&backups)
+            ),
+            HowRead::Read(_) => backups_text(&backups),
+        },
+    ));
 
     report(Progress::Running(Step::Watchdog));
     let pending = match timeout {

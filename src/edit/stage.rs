@@ -1040,6 +1040,8 @@ impl<'a> Finder<'a> {
 #[derive(Debug, Clone)]
 pub struct Staging {
     base: Vec<Ruleset>,
+    /// The nf_tables generation at which the base was read, when known (`base_generation`).
+    base_generation: Option<u32>,
     ops: Vec<Op>,
     redo: Vec<Op>,
     state: Applied,
@@ -1051,9 +1053,23 @@ impl Staging {
         Staging {
             state: Applied::new(base.clone()),
             base,
+            base_generation: None,
             ops: Vec::new(),
             redo: Vec::new(),
         }
+    }
+
+    /// The same staging, its base known to be the kernel's rules at nf_tables generation
+    /// `generation` (`RulesetSnapshot::nft_generation`). A commit that finds the kernel still
+    /// there needs not read it again (edit::commit).
+    pub fn read_at(mut self, generation: Option<u32>) -> Staging {
+        self.base_generation = generation;
+        self
+    }
+
+    /// The nf_tables generation at which the base was read, when known. A rebase forgets it.
+    pub fn base_generation(&self) -> Option<u32> {
+        self.base_generation
     }
 
     pub fn base(&self) -> &[Ruleset] {
@@ -1223,6 +1239,7 @@ impl Staging {
             replay(&base, &self.ops).map_err(|(i, e)| no_longer_applies(i + 1, &self.ops[i], e))?;
         Ok(Staging {
             base,
+            base_generation: None,
             ops,
             redo: Vec::new(),
             state,

@@ -56,6 +56,9 @@ pub struct RateTracker {
     memory: FxHashMap<ChainKey, ChainMemory>,
     last: Option<SystemTime>,
     stats: FxHashMap<ChainKey, ChainStat>,
+    /// The chains of the last update in their order, with their rule counts: what
+    /// `update_counters` checks the rule sets it is given against.
+    shape: Vec<(ChainKey, usize)>,
 }
 
 fn text_hash(text: &str) -> u64 {
@@ -92,6 +95,7 @@ impl RateTracker {
             .filter(|s| *s > 0.0);
         let mut memory = FxHashMap::default();
         let mut stats = FxHashMap::default();
+        let mut shape = Vec::with_capacity(self.shape.len());
         for rs in rulesets {
             for table in &rs.tables {
                 for chain in &table.chains {
@@ -105,14 +109,98 @@ impl RateTracker {
                     let (mem, st) =
                         track_chain(chain, &old, &mut old_stat, secs, self.last.is_some());
                     stats.insert(key.clone(), st);
-                    memory.insert(key, mem);
+                    memory.insert(key.clone(), mem);
+                    shape.push((key, chain.rules.len()));
                 }
             }
         }
         self.memory = memory;
         self.stats = stats;
+        self.shape = shape;
         self.last = Some(at);
     }
+
+    /// `update`, for rule sets that hold the very rules of the last update in the same order,
+    /// only their counters moved: what a refresh that found nf_tables at the same generation
+    /// reads. Each rule's stat is then updated where it is, without matching rules by content
+    /// or building anything (~24 ms for 50,000 rules in 18,000 chains go to a few,
+    /// docs/performance.md). The caller vouches for the rules' texts; chains that are not the
+    /// last update's (by name, order and number of rules) go through `update` all the same.
+    pub fn update_counters(&mut self, at: SystemTime, rulesets: &[&Ruleset]) {
+        let chains = || {
+            rulesets.iter().flat_map(|rs| {
+                rs.tables
+                    .iter()
+                    .flat_map(move |t| t.chains.iter().map(move |c| (rs.family, t, c)))
+            })
+        };
+        let same = chains().count() == self.shape.len()
+            && chains().zip(&self.shape).all(|((f, t, c), (k, n))| {
+                k.family == f && k.table == t.name && k.chain == c.name && *n == c.rules.len()
+            });
+        if !same {
+            return self.update(at, rulesets.iter().copied());
+        }
+        let secs = self
+            .last
+            .and_then(|l| at.duration_since(l).ok())
+            .map(|d| d.as_secs_f64())
+            .filter(|s| *s > 0.0);
+        let seen_before = self.last.is_some();
+        for ((_, _, chain), (key, _)) in chains().zip(&self.shape) {
+            let (Some(mem), Some(st)) = (self.memory.get_mut(key), self.stats.get_mut(key)) else {
+                continue;
+            };
+            count_in_place(chain, mem, st, secs, seen_before);
+        }
+        self.last = Some(at);
+    }
+}
+
+/// `track_chain` for a chain whose rules are those of its memory, in the same order: each
+/// rule's stat and counters updated where they are.
+fn count_in_place(
+    chain: &super::Chain,
+    mem: &mut ChainMemory,
+    st: &mut ChainStat,
+    secs: Option<f64>,
+    seen_before: bool,
+) {
+    let mut total = 0.0;
+    let mut any = false;
+    for ((rule, p), s) in chain
+        .rules
+        .iter()
+        .zip(mem.counters.iter_mut())
+        .zip(st.rules.iter_mut())
+    {
+        let c = rule.counters.unwrap_or_default();
+        // A counter that went down is another rule's, or zeroed: its history starts again.
+        if c.packets < p.packets {
+            s.history.clear();
+        }
+        s.rate = rate(c.packets, p.packets, secs);
+        s.delta = c.packets.saturating_sub(p.packets);
+        if let Some(r) = s.rate {
+            s.history.push_back(r);
+            while s.history.len() > HISTORY {
+                s.history.pop_front();
+            }
+            total += r;
+            any = true;
+        }
+        *p = c;
+    }
+    st.policy_rate = None;
+    if chain.policy.is_some() && seen_before {
+        st.policy_rate = rate(chain.counters.packets, mem.policy.packets, secs);
+        if let Some(p) = st.policy_rate {
+            total += p;
+            any = true;
+        }
+    }
+    mem.policy = chain.counters;
+    st.rate = any.then_some(total);
 }
 
 /// One chain's new memory and stats from its old ones.
@@ -269,6 +357,64 @@ mod tests {
             [&rs("[7:0] -A INPUT -j ACCEPT\n")],
         );
         assert_eq!(rates(&t), [Some(4.0)]);
+    }
+
+    #[test]
+    fn counters_in_place_agree_with_matching_by_content() {
+        let t0 = SystemTime::UNIX_EPOCH;
+        let set = |a: u64, b: u64, p: u64| {
+            let mut r = parse(
+                &format!(
+                    "*filter\n:INPUT DROP [{p}:0]\n:T - [0:0]\n[{a}:0] -A INPUT -j T\n[{a}:0] -A INPUT -j T\n[{b}:0] -A T -j RETURN\nCOMMIT\n*nat\n:OUTPUT ACCEPT [0:0]\n[{b}:0] -A OUTPUT -j RETURN\nCOMMIT\n"
+                ),
+                Family::V4,
+            )
+            .unwrap();
+            r.tables[0].chains[0].rules[1].counters = Some(Counters::new(a * 2, 0));
+            r
+        };
+        let (mut by_content, mut in_place) = (RateTracker::new(), RateTracker::new());
+        // Counters that go up, stand still, go down (zeroed), and time that stands still.
+        for (i, (a, b, p, s)) in [
+            (1, 5, 0, 0),
+            (4, 9, 3, 2),
+            (4, 9, 3, 3),
+            (2, 20, 1, 4),
+            (3, 20, 9, 4),
+            (30, 25, 10, 7),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let rs = set(a, b, p);
+            let at = t0 + Duration::from_secs(s);
+            by_content.update(at, [&rs]);
+            in_place.update_counters(at, &[&rs]);
+            for chain in ["INPUT", "T"] {
+                let k = ChainKey {
+                    chain: chain.into(),
+                    ..key()
+                };
+                assert_eq!(by_content.chain(&k), in_place.chain(&k), "step {i} {chain}");
+            }
+            let k = ChainKey {
+                table: "nat".into(),
+                chain: "OUTPUT".into(),
+                ..key()
+            };
+            assert_eq!(by_content.chain(&k), in_place.chain(&k), "step {i} nat");
+        }
+        assert_eq!(
+            in_place.chain(&key()).unwrap().rules[1].history.len(),
+            1,
+            "started again when the counter went down, then one rate"
+        );
+        // Another shape (a rule more) is matched by content, as `update` does.
+        let other = rs("[9:0] -A INPUT -j ACCEPT\n");
+        let at = t0 + Duration::from_secs(9);
+        by_content.update(at, [&other]);
+        in_place.update_counters(at, &[&other]);
+        assert_eq!(by_content.chain(&key()), in_place.chain(&key()));
     }
 
     #[test]

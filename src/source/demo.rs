@@ -200,6 +200,7 @@ impl DemoWorld {
             v4: FamilyData::Loaded(self.v4.clone()),
             v6: FamilyData::Loaded(self.v6.clone()),
             warnings: Vec::new(),
+            nft_generation: None,
         }
     }
 }

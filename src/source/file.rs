@@ -98,6 +98,7 @@ pub fn read(v4: Option<&Path>, v6: Option<&Path>, generation: u64) -> RulesetSna
             .collect(),
         v4: v4d,
         v6: v6d,
+        nft_generation: None,
     }
 }
 

@@ -399,23 +399,31 @@ impl KernelReader {
     }
 
     /// The cached families with the counters as they are now (read over netlink at the same
-    /// generation); `None` when they cannot be had or do not line up.
-    fn counters_now(
-        &self,
-        cache: &NftCache,
-    ) -> Option<(FamilyData, FamilyData, super::nft_netlink::NftRuleset)> {
-        let nft = self.nft_read()?;
-        if nft.generation != cache.generation {
+    /// generation, `nft_netlink::read_counters_into`); `None` when they cannot be had or do not
+    /// line up.
+    fn counters_now(&self, cache: &NftCache) -> Option<(FamilyData, FamilyData)> {
+        let sets: Vec<ruleset::Ruleset> = [&cache.v4, &cache.v6]
+            .into_iter()
+            .filter_map(|d| d.ruleset().cloned())
+            .collect();
+        let g = cache.generation;
+        let read = move |mut sets: Vec<ruleset::Ruleset>| {
+            let ok = super::nft_netlink::read_counters_into(&mut sets, g).unwrap_or(false);
+            (ok, sets)
+        };
+        let (lined_up, sets) = match &self.netns {
+            Some(n) => super::netns::run_in(n, move || read(sets)).ok()?,
+            None => read(sets),
+        };
+        if !lined_up {
             return None;
         }
-        let fresh = |d: &FamilyData| match d {
-            FamilyData::Loaded(rs) => {
-                let mut rs = rs.clone();
-                super::nft_netlink::put_counters(&mut rs, &nft).then_some(FamilyData::Loaded(rs))
-            }
+        let mut fresh = sets.into_iter();
+        let mut take = |d: &FamilyData| match d {
+            FamilyData::Loaded(_) => fresh.next().map(FamilyData::Loaded),
             other => Some(other.clone()),
         };
-        Some((fresh(&cache.v4)?, fresh(&cache.v6)?, nft))
+        Some((take(&cache.v4)?, take(&cache.v6)?))
     }
 
     /// Read the rules of a named network namespace (`ip netns add NAME`) instead of this
@@ -480,9 +488,10 @@ impl KernelReader {
         };
         if let (Some(g), Some(cache)) = (nft_gen, &self.cache)
             && cache.generation == g
-            && let Some((v4, v6, nft)) = self.counters_now(cache)
+            && let Some((v4, v6)) = self.counters_now(cache)
         {
-            self.set_native_warning(&nft, &v4, &v6, backend);
+            // The native tables' warning stays the whole read's: at the same generation, they
+            // are the same tables.
             // The save tools are not run, so their hint that legacy tables exist is not heard:
             // look at the legacy tables' names in procfs instead, as iptables-nft itself does.
             let hint = !no_legacy_tables(self.netns.as_deref());
@@ -500,6 +509,7 @@ impl KernelReader {
                 v4,
                 v6,
                 warnings,
+                nft_generation: Some(g),
             };
         }
         self.counters_only = false;
@@ -555,6 +565,7 @@ impl KernelReader {
             v4,
             v6,
             warnings,
+            nft_generation: self.cache.as_ref().map(|c| c.generation),
         }
     }
 

@@ -182,6 +182,10 @@ pub struct RulesetSnapshot {
     pub v6: FamilyData,
     /// Things the user must know that are not errors, e.g. rules in the other backend.
     pub warnings: Vec<String>,
+    /// iptables-nft: the nf_tables generation at which the save tools printed these rules
+    /// (the counters may be later); while the kernel is still at it, they are the kernel's
+    /// rules, and a commit need not read them again. `None` elsewhere, or when unsure.
+    pub nft_generation: Option<u32>,
 }
 
 impl RulesetSnapshot {

@@ -265,6 +265,154 @@ pub fn put_counters(rs: &mut crate::ruleset::Ruleset, nft: &NftRuleset) -> bool 
     true
 }
 
+/// The counters alone, put on iptables-nft rule sets that the save tools printed at nf_tables
+/// generation `generation` (what `read` then `put_counters` do for them, for a refresh or a
+/// commit that keeps their rules): each chain's rules by a filtered dump of their own, and a
+/// built-in chain's own counters by asking for that chain. No table or chain dump (while the
+/// generation stays, the chains are the ones printed; a chain without rules is not asked
+/// about), and nothing is copied or named: only each rule's counter expression is looked at.
+/// ~120 ms for 50,000 rules in 18,000 chains, of which the kernel's own work is most, against
+/// ~160 ms for `read` (docs/performance.md). `Ok(false)`, and the rule sets left as they may
+/// be half done, when the kernel is not at `generation`, moved while it was read, or anything
+/// does not line up (a chain with another number of rules, a rule without a counter): then
+/// they must be read whole.
+pub fn read_counters_into(
+    sets: &mut [crate::ruleset::Ruleset],
+    generation: u32,
+) -> Result<bool, NftError> {
+    let mut conn = Conn::open()?;
+    if conn.generation()? != generation {
+        return Ok(false);
+    }
+    let lo = u16::try_from(generation & 0xffff).unwrap_or(0);
+    for rs in sets.iter_mut() {
+        let family = nfproto(rs.family);
+        for table in &mut rs.tables {
+            for chain in &mut table.chains {
+                let (table_name, chain_name) =
+                    (nul_terminated(&table.name), nul_terminated(&chain.name));
+                if !chain.rules.is_empty() {
+                    let mut w = AttrWriter::default();
+                    w.put(NFTA_RULE_TABLE, &table_name);
+                    w.put(NFTA_RULE_CHAIN, &chain_name);
+                    match rule_counters(&mut conn, family, &w.buf, lo)? {
+                        Some(c) if c.len() == chain.rules.len() => {
+                            for (rule, (p, b)) in chain.rules.iter_mut().zip(c) {
+                                rule.counters = Some(crate::ruleset::Counters::new(p, b));
+                            }
+                        }
+                        _ => return Ok(false),
+                    }
+                }
+                if chain.policy.is_some() {
+                    let mut w = AttrWriter::default();
+                    w.put(NFTA_CHAIN_TABLE, &table_name);
+                    w.put(NFTA_CHAIN_NAME, &chain_name);
+                    match chain_counters(&mut conn, family, &w.buf, lo)? {
+                        Some(Some((p, b))) => chain.counters = crate::ruleset::Counters::new(p, b),
+                        // A built-in chain iptables-nft has not made yet: the save tool prints
+                        // it all the same, empty, with ACCEPT and zero counters.
+                        Some(None) if chain.rules.is_empty() => {}
+                        _ => return Ok(false),
+                    }
+                }
+            }
+        }
+    }
+    Ok(conn.generation()? == generation)
+}
+
+/// A rule message's counter expression, if it has one.
+fn rule_counter(attrs: &[u8]) -> Option<(u64, u64)> {
+    Attrs::new(attrs)
+        .filter(|(k, _)| *k == NFTA_RULE_EXPRESSIONS)
+        .flat_map(|(_, list)| Attrs::new(list))
+        .find_map(|(_, elem)| {
+            Attrs::new(elem)
+                .any(|(k, q)| k == NFTA_EXPR_NAME && q.starts_with(b"counter\0"))
+                .then(|| {
+                    Attrs::new(elem)
+                        .find(|(k, _)| *k == NFTA_EXPR_DATA)
+                        .map_or((0, 0), |(_, q)| counter(q))
+                })
+        })
+}
+
+/// The counters of one chain's rules in order (`attrs`: its table and name), by a filtered
+/// dump; `None` when a rule has no counter or a message is not of generation `lo` (low bits).
+fn rule_counters(
+    conn: &mut Conn,
+    family: u8,
+    attrs: &[u8],
+    lo: u16,
+) -> Result<Option<Vec<(u64, u64)>>, NftError> {
+    let seq = conn.send(NFT_MSG_GETRULE, NLM_F_DUMP, family, attrs)?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    loop {
+        let got =
+            recv(&conn.sock, &mut conn.buf).map_err(|e| NftError::io("reading a dump", &e))?;
+        if got == 0 {
+            break;
+        }
+        for m in messages(&conn.buf[..got]).filter(|m| m.seq == seq) {
+            match m.kind {
+                NLMSG_DONE => return Ok(ok.then_some(out)),
+                NLMSG_ERROR if error_code(m.payload) == 0 => {}
+                // No such chain (any more): it does not line up.
+                NLMSG_ERROR if error_code(m.payload) == libc::ENOENT => return Ok(None),
+                NLMSG_ERROR => {
+                    let e = std::io::Error::from_raw_os_error(error_code(m.payload));
+                    return Err(NftError::io("a dump", &e));
+                }
+                _ => match split(m.payload).and_then(|(_, g, a)| (g == lo).then_some(a)) {
+                    // Read to the end all the same, so the next request finds the socket clear.
+                    Some(a) if m.flags & NLM_F_DUMP_INTR == 0 && ok => match rule_counter(a) {
+                        Some(c) => out.push(c),
+                        None => ok = false,
+                    },
+                    _ => ok = false,
+                },
+            }
+        }
+    }
+    Ok(ok.then_some(out))
+}
+
+/// A chain's own counters (`attrs`: its table and name; zero when it has none), asked for
+/// alone; `Some(None)` when the kernel has no such chain, `None` when the answer is not of
+/// generation `lo`.
+fn chain_counters(
+    conn: &mut Conn,
+    family: u8,
+    attrs: &[u8],
+    lo: u16,
+) -> Result<Option<Option<(u64, u64)>>, NftError> {
+    let seq = conn.send(NFT_MSG_GETCHAIN, 0, family, attrs)?;
+    let got = recv(&conn.sock, &mut conn.buf).map_err(|e| NftError::io("reading a chain", &e))?;
+    let Some(m) = messages(&conn.buf[..got]).find(|m| m.seq == seq) else {
+        return Ok(None);
+    };
+    if m.kind == NLMSG_ERROR {
+        return match error_code(m.payload) {
+            libc::ENOENT => Ok(Some(None)),
+            code => Err(NftError::io(
+                "asking for a chain",
+                &std::io::Error::from_raw_os_error(code),
+            )),
+        };
+    }
+    Ok(split(m.payload)
+        .filter(|(_, g, _)| *g == lo)
+        .map(|(_, _, attrs)| {
+            Some(
+                Attrs::new(attrs)
+                    .find(|(k, _)| *k == NFTA_CHAIN_COUNTERS)
+                    .map_or((0, 0), |(_, q)| counter(q)),
+            )
+        }))
+}
+
 fn decode_table(family: u8, attrs: &[u8]) -> NftTable {
     let mut t = NftTable {
         family,

@@ -12,7 +12,7 @@ use super::theme::Theme;
 use super::trace::{TraceFocus, TraceScreen};
 use super::view;
 use crate::ruleset::rates::{ChainKey, RateTracker};
-use crate::ruleset::{Chain, Family, Rule, TargetKind, table_rank};
+use crate::ruleset::{Chain, Family, Rule, Ruleset, TargetKind, table_rank};
 use crate::source::RulesetSnapshot;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::time::SystemTime;
@@ -153,6 +153,11 @@ pub struct RulesScreen {
     /// Where Backspace returns to: the chain and the rule cursor we jumped from.
     pub back: Vec<(ChainKey, usize)>,
     pub filter: String,
+    /// How many rules jump or go to each chain, per family and table of the rule sets shown
+    /// (`Table::all_references`), counted when they change: the tree shows a user chain's
+    /// count on its row at every frame, and counting one chain alone walks its whole table
+    /// (50,000 rules in kube-proxy's nat, docs/performance.md).
+    pub refs: Vec<(Family, String, rustc_hash::FxHashMap<String, usize>)>,
 }
 
 /// Everything the screens show.
@@ -373,8 +378,19 @@ impl App {
     }
 
     fn on_snapshot(&mut self, snap: RulesetSnapshot) {
-        let families = Family::ALL.iter().filter_map(|&f| snap.family(f).ruleset());
-        self.rates.update(snap.taken_at, families);
+        let families: Vec<&Ruleset> = Family::ALL
+            .iter()
+            .filter_map(|&f| snap.family(f).ruleset())
+            .collect();
+        // At the same nf_tables generation as the last snapshot, the rules are the same: only
+        // their counters moved, and the rates are worked out in place.
+        let same = snap.nft_generation.is_some()
+            && snap.nft_generation == self.snapshot.as_ref().and_then(|s| s.nft_generation);
+        if same {
+            self.rates.update_counters(snap.taken_at, &families);
+        } else {
+            self.rates.update(snap.taken_at, families);
+        }
         if snap.taken_at > self.now {
             self.now = snap.taken_at;
         }
@@ -388,6 +404,16 @@ impl App {
     /// The rule sets shown changed (a snapshot, a staged edit): rebuild the tree, keep the
     /// selected chain if it is still there, and recompute the rows.
     pub(super) fn rules_changed(&mut self) {
+        self.rules.refs = Family::ALL
+            .iter()
+            .filter_map(|&f| Some((f, self.shown(f)?)))
+            .flat_map(|(f, rs)| rs.tables.iter().map(move |t| (f, t)))
+            .map(|(f, t)| {
+                let refs = t.all_references();
+                let refs = refs.into_iter().map(|(c, n)| (c.to_string(), n)).collect();
+                (f, t.name.clone(), refs)
+            })
+            .collect();
         self.rebuild_tree();
         if self
             .rules

@@ -521,7 +521,8 @@ impl App {
             if base.is_empty() {
                 return None;
             }
-            self.edit.staging = Some(Staging::new(base));
+            let read_at = self.snapshot.as_ref().and_then(|s| s.nft_generation);
+            self.edit.staging = Some(Staging::new(base).read_at(read_at));
         }
         self.edit.staging.as_mut()
     }
@@ -1068,17 +1069,11 @@ impl App {
             }
         });
         let req = Box::new(Request {
-            base: st.base().to_vec(),
-            staged: st.result().to_vec(),
-            ops: st.ops().to_vec(),
-            edited: st.edited(),
-            renames: st.renames(),
-            zeroed: st.zeroed(),
             ssh: self.trace.ssh.clone(),
             locals,
             lockout_confirmed,
             diff,
-            load: Default::default(),
+            ..Request::staged(st)
         });
         self.edit.commit = Some(CommitView::new(req.clone()));
         self.edit.countdown = None;

@@ -116,9 +116,13 @@ pub fn draw_tree(frame: &mut Frame, app: &App, area: Rect) {
 }
 
 fn table_refs(app: &App, key: &ChainKey) -> usize {
-    app.shown(key.family)
-        .and_then(|rs| rs.table(&key.table))
-        .map_or(0, |t| t.references(&key.chain))
+    app.rules
+        .refs
+        .iter()
+        .find(|(f, t, _)| *f == key.family && *t == key.table)
+        .and_then(|(_, _, refs)| refs.get(&key.chain))
+        .copied()
+        .unwrap_or(0)
 }
 
 /// One column of the rules table.
