@@ -118,12 +118,11 @@ pub fn run(src: &SourceArgs, args: &RulesArgs) -> color_eyre::Result<i32> {
         });
     }
     let snap = source::load_once_of(&cfg, &args.families());
-    // The native nftables tables beside the iptables ones (read-only), from the kernel.
-    let native = match (&cfg, args.format) {
-        (source::SourceConfig::Kernel { .. }, Format::Text | Format::Json) => {
-            native_of(&snap, args)
-        }
-        _ => Vec::new(),
+    // The native nftables tables beside the iptables ones (read-only), as the source read them
+    // with the rule sets (the kernel's; the demo's small one).
+    let native = match args.format {
+        Format::Text | Format::Json => native_of(&snap, args),
+        Format::Save => Vec::new(),
     };
     let (out, code) = render(&snap, &native, args)?;
     match args.format {
@@ -156,8 +155,8 @@ fn save_out(text: &str) {
     let _ = out.flush();
 }
 
-/// The kernel's native nftables tables that `args` selects (`-4`: ip and inet, `-6`: ip6 and
-/// inet, `-t`, `-c`); a warning on standard error, and none, when they cannot be read.
+/// The snapshot's native nftables tables that `args` selects (`-4`: ip and inet, `-6`: ip6 and
+/// inet, `-t`, `-c`).
 fn native_of(snap: &RulesetSnapshot, args: &RulesArgs) -> Vec<source::native::NativeTable> {
     // When the iptables rule sets could not be read, that is what is said.
     if Family::ALL
@@ -166,28 +165,7 @@ fn native_of(snap: &RulesetSnapshot, args: &RulesArgs) -> Vec<source::native::Na
     {
         return Vec::new();
     }
-    let iptables: std::collections::BTreeSet<(Family, String)> = match snap.origin {
-        source::Origin::Kernel {
-            backend: source::Backend::Nft,
-        } => Family::ALL
-            .iter()
-            .filter_map(|&f| snap.family(f).ruleset())
-            .flat_map(|rs| rs.tables.iter().map(|t| (rs.family, t.name.clone())))
-            .collect(),
-        _ => Default::default(),
-    };
-    let mut tables = match source::native::read(None, &iptables) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!(
-                "{}",
-                crate::format::visible_lines(&format!(
-                    "nfscope: warning: native nftables tables: {e}"
-                ))
-            );
-            return Vec::new();
-        }
-    };
+    let mut tables = snap.native.clone();
     let fams = args.families();
     tables.retain(|t| match t.family.as_str() {
         "ip" => fams.contains(&Family::V4),

@@ -98,6 +98,8 @@ pub fn read(v4: Option<&Path>, v6: Option<&Path>, generation: u64) -> RulesetSna
             .collect(),
         v4: v4d,
         v6: v6d,
+        // Files hold iptables rule sets only.
+        native: Vec::new(),
     }
 }
 

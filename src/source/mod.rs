@@ -175,6 +175,9 @@ pub struct RulesetSnapshot {
     pub v6: FamilyData,
     /// Things the user must know that are not errors, e.g. rules in the other backend.
     pub warnings: Vec<String>,
+    /// The native nftables tables (read-only), with their counters as of this refresh: from
+    /// the kernel, a small one in the demo, none from files.
+    pub native: Vec<native::NativeTable>,
 }
 
 impl RulesetSnapshot {
