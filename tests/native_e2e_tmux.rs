@@ -3,8 +3,8 @@
 //! this machine's rule set), nfscope run there with `ip netns exec` in tmux. The table is in
 //! the chain tree with its rules as nft prints them; a ping over the namespace's loopback moves
 //! a counter that the screen then shows; a staging key on a native rule says it is read-only
-//! and changes nothing in the kernel. Skipped (saying why) without root, nft or tmux, unless
-//! CI=true.
+//! and changes nothing in the kernel; the Flow screen shows the native base chain beside
+//! iptables' filter INPUT. Skipped (saying why) without root, nft or tmux, unless CI=true.
 
 #![allow(
     clippy::unwrap_used,
@@ -107,6 +107,14 @@ fn a_native_table_its_counters_moved_by_a_ping_and_read_only_keys() {
             .filter(|l| !l.contains("counter packets"))
             .collect::<Vec<_>>(),
         "the kernel's rule set is as it was"
+    );
+
+    // The Flow screen: the native chain below iptables' filter INPUT, at the same priority.
+    tmux.keys(&["4"]);
+    tmux.wait_for("╔ inet fw input");
+    tmux.keys(&["Down"]);
+    tmux.wait_for(
+        "► inet fw input: nftables, read-only · policy drop · priority 0, tied with filter INPUT",
     );
 
     tmux.keys(&["q"]);

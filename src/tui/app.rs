@@ -5,7 +5,7 @@ use super::conntrack::{Confirm as CtConfirm, CtScreen};
 use super::edit::{Ask, EditScreen, RowRef};
 use super::editor::Editor;
 use super::event::{Cmd, Msg};
-use super::flow::FlowScreen;
+use super::flow::{FlowBox, FlowScreen};
 use super::keymap::{self, Action, Scope};
 use super::scroll::Scroll;
 use super::theme::Theme;
@@ -1151,31 +1151,50 @@ impl App {
         }
     }
 
+    /// The Flow screen's selected box: its hook and chain.
+    pub fn flow_selected(&self) -> Option<(crate::trace::Hook, FlowBox)> {
+        let columns = super::flow::layout(self).columns;
+        self.flow
+            .selected(&columns)
+            .map(|(h, e)| (h, e.chain.clone()))
+    }
+
     fn on_flow_action(&mut self, action: Action) {
+        let columns = super::flow::layout(self).columns;
         let fl = &mut self.flow;
         match action {
-            Action::FocusLeft => fl.move_col(-1),
-            Action::FocusRight => fl.move_col(1),
-            Action::Up => fl.move_row(-1),
-            Action::Down => fl.move_row(1),
+            Action::FocusLeft => fl.move_col(-1, &columns),
+            Action::FocusRight => fl.move_col(1, &columns),
+            Action::Up => fl.move_row(-1, &columns),
+            Action::Down => fl.move_row(1, &columns),
             Action::OtherFamily => fl.toggle_family(),
             Action::Enter => {
-                let (hook, table) = fl.selected();
-                let key = ChainKey {
-                    family: fl.family,
-                    table: table.name().to_string(),
-                    chain: hook.name().to_string(),
-                };
-                if self.chain_by_key(&key).is_none() {
-                    self.flow.message = Some(format!(
-                        "the {} table is not loaded: {} has no {} chain to open",
-                        table.name(),
-                        key.family.label(),
-                        hook.name()
-                    ));
+                let family = fl.family;
+                let Some((hook, entry)) = fl.selected(&columns) else {
                     return;
+                };
+                match &entry.chain {
+                    FlowBox::Native(k) => {
+                        self.open_from(Screen::Flow, ChainSel::Native(k.clone()), 0);
+                    }
+                    FlowBox::Iptables(table) => {
+                        let key = ChainKey {
+                            family,
+                            table: table.name().to_string(),
+                            chain: hook.name().to_string(),
+                        };
+                        if self.chain_by_key(&key).is_none() {
+                            self.flow.message = Some(format!(
+                                "the {} table is not loaded: {} has no {} chain to open",
+                                table.name(),
+                                family.label(),
+                                hook.name()
+                            ));
+                            return;
+                        }
+                        self.open_chain_from(Screen::Flow, key, 0);
+                    }
                 }
-                self.open_chain_from(Screen::Flow, key, 0);
             }
             _ => {}
         }
