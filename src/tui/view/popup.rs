@@ -152,6 +152,10 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
         t.dim(),
     ));
     lines.push(Line::styled(
+        "Native nftables tables come after the iptables ones in the chain tree, and on the Flow screen among them in priority order: read-only, nfscope stages nothing on them (use nft).",
+        t.dim(),
+    ));
+    lines.push(Line::styled(
         "Conntrack: bold green rows are new, a highlighted state just changed, struck-out grey rows were just destroyed. Timeouts count down from the kernel's last report; →/← are the original and reply directions. The filter language: docs/conntrack-filter.md.",
         t.dim(),
     ));
