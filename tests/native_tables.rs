@@ -1,7 +1,10 @@
-//! Native nftables tables beside the iptables ones (issue 11's reproduction, its listing part):
-//! an `inet fw` table whose input chain drops all but tcp/22, beside an iptables-nft rule that
-//! accepts tcp/80. `nfscope rules` lists the native table, read-only, in text and JSON, with
-//! its base chain's hook, priority and policy, each rule as nft prints it, and its counters.
+//! Native nftables tables beside the iptables ones (issue 11's reproduction): an `inet fw`
+//! table whose input chain drops all but tcp/22, beside an iptables-nft rule that accepts
+//! tcp/80. `nfscope rules` lists the native table, read-only, in text and JSON, with its base
+//! chain's hook, priority and policy, each rule as nft prints it, and its counters. The kernel
+//! source gives the screens the same tables with every refresh: counters moved by real
+//! traffic on the namespace's loopback, a rule another tool adds read once the generation
+//! moves, on either backend.
 
 #![allow(
     clippy::unwrap_used,
@@ -48,10 +51,8 @@ fn rules_lists_native_tables_beside_iptables_ones() {
         out.contains("Chain input (type filter hook input priority 0, policy drop)"),
         "{out}"
     );
-    assert!(
-        out.contains("tcp dport 22 counter packets 0 bytes 0 accept"),
-        "{out}"
-    );
+    // As `nft -a -s` prints it: the counter's values are in the pkts and bytes columns.
+    assert!(out.contains(" tcp dport 22 counter accept\n"), "{out}");
     // The iptables-nft table is not listed twice.
     assert!(!out.contains("native nftables table ip filter"), "{out}");
 
@@ -77,28 +78,28 @@ fn rules_lists_native_tables_beside_iptables_ones() {
     );
     assert_eq!(r["packets"], 0);
 
-    // The screens do not show native tables yet, and say so: the header's warning, on a whole
-    // read and on a refresh that reads only counters alike.
+    // The kernel source hands the native tables to the screens, and the header says that
+    // they filter on the same hook as the iptables rules: on a whole read and on a refresh
+    // that reads only counters alike.
     let mut reader =
         nfscope::source::kernel::KernelReader::new(Some(Backend::Nft)).in_netns(ns.name());
     for generation in [1, 2] {
         let snap = reader.read(generation);
-        assert!(
+        assert_eq!(
             snap.warnings
                 .iter()
-                .any(|w| w.contains("native nftables chains filter packets too")
-                    && w.contains("inet fw input (input, policy drop)")),
-            "{generation}: {:?}",
-            snap.warnings
+                .filter(|w| w.contains("native nftables"))
+                .collect::<Vec<_>>(),
+            ["native nftables chains also filter on input: inet fw input (policy drop)"],
+            "{generation}"
         );
-        assert!(
-            !snap.warnings.iter().any(|w| w.contains("ip filter INPUT")),
-            "{:?}",
-            snap.warnings
-        );
+        assert_eq!(snap.native.len(), 1, "{:?}", snap.native);
+        let input = &snap.native[0].chains[0];
+        // The text as `nft -a -s` prints it: no counter values to go stale.
+        assert_eq!(input.rules[0].text, "tcp dport 22 counter accept");
+        assert_eq!(input.rules[0].packets, Some(0));
     }
     assert!(reader.last_read_counters_only());
-
     // -6 leaves out ip tables but keeps inet ones; -t picks by name.
     let six = ns.exec(&[BIN, "--backend", "nft", "rules", "-6", "-t", "fw"]);
     let out = String::from_utf8(six.stdout).unwrap();
@@ -153,4 +154,107 @@ fn incompatible_base_chains_in_an_iptables_table_are_native() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("ip nat (native nftables) pre"), "{text}");
     assert!(text.contains("DNAT: dport 8080 → 80"), "{text}");
+}
+
+const PINGABLE: &str = "table inet fw {
+  chain input {
+    type filter hook input priority 0; policy drop;
+    icmp type echo-request counter accept
+    icmp type echo-reply counter accept
+    tcp dport 22 counter accept
+  }
+}
+";
+
+/// Ping the namespace's own loopback `n` times.
+fn ping(ns: &common::NetNs, n: u32) {
+    let out = ns.exec(&[
+        "ping",
+        "-c",
+        &n.to_string(),
+        "-i",
+        "0.2",
+        "-W",
+        "1",
+        "127.0.0.1",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+}
+
+fn echo_requests(snap: &nfscope::source::RulesetSnapshot) -> Option<u64> {
+    snap.native
+        .iter()
+        .find(|t| t.family == "inet" && t.name == "fw")?
+        .chain("input")?
+        .rules
+        .iter()
+        .find(|r| r.text == "icmp type echo-request counter accept")?
+        .packets
+}
+
+#[test]
+fn the_kernel_source_reads_native_counters_every_refresh_and_texts_when_the_rules_change() {
+    for backend in [Backend::Nft, Backend::Legacy] {
+        if !common::have_tools(backend) {
+            continue;
+        }
+        let Some(ns) = common::nft_netns("nativeread", PINGABLE) else {
+            return;
+        };
+        ns.iptables(
+            Family::V4,
+            backend,
+            &["-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "ACCEPT"],
+        );
+        let mut reader =
+            nfscope::source::kernel::KernelReader::new(Some(backend)).in_netns(ns.name());
+        let first = reader.read(1);
+        assert_eq!(
+            echo_requests(&first),
+            Some(0),
+            "{backend:?}: {:?}",
+            first.native
+        );
+        assert!(
+            first
+                .warnings
+                .iter()
+                .any(|w| w
+                    == "native nftables chains also filter on input: inet fw input (policy drop)"),
+            "{backend:?}: {:?}",
+            first.warnings
+        );
+        // Real traffic moves the counter; on nf_tables the rule set did not change, so only
+        // counters were read.
+        ping(&ns, 3);
+        let second = reader.read(2);
+        assert_eq!(echo_requests(&second), Some(3), "{backend:?}");
+        if backend == Backend::Nft {
+            assert!(reader.last_read_counters_only());
+        }
+        // Another tool adds a rule: its text is read with the next refresh.
+        ns.exec_ok(&[
+            "nft", "add", "rule", "inet", "fw", "input", "udp", "dport", "53", "counter", "accept",
+        ]);
+        let third = reader.read(3);
+        let input = third.native[0].chain("input").expect("input");
+        assert_eq!(
+            input.rules.last().map(|r| r.text.as_str()),
+            Some("udp dport 53 counter accept"),
+            "{backend:?}"
+        );
+        assert_eq!(echo_requests(&third), Some(3), "{backend:?}");
+        // Dormant: still listed, said so, and no longer warned about.
+        ns.exec_ok(&["nft", "add", "table", "inet", "fw", "{ flags dormant; }"]);
+        let fourth = reader.read(4);
+        assert!(fourth.native[0].dormant, "{backend:?}");
+        assert!(
+            !fourth
+                .warnings
+                .iter()
+                .any(|w| w.contains("native nftables")),
+            "{backend:?}: {:?}",
+            fourth.warnings
+        );
+    }
 }

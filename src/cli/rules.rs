@@ -118,10 +118,10 @@ pub fn run(src: &SourceArgs, args: &RulesArgs) -> color_eyre::Result<i32> {
         });
     }
     let snap = source::load_once_of(&cfg, &args.families());
-    // The native nftables tables beside the iptables ones (read-only), from the kernel or
-    // from --nft-file.
-    let native = match (&cfg, args.format, &src.nft_file) {
-        (_, Format::Text | Format::Json, Some(path)) => match source::nft_file::load(path) {
+    // The native nftables tables beside the iptables ones (read-only): from --nft-file, or as
+    // the source read them with the rule sets (the kernel's; the demo's small one).
+    let native = match (args.format, &src.nft_file) {
+        (Format::Text | Format::Json, Some(path)) => match source::nft_file::load(path) {
             Ok(d) => select_native(
                 source::native::native_tables(&d.nft, &d.listing, &Default::default()),
                 args,
@@ -131,10 +131,8 @@ pub fn run(src: &SourceArgs, args: &RulesArgs) -> color_eyre::Result<i32> {
                 return Ok(1);
             }
         },
-        (source::SourceConfig::Kernel { .. }, Format::Text | Format::Json, None) => {
-            native_of(&snap, args)
-        }
-        _ => Vec::new(),
+        (Format::Text | Format::Json, None) => native_of(&snap, args),
+        (Format::Save, _) => Vec::new(),
     };
     let (out, code) = render(&snap, &native, args)?;
     match args.format {
@@ -167,8 +165,8 @@ fn save_out(text: &str) {
     let _ = out.flush();
 }
 
-/// The kernel's native nftables tables that `args` selects (`-4`: ip and inet, `-6`: ip6 and
-/// inet, `-t`, `-c`); a warning on standard error, and none, when they cannot be read.
+/// The snapshot's native nftables tables that `args` selects (`-4`: ip and inet, `-6`: ip6 and
+/// inet, `-t`, `-c`).
 fn native_of(snap: &RulesetSnapshot, args: &RulesArgs) -> Vec<source::native::NativeTable> {
     // When the iptables rule sets could not be read, that is what is said.
     if Family::ALL
@@ -177,28 +175,7 @@ fn native_of(snap: &RulesetSnapshot, args: &RulesArgs) -> Vec<source::native::Na
     {
         return Vec::new();
     }
-    let iptables: std::collections::BTreeSet<(Family, String)> = match snap.origin {
-        source::Origin::Kernel {
-            backend: source::Backend::Nft,
-        } => Family::ALL
-            .iter()
-            .filter_map(|&f| snap.family(f).ruleset())
-            .flat_map(|rs| rs.tables.iter().map(|t| (rs.family, t.name.clone())))
-            .collect(),
-        _ => Default::default(),
-    };
-    match source::native::read(None, &iptables) {
-        Ok(t) => select_native(t, args),
-        Err(e) => {
-            eprintln!(
-                "{}",
-                crate::format::visible_lines(&format!(
-                    "nfscope: warning: native nftables tables: {e}"
-                ))
-            );
-            Vec::new()
-        }
-    }
+    select_native(snap.native.clone(), args)
 }
 
 /// The native tables `args` selects (`-4`: ip and inet, `-6`: ip6 and inet, `-t`, `-c`).

@@ -3,6 +3,9 @@
 //! Rules are matched between snapshots by content (table, chain, exact text, and which duplicate
 //! it is), not by position, so inserting a rule above another does not scramble their rates. A
 //! counter that went down (zeroed, or the rule was replaced) restarts its rate: never negative.
+//!
+//! Native nftables chains (read-only) have rates too (`NativeRates`): their rules are matched
+//! by handle, which nf_tables keeps for a rule's whole life.
 
 use super::{Counters, Family, Ruleset};
 use rustc_hash::{FxHashMap, FxHasher};
@@ -67,6 +70,13 @@ fn text_hash(text: &str) -> u64 {
     h.finish()
 }
 
+/// The seconds from the last snapshot to `at`, when there was one and time moved forward.
+fn seconds_since(last: Option<SystemTime>, at: SystemTime) -> Option<f64> {
+    last.and_then(|l| at.duration_since(l).ok())
+        .map(|d| d.as_secs_f64())
+        .filter(|s| *s > 0.0)
+}
+
 fn rate(now: u64, before: u64, secs: Option<f64>) -> Option<f64> {
     match secs {
         Some(dt) if now >= before => Some((now - before) as f64 / dt),
@@ -88,11 +98,7 @@ impl RateTracker {
     /// every refresh, so it moves histories instead of copying them, and looks a rule up by
     /// content only when it is not where it was (most refreshes move nothing).
     pub fn update<'a>(&mut self, at: SystemTime, rulesets: impl IntoIterator<Item = &'a Ruleset>) {
-        let secs = self
-            .last
-            .and_then(|l| at.duration_since(l).ok())
-            .map(|d| d.as_secs_f64())
-            .filter(|s| *s > 0.0);
+        let secs = seconds_since(self.last, at);
         let mut memory = FxHashMap::default();
         let mut stats = FxHashMap::default();
         let mut shape = Vec::with_capacity(self.shape.len());
@@ -240,34 +246,13 @@ fn track_chain(
                 .get(&id)
                 .copied()
         };
-        let (r, delta, mut history) = match prev {
-            Some(j) => {
-                let p = old.counters[j];
-                let history = match old_stat.rules.get_mut(j) {
-                    Some(s) if c.packets >= p.packets => std::mem::take(&mut s.history),
-                    _ => VecDeque::new(),
-                };
-                (
-                    rate(c.packets, p.packets, secs),
-                    c.packets.saturating_sub(p.packets),
-                    history,
-                )
-            }
-            None => (None, 0, VecDeque::new()),
-        };
-        if let Some(r) = r {
-            history.push_back(r);
-            while history.len() > HISTORY {
-                history.pop_front();
-            }
+        let before = prev.map(|j| (old.counters[j].packets, old_stat.rules.get_mut(j)));
+        let s = rule_stat(c.packets, before, secs);
+        if let Some(r) = s.rate {
             total += r;
             any = true;
         }
-        st.rules.push(RuleStat {
-            rate: r,
-            delta,
-            history,
-        });
+        st.rules.push(s);
         mem.ids.push(id);
         mem.counters.push(c);
     }
@@ -280,6 +265,119 @@ fn track_chain(
     }
     st.rate = any.then_some(total);
     (mem, st)
+}
+
+/// One rule's stat from its packets now and, when it was seen before, its packets then and its
+/// old stat, whose history it takes over (unless the counter went down: zeroed, or another
+/// rule).
+fn rule_stat(
+    now: u64,
+    before: Option<(u64, Option<&mut RuleStat>)>,
+    secs: Option<f64>,
+) -> RuleStat {
+    let (rate, delta, mut history) = match before {
+        Some((then, old)) => {
+            let history = match old {
+                Some(s) if now >= then => std::mem::take(&mut s.history),
+                _ => VecDeque::new(),
+            };
+            (rate(now, then, secs), now.saturating_sub(then), history)
+        }
+        None => (None, 0, VecDeque::new()),
+    };
+    if let Some(r) = rate {
+        history.push_back(r);
+        while history.len() > HISTORY {
+            history.pop_front();
+        }
+    }
+    RuleStat {
+        rate,
+        delta,
+        history,
+    }
+}
+
+/// Identifies a native nftables chain across snapshots: its family as nft names it (`inet`,
+/// `ip`, `ip6`, `arp`, `bridge`, `netdev`), its table and its name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NativeKey {
+    pub family: String,
+    pub table: String,
+    pub chain: String,
+}
+
+impl std::fmt::Display for NativeKey {
+    /// `inet fw input`, as nft names a chain.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {}", self.family, self.table, self.chain)
+    }
+}
+
+/// One rule of a native chain as the tracker needs it: its handle and its counter's packets
+/// (`None`: the rule has no counter, so no rate either).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NativeCount {
+    pub handle: u64,
+    pub packets: Option<u64>,
+}
+
+/// Rates of native nftables chains, snapshot to snapshot, like `RateTracker`'s of iptables
+/// chains; a rule is the same rule while its handle is.
+#[derive(Debug, Default)]
+pub struct NativeRates {
+    /// Per chain: each counted rule's handle, its packets and its place in the chain's stats.
+    memory: FxHashMap<NativeKey, FxHashMap<u64, (u64, usize)>>,
+    stats: FxHashMap<NativeKey, ChainStat>,
+    last: Option<SystemTime>,
+}
+
+impl NativeRates {
+    /// The stats computed from the latest snapshot, aligned with the chain's rules.
+    pub fn chain(&self, key: &NativeKey) -> Option<&ChainStat> {
+        self.stats.get(key)
+    }
+
+    /// Take a new snapshot of every native chain (each with its rules in order), taken at `at`.
+    pub fn update<R>(&mut self, at: SystemTime, chains: impl IntoIterator<Item = (NativeKey, R)>)
+    where
+        R: IntoIterator<Item = NativeCount>,
+    {
+        let secs = seconds_since(self.last, at);
+        let mut memory = FxHashMap::default();
+        let mut stats = FxHashMap::default();
+        for (key, rules) in chains {
+            let old = self.memory.remove(&key).unwrap_or_default();
+            let mut old_stat = self.stats.remove(&key).unwrap_or_default();
+            let mut mem = FxHashMap::default();
+            let mut st = ChainStat::default();
+            let (mut total, mut any) = (0.0, false);
+            for r in rules {
+                // A rule without a counter has no rate.
+                let s = match r.packets {
+                    Some(now) => {
+                        mem.insert(r.handle, (now, st.rules.len()));
+                        let before = old
+                            .get(&r.handle)
+                            .map(|&(then, j)| (then, old_stat.rules.get_mut(j)));
+                        rule_stat(now, before, secs)
+                    }
+                    None => RuleStat::default(),
+                };
+                if let Some(x) = s.rate {
+                    total += x;
+                    any = true;
+                }
+                st.rules.push(s);
+            }
+            st.rate = any.then_some(total);
+            memory.insert(key.clone(), mem);
+            stats.insert(key, st);
+        }
+        self.memory = memory;
+        self.stats = stats;
+        self.last = Some(at);
+    }
 }
 
 #[cfg(test)]
@@ -430,5 +528,40 @@ mod tests {
             [&rs("[2:0] -A INPUT -j ACCEPT\n[60:0] -A INPUT -j ACCEPT\n")],
         );
         assert_eq!(rates(&t), [Some(1.0), Some(10.0)]);
+    }
+
+    #[test]
+    fn native_rules_keep_their_rates_by_handle() {
+        let t0 = SystemTime::UNIX_EPOCH;
+        let key = NativeKey {
+            family: "inet".into(),
+            table: "fw".into(),
+            chain: "input".into(),
+        };
+        let c = |handle, packets| NativeCount { handle, packets };
+        let mut t = NativeRates::default();
+        t.update(t0, [(key.clone(), vec![c(4, Some(10)), c(5, None)])]);
+        assert_eq!(t.chain(&key).unwrap().rules[0].rate, None);
+        // A rule inserted above (handle 9); handle 4 keeps its rate, the rule without a
+        // counter has none.
+        t.update(
+            t0 + Duration::from_secs(2),
+            [(key.clone(), vec![c(9, Some(1)), c(4, Some(30)), c(5, None)])],
+        );
+        let st = t.chain(&key).unwrap();
+        let rates: Vec<_> = st.rules.iter().map(|r| r.rate).collect();
+        assert_eq!(rates, [None, Some(10.0), None]);
+        assert_eq!(st.rules[1].delta, 20);
+        assert_eq!(st.rate, Some(10.0));
+        // Reset (nft reset counters): the rate restarts, never negative.
+        t.update(
+            t0 + Duration::from_secs(3),
+            [(key.clone(), vec![c(9, Some(1)), c(4, Some(2)), c(5, None)])],
+        );
+        let st = t.chain(&key).unwrap();
+        assert_eq!(st.rules[1].rate, None);
+        assert!(st.rules[1].history.is_empty());
+        assert_eq!(st.rules[0].rate, Some(0.0));
+        assert_eq!(key.to_string(), "inet fw input");
     }
 }

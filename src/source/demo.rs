@@ -1,7 +1,9 @@
-//! The demo world: the bundled rule sets (assets/demo-v4.rules, assets/demo-v6.rules) with
-//! counters that advance plausibly, so every live feature can be seen without root or a kernel.
-//! Deterministic: the same steps give the same counters, which keeps screen tests stable.
+//! The demo world: the bundled rule sets (assets/demo-v4.rules, assets/demo-v6.rules) and a
+//! small native nftables table beside them (`inet fw`, read-only), with counters that advance
+//! plausibly, so every live feature can be seen without root or a kernel. Deterministic: the
+//! same steps give the same counters, which keeps screen tests stable.
 
+use super::native::{NativeChain, NativeRule, NativeSet, NativeTable};
 use super::{FamilyData, Origin, RulesetSnapshot};
 use crate::ruleset::{self, Counters, Family, Ruleset};
 use std::time::{Duration, SystemTime};
@@ -99,6 +101,7 @@ pub type SharedDemo = std::sync::Arc<std::sync::Mutex<DemoWorld>>;
 pub struct DemoWorld {
     v4: Ruleset,
     v6: Ruleset,
+    native: Vec<NativeTable>,
     rng: Rng,
     generation: u64,
     clock: SystemTime,
@@ -118,6 +121,7 @@ impl DemoWorld {
         DemoWorld {
             v4: load(DEMO_V4, Family::V4),
             v6: load(DEMO_V6, Family::V6),
+            native: demo_native(),
             rng: Rng(0x9E37_79B9_7F4A_7C15),
             generation: 0,
             clock: SystemTime::now(),
@@ -164,6 +168,19 @@ impl DemoWorld {
                 }
             }
         }
+        for t in self.native.iter_mut().filter(|t| !t.dormant) {
+            for c in &mut t.chains {
+                for r in &mut c.rules {
+                    let (Some(p), Some(b)) = (&mut r.packets, &mut r.bytes) else {
+                        continue;
+                    };
+                    let seed = hash(&r.text) ^ hash(&c.name) ^ hash(&t.name);
+                    let add = step(&mut self.rng, flow_for(&r.text, seed), secs);
+                    *p = p.saturating_add(add.0);
+                    *b = b.saturating_add(add.1);
+                }
+            }
+        }
         self.clock += dt;
     }
 
@@ -199,10 +216,90 @@ impl DemoWorld {
             took: Duration::from_millis(3),
             v4: FamilyData::Loaded(self.v4.clone()),
             v6: FamilyData::Loaded(self.v6.clone()),
-            warnings: Vec::new(),
             nft_generation: None,
+            warnings: super::native::warning(&self.native, &[&self.v4, &self.v6])
+                .into_iter()
+                .collect(),
+            native: self.native.clone(),
         }
     }
+}
+
+/// The demo's native nftables tables: `inet fw`, an input chain with policy drop beside the
+/// iptables rules (a rule without a counter, one that looks up a set, a jump to a chain of
+/// its own), and a dormant `ip6 quarantine`, as `nft -a -s list table` would print them.
+fn demo_native() -> Vec<NativeTable> {
+    let rule = |handle, text: &str, counted: bool| NativeRule {
+        handle,
+        text: text.to_string(),
+        packets: counted.then_some(0),
+        bytes: counted.then_some(0),
+    };
+    let base = |name: &str, hook: &str, priority, policy: &str, rules| NativeChain {
+        name: name.to_string(),
+        kind: Some("filter".into()),
+        hook: Some(hook.to_string()),
+        priority: Some(priority),
+        policy: Some(policy.to_string()),
+        rules,
+    };
+    vec![
+        NativeTable {
+            family: "inet".into(),
+            name: "fw".into(),
+            dormant: false,
+            flags: Vec::new(),
+            sets: vec![NativeSet {
+                name: "blocklist".into(),
+                kind: "set",
+                key: "ipv4_addr".into(),
+                flags: vec!["interval"],
+                elements: vec!["198.51.100.0/24".into(), "203.0.113.66".into()],
+            }],
+            chains: vec![
+                base(
+                    "input",
+                    "input",
+                    0,
+                    "drop",
+                    vec![
+                        rule(4, "iif \"lo\" accept", false),
+                        rule(5, "ct state established,related counter accept", true),
+                        rule(6, "ip saddr @blocklist counter drop", true),
+                        rule(7, "tcp dport { 22, 443 } counter accept", true),
+                        rule(8, "jump icmp_in", false),
+                    ],
+                ),
+                NativeChain {
+                    name: "icmp_in".into(),
+                    kind: None,
+                    hook: None,
+                    priority: None,
+                    policy: None,
+                    rules: vec![
+                        rule(
+                            9,
+                            "icmp type echo-request limit rate 5/second counter accept",
+                            true,
+                        ),
+                        rule(
+                            10,
+                            "icmpv6 type { nd-neighbor-solicit, nd-router-advert } counter accept",
+                            true,
+                        ),
+                    ],
+                },
+            ],
+        },
+        NativeTable {
+            family: "ip6".into(),
+            name: "quarantine".into(),
+            dormant: true,
+            flags: vec!["dormant"],
+            sets: Vec::new(),
+            chains: vec![base("forward", "forward", 0, "drop", Vec::new())],
+        },
+    ]
 }
 
 /// Packets and bytes a flow adds in `secs`.

@@ -99,6 +99,8 @@ pub fn read(v4: Option<&Path>, v6: Option<&Path>, generation: u64) -> RulesetSna
         v4: v4d,
         v6: v6d,
         nft_generation: None,
+        // Files hold iptables rule sets only.
+        native: Vec::new(),
     }
 }
 

@@ -324,8 +324,24 @@ pub struct KernelReader {
     cache: Option<NftCache>,
     /// The last refresh read only the counters (the generation had not moved).
     counters_only: bool,
-    /// Native nftables base chains beside the iptables rules, in a sentence.
+    /// Native nftables base chains filtering on the hooks of the iptables rules, in a sentence.
     native_warning: Option<String>,
+    /// The native nftables tables as last read, with their counters.
+    native: Vec<super::native::NativeTable>,
+    /// Their rules' texts, as `nft -a -s list table` printed them at an nf_tables generation:
+    /// taken again only when the generation moves.
+    native_texts: Option<NativeTexts>,
+    /// Legacy backend: nf_tables' generation at the last look at native tables.
+    native_generation: Option<u32>,
+}
+
+/// The rules' texts of the native tables at one nf_tables generation, or why `nft` could not
+/// print them.
+struct NativeTexts {
+    /// `None` when the rule set changed while nft printed them: they are listed again.
+    generation: Option<u32>,
+    texts: std::collections::HashMap<(String, String, String, u64), String>,
+    error: Option<String>,
 }
 
 /// The families as read at one nf_tables generation.
@@ -351,35 +367,93 @@ impl KernelReader {
             cache: None,
             counters_only: false,
             native_warning: None,
+            native: Vec::new(),
+            native_texts: None,
+            native_generation: None,
         }
     }
 
     /// nf_tables read over netlink in the namespace read, when it can be had.
     fn nft_read(&self) -> Option<super::nft_netlink::NftRuleset> {
         match &self.netns {
-            Some(n) => super::netns::run_in(n, super::nft_netlink::read).ok()?.ok(),
-            None => super::nft_netlink::read().ok(),
+            Some(n) => super::netns::run_in(n, super::nft_netlink::read_with_sets)
+                .ok()?
+                .ok(),
+            None => super::nft_netlink::read_with_sets().ok(),
         }
     }
 
-    /// The native tables' warning from `nft`, given the iptables rule sets read beside it.
-    fn set_native_warning(
+    /// The native tables of `nft`, given the iptables rule sets read beside it (on nf_tables,
+    /// the tables its save tools printed are iptables'; on legacy every nf_tables table is
+    /// native): their structure and counters from `nft`, their rules' texts from `nft -a -s
+    /// list table` when the generation moved since they were last listed; and the warning.
+    fn read_native(
         &mut self,
         nft: &super::nft_netlink::NftRuleset,
         v4: &FamilyData,
         v6: &FamilyData,
         backend: Backend,
     ) {
+        let rulesets: Vec<&ruleset::Ruleset> =
+            [v4, v6].iter().filter_map(|d| d.ruleset()).collect();
         let iptables: std::collections::BTreeSet<(Family, String)> = if backend == Backend::Nft {
-            [v4, v6]
+            rulesets
                 .iter()
-                .filter_map(|d| d.ruleset())
                 .flat_map(|rs| rs.tables.iter().map(|t| (rs.family, t.name.clone())))
                 .collect()
         } else {
             Default::default()
         };
-        self.native_warning = super::native::warning(nft, &iptables);
+        let bare = super::native::native_tables_with(nft, &Default::default(), &iptables);
+        if bare.is_empty() {
+            self.native_texts = None;
+        } else if self
+            .native_texts
+            .as_ref()
+            .is_none_or(|t| t.generation != Some(nft.generation))
+        {
+            let tables: Vec<(&str, &str)> = bare
+                .iter()
+                .map(|t| (t.family.as_str(), t.name.as_str()))
+                .collect();
+            let (texts, error) = match list_native(&tables, self.netns.as_deref()) {
+                Ok(listing) => (super::native::rule_texts(&listing), None),
+                Err(e) => (Default::default(), Some(e)),
+            };
+            // Kept only when nothing changed while nft printed them.
+            let generation = Some(nft.generation).filter(|g| self.nft_generation() == Some(*g));
+            self.native_texts = Some(NativeTexts {
+                generation,
+                texts,
+                error,
+            });
+        }
+        self.native = match &self.native_texts {
+            Some(t) => super::native::native_tables_with(nft, &t.texts, &iptables),
+            None => bare,
+        };
+        self.native_warning = super::native::warning(&self.native, &rulesets);
+    }
+
+    /// nf_tables read again for the native tables' counters: their chains' rules only.
+    fn native_counters(&self) -> Option<super::nft_netlink::NftRuleset> {
+        let tables: std::collections::BTreeSet<(String, String)> = self
+            .native
+            .iter()
+            .map(|t| (t.family.clone(), t.name.clone()))
+            .collect();
+        let read = move || {
+            super::nft_netlink::read_of(&|c, _| {
+                tables.contains(&(
+                    super::nft_netlink::family_name(c.family).to_string(),
+                    c.table.clone(),
+                ))
+            })
+        };
+        match &self.netns {
+            Some(n) => super::netns::run_in(n, read).ok()?.ok(),
+            None => read().ok(),
+        }
     }
 
     /// Whether the last refresh read only the counters, over netlink, because nf_tables'
@@ -490,8 +564,18 @@ impl KernelReader {
             && cache.generation == g
             && let Some((v4, v6)) = self.counters_now(cache)
         {
-            // The native tables' warning stays the whole read's: at the same generation, they
-            // are the same tables.
+            // Native tables' counters: their chains alone, when there are any (their texts
+            // and the warning stay the whole read's: at the same generation, the same tables).
+            if !self.native.is_empty()
+                && let Some(nft) = self.native_counters()
+            {
+                // The sets are not read again: at the same generation they are the same.
+                let sets: Vec<_> = self.native.iter().map(|t| t.sets.clone()).collect();
+                self.read_native(&nft, &v4, &v6, backend);
+                for (t, s) in self.native.iter_mut().zip(sets) {
+                    t.sets = s;
+                }
+            }
             // The save tools are not run, so their hint that legacy tables exist is not heard:
             // look at the legacy tables' names in procfs instead, as iptables-nft itself does.
             let hint = !no_legacy_tables(self.netns.as_deref());
@@ -510,6 +594,7 @@ impl KernelReader {
                 v6,
                 warnings,
                 nft_generation: Some(g),
+                native: self.native.clone(),
             };
         }
         self.counters_only = false;
@@ -547,14 +632,31 @@ impl KernelReader {
         if new_hint {
             self.polls = 0;
         }
-        // Native tables: at every whole read on nf_tables (the rule set changed), now and then
-        // on legacy (where nf_tables may hold native tables all the same).
-        if backend == Backend::Nft || (self.polls % OTHER_BACKEND_EVERY == 0 && nf_tables_loaded())
-        {
-            match self.nft_read() {
-                Some(nft) => self.set_native_warning(&nft, &v4, &v6, backend),
-                None => self.native_warning = None,
+        // Native tables: at every whole read on nf_tables (the rule set changed). On legacy,
+        // where nf_tables may hold native tables all the same, when nf_tables is loaded: read
+        // whenever its generation moved, and at every refresh while native tables are there
+        // (their counters move).
+        let nft = match backend {
+            Backend::Nft => self.nft_read(),
+            Backend::Legacy if nf_tables_loaded() => {
+                let g = self.nft_generation();
+                if g.is_some() && (g != self.native_generation || !self.native.is_empty()) {
+                    self.native_generation = g;
+                    self.nft_read()
+                } else {
+                    None
+                }
             }
+            Backend::Legacy => {
+                self.native.clear();
+                self.native_warning = None;
+                None
+            }
+        };
+        // A read that failed (the rule set kept changing) keeps the tables shown last, so that
+        // a native chain on screen does not vanish for a refresh.
+        if let Some(nft) = nft {
+            self.read_native(&nft, &v4, &v6, backend);
         }
         let warnings = self.warnings(backend, hint, &v4, &v6);
         RulesetSnapshot {
@@ -566,6 +668,7 @@ impl KernelReader {
             v6,
             warnings,
             nft_generation: self.cache.as_ref().map(|c| c.generation),
+            native: self.native.clone(),
         }
     }
 
@@ -584,6 +687,11 @@ impl KernelReader {
         }
         self.polls += 1;
         let mut warnings: Vec<String> = self.native_warning.iter().cloned().collect();
+        if let Some(e) = self.native_texts.as_ref().and_then(|t| t.error.as_ref()) {
+            warnings.push(format!(
+                "native nftables rules are shown without their text: {e}"
+            ));
+        }
         match &self.other_backend_warning {
             Some(w) => warnings.push(w.clone()),
             // The tool says legacy tables exist, but we cannot look inside them ourselves.
@@ -604,11 +712,43 @@ impl KernelReader {
     }
 }
 
+/// What `nft -a -s list table FAMILY NAME` prints for each of `tables` (stateless: the
+/// counters come over netlink with every refresh, so the texts do not go stale), one run per
+/// table: `nft list ruleset` would print the iptables-nft tables too, which may be huge.
+fn list_native(tables: &[(&str, &str)], netns: Option<&str>) -> Result<String, String> {
+    let mut listing = String::new();
+    for (family, name) in tables {
+        let mut cmd = tool_command("nft", netns).map_err(|e| match e {
+            SourceError::ToolMissing { .. } => {
+                "`nft` is not installed (apt-get install nftables)".to_string()
+            }
+            e => e.to_string(),
+        })?;
+        let out = cmd
+            .args(["-a", "-s", "list", "table", family, name])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run nft: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "nft list table {family} {name} failed: {}",
+                first_line(&String::from_utf8_lossy(&out.stderr))
+            ));
+        }
+        listing.push_str(&ruleset::lossless::decode_owned(out.stdout));
+    }
+    Ok(listing)
+}
+
 /// Whether nf_tables is loaded as a module (on the legacy backend, nfscope never makes the
-/// kernel load it: a netlink request would). Where that cannot be known, it is taken as not.
+/// kernel load it: a netlink request would). A kernel without loadable modules (no
+/// /proc/modules) cannot be made to load anything: nf_tables is built in or absent, and asking
+/// is harmless. Where it cannot be known, it is taken as not.
 fn nf_tables_loaded() -> bool {
-    std::fs::read_to_string("/proc/modules")
-        .is_ok_and(|m| m.lines().any(|l| l.starts_with("nf_tables ")))
+    match std::fs::read_to_string("/proc/modules") {
+        Ok(m) => m.lines().any(|l| l.starts_with("nf_tables ")),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
 }
 
 /// One warning per table the save tool left out as incompatible: its rules filter packets

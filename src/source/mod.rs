@@ -186,6 +186,9 @@ pub struct RulesetSnapshot {
     /// (the counters may be later); while the kernel is still at it, they are the kernel's
     /// rules, and a commit need not read them again. `None` elsewhere, or when unsure.
     pub nft_generation: Option<u32>,
+    /// The native nftables tables (read-only), with their counters as of this refresh: from
+    /// the kernel, a small one in the demo, none from files.
+    pub native: Vec<native::NativeTable>,
 }
 
 impl RulesetSnapshot {

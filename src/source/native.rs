@@ -5,9 +5,10 @@
 //! (an ip/ip6 table it calls incompatible is native here, and warned about elsewhere).
 //!
 //! Structure and counters come over netlink (`nft_netlink`); each rule's text is what
-//! `nft -a list ruleset` prints for its handle (nfscope has no nft-syntax printer of its own).
-//! Issue 11, point 7's first step: `nfscope rules` lists them; the TUI, the tracer and the
-//! lockout check do not use them yet.
+//! `nft -a list` prints for its handle (nfscope has no nft-syntax printer of its own).
+//! `nfscope rules` lists them; the kernel source reads them with every refresh for the
+//! screens (issue 11, points 3 and 4), the texts only when the rule set changed. Read-only
+//! everywhere: no staging key and nothing in the commit path touches them.
 
 use super::nft_netlink::{self, NftChain, NftRuleset, family_name, hook_name};
 use crate::ruleset::Family;
@@ -288,7 +289,16 @@ pub fn native_tables(
     listing: &str,
     iptables: &BTreeSet<(Family, String)>,
 ) -> Vec<NativeTable> {
-    let texts = rule_texts(listing);
+    native_tables_with(nft, &rule_texts(listing), iptables)
+}
+
+/// `native_tables`, with the rules' texts already read (`rule_texts`): the kernel source keeps
+/// them while nf_tables' generation stays, and reads only the counters again.
+pub fn native_tables_with(
+    nft: &NftRuleset,
+    texts: &HashMap<(String, String, String, u64), String>,
+    iptables: &BTreeSet<(Family, String)>,
+) -> Vec<NativeTable> {
     let mut out = Vec::new();
     for t in &nft.tables {
         let fam = family_name(t.family).to_string();
@@ -352,44 +362,75 @@ pub fn native_tables(
     out
 }
 
-/// The warning for native tables that filter packets beside the iptables rules (their base
-/// chains, hooked, in tables that are not dormant), which the screens do not show yet: `None`
-/// when there are none. `iptables`: as for `native_tables`.
-pub fn warning(nft: &NftRuleset, iptables: &BTreeSet<(Family, String)>) -> Option<String> {
-    let mut hooked: Vec<String> = Vec::new();
-    for t in nft
-        .tables
-        .iter()
-        .filter(|t| t.flags & nft_netlink::TABLE_DORMANT == 0)
-    {
-        for c in nft
-            .chains
-            .iter()
-            .filter(|c| c.family == t.family && c.table == t.name && is_native_chain(c, iptables))
-        {
-            if let Some(h) = c.hook {
-                let policy = match c.policy {
-                    Some(0) => ", policy drop",
-                    _ => "",
-                };
-                hooked.push(format!(
-                    "{} {} {} ({}{policy})",
-                    family_name(t.family),
-                    t.name,
-                    c.name,
-                    hook_name(c.family, h.num)
-                ));
+impl NativeTable {
+    /// Whether its chains see packets of an iptables family: `ip` IPv4's, `ip6` IPv6's,
+    /// `inet` both; `arp`, `bridge` and `netdev` tables neither (they hook elsewhere).
+    pub fn sees(&self, family: Family) -> bool {
+        matches!(
+            (self.family.as_str(), family),
+            ("inet", _) | ("ip", Family::V4) | ("ip6", Family::V6)
+        )
+    }
+
+    pub fn chain(&self, name: &str) -> Option<&NativeChain> {
+        self.chains.iter().find(|c| c.name == name)
+    }
+}
+
+impl NativeChain {
+    /// Whether it does something to a packet: a rule, or a drop policy.
+    pub fn filters(&self) -> bool {
+        !self.rules.is_empty() || self.policy.as_deref() == Some("drop")
+    }
+}
+
+/// The warning for native base chains that filter packets on the same hooks as the iptables
+/// rules of `iptables` (a hook where an iptables built-in chain has rules or a policy other
+/// than ACCEPT), in tables that are not dormant: `None` when there are none. Both are shown on
+/// the screens; the warning says that both decide.
+pub fn warning(native: &[NativeTable], iptables: &[&crate::ruleset::Ruleset]) -> Option<String> {
+    let ipt_hooked = |family: Family, hook: &str| {
+        iptables.iter().filter(|rs| rs.family == family).any(|rs| {
+            rs.tables.iter().flat_map(|t| &t.chains).any(|c| {
+                c.is_builtin()
+                    && c.name.eq_ignore_ascii_case(hook)
+                    && (!c.rules.is_empty() || c.policy.as_deref() != Some("ACCEPT"))
+            })
+        })
+    };
+    let mut hooks: Vec<&str> = Vec::new();
+    let mut chains: Vec<String> = Vec::new();
+    for t in native.iter().filter(|t| !t.dormant) {
+        for c in t.chains.iter().filter(|c| c.filters()) {
+            let Some(hook) = c.hook.as_deref() else {
+                continue;
+            };
+            if !Family::ALL
+                .iter()
+                .any(|&f| t.sees(f) && ipt_hooked(f, hook))
+            {
+                continue;
             }
+            if !hooks.contains(&hook) {
+                hooks.push(hook);
+            }
+            let policy = if c.policy.as_deref() == Some("drop") {
+                " (policy drop)"
+            } else {
+                ""
+            };
+            chains.push(format!("{} {} {}{policy}", t.family, t.name, c.name));
         }
     }
-    if hooked.is_empty() {
+    if chains.is_empty() {
         return None;
     }
-    let shown = hooked.len().min(4);
-    let more = hooked.len() - shown;
+    let shown = chains.len().min(4);
+    let more = chains.len() - shown;
     Some(format!(
-        "native nftables chains filter packets too, and these screens do not show them yet: {}{} (`nfscope rules` lists them)",
-        hooked[..shown].join(", "),
+        "native nftables chains also filter on {}: {}{}",
+        hooks.join(", "),
+        chains[..shown].join(", "),
         if more > 0 {
             format!(" and {more} more")
         } else {
@@ -527,5 +568,57 @@ mod tests {
             Some("tcp dport 22 counter packets 0 bytes 0 accept")
         );
         assert_eq!(t.len(), 2);
+    }
+
+    fn table(family: &str, dormant: bool, hook: &str, policy: &str, rules: usize) -> NativeTable {
+        NativeTable {
+            family: family.into(),
+            name: "fw".into(),
+            dormant,
+            flags: Vec::new(),
+            sets: Vec::new(),
+            chains: vec![NativeChain {
+                name: hook.into(),
+                kind: Some("filter".into()),
+                hook: Some(hook.into()),
+                priority: Some(0),
+                policy: Some(policy.into()),
+                rules: (0..rules)
+                    .map(|h| NativeRule {
+                        handle: h as u64,
+                        text: "accept".into(),
+                        packets: None,
+                        bytes: None,
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    #[test]
+    fn the_warning_names_native_chains_on_the_hooks_iptables_filters() {
+        let v4 = crate::ruleset::parse(
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 80 -j ACCEPT\nCOMMIT\n",
+            Family::V4,
+        )
+        .unwrap();
+        let warn = |t: NativeTable| warning(&[t], &[&v4]);
+        assert_eq!(
+            warn(table("inet", false, "input", "drop", 0)).as_deref(),
+            Some("native nftables chains also filter on input: inet fw input (policy drop)")
+        );
+        // FORWARD's DROP policy is iptables filtering there too.
+        assert_eq!(
+            warn(table("ip", false, "forward", "accept", 2)).as_deref(),
+            Some("native nftables chains also filter on forward: ip fw forward")
+        );
+        // An empty accepting chain does nothing; iptables does nothing on OUTPUT; ip6 tables
+        // see no IPv4 packet; a dormant table filters nothing.
+        assert_eq!(warn(table("inet", false, "input", "accept", 0)), None);
+        assert_eq!(warn(table("inet", false, "output", "drop", 1)), None);
+        assert_eq!(warn(table("ip6", false, "input", "drop", 1)), None);
+        assert_eq!(warn(table("inet", true, "input", "drop", 1)), None);
+        assert!(table("inet", false, "input", "drop", 0).sees(Family::V6));
+        assert!(!table("netdev", false, "ingress", "drop", 0).sees(Family::V4));
     }
 }

@@ -646,28 +646,41 @@ pub fn generation() -> Result<u32, NftError> {
 /// Read the whole of nf_tables at one generation (taken again, up to a few times, when it moved
 /// while it was read).
 pub fn read() -> Result<NftRuleset, NftError> {
-    read_with(false, &|_, _| true)
+    read_with(false, false, &|_, _| true)
 }
 
 /// `read`, and also every rule's expressions decoded and every set with its elements: what the
 /// tracer needs.
 pub fn read_full() -> Result<NftRuleset, NftError> {
-    read_with(true, &|_, _| true)
+    read_with(true, true, &|_, _| true)
 }
 
 /// Which chains' rules to read: given each chain and all of them.
 pub type Wanted<'a> = &'a dyn Fn(&NftChain, &[NftChain]) -> bool;
 
+/// `read`, but the rules only of the chains `wanted` picks (every table and chain is still
+/// listed): the native tables' counters without iptables' 50,000 rules.
+pub fn read_of(wanted: Wanted) -> Result<NftRuleset, NftError> {
+    read_with(false, false, wanted)
+}
+
+/// `read`, and every set and map with its elements (not the rules' expressions): what the
+/// screens list.
+pub fn read_with_sets() -> Result<NftRuleset, NftError> {
+    read_with(false, true, &|_, _| true)
+}
+
 /// `read_full`, but the rules only of the chains `wanted` picks (every table and chain is still
 /// listed): the native chains beside 50,000 iptables rules are read in a blink.
 pub fn read_full_of(wanted: Wanted) -> Result<NftRuleset, NftError> {
-    read_with(true, wanted)
+    read_with(true, true, wanted)
 }
 
-fn read_with(full: bool, wanted: Wanted) -> Result<NftRuleset, NftError> {
+/// `full`: every rule's expressions decoded; `sets`: the sets and their elements read too.
+fn read_with(full: bool, sets: bool, wanted: Wanted) -> Result<NftRuleset, NftError> {
     let mut conn = Conn::open()?;
     for _ in 0..ATTEMPTS {
-        if let Some(rs) = read_once(&mut conn, full, wanted)? {
+        if let Some(rs) = read_once(&mut conn, full, sets, wanted)? {
             return Ok(rs);
         }
     }
@@ -675,7 +688,12 @@ fn read_with(full: bool, wanted: Wanted) -> Result<NftRuleset, NftError> {
 }
 
 /// One attempt; `None` when the generation moved meanwhile.
-fn read_once(conn: &mut Conn, full: bool, wanted: Wanted) -> Result<Option<NftRuleset>, NftError> {
+fn read_once(
+    conn: &mut Conn,
+    full: bool,
+    with_sets: bool,
+    wanted: Wanted,
+) -> Result<Option<NftRuleset>, NftError> {
     let generation = conn.generation()?;
     let lo = u16::try_from(generation & 0xffff).unwrap_or(0);
     let same = |d: &Dumped| !d.interrupted && d.gens.iter().all(|g| *g == lo);
@@ -711,7 +729,7 @@ fn read_once(conn: &mut Conn, full: bool, wanted: Wanted) -> Result<Option<NftRu
         rs.rules
             .extend(rules.msgs.iter().map(|(f, a)| decode_rule(*f, a, full)));
     }
-    if full {
+    if with_sets {
         let sets = conn.dump(NFT_MSG_GETSET, 0, &[])?;
         if !same(&sets) {
             return Ok(None);

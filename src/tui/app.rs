@@ -5,15 +5,16 @@ use super::conntrack::{Confirm as CtConfirm, CtScreen};
 use super::edit::{Ask, EditScreen, RowRef};
 use super::editor::Editor;
 use super::event::{Cmd, Msg};
-use super::flow::FlowScreen;
+use super::flow::{FlowBox, FlowScreen};
 use super::keymap::{self, Action, Scope};
 use super::scroll::Scroll;
 use super::theme::Theme;
 use super::trace::{TraceFocus, TraceScreen};
 use super::view;
-use crate::ruleset::rates::{ChainKey, RateTracker};
+use crate::ruleset::rates::{ChainKey, NativeCount, NativeKey, NativeRates, RateTracker};
 use crate::ruleset::{Chain, Family, Rule, Ruleset, TargetKind, table_rank};
 use crate::source::RulesetSnapshot;
+use crate::source::native::{NativeChain, NativeRule, NativeTable};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::time::SystemTime;
 
@@ -135,13 +136,43 @@ pub enum TreeRow {
     Family(Family),
     Table(Family, String),
     Chain(ChainKey),
+    /// The heading over the native nftables tables.
+    NativeHeading,
+    /// A native table: its family as nft names it (`inet`) and its name.
+    NativeTable(String, String),
+    NativeChain(NativeKey),
 }
+
+/// A chain the Rules screen can show.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ChainSel {
+    /// An iptables chain: edit mode stages changes to it.
+    Iptables(ChainKey),
+    /// A native nftables chain: read-only.
+    Native(NativeKey),
+}
+
+impl ChainSel {
+    /// The chain's name.
+    pub fn chain(&self) -> &str {
+        match self {
+            ChainSel::Iptables(k) => &k.chain,
+            ChainSel::Native(k) => &k.chain,
+        }
+    }
+}
+
+/// What the footer says while a native chain is shown, and what a staging key says there.
+pub const NATIVE_READ_ONLY: &str = "native nftables: read-only in nfscope";
 
 /// The Rules screen's state, as the other screens keep theirs (`CtScreen`, `TraceScreen`...).
 #[derive(Debug, Default)]
 pub struct RulesScreen {
     pub tree: Vec<TreeRow>,
+    /// The iptables chain shown; `None` while a native chain is (`native`).
     pub selected: Option<ChainKey>,
+    /// The native nftables chain shown instead, read-only; `None` while an iptables chain is.
+    pub native: Option<NativeKey>,
     pub tree_offset: usize,
     pub focus: Focus,
     /// Index into `visible` of the selected rule.
@@ -151,7 +182,7 @@ pub struct RulesScreen {
     /// deletes (see `edit::RowRef`).
     pub visible: Vec<RowRef>,
     /// Where Backspace returns to: the chain and the rule cursor we jumped from.
-    pub back: Vec<(ChainKey, usize)>,
+    pub back: Vec<(ChainSel, usize)>,
     pub filter: String,
     /// How many rules jump or go to each chain, per family and table of the rule sets shown
     /// (`Table::all_references`), counted when they change: the tree shows a user chain's
@@ -164,6 +195,8 @@ pub struct RulesScreen {
 pub struct App {
     pub snapshot: Option<RulesetSnapshot>,
     pub rates: RateTracker,
+    /// The native nftables chains' rates.
+    pub native_rates: NativeRates,
     /// The Rules screen: the chain tree, the selected chain, its rows, the filter.
     pub rules: RulesScreen,
     pub mode: InputMode,
@@ -216,6 +249,7 @@ impl App {
         App {
             snapshot: None,
             rates: RateTracker::new(),
+            native_rates: NativeRates::default(),
             rules: RulesScreen::default(),
             mode: InputMode::Normal,
             popup: None,
@@ -243,6 +277,50 @@ impl App {
     /// A chain as the Rules screen shows it (with the staged changes, if any).
     pub fn chain_by_key(&self, key: &ChainKey) -> Option<&Chain> {
         self.shown(key.family)?.table(&key.table)?.chain(&key.chain)
+    }
+
+    /// The native tables of the snapshot.
+    pub fn native_tables(&self) -> &[NativeTable] {
+        self.snapshot.as_ref().map_or(&[], |s| s.native.as_slice())
+    }
+
+    /// A native chain and its table, if it exists in the current snapshot.
+    pub fn native_by_key(&self, key: &NativeKey) -> Option<(&NativeTable, &NativeChain)> {
+        let t = self
+            .native_tables()
+            .iter()
+            .find(|t| t.family == key.family && t.name == key.table)?;
+        Some((t, t.chain(&key.chain)?))
+    }
+
+    /// The native chain shown, and its table.
+    pub fn native_chain(&self) -> Option<(&NativeTable, &NativeChain)> {
+        self.native_by_key(self.rules.native.as_ref()?)
+    }
+
+    /// The native rule under the cursor and its index in the chain.
+    pub fn selected_native_rule(&self) -> Option<(usize, &NativeRule)> {
+        let RowRef::Rule(idx) = *self.rules.visible.get(self.rules.cursor)? else {
+            return None;
+        };
+        self.native_chain()?.1.rules.get(idx).map(|r| (idx, r))
+    }
+
+    /// The chain shown on the Rules screen, of either kind.
+    pub fn shown_chain(&self) -> Option<ChainSel> {
+        match (&self.rules.native, &self.rules.selected) {
+            (Some(n), _) => Some(ChainSel::Native(n.clone())),
+            (None, Some(k)) => Some(ChainSel::Iptables(k.clone())),
+            (None, None) => None,
+        }
+    }
+
+    /// Whether a chain (of either kind) is in the current snapshot.
+    fn exists(&self, sel: &ChainSel) -> bool {
+        match sel {
+            ChainSel::Iptables(k) => self.chain_by_key(k).is_some(),
+            ChainSel::Native(k) => self.native_by_key(k).is_some(),
+        }
     }
 
     /// The selected rule and its index in the chain.
@@ -391,6 +469,23 @@ impl App {
         } else {
             self.rates.update(snap.taken_at, families);
         }
+        self.native_rates.update(
+            snap.taken_at,
+            snap.native.iter().flat_map(|t| {
+                t.chains.iter().map(|c| {
+                    let key = NativeKey {
+                        family: t.family.clone(),
+                        table: t.name.clone(),
+                        chain: c.name.clone(),
+                    };
+                    let counts = c.rules.iter().map(|r| NativeCount {
+                        handle: r.handle,
+                        packets: r.packets,
+                    });
+                    (key, counts)
+                })
+            }),
+        );
         if snap.taken_at > self.now {
             self.now = snap.taken_at;
         }
@@ -415,20 +510,21 @@ impl App {
             })
             .collect();
         self.rebuild_tree();
-        if self
-            .rules
-            .selected
-            .as_ref()
-            .is_none_or(|k| self.chain_by_key(k).is_none())
-        {
-            self.rules.selected = self.first_chain();
+        if self.shown_chain().is_none_or(|s| !self.exists(&s)) {
+            self.rules.native = None;
+            self.rules.selected = None;
+            match self.first_chain() {
+                Some(ChainSel::Iptables(k)) => self.rules.selected = Some(k),
+                Some(ChainSel::Native(k)) => self.rules.native = Some(k),
+                None => {}
+            }
             self.rules.cursor = 0;
             self.rules.offset = 0;
         }
         self.refilter();
     }
 
-    fn first_chain(&self) -> Option<ChainKey> {
+    fn first_chain(&self) -> Option<ChainSel> {
         // Start where people look first: the filter table's INPUT chain.
         let chains = || {
             self.rules.tree.iter().filter_map(|r| match r {
@@ -440,6 +536,21 @@ impl App {
             .find(|k| k.table == "filter" && k.chain == "INPUT")
             .or_else(|| chains().next())
             .cloned()
+            .map(ChainSel::Iptables)
+            .or_else(|| self.tree_chains().into_iter().next())
+    }
+
+    /// The chains of the tree, in its order, of either kind.
+    fn tree_chains(&self) -> Vec<ChainSel> {
+        self.rules
+            .tree
+            .iter()
+            .filter_map(|r| match r {
+                TreeRow::Chain(k) => Some(ChainSel::Iptables(k.clone())),
+                TreeRow::NativeChain(k) => Some(ChainSel::Native(k.clone())),
+                _ => None,
+            })
+            .collect()
     }
 
     pub(super) fn rebuild_tree(&mut self) {
@@ -468,18 +579,49 @@ impl App {
                     }
                 }
             }
+            // The native tables, read-only, after the iptables ones: their families (inet,
+            // arp, bridge, netdev...) are not iptables'.
+            if !s.native.is_empty() {
+                rows.push(TreeRow::NativeHeading);
+            }
+            for t in &s.native {
+                rows.push(TreeRow::NativeTable(t.family.clone(), t.name.clone()));
+                for c in &t.chains {
+                    rows.push(TreeRow::NativeChain(NativeKey {
+                        family: t.family.clone(),
+                        table: t.name.clone(),
+                        chain: c.name.clone(),
+                    }));
+                }
+            }
         }
         self.rules.tree = rows;
     }
 
-    /// Recompute which rules pass the filter, keeping the cursor in range.
-    pub(super) fn refilter(&mut self) {
-        let needles: Vec<String> = self
-            .rules
+    /// The Rules filter's words, lower case: a row passes when its text holds them all.
+    pub fn filter_words(&self) -> Vec<String> {
+        self.rules
             .filter
             .split_whitespace()
             .map(str::to_lowercase)
-            .collect();
+            .collect()
+    }
+
+    /// Recompute which rules pass the filter, keeping the cursor in range.
+    pub(super) fn refilter(&mut self) {
+        let needles = self.filter_words();
+        if let Some((_, chain)) = self.native_chain() {
+            let n = chain.rules.len();
+            self.rules.visible = (0..n)
+                .filter(|&i| {
+                    let hay = chain.rules[i].text.to_lowercase();
+                    needles.iter().all(|n| hay.contains(n.as_str()))
+                })
+                .map(RowRef::Rule)
+                .collect();
+            self.clamp_scroll();
+            return;
+        }
         let Some(key) = self.rules.selected.clone() else {
             self.rules.visible = Vec::new();
             self.clamp_scroll();
@@ -534,6 +676,13 @@ impl App {
 
     /// The tree row of the selected chain.
     pub fn tree_index(&self) -> Option<usize> {
+        if let Some(n) = &self.rules.native {
+            return self
+                .rules
+                .tree
+                .iter()
+                .position(|r| matches!(r, TreeRow::NativeChain(k) if k == n));
+        }
         let sel = self.rules.selected.as_ref()?;
         self.rules
             .tree
@@ -541,9 +690,27 @@ impl App {
             .position(|r| matches!(r, TreeRow::Chain(k) if k == sel))
     }
 
+    /// Show a chain of either kind with the cursor on its rule `rule`.
+    pub(super) fn select(&mut self, sel: ChainSel, rule: usize) {
+        match sel {
+            ChainSel::Iptables(k) => self.select_chain(k, rule),
+            ChainSel::Native(k) => {
+                self.rules.native = Some(k);
+                self.rules.selected = None;
+                self.show_rule(rule);
+            }
+        }
+    }
+
     /// Show chain `key` with the cursor on its rule `rule` (0-based, as the chain is shown).
     pub(super) fn select_chain(&mut self, key: ChainKey, rule: usize) {
+        self.rules.native = None;
         self.rules.selected = Some(key);
+        self.show_rule(rule);
+    }
+
+    /// The rows of the chain just selected, the filter cleared, the cursor on rule `rule`.
+    fn show_rule(&mut self, rule: usize) {
         self.rules.offset = 0;
         self.rules.filter.clear();
         self.rules.cursor = 0;
@@ -560,30 +727,21 @@ impl App {
 
     /// Move the tree selection by `delta` chains.
     fn move_tree(&mut self, delta: isize) {
-        let chains: Vec<&ChainKey> = self
-            .rules
-            .tree
-            .iter()
-            .filter_map(|r| match r {
-                TreeRow::Chain(k) => Some(k),
-                _ => None,
-            })
-            .collect();
+        let chains = self.tree_chains();
         if chains.is_empty() {
             return;
         }
-        let cur = self
-            .rules
-            .selected
+        let shown = self.shown_chain();
+        let cur = shown
             .as_ref()
-            .and_then(|s| chains.iter().position(|k| *k == s))
+            .and_then(|s| chains.iter().position(|k| k == s))
             .unwrap_or(0);
         let next = (cur as isize + delta).clamp(0, chains.len() as isize - 1) as usize;
-        if next != cur || self.rules.selected.is_none() {
-            let key = chains[next].clone();
+        if next != cur || shown.is_none() {
+            let sel = chains[next].clone();
             self.rules.back.clear();
             self.screen_back = None;
-            self.select_chain(key, 0);
+            self.select(sel, 0);
         }
     }
 
@@ -999,41 +1157,70 @@ impl App {
     /// Show `key` on the Rules screen with the cursor on `rule`, coming from `from`: Backspace
     /// there goes back to `from`.
     pub(super) fn open_chain_from(&mut self, from: Screen, key: ChainKey, rule: usize) {
-        if let Some(cur) = self.rules.selected.clone() {
-            let idx = self.cursor_rule();
-            self.rules.back.push((cur, idx));
-        }
+        self.open_from(from, ChainSel::Iptables(key), rule);
+    }
+
+    /// `open_chain_from`, for a chain of either kind.
+    pub(super) fn open_from(&mut self, from: Screen, sel: ChainSel, rule: usize) {
+        self.push_back();
         self.screen_back = Some((self.rules.back.len(), from));
         self.rules.focus = Focus::Rules;
-        self.select_chain(key, rule);
+        self.select(sel, rule);
         self.screen = Screen::Rules;
     }
 
+    /// Remember the chain shown and its rule under the cursor, for Backspace.
+    fn push_back(&mut self) {
+        if let Some(cur) = self.shown_chain() {
+            let idx = self.cursor_rule();
+            self.rules.back.push((cur, idx));
+        }
+    }
+
+    /// The Flow screen's selected box: its hook and chain.
+    pub fn flow_selected(&self) -> Option<(crate::trace::Hook, FlowBox)> {
+        let columns = super::flow::layout(self).columns;
+        self.flow
+            .selected(&columns)
+            .map(|(h, e)| (h, e.chain.clone()))
+    }
+
     fn on_flow_action(&mut self, action: Action) {
+        let columns = super::flow::layout(self).columns;
         let fl = &mut self.flow;
         match action {
-            Action::FocusLeft => fl.move_col(-1),
-            Action::FocusRight => fl.move_col(1),
-            Action::Up => fl.move_row(-1),
-            Action::Down => fl.move_row(1),
+            Action::FocusLeft => fl.move_col(-1, &columns),
+            Action::FocusRight => fl.move_col(1, &columns),
+            Action::Up => fl.move_row(-1, &columns),
+            Action::Down => fl.move_row(1, &columns),
             Action::OtherFamily => fl.toggle_family(),
             Action::Enter => {
-                let (hook, table) = fl.selected();
-                let key = ChainKey {
-                    family: fl.family,
-                    table: table.name().to_string(),
-                    chain: hook.name().to_string(),
-                };
-                if self.chain_by_key(&key).is_none() {
-                    self.flow.message = Some(format!(
-                        "the {} table is not loaded: {} has no {} chain to open",
-                        table.name(),
-                        key.family.label(),
-                        hook.name()
-                    ));
+                let family = fl.family;
+                let Some((hook, entry)) = fl.selected(&columns) else {
                     return;
+                };
+                match &entry.chain {
+                    FlowBox::Native(k) => {
+                        self.open_from(Screen::Flow, ChainSel::Native(k.clone()), 0);
+                    }
+                    FlowBox::Iptables(table) => {
+                        let key = ChainKey {
+                            family,
+                            table: table.name().to_string(),
+                            chain: hook.name().to_string(),
+                        };
+                        if self.chain_by_key(&key).is_none() {
+                            self.flow.message = Some(format!(
+                                "the {} table is not loaded: {} has no {} chain to open",
+                                table.name(),
+                                family.label(),
+                                hook.name()
+                            ));
+                            return;
+                        }
+                        self.open_chain_from(Screen::Flow, key, 0);
+                    }
                 }
-                self.open_chain_from(Screen::Flow, key, 0);
             }
             _ => {}
         }
@@ -1074,16 +1261,16 @@ impl App {
                     self.screen_back = None;
                     self.screen = from;
                 }
-                if let Some((key, cursor)) = self.rules.back.pop() {
-                    if self.chain_by_key(&key).is_some() {
-                        self.select_chain(key, cursor);
+                if let Some((sel, cursor)) = self.rules.back.pop() {
+                    if self.exists(&sel) {
+                        self.select(sel, cursor);
                     }
                 } else {
                     self.rules.focus = Focus::Tree;
                 }
             }
             Action::Details => {
-                if self.selected_rule().is_some() {
+                if self.selected_rule().is_some() || self.selected_native_rule().is_some() {
                     self.popup = Some(Popup::Detail {
                         scroll: Scroll::TOP,
                     });
@@ -1121,17 +1308,35 @@ impl App {
         self.chain_by_key(&key).map(|_| key)
     }
 
+    /// The chain of the same table a native rule jumps or goes to (`jump NAME`, `goto NAME`).
+    pub fn native_jump_target(&self, rule: &NativeRule) -> Option<NativeKey> {
+        let shown = self.rules.native.as_ref()?;
+        let words: Vec<&str> = rule.text.split_whitespace().collect();
+        words.windows(2).find_map(|w| {
+            if !matches!(w[0], "jump" | "goto") {
+                return None;
+            }
+            let key = NativeKey {
+                family: shown.family.clone(),
+                table: shown.table.clone(),
+                chain: w[1]
+                    .trim_matches(|c| matches!(c, '"' | ',' | '}'))
+                    .to_string(),
+            };
+            self.native_by_key(&key).map(|_| key)
+        })
+    }
+
     fn enter_rule(&mut self) {
-        let Some((_, rule)) = self.selected_rule() else {
-            return;
+        let target = match (self.selected_rule(), self.selected_native_rule()) {
+            (Some((_, rule)), _) => self.jump_target(rule).map(ChainSel::Iptables),
+            (None, Some((_, rule))) => self.native_jump_target(rule).map(ChainSel::Native),
+            (None, None) => return,
         };
-        match self.jump_target(rule) {
-            Some(key) => {
-                if let Some(cur) = self.rules.selected.clone() {
-                    let idx = self.cursor_rule();
-                    self.rules.back.push((cur, idx));
-                }
-                self.select_chain(key, 0);
+        match target {
+            Some(sel) => {
+                self.push_back();
+                self.select(sel, 0);
             }
             None => {
                 self.popup = Some(Popup::Detail {

@@ -577,6 +577,16 @@ impl App {
     /// The Rules screen's edit keys.
     pub(super) fn on_rules_edit(&mut self, action: Action) -> Vec<Cmd> {
         self.edit.message = None;
+        // Native nftables chains are shown, never staged: nothing here may reach them.
+        if let Some(n) = &self.rules.native
+            && !matches!(action, Action::Undo | Action::Redo)
+        {
+            self.edit.say(
+                format!("{n}: native nftables, read-only in nfscope (use nft)"),
+                true,
+            );
+            return Vec::new();
+        }
         // Saved work from an earlier run, put off: decide about it before staging anything new
         // (new work would overwrite the state file that holds it).
         if self.edit.resume.is_some() {

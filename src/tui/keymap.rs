@@ -1040,6 +1040,10 @@ pub const PRIMARY: &[&str] = &[
     "quit",
 ];
 
+/// The footer hints of edit mode's staging keys, left out where nothing can be staged (a
+/// native nftables chain, read-only).
+pub const STAGING_HINTS: &[&str] = &["add"];
+
 pub fn hints(scopes: &[Scope]) -> Vec<(String, &'static str)> {
     KEYMAP
         .iter()

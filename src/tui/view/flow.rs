@@ -1,11 +1,13 @@
 //! The Flow screen: the traversal diagram. Hooks across in the order the kernel calls them,
-//! the tables each hook calls down in their priority order, one box per built-in chain with
-//! its policy, rule count and live packets/s. The three ways through are written above it.
+//! down each hook every base chain in priority order, one box each: the iptables tables'
+//! built-in chains and native nftables base chains (double border) alike, with policy,
+//! priority, rule count and live packets/s; the selected one described in full on the last
+//! line. The three ways through are written above it when there is room.
 
 use super::format;
-use crate::ruleset::rates::ChainKey;
+use crate::trace::Hook;
 use crate::tui::app::App;
-use crate::tui::flow::COLUMNS;
+use crate::tui::flow::{self, COLUMNS, Entry, FlowBox};
 use crate::tui::keymap::{self, Scope};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -54,29 +56,15 @@ pub fn draw(frame: &mut Frame, app: &App) {
     draw_footer(frame, app, a.footer);
 }
 
-/// What one box shows.
-struct BoxInfo {
-    policy: Option<String>,
-    rules: usize,
-    rate: Option<f64>,
-}
-
-fn box_info(app: &App, key: &ChainKey) -> BoxInfo {
-    let chain = app.chain_by_key(key);
-    BoxInfo {
-        policy: chain.and_then(|c| c.policy.clone()),
-        rules: chain.map_or(0, |c| c.rules.len()),
-        rate: app.rates.chain(key).and_then(|s| s.rate),
-    }
-}
-
 fn draw_body(frame: &mut Frame, app: &App, area: Rect) {
     let t = app.theme;
     let fl = &app.flow;
-    let family = match fl.family {
-        crate::ruleset::Family::V4 => "IPv4",
-        crate::ruleset::Family::V6 => "IPv6",
-    };
+    let lay = flow::layout(app);
+    let native = lay
+        .columns
+        .iter()
+        .flatten()
+        .any(|e| matches!(e.chain, FlowBox::Native(_)));
     let mut y = area.y;
     let bottom = area.y + area.height;
     let line = |frame: &mut Frame, y: u16, l: Line| {
@@ -84,33 +72,42 @@ fn draw_body(frame: &mut Frame, app: &App, area: Rect) {
             frame.render_widget(Paragraph::new(l), Rect::new(area.x, y, area.width, 1));
         }
     };
-    line(
-        frame,
-        y,
-        Line::from(vec![
-            Span::styled(format!(" {family} "), t.title()),
-            Span::styled("the ways through netfilter (f: the other family)", t.dim()),
-        ]),
-    );
-    y += 1;
-    let routes = if area.width >= 100 {
-        ROUTES
-    } else {
-        ROUTES_NARROW
-    };
-    for (name, route) in routes {
-        line(
-            frame,
-            y,
-            Line::from(vec![
-                Span::styled(format!("   {name}  "), t.header()),
-                Span::styled(route, t.base()),
-            ]),
-        );
-        y += 1;
+    let mut head = vec![
+        Span::styled(format!(" {} ", fl.family.label()), t.title()),
+        Span::styled(
+            if lay.routes {
+                "the ways through netfilter (f: the other family)"
+            } else {
+                "(f: the other family)"
+            },
+            t.dim(),
+        ),
+    ];
+    if native {
+        head.push(Span::styled(" · ╔═╗ nftables", t.dim()));
     }
-    if y < bottom {
-        y += 1;
+    if lay.unloaded_hidden {
+        head.push(Span::styled(" · tables not loaded left out", t.dim()));
+    }
+    line(frame, y, Line::from(head));
+    y += 1;
+    if lay.routes {
+        let routes = if area.width >= 100 {
+            ROUTES
+        } else {
+            ROUTES_NARROW
+        };
+        for (name, route) in routes {
+            line(
+                frame,
+                y,
+                Line::from(vec![
+                    Span::styled(format!("   {name}  "), t.header()),
+                    Span::styled(route, t.base()),
+                ]),
+            );
+            y += 1;
+        }
     }
     let col_w = area.width.saturating_sub(GAP * 4) / 5;
     if col_w < 8 {
@@ -136,89 +133,187 @@ fn draw_body(frame: &mut Frame, app: &App, area: Rect) {
         }
     }
     y += 1;
-    let rows_left = bottom.saturating_sub(y);
-    // Four lines a box when five fit, else three (80x24).
-    let box_h: u16 = if rows_left >= 20 { 4 } else { 3 };
-    let (sel_hook, sel_table) = fl.selected();
-    for (c, hook) in COLUMNS.iter().enumerate() {
-        for (r, table) in hook.tables().iter().enumerate() {
-            let top = y + r as u16 * box_h;
-            if top + box_h > bottom {
+    // The last row says what the selected box is.
+    let boxes_bottom = bottom.saturating_sub(1);
+    let box_h = lay.box_h;
+    let sel_col = fl.col.min(COLUMNS.len() - 1);
+    for (c, boxes) in lay.columns.iter().enumerate() {
+        let sel_row = (c == sel_col).then(|| fl.row.min(boxes.len().saturating_sub(1)));
+        // A column taller than the room scrolls with its selection, and says what is hidden.
+        let (from, shown) = if boxes.len() <= lay.fit {
+            (0, boxes.len())
+        } else {
+            let k = lay.fit.saturating_sub(1);
+            let from = sel_row.map_or(0, |r| (r + 1).saturating_sub(k));
+            (from, k)
+        };
+        // What is scrolled off is said above and below (one row each: a box's room).
+        let x = x_of(c as u16);
+        let marker = |frame: &mut Frame, y: u16, text: String| {
+            if y < boxes_bottom {
+                frame.render_widget(
+                    Paragraph::new(Span::styled(text, t.dim())).centered(),
+                    Rect::new(x, y, col_w, 1),
+                );
+            }
+        };
+        let mut top = y;
+        if from > 0 {
+            marker(frame, top, format!("↑ {from} more"));
+            top += 1;
+        }
+        for (r, entry) in boxes.iter().enumerate().skip(from).take(shown) {
+            if top + box_h > boxes_bottom {
                 break;
             }
-            let rect = Rect::new(x_of(c as u16), top, col_w, box_h);
-            let key = ChainKey {
-                family: fl.family,
-                table: table.name().to_string(),
-                chain: hook.name().to_string(),
-            };
-            let info = box_info(app, &key);
-            let selected = *hook == sel_hook && *table == sel_table;
-            let busy = info.rate.is_some_and(|r| r > 0.0);
-            let idle = info.rules == 0 && info.policy.as_deref().is_none_or(|p| p == "ACCEPT");
-            let border = if selected {
-                t.border_focused().add_modifier(Modifier::BOLD)
-            } else if idle {
-                t.dim()
-            } else {
-                t.border()
-            };
-            let title_style = if selected {
-                t.selected()
-            } else if idle {
-                t.dim()
-            } else {
-                t.title()
-            };
-            // A thick border marks the selection without colour too (NO_COLOR).
-            let block = Block::bordered()
-                .border_type(if selected {
-                    BorderType::Thick
-                } else {
-                    BorderType::Plain
-                })
-                .border_style(border)
-                .title(Span::styled(format!(" {} ", table.name()), title_style));
-            let text_style = if idle { t.dim() } else { t.base() };
-            let rate_style = if busy { t.hit() } else { text_style };
-            let rate = info
-                .rate
-                .map_or_else(|| "-".to_string(), |r| format!("{}/s", format::rate(r)));
-            let lines: Vec<Line> = match &info.policy {
-                None => vec![Line::styled("not loaded", t.dim())],
-                Some(policy) => {
-                    let policy_style = if policy == "ACCEPT" {
-                        text_style
-                    } else {
-                        t.target(policy)
-                    };
-                    let rules = match info.rules {
-                        1 => "1 rule".to_string(),
-                        n => format!("{n} rules"),
-                    };
-                    if box_h >= 4 {
-                        vec![
-                            Line::from(Span::styled(policy.clone(), policy_style)),
-                            Line::from(vec![
-                                Span::styled(rules, text_style),
-                                Span::styled(" · ", t.dim()),
-                                Span::styled(rate, rate_style),
-                            ]),
-                        ]
-                    } else {
-                        vec![Line::from(vec![
-                            Span::styled(policy.clone(), policy_style),
-                            Span::raw(" "),
-                            Span::styled(rate, rate_style),
-                        ])]
-                    }
-                }
-            };
-            let inner = block.inner(rect);
-            frame.render_widget(block, rect);
-            frame.render_widget(Paragraph::new(lines), inner);
+            let rect = Rect::new(x, top, col_w, box_h);
+            draw_box(frame, app, rect, entry, sel_row == Some(r));
+            top += box_h;
+        }
+        let below = boxes.len() - from - shown;
+        if below > 0 {
+            marker(frame, top, format!("↓ {below} more"));
         }
     }
+    if let Some((hook, entry)) = fl.selected(&lay.columns) {
+        line(
+            frame,
+            boxes_bottom,
+            describe(app, hook, entry, &lay.columns[sel_col]),
+        );
+    }
+}
+
+/// One box: the chain's table (and name, for a native chain) on its border, its policy, its
+/// priority where there is room, its rules and its live packets/s.
+fn draw_box(frame: &mut Frame, app: &App, rect: Rect, e: &Entry, selected: bool) {
+    let t = app.theme;
+    let busy = e.rate.is_some_and(|r| r > 0.0);
+    let idle = e.idle();
+    let wide = rect.height >= 4;
+    let border = if selected {
+        t.border_focused().add_modifier(Modifier::BOLD)
+    } else if idle {
+        t.dim()
+    } else {
+        t.border()
+    };
+    let title_style = if selected {
+        t.selected()
+    } else if idle {
+        t.dim()
+    } else {
+        t.title()
+    };
+    let title = match &e.chain {
+        FlowBox::Iptables(table) => format!(" {table} "),
+        FlowBox::Native(k) if wide => format!(" {k} "),
+        FlowBox::Native(k) => format!(" {} {} ", k.table, k.chain),
+    };
+    // A thick border marks the selection, a double one a native chain, without colour too
+    // (NO_COLOR).
+    let block = Block::bordered()
+        .border_type(match (&e.chain, selected) {
+            (_, true) => BorderType::Thick,
+            (FlowBox::Native(_), false) => BorderType::Double,
+            (FlowBox::Iptables(_), false) => BorderType::Plain,
+        })
+        .border_style(border)
+        .title(Span::styled(
+            crate::format::visible(&title).into_owned(),
+            title_style,
+        ));
+    let text_style = if idle { t.dim() } else { t.base() };
+    let rate_style = if busy { t.hit() } else { text_style };
+    let rate = e
+        .rate
+        .map_or_else(|| "-".to_string(), |r| format!("{}/s", format::rate(r)));
+    let lines: Vec<Line> = match &e.policy {
+        None => vec![Line::styled("not loaded", t.dim())],
+        Some(policy) => {
+            let policy_style = if policy.eq_ignore_ascii_case("accept") {
+                text_style
+            } else {
+                t.target(&policy.to_uppercase())
+            };
+            if wide {
+                vec![
+                    Line::from(vec![
+                        Span::styled(policy.clone(), policy_style),
+                        Span::styled(format!(" · prio {}", e.priority), t.dim()),
+                    ]),
+                    Line::from(vec![
+                        Span::styled(rules(e.rules), text_style),
+                        Span::styled(" · ", t.dim()),
+                        Span::styled(rate, rate_style),
+                    ]),
+                ]
+            } else {
+                vec![Line::from(vec![
+                    Span::styled(policy.clone(), policy_style),
+                    Span::raw(" "),
+                    Span::styled(rate, rate_style),
+                ])]
+            }
+        }
+    };
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn rules(n: usize) -> String {
+    match n {
+        1 => "1 rule".to_string(),
+        n => format!("{n} rules"),
+    }
+}
+
+/// The selected box in a sentence: which chain, whose, its policy, priority (and the chains
+/// of the hook tied with it: the kernel runs those in the order they were registered, which
+/// nfscope cannot see), rate, rules and type.
+fn describe(app: &App, hook: Hook, e: &Entry, column: &[Entry]) -> Line<'static> {
+    let t = app.theme;
+    // Most telling first: a narrow screen cuts the end.
+    let mut parts = vec![match &e.chain {
+        FlowBox::Iptables(_) => format!("iptables ({})", app.flow.family.label()),
+        FlowBox::Native(_) => "nftables, read-only".to_string(),
+    }];
+    let ties: Vec<String> = column
+        .iter()
+        .filter(|o| o.loaded() && o.priority == e.priority && o.chain != e.chain)
+        .map(|o| o.name(hook))
+        .collect();
+    let priority = if e.loaded() && !ties.is_empty() {
+        format!("priority {}, tied with {}", e.priority, ties.join(", "))
+    } else {
+        format!("priority {}", e.priority)
+    };
+    match &e.policy {
+        None => parts.push(format!("{priority} · not loaded")),
+        Some(p) => {
+            parts.push(format!("policy {p}"));
+            parts.push(priority);
+            parts.push(e.rate.map_or_else(
+                || "- pkt/s".to_string(),
+                |r| format!("{} pkt/s", format::rate(r)),
+            ));
+            parts.push(rules(e.rules));
+        }
+    }
+    if let Some(k) = &e.kind {
+        parts.push(format!("type {k}"));
+    }
+    Line::from(vec![
+        Span::styled(
+            format!(" ► {}: ", crate::format::visible(&e.name(hook))),
+            t.title(),
+        ),
+        Span::styled(
+            crate::format::visible(&parts.join(" · ")).into_owned(),
+            t.dim(),
+        ),
+    ])
 }
 
 fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {

@@ -10,6 +10,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use std::time::Duration;
 
+fn spans_width(spans: &[Span]) -> usize {
+    spans.iter().map(|s| crate::format::width(&s.content)).sum()
+}
+
 fn took(d: Duration) -> String {
     if d < Duration::from_secs(1) {
         format!("{} ms", d.as_millis())
@@ -55,6 +59,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                 t.warning().add_modifier(ratatui::style::Modifier::BOLD),
             ));
         }
+        let refreshed = top.len();
         top.push(Span::styled(
             format!("  refreshed {} (took {})", app.age_label(), took(s.took)),
             t.dim(),
@@ -73,6 +78,19 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                 FamilyData::Absent => {}
             }
         }
+        if !s.native.is_empty() {
+            let n: usize = s
+                .native
+                .iter()
+                .flat_map(|t| &t.chains)
+                .map(|c| c.rules.len())
+                .sum();
+            top.push(Span::styled(format!("  nft {n} rules"), t.base()));
+        }
+        // Narrow: the counts matter more than how long the refresh took.
+        if spans_width(&top) > usize::from(area.width) {
+            top[refreshed] = Span::styled(format!("  refreshed {}", app.age_label()), t.dim());
+        }
         for e in s.errors() {
             problems.push(Span::styled(
                 format!("  ✗ {}", crate::format::visible(&e.to_string())),
@@ -88,15 +106,59 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     } else {
         top.push(Span::styled(format!("  {}", app.age_label()), t.dim()));
     }
-    let mut second: Vec<Span> = vec![Span::raw(" ")];
-    for (i, s) in Screen::ALL.iter().enumerate() {
-        let style = if *s == app.screen {
-            t.selected()
-        } else {
-            t.dim()
-        };
-        second.push(Span::styled(format!(" {} {} ", i + 1, s.title()), style));
-        second.push(Span::raw(" "));
+    let width = usize::from(area.width);
+    let tabs = |compact: bool| {
+        let mut tabs: Vec<Span> = vec![Span::raw(" ")];
+        for (i, s) in Screen::ALL.iter().enumerate() {
+            let style = if *s == app.screen {
+                t.selected()
+            } else {
+                t.dim()
+            };
+            // Compact: the other screens by number only, to leave the problems room.
+            let label = if compact && *s != app.screen {
+                format!(" {} ", i + 1)
+            } else {
+                format!(" {} {} ", i + 1, s.title())
+            };
+            tabs.push(Span::styled(label, style));
+            if !compact {
+                tabs.push(Span::raw(" "));
+            }
+        }
+        tabs
+    };
+    let mut second = tabs(false);
+    if !problems.is_empty() && spans_width(&second) + spans_width(&problems) > width {
+        second = tabs(true);
+    }
+    // What does not fit is cut, and `!` shows it whole.
+    let room = width.saturating_sub(spans_width(&second));
+    if spans_width(&problems) > room {
+        let more = " … (! whole)";
+        let mut keep = room.saturating_sub(crate::format::width(more));
+        let mut cut: Vec<Span> = Vec::new();
+        for sp in problems {
+            let w = crate::format::width(&sp.content);
+            if w <= keep {
+                keep -= w;
+                cut.push(sp);
+                continue;
+            }
+            let mut text = String::new();
+            for c in sp.content.chars() {
+                let cw = crate::format::width(&c.to_string());
+                if cw > keep {
+                    break;
+                }
+                keep -= cw;
+                text.push(c);
+            }
+            cut.push(Span::styled(text, sp.style));
+            break;
+        }
+        cut.push(Span::styled(more, t.key()));
+        problems = cut;
     }
     second.extend(problems);
     let lines = vec![Line::from(top), Line::from(second)];
@@ -105,7 +167,10 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
 
 pub fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
     let t = app.theme;
-    let total = app.chain().map_or(0, |c| c.rules.len());
+    let total = match app.native_chain() {
+        Some((_, c)) => c.rules.len(),
+        None => app.chain().map_or(0, |c| c.rules.len()),
+    };
     let line = if app.mode == InputMode::Filter {
         Line::from(vec![
             Span::styled(" filter: ", t.key()),
@@ -141,6 +206,23 @@ pub fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
         if app.exact {
             spans.push(Span::styled(" [exact numbers] ", t.warning()));
         }
+        // A native chain: nothing to stage, and the footer says why instead of offering to
+        // (unless the last message, a refused staging key, says so already).
+        if app.rules.native.is_some() && app.popup.is_none() {
+            if app.edit.message.is_none() {
+                spans.insert(
+                    0,
+                    Span::styled(
+                        format!(" {} ", crate::tui::app::NATIVE_READ_ONLY),
+                        t.warning(),
+                    ),
+                );
+            }
+            return frame.render_widget(
+                Paragraph::new(fit_footer_with(app, spans, scopes, area.width, false)),
+                area,
+            );
+        }
         fit_footer(app, spans, scopes, area.width)
     };
     frame.render_widget(Paragraph::new(line), area);
@@ -157,6 +239,18 @@ pub fn edit_footer(app: &App, scopes: &[Scope], width: u16) -> Line<'static> {
 /// always, then the last action's message (cut with `… (! whole)` when it does not fit: `!`
 /// shows every message whole), then `extra`, then the other keys while there is room.
 fn fit_footer(app: &App, extra: Vec<Span<'static>>, scopes: &[Scope], width: u16) -> Line<'static> {
+    fit_footer_with(app, extra, scopes, width, true)
+}
+
+/// `fit_footer`; `staging`: whether edit mode's staging keys are offered (not on a native
+/// chain, which is read-only).
+fn fit_footer_with(
+    app: &App,
+    extra: Vec<Span<'static>>,
+    scopes: &[Scope],
+    width: u16,
+    staging: bool,
+) -> Line<'static> {
     let t = app.theme;
     let width = usize::from(width);
     let span_w = |sp: &[Span]| {
@@ -164,7 +258,10 @@ fn fit_footer(app: &App, extra: Vec<Span<'static>>, scopes: &[Scope], width: u16
             .map(|s| crate::format::width(&s.content))
             .sum::<usize>()
     };
-    let hints = keymap::hints(scopes);
+    let hints: Vec<(String, &str)> = keymap::hints(scopes)
+        .into_iter()
+        .filter(|(_, what)| staging || !keymap::STAGING_HINTS.contains(what))
+        .collect();
     let hint_spans = |k: &str, what: &str| {
         vec![
             Span::styled(format!(" {k}"), t.key()),

@@ -64,19 +64,44 @@ pub(super) fn show(
     );
 }
 
-/// Every message said so far, newest first, whole.
+/// What the rule-set source says now (the header may cut it), then every message said so
+/// far, newest first, whole.
 pub fn draw_messages(frame: &mut Frame, app: &App, scroll: Scroll) {
     let t = app.theme;
-    let lines: Vec<Line<'static>> = if app.edit.log.is_empty() {
-        vec![Line::styled("Nothing has been said yet.", t.dim())]
-    } else {
-        app.edit
-            .log
-            .iter()
-            .rev()
-            .map(|(m, err)| Line::styled(m.clone(), if *err { t.error() } else { t.ok() }))
-            .collect()
-    };
+    let mut now: Vec<Line<'static>> = Vec::new();
+    if let Some(s) = &app.snapshot {
+        for e in s.errors() {
+            now.push(Line::styled(
+                format!("✗ {}", crate::format::visible(&e)),
+                t.error(),
+            ));
+        }
+        for w in &s.warnings {
+            now.push(Line::styled(
+                format!("⚠ {}", crate::format::visible(w)),
+                t.warning(),
+            ));
+        }
+    }
+    if !now.is_empty() {
+        now.insert(0, Line::styled("The rule sets, now", t.header()));
+        now.push(Line::raw(""));
+        now.push(Line::styled("Messages", t.header()));
+    }
+    let lines: Vec<Line<'static>> =
+        if app.edit.log.is_empty() {
+            now.into_iter()
+                .chain([Line::styled("Nothing has been said yet.", t.dim())])
+                .collect()
+        } else {
+            now.into_iter()
+                .chain(
+                    app.edit.log.iter().rev().map(|(m, err)| {
+                        Line::styled(m.clone(), if *err { t.error() } else { t.ok() })
+                    }),
+                )
+                .collect()
+        };
     show(frame, app, " Messages ".into(), lines, scroll, 80);
 }
 
@@ -127,6 +152,10 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
         t.dim(),
     ));
     lines.push(Line::styled(
+        "Native nftables tables come after the iptables ones in the chain tree, and on the Flow screen among them in priority order: read-only, nfscope stages nothing on them (use nft).",
+        t.dim(),
+    ));
+    lines.push(Line::styled(
         "Conntrack: bold green rows are new, a highlighted state just changed, struck-out grey rows were just destroyed. Timeouts count down from the kernel's last report; →/← are the original and reply directions. The filter language: docs/conntrack-filter.md.",
         t.dim(),
     ));
@@ -146,26 +175,118 @@ fn opt_text(o: &OptionArg) -> String {
     s
 }
 
+/// A count in full, and in human units when they differ: `123456 (123K)`.
+fn both(n: u64) -> String {
+    let h = human(n);
+    if h == n.to_string() {
+        h
+    } else {
+        format!("{n} ({h})")
+    }
+}
+
+/// A line of the details: the field's name, then its value (escaped: others wrote it).
+fn field(t: crate::tui::theme::Theme, name: &str, value: String) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!("{name:<13}"), t.header()),
+        Span::raw(crate::format::visible(&value).into_owned()),
+    ])
+}
+
+/// A native nftables rule's details: where it is, its counters and rate, its text whole.
+fn draw_native_detail(frame: &mut Frame, app: &App, scroll: Scroll) {
+    let t = app.theme;
+    let (Some((idx, rule)), Some(key), Some((table, chain))) = (
+        app.selected_native_rule(),
+        app.rules.native.as_ref(),
+        app.native_chain(),
+    ) else {
+        return;
+    };
+    let field = |name: &str, value: String| field(t, name, value);
+    let stat = app.native_rates.chain(key).and_then(|s| s.rules.get(idx));
+    let mut lines = vec![field(
+        "table",
+        format!(
+            "{} {}{}",
+            table.family,
+            table.name,
+            if table.dormant {
+                " (dormant: not hooked, filters nothing)"
+            } else {
+                ""
+            }
+        ),
+    )];
+    match (&chain.hook, chain.priority) {
+        (Some(h), Some(p)) => {
+            lines.push(field(
+                "chain",
+                format!(
+                    "{} (base chain, type {})",
+                    chain.name,
+                    chain.kind.as_deref().unwrap_or("?")
+                ),
+            ));
+            lines.push(field("hook", format!("{h}, priority {p}")));
+            lines.push(field(
+                "policy",
+                chain.policy.clone().unwrap_or_else(|| "?".into()),
+            ));
+        }
+        _ => lines.push(field(
+            "chain",
+            format!("{} (regular: reached by jump or goto)", chain.name),
+        )),
+    }
+    lines.extend([
+        field("handle", rule.handle.to_string()),
+        field(
+            "counters",
+            match (rule.packets, rule.bytes) {
+                (Some(p), Some(b)) => format!("{} packets, {} bytes", both(p), both(b)),
+                _ => "none: the rule has no `counter` statement".into(),
+            },
+        ),
+        field(
+            "rate",
+            stat.and_then(|st| st.rate).map_or_else(
+                || "not known yet".into(),
+                |r| format!("{} packets/s", rate(r)),
+            ),
+        ),
+    ]);
+    if let Some(k) = app.native_jump_target(rule) {
+        lines.push(field("jumps to", format!("{} (Enter opens it)", k.chain)));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("rule, as nft prints it", t.header()));
+    lines.push(Line::raw(crate::format::visible(&rule.text).into_owned()));
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "Read-only: nfscope does not edit native nftables tables (use nft).",
+        t.dim(),
+    ));
+    let title = format!(
+        " Rule {} (handle {}) of {} ",
+        idx + 1,
+        rule.handle,
+        crate::format::visible(&key.to_string())
+    );
+    show(frame, app, title, lines, scroll, 80);
+}
+
 pub fn draw_detail(frame: &mut Frame, app: &App, scroll: Scroll) {
     let t = app.theme;
+    if app.rules.native.is_some() {
+        draw_native_detail(frame, app, scroll);
+        return;
+    }
     let (Some((idx, rule)), Some(key)) = (app.selected_rule(), app.rules.selected.as_ref()) else {
         return;
     };
     let stat = app.rates.chain(key).and_then(|s| s.rules.get(idx));
-    let both = |n: u64| {
-        let h = human(n);
-        if h == n.to_string() {
-            h
-        } else {
-            format!("{n} ({h})")
-        }
-    };
-    let field = |name: &str, value: String| {
-        Line::from(vec![
-            Span::styled(format!("{name:<13}"), t.header()),
-            Span::raw(crate::format::visible(&value).into_owned()),
-        ])
-    };
+    let field = |name: &str, value: String| field(t, name, value);
     let s = &rule.spec;
     let mut lines = vec![
         field(

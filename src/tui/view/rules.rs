@@ -1,10 +1,12 @@
 //! The Rules screen: the chain tree on the left, the selected chain's rules on the right, with
-//! the columns of `iptables -L -n -v --line-numbers` plus a rate and a short history.
+//! the columns of `iptables -L -n -v --line-numbers` plus a rate and a short history. A native
+//! nftables chain (read-only) shows its rules as nft prints them, with their handles.
 
 use super::format::{human, rate, sparkline};
 use crate::ruleset::Family;
 use crate::ruleset::rates::{ChainKey, RuleStat};
 use crate::ruleset::summary::{self, Columns};
+use crate::source::native::NativeTable;
 use crate::tui::app::{App, Focus, TreeRow};
 use crate::tui::edit::RowRef;
 use ratatui::Frame;
@@ -45,7 +47,34 @@ pub fn draw_tree(frame: &mut Frame, app: &App, area: Rect) {
 
     let sel = app.tree_index();
     let snap = app.snapshot.as_ref();
-    let rows: Vec<Row> = app
+    // Families and tables are labels across the whole width (`ip6 quarantine (dormant)` is
+    // wider than the name column): drawn over an empty row once the table is.
+    let label = |text: String, style: Style| (Row::new(vec![Cell::from("")]), Some((text, style)));
+    // A chain that went away between the tree and the snapshot: its name alone.
+    let missing = |name: &str| {
+        let cell = Cell::from(format!(" {}", crate::format::visible(name)));
+        (Row::new(vec![cell]), None)
+    };
+    // A chain: its name, policy or references, rule count (when there is room) and rate.
+    let chain_row = |name: String, pol: Span<'static>, rules: usize, pps: Option<f64>, i| {
+        let mut cells = vec![
+            Cell::from(crate::format::visible(&name).into_owned()),
+            Cell::from(pol),
+        ];
+        if with_count {
+            cells.push(Cell::from(Line::from(rule_count(rules)).right_aligned()));
+        }
+        cells.push(Cell::from(
+            Line::from(pps.map_or(String::new(), rate)).right_aligned(),
+        ));
+        let r = Row::new(cells);
+        if Some(i) == sel {
+            r.style(cursor(t, focused))
+        } else {
+            r
+        }
+    };
+    let rows: Vec<(Row, Option<(String, Style)>)> = app
         .rules
         .tree
         .iter()
@@ -56,63 +85,164 @@ pub fn draw_tree(frame: &mut Frame, app: &App, area: Rect) {
             TreeRow::Family(f) => {
                 let failed = snap.and_then(|s| s.family(*f).error()).is_some();
                 // The error itself is in the header and the rules pane.
-                let label = if failed {
+                let text = if failed {
                     format!("{} ✗", f.label())
                 } else {
                     f.label().to_string()
                 };
-                Row::new(vec![Cell::from(label)]).style(if failed { t.error() } else { t.header() })
+                label(text, if failed { t.error() } else { t.header() })
             }
-            TreeRow::Table(_, name) => {
-                Row::new(vec![Cell::from(crate::format::visible(name).into_owned())])
-                    .style(t.title())
+            TreeRow::Table(_, name) => label(crate::format::visible(name).into_owned(), t.title()),
+            TreeRow::NativeHeading => label("nftables (read-only)".into(), t.header()),
+            TreeRow::NativeTable(family, name) => {
+                let dormant = app
+                    .native_tables()
+                    .iter()
+                    .any(|x| x.family == *family && x.name == *name && x.dormant);
+                let text = format!(
+                    "{family} {}{}",
+                    crate::format::visible(name),
+                    if dormant { " (dormant)" } else { "" }
+                );
+                label(text, if dormant { t.dim() } else { t.title() })
+            }
+            TreeRow::NativeChain(key) => {
+                let Some((table, c)) = app.native_by_key(key) else {
+                    return missing(&key.chain);
+                };
+                let pol = match &c.policy {
+                    Some(p) => Span::styled(p.clone(), t.target(&p.to_uppercase())),
+                    None => Span::styled(format!("{} ref", native_refs(table, &c.name)), t.dim()),
+                };
+                let rate = app.native_rates.chain(key).and_then(|s| s.rate);
+                let r = chain_row(format!(" {}", key.chain), pol, c.rules.len(), rate, i);
+                (
+                    if table.dormant && Some(i) != sel {
+                        r.style(t.dim())
+                    } else {
+                        r
+                    },
+                    None,
+                )
             }
             TreeRow::Chain(key) => {
                 let Some(c) = app.chain_by_key(key) else {
-                    return Row::new(vec![Cell::from(format!(
-                        " {}",
-                        crate::format::visible(&key.chain)
-                    ))]);
+                    return missing(&key.chain);
                 };
                 let pol = match &c.policy {
                     Some(p) => Span::styled(p.clone(), t.target(p)),
                     None => Span::styled(format!("{} ref", table_refs(app, key)), t.dim()),
                 };
-                let pps = app
-                    .rates
-                    .chain(key)
-                    .and_then(|s| s.rate)
-                    .map_or(String::new(), rate);
                 // A chain with staged changes is marked, so it shows without colour.
                 let mark = if app.is_edited(key) { "*" } else { " " };
-                let mut cells = vec![
-                    Cell::from(format!("{mark}{}", crate::format::visible(&key.chain))),
-                    Cell::from(pol),
-                ];
-                if with_count {
-                    let n = c.rules.len() as u64;
-                    let n = if n < 10_000 {
-                        n.to_string()
-                    } else {
-                        format!("{}k", n / 1000)
-                    };
-                    cells.push(Cell::from(Line::from(n).right_aligned()));
-                }
-                cells.push(Cell::from(Line::from(pps).right_aligned()));
-                let r = Row::new(cells);
-                if Some(i) == sel {
-                    r.style(if focused {
-                        t.selected()
-                    } else {
-                        t.selected_unfocused()
-                    })
-                } else {
-                    r
-                }
+                let rate = app.rates.chain(key).and_then(|s| s.rate);
+                let r = chain_row(format!("{mark}{}", key.chain), pol, c.rules.len(), rate, i);
+                (r, None)
             }
         })
         .collect();
+    let (rows, labels): (Vec<Row>, Vec<_>) = rows.into_iter().unzip();
     frame.render_widget(Table::new(rows, widths).column_spacing(1), inner);
+    for (y, (text, style)) in labels
+        .into_iter()
+        .enumerate()
+        .filter_map(|(y, l)| Some((y, l?)))
+    {
+        let r = Rect::new(inner.x, inner.y + y as u16, inner.width, 1);
+        frame.render_widget(Paragraph::new(Line::styled(text, style)), r);
+    }
+}
+
+/// A chain's rule count in the tree's narrow column: `9999`, then `12k`.
+fn rule_count(n: usize) -> String {
+    if n < 10_000 {
+        n.to_string()
+    } else {
+        format!("{}k", n / 1000)
+    }
+}
+
+/// A rule's packets per second over the last interval, bold when it counted packets since.
+fn rate_cell(st: Option<&RuleStat>, t: crate::tui::theme::Theme) -> Cell<'static> {
+    let hit = st.is_some_and(|st| st.delta > 0);
+    Cell::from(Line::from(st.and_then(|st| st.rate).map_or("-".to_string(), rate)).right_aligned())
+        .style(if hit { t.hit() } else { t.dim() })
+}
+
+/// A rule's recent rates, as a sparkline.
+fn hist_cell(st: Option<&RuleStat>, t: crate::tui::theme::Theme) -> Cell<'static> {
+    Cell::from(st.map_or_else(
+        || " ".repeat(HIST_W),
+        |st| sparkline(st.history.iter(), HIST_W),
+    ))
+    .style(t.hit())
+}
+
+/// The cursor's row style, in the pane with the focus or not.
+fn cursor(t: crate::tui::theme::Theme, focused: bool) -> Style {
+    if focused {
+        t.selected()
+    } else {
+        t.selected_unfocused()
+    }
+}
+
+/// The start of a chain pane's title: the chains Backspace goes back through.
+fn breadcrumb(app: &App) -> Vec<Span<'static>> {
+    let mut title = vec![Span::raw(" ")];
+    for (k, _) in &app.rules.back {
+        title.push(Span::styled(format!("{} › ", k.chain()), app.theme.dim()));
+    }
+    title
+}
+
+/// A user chain's references, for its title.
+fn references(t: crate::tui::theme::Theme, n: usize) -> Span<'static> {
+    let plural = if n == 1 { "" } else { "s" };
+    Span::styled(format!("{n} reference{plural} "), t.dim())
+}
+
+/// A chain pane's border and title; the area inside for its rows, or `None` when there is no
+/// row to show, and the pane says why: the chain has no rules (and what then happens to a
+/// packet), or none passes the filter.
+fn chain_pane(
+    frame: &mut Frame,
+    app: &App,
+    area: Rect,
+    title: Vec<Span<'static>>,
+    no_rules: bool,
+    policy: Option<&str>,
+) -> Option<Rect> {
+    let block = pane(app, Line::from(title), app.rules.focus == Focus::Rules);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if !app.rules.visible.is_empty() {
+        return Some(inner);
+    }
+    let msg = match (no_rules, policy) {
+        (true, Some(p)) => format!("No rules: every packet gets the policy, {p}."),
+        (true, None) => "No rules: packets return to the calling chain.".to_string(),
+        (false, _) => format!(
+            "No rule matches the filter \"{}\" (Esc clears it).",
+            app.rules.filter
+        ),
+    };
+    frame.render_widget(Paragraph::new(msg).style(app.theme.dim()), inner);
+    None
+}
+
+/// How many rules of a native table jump or go to `chain`.
+fn native_refs(table: &NativeTable, chain: &str) -> usize {
+    table
+        .chains
+        .iter()
+        .flat_map(|c| &c.rules)
+        .filter(|r| {
+            let w: Vec<&str> = r.text.split_whitespace().collect();
+            w.windows(2)
+                .any(|p| matches!(p[0], "jump" | "goto") && p[1].trim_matches('"') == chain)
+        })
+        .count()
 }
 
 fn table_refs(app: &App, key: &ChainKey) -> usize {
@@ -205,6 +335,10 @@ fn width_of(
 pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
     let t = app.theme;
     let focused = app.rules.focus == Focus::Rules;
+    if app.rules.native.is_some() {
+        draw_native(frame, app, area);
+        return;
+    }
     let Some(key) = app.rules.selected.clone() else {
         draw_empty(frame, app, area);
         return;
@@ -226,10 +360,7 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
     let stat = app.rates.chain(if edited { &live_key } else { &key });
 
     // Title: where we are, how we got here, and the chain's numbers.
-    let mut title = vec![Span::raw(" ")];
-    for (k, _) in &app.rules.back {
-        title.push(Span::styled(format!("{} › ", k.chain), t.dim()));
-    }
+    let mut title = breadcrumb(app);
     title.push(Span::styled(
         format!("{} {}", key.table, key.chain),
         t.title(),
@@ -269,34 +400,21 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
                 t.dim(),
             ));
         }
-        None => {
-            let n = table_refs(app, &key);
-            let plural = if n == 1 { "" } else { "s" };
-            title.push(Span::styled(format!("{n} reference{plural} "), t.dim()));
-        }
+        None => title.push(references(t, table_refs(app, &key))),
     }
     if let Some(r) = stat.and_then(|s| s.rate) {
         title.push(Span::styled(format!("· {}/s ", rate(r)), t.dim()));
     }
-    let block = pane(app, Line::from(title), focused);
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
-
-    if app.rules.visible.is_empty() {
-        let msg = if rows.rows.is_empty() {
-            match &chain.policy {
-                Some(p) => format!("No rules: every packet gets the policy, {p}."),
-                None => "No rules: packets return to the calling chain.".to_string(),
-            }
-        } else {
-            format!(
-                "No rule matches the filter \"{}\" (Esc clears it).",
-                app.rules.filter
-            )
-        };
-        frame.render_widget(Paragraph::new(msg).style(t.dim()), inner);
+    let Some(inner) = chain_pane(
+        frame,
+        app,
+        area,
+        title,
+        rows.rows.is_empty(),
+        chain.policy.as_deref(),
+    ) else {
         return;
-    }
+    };
 
     let rows_fit = inner.height.saturating_sub(1) as usize;
     let family: Family = key.family;
@@ -474,12 +592,7 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
     .style(t.header());
 
     let selected_row = app.rules.visible.get(app.rules.cursor).copied();
-    let needles: Vec<String> = app
-        .rules
-        .filter
-        .split_whitespace()
-        .map(str::to_lowercase)
-        .collect();
+    let needles = app.filter_words();
     let rows: Vec<Row> = shown
         .iter()
         .map(|s| {
@@ -496,16 +609,8 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
                 Col::Pkts => Cell::from(Line::from(count(app, s.packets)).right_aligned())
                     .style(if hit { t.hit() } else { Style::new() }),
                 Col::Bytes => Cell::from(Line::from(count(app, s.bytes)).right_aligned()),
-                Col::Rate => Cell::from(
-                    Line::from(s.stat.and_then(|st| st.rate).map_or("-".to_string(), rate))
-                        .right_aligned(),
-                )
-                .style(if hit { t.hit() } else { t.dim() }),
-                Col::Hist => Cell::from(s.stat.map_or_else(
-                    || " ".repeat(HIST_W),
-                    |st| sparkline(st.history.iter(), HIST_W),
-                ))
-                .style(t.hit()),
+                Col::Rate => rate_cell(s.stat, t),
+                Col::Hist => hist_cell(s.stat, t),
                 Col::Target => {
                     let name = s.cols.target.clone();
                     let label = if s.jump { format!("{name} ›") } else { name };
@@ -528,14 +633,169 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
             };
             if Some(s.row) == selected_row {
                 // The cursor's colours, but a deleted rule stays struck through.
-                let cursor = if focused {
-                    t.selected()
-                } else {
-                    t.selected_unfocused()
-                };
-                row.style(style.patch(cursor))
+                row.style(style.patch(cursor(t, focused)))
             } else {
                 row.style(style)
+            }
+        })
+        .collect();
+    super::render_table(frame, rows, header, cols.iter().map(|(_, w)| *w), inner);
+}
+
+/// A native nftables chain, read-only: its hook, priority, type and policy in the title, then
+/// each rule with its handle, counters, rate and history, and its text as nft prints it.
+fn draw_native(frame: &mut Frame, app: &App, area: Rect) {
+    let t = app.theme;
+    let focused = app.rules.focus == Focus::Rules;
+    let (Some(key), Some((table, chain))) = (app.rules.native.as_ref(), app.native_chain()) else {
+        draw_empty(frame, app, area);
+        return;
+    };
+    let stat = app.native_rates.chain(key);
+    let mut title = breadcrumb(app);
+    title.push(Span::styled(
+        crate::format::visible(&key.to_string()).into_owned(),
+        t.title(),
+    ));
+    title.push(Span::styled(" (nftables) ", t.dim()));
+    if table.dormant {
+        title.push(Span::styled(
+            "dormant: not hooked, filters nothing · ",
+            t.warning(),
+        ));
+    }
+    let hooked = match (&chain.hook, chain.priority, &chain.policy) {
+        (Some(hook), Some(prio), Some(policy)) => {
+            title.push(Span::raw("policy "));
+            title.push(Span::styled(
+                policy.clone(),
+                t.target(&policy.to_uppercase()),
+            ));
+            title.push(Span::raw(" "));
+            Some(format!(
+                "· hook {hook} priority {prio} type {} ",
+                chain.kind.as_deref().unwrap_or("?")
+            ))
+        }
+        _ => {
+            title.push(references(t, native_refs(table, &chain.name)));
+            None
+        }
+    };
+    if let Some(r) = stat.and_then(|s| s.rate) {
+        title.push(Span::styled(format!("· {}/s ", rate(r)), t.dim()));
+    }
+    title.extend(hooked.map(|h| Span::styled(h, t.dim())));
+    title.push(Span::styled("· read-only ", t.dim()));
+    let Some(inner) = chain_pane(
+        frame,
+        app,
+        area,
+        title,
+        chain.rules.is_empty(),
+        chain.policy.as_deref(),
+    ) else {
+        return;
+    };
+
+    let rows_fit = inner.height.saturating_sub(1) as usize;
+    let shown: Vec<(usize, &crate::source::native::NativeRule, Option<&RuleStat>)> = app
+        .rules
+        .visible
+        .iter()
+        .skip(app.rules.offset)
+        .take(rows_fit)
+        .filter_map(|&row| {
+            let RowRef::Rule(i) = row else { return None };
+            let r = chain.rules.get(i)?;
+            Some((i, r, stat.and_then(|s| s.rules.get(i))))
+        })
+        .collect();
+    let counted = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |n| count(app, n));
+    let cnt_w = if app.exact {
+        shown
+            .iter()
+            .map(|(_, r, _)| counted(r.bytes).len().max(counted(r.packets).len()))
+            .chain([5])
+            .max()
+            .unwrap_or(5)
+            .min(20) as u16
+    } else {
+        5
+    };
+    let num_w = shown
+        .iter()
+        .map(|(i, _, _)| (i + 1).to_string().len())
+        .chain([3])
+        .max()
+        .unwrap_or(3) as u16;
+    let handle_w = shown
+        .iter()
+        .map(|(_, r, _)| r.handle.to_string().len())
+        .chain([6])
+        .max()
+        .unwrap_or(6) as u16;
+    // The rule's text is all it says: keep more than half the width for it.
+    let text_min = (inner.width * 11 / 20).max(20);
+    let mut cols: Vec<(&str, u16)> = vec![("num", num_w), ("pkts", cnt_w)];
+    // The handle before the history and the bytes: it is what `nft` names a rule by.
+    for (c, w) in [
+        ("pkt/s", 6u16),
+        ("handle", handle_w),
+        ("hist", HIST_W as u16),
+        ("bytes", cnt_w),
+    ] {
+        let used: u16 = cols.iter().map(|(_, w)| w + 1).sum();
+        if used + w + 1 + text_min <= inner.width {
+            cols.push((c, w));
+        }
+    }
+    let order = ["num", "pkts", "bytes", "pkt/s", "hist", "handle"];
+    cols.sort_by_key(|(c, _)| order.iter().position(|o| o == c));
+    let used: u16 = cols.iter().map(|(_, w)| w + 1).sum();
+    cols.push(("rule", inner.width.saturating_sub(used)));
+    let header = Row::new(cols.iter().map(|(c, _)| {
+        if matches!(*c, "num" | "pkts" | "bytes" | "pkt/s" | "handle") {
+            Cell::from(Line::from(*c).right_aligned())
+        } else {
+            Cell::from(*c)
+        }
+    }))
+    .style(t.header());
+    let selected_row = app.rules.visible.get(app.rules.cursor).copied();
+    let needles = app.filter_words();
+    let rows: Vec<Row> = shown
+        .iter()
+        .map(|&(i, r, st)| {
+            let hit = st.is_some_and(|st| st.delta > 0);
+            let cells: Vec<Cell> =
+                cols.iter()
+                    .map(|(c, _)| match *c {
+                        "num" => Cell::from(Line::from((i + 1).to_string()).right_aligned()),
+                        "pkts" => Cell::from(Line::from(counted(r.packets)).right_aligned())
+                            .style(if hit { t.hit() } else { Style::new() }),
+                        "bytes" => Cell::from(Line::from(counted(r.bytes)).right_aligned()),
+                        "pkt/s" => rate_cell(st, t),
+                        "hist" => hist_cell(st, t),
+                        "handle" => Cell::from(Line::from(r.handle.to_string()).right_aligned())
+                            .style(t.dim()),
+                        _ => {
+                            let text = crate::format::visible(&r.text);
+                            let jump = app.native_jump_target(r).is_some();
+                            let label = if jump {
+                                format!("{text} ›")
+                            } else {
+                                text.into_owned()
+                            };
+                            Cell::from(marked(&label, &needles, t))
+                        }
+                    })
+                    .collect();
+            let row = Row::new(cells);
+            if Some(RowRef::Rule(i)) == selected_row {
+                row.style(cursor(t, focused))
+            } else {
+                row
             }
         })
         .collect();
