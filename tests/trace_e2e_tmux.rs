@@ -91,3 +91,48 @@ fn trace_a_forwarded_packet_and_open_its_deciding_rule_120x40() {
 fn trace_a_forwarded_packet_and_open_its_deciding_rule_80x24() {
     trace_then_open_the_deciding_rule("trace80", (80, 24));
 }
+
+/// The Trace screen walks native nftables chains too (the kernel's, in a throwaway namespace):
+/// issue 11's reproduction, tcp/80 dropped by the policy of `inet fw input` beside an
+/// iptables-nft rule that accepts it.
+#[test]
+fn the_trace_screen_walks_native_chains() {
+    let script = "table inet fw {\n  chain input {\n    type filter hook input priority 0; policy drop;\n    tcp dport 22 counter accept\n  }\n}\n";
+    let Some(ns) = common::nft_netns("tracenative", script) else {
+        return;
+    };
+    ns.exec_ok(&[
+        "iptables-nft",
+        "-w",
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        "--dport",
+        "80",
+        "-j",
+        "ACCEPT",
+    ]);
+    ns.exec_ok(&[
+        "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "p0",
+    ]);
+    ns.exec_ok(&["ip", "addr", "add", "10.9.0.1/24", "dev", "eth0"]);
+    ns.exec_ok(&["ip", "link", "set", "eth0", "up"]);
+    let launch = format!("ip netns exec {} {{bin}} --backend nft", ns.name());
+    let Some(run) = Run::start("tracenative", (120, 40), &launch) else {
+        return;
+    };
+    let tmux = &run.tmux;
+    tmux.wait_for("filter INPUT");
+    tmux.keys(&["3"]);
+    tmux.wait_for("Esc leave form");
+    field(tmux, 1, "10.9.0.2");
+    field(tmux, 1, "10.9.0.1");
+    field(tmux, 2, "80");
+    field(tmux, 3, "eth0");
+    tmux.keys(&["Enter"]);
+    let traced = tmux.wait_until("the trace drawn", |s| s.contains("verdict: DROP"));
+    assert!(traced.contains("inet fw (nftables) input"), "{traced}");
+    assert!(traced.contains("policy of inet fw input"), "{traced}");
+    tmux.keys(&["q"]);
+}

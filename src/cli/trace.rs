@@ -339,19 +339,8 @@ pub(super) fn native_for(snap: &source::RulesetSnapshot, rs: &Ruleset) -> Native
     let source::Origin::Kernel { backend } = snap.origin else {
         return Native::default();
     };
-    // On nf_tables the iptables tables are nf_tables tables too: the save tool's ones are the
-    // iptables rule set; on legacy every nf_tables table is native.
-    let iptables: BTreeSet<(crate::ruleset::Family, String)> = match backend {
-        source::Backend::Nft => rs
-            .tables
-            .iter()
-            .map(|t| (rs.family, t.name.clone()))
-            .collect(),
-        source::Backend::Legacy => BTreeSet::new(),
-    };
-    match source::native::for_trace(&iptables) {
-        Ok(Some((nft, texts))) => Native::new(&nft, rs.family, &iptables, &texts),
-        Ok(None) => Native::default(),
+    match source::native::tracer_native(backend, rs) {
+        Ok(n) => n,
         Err(e) => {
             eprintln!(
                 "{}",

@@ -13,7 +13,6 @@ use crate::ruleset::{Family, Ruleset};
 use crate::source::Backend;
 use crate::trace::nft::Native;
 use crate::trace::{CtState, LocalAddr, Origin, Packet, Trace, TraceOptions, Tracer, Verdict};
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 /// The current SSH session, as `SSH_CONNECTION` gives it.
@@ -199,17 +198,9 @@ pub fn check(
 /// `family` meet beside the iptables rule sets `now` (read from the kernel on `backend`): for
 /// the lockout check. None, with the reason, when they cannot be read.
 pub fn native(family: Family, now: &[Ruleset], backend: Backend) -> Result<Native, String> {
-    let iptables: BTreeSet<(Family, String)> = match backend {
-        Backend::Nft => now
-            .iter()
-            .flat_map(|rs| rs.tables.iter().map(|t| (rs.family, t.name.clone())))
-            .collect(),
-        Backend::Legacy => BTreeSet::new(),
-    };
-    Ok(match crate::source::native::for_trace(&iptables)? {
-        Some((nft, texts)) => Native::new(&nft, family, &iptables, &texts),
-        None => Native::default(),
-    })
+    let empty = Ruleset::empty(family);
+    let rs = now.iter().find(|r| r.family == family).unwrap_or(&empty);
+    crate::source::native::tracer_native(backend, rs)
 }
 
 /// The rule (or policy) that decides the first path not ending in ACCEPT, with its text.

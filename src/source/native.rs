@@ -500,6 +500,27 @@ pub fn for_trace(
     Ok(Some((nft, texts)))
 }
 
+/// The native chains the tracer walks beside the iptables rule set `rs` read from this
+/// thread's network namespace on `backend`: on nf_tables the save tools' tables are iptables'
+/// (their built-in chains), on legacy every nf_tables table is native. `Err` in a sentence.
+pub fn tracer_native(
+    backend: super::Backend,
+    rs: &crate::ruleset::Ruleset,
+) -> Result<crate::trace::nft::Native, String> {
+    let iptables: BTreeSet<(Family, String)> = match backend {
+        super::Backend::Nft => rs
+            .tables
+            .iter()
+            .map(|t| (rs.family, t.name.clone()))
+            .collect(),
+        super::Backend::Legacy => BTreeSet::new(),
+    };
+    Ok(match for_trace(&iptables)? {
+        Some((nft, texts)) => crate::trace::nft::Native::new(&nft, rs.family, &iptables, &texts),
+        None => crate::trace::nft::Native::default(),
+    })
+}
+
 /// Read the native tables of this thread's network namespace (or `netns`'s): netlink for the
 /// structure and counters, `nft -a list ruleset` for the rules' texts. `Err` in a sentence when
 /// either cannot be had.

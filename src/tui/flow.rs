@@ -71,18 +71,9 @@ impl Entry {
 }
 
 /// The priority an iptables table's built-in chain registers with at a hook (iptables-nft
-/// registers its base chains at the same ones): raw -300, mangle -150, nat -100 where it
-/// rewrites destinations (PREROUTING, OUTPUT) and 100 where it rewrites sources, filter 0,
-/// security 50.
+/// registers its base chains at the same ones): the tracer's, `TableId::priority`.
 pub fn iptables_priority(table: TableId, hook: Hook) -> i32 {
-    match table {
-        TableId::Raw => -300,
-        TableId::Mangle => -150,
-        TableId::Nat if matches!(hook, Hook::Prerouting | Hook::Output) => -100,
-        TableId::Nat => 100,
-        TableId::Filter => 0,
-        TableId::Security => 50,
-    }
+    table.priority(hook)
 }
 
 /// The hook a native base chain names (`input`), when it is one of the diagram's.

@@ -348,7 +348,24 @@ impl TraceScreen {
             // One tracer per family and basis: the older staged one goes.
             self.cache
                 .retain(|(k, f, _)| *f != family || k.1.is_some() != key.1.is_some());
-            self.cache.push((key, family, Tracer::new(rs)));
+            // The native nftables chains the packet also meets: the kernel's, read now (a
+            // commit never changes them, so a staged trace meets the same).
+            let native = match snap.origin {
+                crate::source::Origin::Kernel { backend } => {
+                    match crate::source::native::tracer_native(backend, rs) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            self.message = Some(format!(
+                                "native nftables chains could not be read, the trace leaves them out: {e}"
+                            ));
+                            Default::default()
+                        }
+                    }
+                }
+                _ => Default::default(),
+            };
+            self.cache
+                .push((key, family, Tracer::with_native(rs, native)));
         }
         let opts = TraceOptions {
             local_addrs: self.local_addrs(snap),
@@ -371,6 +388,17 @@ impl TraceScreen {
         self.focus = TraceFocus::Steps;
         self.path = 0;
         self.cursor_to_decider();
+    }
+
+    /// A native rule's text, from the tracer that walked it.
+    pub fn native_text(&self, s: &crate::trace::Step) -> Option<&str> {
+        let (t, h) = (s.nft_table.as_deref()?, s.handle?);
+        self.cache
+            .iter()
+            .find(|(_, f, _)| *f == s.family)?
+            .2
+            .native()
+            .rule_text(t, s.chain.as_deref()?, h)
     }
 
     /// How many tracers are prepared (tests: one per family and snapshot).
@@ -534,7 +562,7 @@ pub fn step_rows(steps: &[Step]) -> Vec<StepRow> {
     let mut out = Vec::new();
     let mut hook = None;
     // The chains being walked in the current table, the built-in one first.
-    let mut stack: Vec<(Option<crate::trace::TableId>, String)> = Vec::new();
+    let mut stack: Vec<(String, String)> = Vec::new();
     let mut entering: Option<String> = None;
     for (i, s) in steps.iter().enumerate() {
         if let StepKind::Routing { reason, .. } = &s.kind {
@@ -565,12 +593,16 @@ pub fn step_rows(steps: &[Step]) -> Vec<StepRow> {
             continue;
         }
         let chain = s.chain.as_deref().unwrap_or("").to_string();
-        let here = (s.table, chain.clone());
+        let table = match (&s.nft_table, s.table) {
+            (Some(n), _) => format!("{n} (nftables)"),
+            (None, t) => t.map_or("", |t| t.name()).to_string(),
+        };
+        let here = (table.clone(), chain.clone());
         if stack.last() != Some(&here) {
             if let Some(pos) = stack.iter().position(|c| *c == here) {
                 stack.truncate(pos + 1);
             } else {
-                let same_table = stack.last().is_some_and(|c| c.0 == s.table);
+                let same_table = stack.last().is_some_and(|c| c.0 == table);
                 if !(same_table && entering.as_deref() == Some(chain.as_str())) {
                     stack.clear();
                 }
@@ -578,7 +610,7 @@ pub fn step_rows(steps: &[Step]) -> Vec<StepRow> {
                 out.push(StepRow {
                     step: Some(i),
                     depth: stack.len(),
-                    kind: RowKind::Chain(format!("{} {}", s.table.map_or("", |t| t.name()), chain)),
+                    kind: RowKind::Chain(format!("{table} {chain}")),
                 });
             }
         }

@@ -131,6 +131,9 @@ fn verdict_style(app: &App, certain: Option<Verdict>) -> Style {
 
 /// The words of the rule a step looked at, from the rule set the trace went through.
 fn rule_text<'a>(app: &'a App, s: &Step) -> Option<&'a str> {
+    if s.nft_table.is_some() {
+        return app.trace.native_text(s);
+    }
     let staged = app.trace.result.as_ref().map(|r| r.basis) == Some(Basis::Staged);
     let rs = match app.edit.active() {
         Some(st) if staged => st.result_for(s.family)?,
