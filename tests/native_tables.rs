@@ -237,6 +237,15 @@ fn the_kernel_source_reads_native_counters_every_refresh_and_texts_when_the_rule
             "nft", "add", "rule", "inet", "fw", "input", "udp", "dport", "53", "counter", "accept",
         ]);
         let third = reader.read(3);
+        // Who did it is named, from the kernel's change events.
+        assert!(
+            third
+                .changed_by
+                .as_deref()
+                .is_some_and(|c| c.starts_with("changed by nft at ")),
+            "{backend:?}: {:?}",
+            third.changed_by
+        );
         let input = third.native[0].chain("input").expect("input");
         assert_eq!(
             input.rules.last().map(|r| r.text.as_str()),

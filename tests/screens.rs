@@ -115,6 +115,7 @@ fn source_error_is_shown_in_place() {
         warnings: vec!["the legacy backend also holds IPv4 rules: they still filter packets but are not shown (run with --backend legacy)".into()],
         nft_generation: None,
         native: Vec::new(),
+        changed_by: None,
     })));
     let screen = render(&app);
     assert!(screen.contains("needs root"), "{screen}");

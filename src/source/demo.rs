@@ -221,6 +221,7 @@ impl DemoWorld {
                 .into_iter()
                 .collect(),
             native: self.native.clone(),
+            changed_by: None,
         }
     }
 }

@@ -101,6 +101,7 @@ pub fn read(v4: Option<&Path>, v6: Option<&Path>, generation: u64) -> RulesetSna
         nft_generation: None,
         // Files hold iptables rule sets only.
         native: Vec::new(),
+        changed_by: None,
     }
 }
 

@@ -333,6 +333,9 @@ pub struct KernelReader {
     native_texts: Option<NativeTexts>,
     /// Legacy backend: nf_tables' generation at the last look at native tables.
     native_generation: Option<u32>,
+    /// nf_tables' change events, to name who changed the rules (opened at the first read).
+    monitor: Option<super::nft_netlink::Monitor>,
+    changed_by: Option<String>,
 }
 
 /// The rules' texts of the native tables at one nf_tables generation, or why `nft` could not
@@ -370,6 +373,8 @@ impl KernelReader {
             native: Vec::new(),
             native_texts: None,
             native_generation: None,
+            monitor: None,
+            changed_by: None,
         }
     }
 
@@ -433,6 +438,37 @@ impl KernelReader {
             None => bare,
         };
         self.native_warning = super::native::warning(&self.native, &rulesets);
+    }
+
+    /// Who last changed nf_tables, from the change events since the last read (subscribed at
+    /// the first read: changes before it are not known). nfscope's own commits count too: the
+    /// process named is the tool that committed (`iptables-nft-re`).
+    fn note_changes(&mut self) {
+        if self.monitor.is_none() {
+            self.monitor = match &self.netns {
+                Some(n) => super::netns::run_in(n, super::nft_netlink::Monitor::open)
+                    .ok()
+                    .and_then(Result::ok),
+                None => super::nft_netlink::Monitor::open().ok(),
+            };
+            return;
+        }
+        let Some(m) = self.monitor.as_mut() else {
+            return;
+        };
+        let changes = m.changes();
+        // The clock time alone: the header has little room.
+        let when = crate::time::local_time(crate::time::unix_ms(SystemTime::now()));
+        let when = when.split(' ').next().unwrap_or_default().to_string();
+        if let Some(e) = changes.events.last() {
+            let who = match &e.process {
+                Some(p) => crate::format::visible(p).into_owned(),
+                None => "a program".into(),
+            };
+            self.changed_by = Some(format!("changed by {who} at {when}"));
+        } else if changes.lost {
+            self.changed_by = Some(format!("changed at {when}"));
+        }
     }
 
     /// nf_tables read again for the native tables' counters: their chains' rules only.
@@ -553,6 +589,7 @@ impl KernelReader {
     pub fn read(&mut self, generation: u64) -> RulesetSnapshot {
         let backend = self.backend();
         let start = Instant::now();
+        self.note_changes();
         // iptables-nft: while nf_tables' generation stays, the rules are what the save tools
         // printed last; only the counters moved, and they are read over netlink.
         let nft_gen = if backend == Backend::Nft {
@@ -595,6 +632,7 @@ impl KernelReader {
                 warnings,
                 nft_generation: Some(g),
                 native: self.native.clone(),
+                changed_by: self.changed_by.clone(),
             };
         }
         self.counters_only = false;
@@ -669,6 +707,7 @@ impl KernelReader {
             warnings,
             nft_generation: self.cache.as_ref().map(|c| c.generation),
             native: self.native.clone(),
+            changed_by: self.changed_by.clone(),
         }
     }
 

@@ -189,6 +189,9 @@ pub struct RulesetSnapshot {
     /// The native nftables tables (read-only), with their counters as of this refresh: from
     /// the kernel, a small one in the demo, none from files.
     pub native: Vec<native::NativeTable>,
+    /// The last change another program committed to nf_tables while nfscope watched: who
+    /// and when (`changed by nft at 18:40:01`), from the kernel's change events.
+    pub changed_by: Option<String>,
 }
 
 impl RulesetSnapshot {

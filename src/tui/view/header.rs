@@ -87,6 +87,17 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
                 .sum();
             top.push(Span::styled(format!("  nft {n} rules"), t.base()));
         }
+        // Who last changed nf_tables (another program, or a commit), when there is room.
+        // It says more than how long the refresh took, which goes first to make room.
+        if let Some(c) = &s.changed_by {
+            let span = Span::styled(format!("  {c}"), t.dim());
+            if spans_width(&top) + span.width() > usize::from(area.width) {
+                top[refreshed] = Span::styled(format!("  refreshed {}", app.age_label()), t.dim());
+            }
+            if spans_width(&top) + span.width() <= usize::from(area.width) {
+                top.push(span);
+            }
+        }
         // Narrow: the counts matter more than how long the refresh took.
         if spans_width(&top) > usize::from(area.width) {
             top[refreshed] = Span::styled(format!("  refreshed {}", app.age_label()), t.dim());
