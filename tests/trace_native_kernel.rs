@@ -334,6 +334,15 @@ macro_rules! cases {
     };
 }
 
+/// A firewalld-shaped zone layout (firewalld 1.x, nftables backend): SSH allowed in public.
+const FIREWALLD: &str = "table inet firewalld {
+            chain filter_IN_public_allow { tcp dport 22 ct state { new, untracked } counter accept; }
+            chain filter_IN_public { jump filter_IN_public_allow; meta l4proto { icmp, ipv6-icmp } accept; }
+            chain filter_INPUT_ZONES { iifname \"eth0\" goto filter_IN_public; goto filter_IN_public; }
+            chain filter_INPUT { type filter hook input priority filter + 10; policy accept;
+              ct state { established, related } accept; ct status dnat accept; iifname \"lo\" accept;
+              ct state invalid drop; jump filter_INPUT_ZONES; counter reject with icmpx admin-prohibited; } }";
+
 const FW: &str = "table inet fw {
   chain input { type filter hook input priority filter; policy drop;
     tcp dport 22 counter accept
@@ -525,23 +534,11 @@ cases! {
         ipt: &[], backend: Backend::Nft, send: Send::Tcp(false, 8080), expect: "ACCEPT",
     };
     firewalld_shaped_zone_goto: Case {
-        nft: "table inet firewalld {
-            chain filter_IN_public_allow { tcp dport 22 ct state { new, untracked } counter accept; }
-            chain filter_IN_public { jump filter_IN_public_allow; meta l4proto { icmp, ipv6-icmp } accept; }
-            chain filter_INPUT_ZONES { iifname \"eth0\" goto filter_IN_public; goto filter_IN_public; }
-            chain filter_INPUT { type filter hook input priority filter + 10; policy accept;
-              ct state { established, related } accept; ct status dnat accept; iifname \"lo\" accept;
-              ct state invalid drop; jump filter_INPUT_ZONES; counter reject with icmpx admin-prohibited; } }",
+        nft: FIREWALLD,
         ipt: &[], backend: Backend::Nft, send: Send::Tcp(false, 443), expect: "REJECT",
     };
     firewalld_shaped_zone_allows_ssh: Case {
-        nft: "table inet firewalld {
-            chain filter_IN_public_allow { tcp dport 22 ct state { new, untracked } counter accept; }
-            chain filter_IN_public { jump filter_IN_public_allow; meta l4proto { icmp, ipv6-icmp } accept; }
-            chain filter_INPUT_ZONES { iifname \"eth0\" goto filter_IN_public; goto filter_IN_public; }
-            chain filter_INPUT { type filter hook input priority filter + 10; policy accept;
-              ct state { established, related } accept; ct status dnat accept; iifname \"lo\" accept;
-              ct state invalid drop; jump filter_INPUT_ZONES; counter reject with icmpx admin-prohibited; } }",
+        nft: FIREWALLD,
         ipt: &[], backend: Backend::Nft, send: Send::Tcp(false, 22), expect: "ACCEPT",
     };
     legacy_iptables_accept_native_drop: Case {

@@ -315,9 +315,7 @@ pub fn native_tables_with(
                     .policy
                     .map(|p| if p == 0 { "drop" } else { "accept" }.to_string()),
                 rules: nft
-                    .rules
-                    .iter()
-                    .filter(|r| r.family == t.family && r.table == t.name && r.chain == c.name)
+                    .rules_of(c)
                     .map(|r| NativeRule {
                         handle: r.handle,
                         text: texts

@@ -169,6 +169,15 @@ pub struct NftRuleset {
     pub sets: Vec<NftSet>,
 }
 
+impl NftRuleset {
+    /// The rules of chain `c`, in their order.
+    pub fn rules_of<'a>(&'a self, c: &'a NftChain) -> impl Iterator<Item = &'a NftRule> + 'a {
+        self.rules
+            .iter()
+            .filter(move |r| r.family == c.family && r.table == c.table && r.chain == c.name)
+    }
+}
+
 fn string(p: &[u8]) -> String {
     let end = p.iter().position(|&b| b == 0).unwrap_or(p.len());
     String::from_utf8_lossy(&p[..end]).into_owned()

@@ -177,9 +177,7 @@ impl Native {
                     n.bases[b.hook as usize].push(idx);
                 }
                 let rules = nft
-                    .rules
-                    .iter()
-                    .filter(|r| r.family == t.family && r.table == t.name && r.chain == c.name)
+                    .rules_of(c)
                     .map(|r| NRule {
                         handle: r.handle,
                         text: texts
