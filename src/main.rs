@@ -81,6 +81,7 @@ fn main() -> color_eyre::Result<()> {
                 nfscope::tui::Options {
                     state_dir: cli.state_dir.clone(),
                     confirm_timeout: std::time::Duration::from_secs(cli.confirm_timeout),
+                    ..Default::default()
                 },
             )
         }

@@ -219,6 +219,8 @@ pub struct App {
     pub size: (u16, u16),
     pub theme: Theme,
     pub quit: bool,
+    /// Where `W` writes the view.
+    pub write_dir: std::path::PathBuf,
 }
 
 /// What one message did: the side effects it asks for, and whether what the screen shows
@@ -265,6 +267,7 @@ impl App {
             size,
             theme,
             quit: false,
+            write_dir: std::path::PathBuf::from("."),
         }
     }
 
@@ -452,6 +455,11 @@ impl App {
                 self.edit.message = Some((e, true));
                 Update::redraw(Vec::new())
             }
+            Msg::Said(text, bad) => {
+                self.edit.say(text, bad);
+                Update::redraw(Vec::new())
+            }
+            Msg::Mouse(ev) => self.on_mouse(ev),
         }
     }
 
@@ -752,6 +760,39 @@ impl App {
         }
         self.rules.cursor = (self.rules.cursor as isize + delta).clamp(0, n as isize - 1) as usize;
         self.clamp_scroll();
+    }
+
+    /// Copy `text` to the terminal's clipboard; the footer says what.
+    pub(super) fn copy(&mut self, text: String) -> Vec<Cmd> {
+        self.edit.say(super::clipboard::described(&text), false);
+        vec![Cmd::Clipboard(text)]
+    }
+
+    /// Write `text` to a new file named after `stem` in the write directory (`W`).
+    pub(super) fn write_view(&self, stem: &str, ext: &str, text: String, what: String) -> Cmd {
+        let stamp = jiff::Timestamp::try_from(self.now)
+            .map(|t| t.strftime("%Y%m%d-%H%M%S").to_string())
+            .unwrap_or_default();
+        let safe: String = stem
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        Cmd::WriteFile {
+            path: self.write_dir.join(format!("nfscope-{safe}-{stamp}.{ext}")),
+            text,
+            what,
+        }
+    }
+
+    /// A click or the wheel.
+    fn on_mouse(&mut self, _ev: ratatui::crossterm::event::MouseEvent) -> Update {
+        Update::default()
     }
 
     /// A key press: redraws unless the key means nothing here.
@@ -1288,9 +1329,64 @@ impl App {
                 }
             }
             Action::ExactNumbers => self.exact = !self.exact,
+            Action::Yank => {
+                let line = match (self.selected_rule(), self.selected_native_rule()) {
+                    (Some((_, r)), _) => self.rules.selected.as_ref().map(|k| {
+                        crate::ruleset::save::rule_line(
+                            &k.chain,
+                            r,
+                            crate::ruleset::save::CounterMode::Without,
+                        )
+                    }),
+                    (None, Some((_, r))) => Some(r.text.clone()),
+                    (None, None) => None,
+                };
+                match line {
+                    Some(l) => return self.copy(l),
+                    None => self.edit.say("no rule is selected to copy", true),
+                }
+            }
+            Action::WriteView => {
+                if let Some((stem, text, what)) = self.chain_text() {
+                    return vec![self.write_view(&stem, "rules", text, what)];
+                }
+                self.edit.say("no chain is shown to write", true);
+            }
             a => return self.on_rules_edit(a),
         }
         Vec::new()
+    }
+
+    /// The chain shown as text for a file: iptables save lines (`-A CHAIN ...`, with the
+    /// chain's declaration and the table's name), or a native chain's rules as nft lists them.
+    /// With a file-name stem and what it is, for the footer.
+    pub fn chain_text(&self) -> Option<(String, String, String)> {
+        use crate::ruleset::save::{CounterMode, chain_decl, rule_line};
+        if let Some((t, c)) = self.native_chain() {
+            let mut out = format!("table {} {} {{\n\tchain {} {{\n", t.family, t.name, c.name);
+            for r in &c.rules {
+                out.push_str(&format!("\t\t{}\n", r.text));
+            }
+            out.push_str("\t}\n}\n");
+            let what = format!("native chain {} {} {}", t.family, t.name, c.name);
+            return Some((format!("{}-{}-{}", t.family, t.name, c.name), out, what));
+        }
+        let key = self.rules.selected.as_ref()?;
+        let chain = self.chain()?;
+        let mut out = format!("*{}\n{}\n", key.table, chain_decl(chain, CounterMode::With));
+        for r in &chain.rules {
+            out.push_str(&rule_line(&chain.name, r, CounterMode::With));
+            out.push('\n');
+        }
+        out.push_str("COMMIT\n");
+        let what = format!(
+            "{} {} {} as save text",
+            key.family.label(),
+            key.table,
+            key.chain
+        );
+        let stem = format!("{}-{}-{}", key.family.label(), key.table, key.chain);
+        Some((stem, out, what))
     }
 
     /// The chain a rule jumps or goes to, when it is a chain of the same table.

@@ -226,7 +226,7 @@ impl EditScreen {
         Some(d.saturating_sub(unix_ms(now)).div_ceil(1000))
     }
 
-    fn say(&mut self, text: impl Into<String>, error: bool) {
+    pub(crate) fn say(&mut self, text: impl Into<String>, error: bool) {
         // Messages quote rule text and tool output: shown visibly.
         let text = crate::format::visible(&text.into()).into_owned();
         self.log.push((text.clone(), error));

@@ -8,7 +8,8 @@ use crate::edit::stage::Staging;
 use crate::ruleset::Ruleset;
 use crate::source::RulesetSnapshot;
 use crate::source::ctfeed::CtFeed;
-use ratatui::crossterm::event::KeyEvent;
+use ratatui::crossterm::event::{KeyEvent, MouseEvent};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 /// Anything arriving at the loop. Producers (input, sources, signals, the clock) own nothing of
@@ -16,6 +17,8 @@ use std::time::SystemTime;
 #[derive(Debug)]
 pub enum Msg {
     Key(KeyEvent),
+    /// A click or the wheel (only with the mouse on: `--no-mouse` turns it off).
+    Mouse(MouseEvent),
     Resize(u16, u16),
     Snapshot(Box<RulesetSnapshot>),
     /// What the conntrack feed sent, and when it arrived (timeouts count down from then).
@@ -36,6 +39,8 @@ pub enum Msg {
     Commit(Progress),
     /// Writing the state file failed: the sentence.
     StateError(String),
+    /// A side effect's outcome for the footer (a view written to a file), and whether it is bad.
+    Said(String, bool),
 }
 
 /// A side effect that `update` asks the loop to carry out.
@@ -67,6 +72,15 @@ pub enum Cmd {
     /// Once a second in the countdown: was it confirmed or extended from elsewhere?
     CheckPending {
         deadline_ms: u64,
+    },
+    /// Put this text on the terminal's clipboard (OSC 52, through SSH and tmux).
+    Clipboard(String),
+    /// Write a view to a file; the loop answers with `Msg::Said`, naming the file. `what` says
+    /// what it is ("chain INPUT as save text").
+    WriteFile {
+        path: PathBuf,
+        text: String,
+        what: String,
     },
 }
 

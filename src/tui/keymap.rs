@@ -97,6 +97,29 @@ pub enum Action {
     KeepChange,
     Extend,
     RollBack,
+    /// Copy what is selected (a rule's save line, an entry, a trace, a diff) to the terminal's
+    /// clipboard with OSC 52.
+    Yank,
+    /// Write what the screen shows to a file (save text, JSON lines, a trace's text).
+    WriteView,
+    /// The conntrack event log: the last new, update and destroy events.
+    EventLog,
+    /// Jump to a chain by a fuzzy name.
+    JumpChain,
+    /// The next / previous rule matching the search, in any chain.
+    SearchNext,
+    SearchPrev,
+    /// Scroll long lines left / right, or wrap them.
+    ScrollLeft,
+    ScrollRight,
+    ToggleWrap,
+    /// The chain as `-A CHAIN ...` lines, full width.
+    SaveForm,
+    /// On the zero-counters question: stage the zeroing with the other changes instead.
+    StageInstead,
+    /// A fixed-value field of the Trace form: the next / previous value.
+    CycleNext,
+    CyclePrev,
 }
 
 /// Where a key binding applies. Popups see keys first, then the screen, then global keys.
@@ -387,7 +410,7 @@ pub const KEYMAP: &[Binding] = &[
     },
     Binding {
         scope: Scope::Rules,
-        keys: &[k('N')],
+        keys: &[k('A')],
         action: Action::NewChain,
         help: "stage a new user chain in this table",
         hint: None,
@@ -424,7 +447,7 @@ pub const KEYMAP: &[Binding] = &[
         scope: Scope::Rules,
         keys: &[k('Z')],
         action: Action::ZeroCounters,
-        help: "zero the chain's counters when committed",
+        help: "zero the counters of the chain (or rule) now: asks once, or s stages it",
         hint: None,
     },
     Binding {
@@ -440,6 +463,55 @@ pub const KEYMAP: &[Binding] = &[
         action: Action::Redo,
         help: "redo what undo took back",
         hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('n')],
+        action: Action::SearchNext,
+        help: "next rule matching the filter, in any chain of either family",
+        hint: Some("next hit"),
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('N')],
+        action: Action::SearchPrev,
+        help: "previous rule matching the filter, in any chain",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('<')],
+        action: Action::ScrollLeft,
+        help: "scroll long rules left",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('>')],
+        action: Action::ScrollRight,
+        help: "scroll long rules right (or w wraps them)",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('w')],
+        action: Action::ToggleWrap,
+        help: "wrap long rules over several rows, and back",
+        hint: Some("wrap"),
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('S')],
+        action: Action::SaveForm,
+        help: "the chain in save form (-A CHAIN ... lines), and back",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('y')],
+        action: Action::Yank,
+        help: "copy the selected rule's save line (OSC 52 clipboard)",
+        hint: Some("copy"),
     },
     Binding {
         scope: Scope::Conntrack,
@@ -575,6 +647,13 @@ pub const KEYMAP: &[Binding] = &[
         hint: None,
     },
     Binding {
+        scope: Scope::Conntrack,
+        keys: &[k('y')],
+        action: Action::Yank,
+        help: "copy the selected entry (conntrack -L form) to the clipboard",
+        hint: None,
+    },
+    Binding {
         scope: Scope::TraceForm,
         keys: &[code(KeyCode::Tab), code(KeyCode::Down)],
         action: Action::NextField,
@@ -608,6 +687,20 @@ pub const KEYMAP: &[Binding] = &[
         action: Action::LeaveForm,
         help: "leave the form (q, ?, Tab, 1-4 work again)",
         hint: Some("leave form"),
+    },
+    Binding {
+        scope: Scope::TraceForm,
+        keys: &[code(KeyCode::Right)],
+        action: Action::CycleNext,
+        help: "proto, local, state: the next value (Space too); a unique prefix is enough (est)",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::TraceForm,
+        keys: &[code(KeyCode::Left)],
+        action: Action::CyclePrev,
+        help: "proto, local, state: the previous value",
+        hint: None,
     },
     Binding {
         scope: Scope::Trace,
@@ -694,6 +787,34 @@ pub const KEYMAP: &[Binding] = &[
         hint: None,
     },
     Binding {
+        scope: Scope::Trace,
+        keys: &[k('<')],
+        action: Action::ScrollLeft,
+        help: "scroll long steps left",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Trace,
+        keys: &[k('>')],
+        action: Action::ScrollRight,
+        help: "scroll long steps right",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Trace,
+        keys: &[k('w')],
+        action: Action::ToggleWrap,
+        help: "wrap long steps over several rows, and back",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Trace,
+        keys: &[k('y')],
+        action: Action::Yank,
+        help: "copy the trace as text to the clipboard",
+        hint: None,
+    },
+    Binding {
         scope: Scope::Confirm,
         keys: &[k('y'), code(KeyCode::Enter)],
         action: Action::Confirm,
@@ -712,6 +833,13 @@ pub const KEYMAP: &[Binding] = &[
         keys: &[k('d')],
         action: Action::DiscardSaved,
         help: "on the resume question: discard the saved changes (asks again)",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Confirm,
+        keys: &[k('s')],
+        action: Action::StageInstead,
+        help: "on the zero-counters question: stage it with the other changes instead",
         hint: None,
     },
     Binding {
@@ -782,6 +910,34 @@ pub const KEYMAP: &[Binding] = &[
         keys: &[ctrl('r')],
         action: Action::Redo,
         help: "redo what undo took back",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Changes,
+        keys: &[k('<')],
+        action: Action::ScrollLeft,
+        help: "scroll the diff left",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Changes,
+        keys: &[k('>')],
+        action: Action::ScrollRight,
+        help: "scroll the diff right",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Changes,
+        keys: &[k('w')],
+        action: Action::ToggleWrap,
+        help: "wrap the diff's long lines, and back",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Changes,
+        keys: &[k('y')],
+        action: Action::Yank,
+        help: "copy the diff to the clipboard",
         hint: None,
     },
     Binding {
@@ -880,6 +1036,27 @@ pub const KEYMAP: &[Binding] = &[
         keys: &[k('!')],
         action: Action::ShowMessages,
         help: "every message so far, whole (a footer may cut one)",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Global,
+        keys: &[k(':'), ctrl('p')],
+        action: Action::JumpChain,
+        help: "jump to a chain by a fuzzy name (iptables and native)",
+        hint: Some("jump"),
+    },
+    Binding {
+        scope: Scope::Global,
+        keys: &[k('W')],
+        action: Action::WriteView,
+        help: "write what the screen shows to a file (the footer says where)",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Global,
+        keys: &[k('E')],
+        action: Action::EventLog,
+        help: "the conntrack event log: the last new, update and destroy events",
         hint: None,
     },
     Binding {

@@ -4,6 +4,7 @@
 //! changed.
 
 pub mod app;
+pub mod clipboard;
 pub mod conntrack;
 pub mod edit;
 pub mod editor;
@@ -31,11 +32,17 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Restores the terminal when dropped, whatever way the loop is left.
-struct RestoreGuard;
+/// Restores the terminal when dropped, whatever way the loop is left (mouse reporting off
+/// first, when it was turned on).
+struct RestoreGuard {
+    mouse: bool,
+}
 
 impl Drop for RestoreGuard {
     fn drop(&mut self) {
+        if self.mouse {
+            let _ = execute!(std::io::stdout(), ct::DisableMouseCapture);
+        }
         ratatui::restore();
     }
 }
@@ -86,6 +93,10 @@ fn wait_time(app: &App, now: SystemTime) -> Duration {
 pub struct Options {
     pub state_dir: Option<PathBuf>,
     pub confirm_timeout: Duration,
+    /// Clicks and the wheel (`--no-mouse`, or `mouse = false` in the config file, turn it off).
+    pub mouse: bool,
+    /// Where `W` writes the view (the current directory unless the config file says).
+    pub write_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -93,6 +104,8 @@ impl Default for Options {
         Options {
             state_dir: None,
             confirm_timeout: Duration::from_secs(30),
+            mouse: true,
+            write_dir: None,
         }
     }
 }
@@ -154,6 +167,22 @@ fn run_cmds(cmds: Vec<Cmd>, ct: &CtHandle, w: &Workers) {
     for c in cmds {
         match c {
             Cmd::Quit => {}
+            Cmd::Clipboard(text) => {
+                use std::io::Write;
+                let mut out = std::io::stdout();
+                let _ = out.write_all(clipboard::osc52(&text).as_bytes());
+                let _ = out.flush();
+            }
+            Cmd::WriteFile { path, text, what } => {
+                let said = match write_new(&path, &text) {
+                    Ok(()) => (format!("wrote {what} to {}", path.display()), false),
+                    Err(e) => (
+                        format!("cannot write {what} to {}: {e}", path.display()),
+                        true,
+                    ),
+                };
+                let _ = w.tx.send(Msg::Said(said.0, said.1));
+            }
             Cmd::CtDelete(e) => ct.request(CtRequest::Delete(e)),
             Cmd::CtDeleteMatching(f) => ct.request(CtRequest::DeleteMatching(f)),
             Cmd::Validate { id, staged } => w.spawn("validate", move |t| Msg::Validated {
@@ -195,6 +224,18 @@ fn run_cmds(cmds: Vec<Cmd>, ct: &CtHandle, w: &Workers) {
             }
         }
     }
+}
+
+/// Write a new file (never over an existing one: `W` twice in a second gets a new name from
+/// the App, and a file someone else put there is not ours to replace).
+fn write_new(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
 }
 
 /// The matches and targets this kernel knows, from /proc (both families merged).
@@ -322,7 +363,11 @@ pub fn run(cfg: SourceConfig, opts: Options) -> color_eyre::Result<()> {
 
     let mut terminal =
         ratatui::try_init().wrap_err("cannot set up the terminal (is this a terminal?)")?;
-    let _guard = RestoreGuard;
+    let _guard = RestoreGuard { mouse: opts.mouse };
+    if opts.mouse {
+        execute!(std::io::stdout(), ct::EnableMouseCapture)
+            .wrap_err("cannot turn on mouse reporting (run with --no-mouse)")?;
+    }
 
     let itx = tx;
     std::thread::Builder::new()
@@ -331,6 +376,7 @@ pub fn run(cfg: SourceConfig, opts: Options) -> color_eyre::Result<()> {
             loop {
                 let msg = match ct::read() {
                     Ok(Event::Key(k)) => Msg::Key(k),
+                    Ok(Event::Mouse(m)) => Msg::Mouse(m),
                     Ok(Event::Resize(w, h)) => Msg::Resize(w, h),
                     Ok(_) => continue,
                     Err(_) => Msg::Quit,
@@ -351,6 +397,11 @@ pub fn run(cfg: SourceConfig, opts: Options) -> color_eyre::Result<()> {
     );
     app.trace.locals = kernel_locals;
     app.trace.ssh = std::env::var("SSH_CONNECTION").ok();
+    app.write_dir = opts
+        .write_dir
+        .clone()
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from("."));
     app.edit.known = known;
     app.edit.validate = !demo;
     app.edit.persist = !demo;
