@@ -92,6 +92,8 @@ pub enum Popup {
     Messages {
         scroll: Scroll,
     },
+    /// Jump to a chain by a fuzzy name.
+    Jump(Box<super::jump::Jump>),
 }
 
 impl Popup {
@@ -102,6 +104,7 @@ impl Popup {
             Popup::Editor(_) => &[Scope::Editor],
             Popup::Commit => &[Scope::Commit],
             Popup::Countdown => &[Scope::Countdown],
+            Popup::Jump(_) => &[Scope::Jump],
             _ => &[Scope::Popup, Scope::Global],
         }
     }
@@ -189,6 +192,12 @@ pub struct RulesScreen {
     /// count on its row at every frame, and counting one chain alone walks its whole table
     /// (50,000 rules in kube-proxy's nat, docs/performance.md).
     pub refs: Vec<(Family, String, rustc_hash::FxHashMap<String, usize>)>,
+    /// Columns the long text (the matches, a native rule, a save line) is scrolled sideways.
+    pub hscroll: usize,
+    /// Long text wraps over several rows instead (`w`).
+    pub wrap: bool,
+    /// The chain as `-A CHAIN ...` lines (`S`).
+    pub save_form: bool,
 }
 
 /// Everything the screens show.
@@ -667,6 +676,17 @@ impl App {
             self.rules.visible.len(),
             rows,
         );
+        // Wrapped rows are taller: the cursor's row must still be on screen, whole.
+        if self.rules.wrap {
+            while self.rules.offset < self.rules.cursor
+                && (self.rules.offset..=self.rules.cursor)
+                    .map(|i| view::rules::row_height_at(self, i))
+                    .sum::<usize>()
+                    > rows
+            {
+                self.rules.offset += 1;
+            }
+        }
         // The tree scrolls to keep the selected chain in view.
         if let Some(i) = self.tree_index() {
             let rows = self.tree_rows().max(1);
@@ -717,10 +737,11 @@ impl App {
         self.show_rule(rule);
     }
 
-    /// The rows of the chain just selected, the filter cleared, the cursor on rule `rule`.
+    /// The rows of the chain just selected, the cursor on rule `rule`. The filter stays: it is
+    /// also the search that `n` and `N` step through, across chains.
     fn show_rule(&mut self, rule: usize) {
         self.rules.offset = 0;
-        self.rules.filter.clear();
+        self.rules.hscroll = 0;
         self.rules.cursor = 0;
         self.refilter();
         self.rules.cursor = self
@@ -731,6 +752,83 @@ impl App {
             .unwrap_or(rule);
         self.rules.offset = self.rules.cursor.saturating_sub(self.rule_rows() / 2);
         self.clamp_scroll();
+    }
+
+    /// The rules of a chain (by index) that the filter words match, in order.
+    fn hits_in(&self, sel: &ChainSel, needles: &[String]) -> Vec<usize> {
+        let all = |hay: &str| needles.iter().all(|n| hay.contains(n.as_str()));
+        match sel {
+            ChainSel::Native(k) => self.native_by_key(k).map_or_else(Vec::new, |(_, c)| {
+                (0..c.rules.len())
+                    .filter(|&i| all(&c.rules[i].text.to_lowercase()))
+                    .collect()
+            }),
+            ChainSel::Iptables(k) => self.chain_by_key(k).map_or_else(Vec::new, |c| {
+                (0..c.rules.len())
+                    .filter(|&i| all(&filter_haystack(&c.rules[i], k.family)))
+                    .collect()
+            }),
+        }
+    }
+
+    /// `n` / `N`: the next (previous) rule the filter matches, in this chain, then in the
+    /// chains after (before) it in the tree, of both families and the native tables, round
+    /// from the end to the start.
+    fn search_step(&mut self, dir: isize) {
+        let needles = self.filter_words();
+        if needles.is_empty() {
+            self.edit.say(
+                "no search: type one with / (n and N then step through its matches in every chain)",
+                true,
+            );
+            return;
+        }
+        let n = self.rules.visible.len();
+        if dir > 0 && self.rules.cursor + 1 < n {
+            self.move_cursor(1);
+            return;
+        }
+        if dir < 0 && self.rules.cursor > 0 && n > 0 {
+            self.move_cursor(-1);
+            return;
+        }
+        let chains = self.tree_chains();
+        let len = chains.len() as isize;
+        let shown = self.shown_chain();
+        let cur = shown
+            .as_ref()
+            .and_then(|s| chains.iter().position(|c| c == s))
+            .unwrap_or(0) as isize;
+        for step in 1..=len {
+            let at = cur + dir * step;
+            let wrapped = at < 0 || at >= len;
+            let sel = &chains[at.rem_euclid(len) as usize];
+            let hits = self.hits_in(sel, &needles);
+            let (Some(&first), Some(&last)) = (hits.first(), hits.last()) else {
+                continue;
+            };
+            let sel = sel.clone();
+            let label = match &sel {
+                ChainSel::Iptables(k) => format!("{} {} {}", k.family.label(), k.table, k.chain),
+                ChainSel::Native(k) => k.to_string(),
+            };
+            self.rules.back.clear();
+            self.screen_back = None;
+            self.select(sel, if dir > 0 { first } else { last });
+            let round = match (wrapped, dir > 0) {
+                (false, _) => "",
+                (true, true) => " (from the top)",
+                (true, false) => " (from the end)",
+            };
+            let plural = if hits.len() == 1 { "" } else { "s" };
+            self.edit
+                .say(format!("{label}: {} hit{plural}{round}", hits.len()), false);
+            return;
+        }
+        self.edit.say(
+            format!("no other chain has a rule matching \"{}\"", self.rules.filter),
+            false,
+        );
     }
 
     /// Move the tree selection by `delta` chains.
@@ -813,6 +911,15 @@ impl App {
             if matches!(self.popup, Some(Popup::Editor(_))) {
                 self.editor_key(ev);
                 return Update::redraw(Vec::new());
+            }
+            if let Some(Popup::Jump(j)) = &mut self.popup {
+                if let KeyCode::Char(c) = ev.code
+                    && !ev.modifiers.contains(KeyModifiers::CONTROL)
+                {
+                    j.type_char(c);
+                    return Update::redraw(Vec::new());
+                }
+                return Update::default();
             }
             // Typing into the Trace screen's form.
             if form
@@ -903,6 +1010,37 @@ impl App {
         if popup.is_edit() {
             return self.on_edit_popup(popup, action);
         }
+        if let Popup::Jump(mut j) = popup {
+            match action {
+                Action::Enter => {
+                    self.popup = None;
+                    match j.chosen().cloned() {
+                        Some(sel) => {
+                            self.push_back();
+                            self.screen_back = None;
+                            self.rules.focus = Focus::Rules;
+                            self.select(sel, 0);
+                            self.show_screen(Screen::Rules);
+                        }
+                        None => self.edit.say(
+                            format!("no chain matches \"{}\"", j.query),
+                            true,
+                        ),
+                    }
+                    return Vec::new();
+                }
+                Action::ClosePopup => {
+                    self.popup = None;
+                    return Vec::new();
+                }
+                Action::Up => j.move_cursor(-1),
+                Action::Down => j.move_cursor(1),
+                Action::Back => j.delete_char(),
+                _ => {}
+            }
+            self.popup = Some(Popup::Jump(j));
+            return Vec::new();
+        }
         if let Popup::Confirm(question) = &popup
             && action != Action::Quit
         {
@@ -944,7 +1082,11 @@ impl App {
                     Popup::Messages { scroll } => Popup::Messages {
                         scroll: scroll.moved(a, page, u16::MAX),
                     },
-                    Popup::Ask(_) | Popup::Editor(_) | Popup::Commit | Popup::Countdown => popup,
+                    Popup::Ask(_)
+                    | Popup::Editor(_)
+                    | Popup::Commit
+                    | Popup::Countdown
+                    | Popup::Jump(_) => popup,
                     Popup::CtDetail | Popup::Confirm(_) => {
                         if let Some(d) = &mut self.ct.detail {
                             d.scroll = d.scroll.moved(a, page, u16::MAX);
@@ -992,6 +1134,14 @@ impl App {
             Action::ShowTrace => self.show_screen(Screen::Trace),
             Action::ShowFlow => self.show_screen(Screen::Flow),
             Action::ShowChanges => self.show_screen(Screen::Changes),
+            Action::JumpChain => {
+                let chains = self.tree_chains();
+                if chains.is_empty() {
+                    self.edit.say("no chain to jump to: no rule set is loaded", true);
+                } else {
+                    self.popup = Some(Popup::Jump(Box::new(super::jump::Jump::new(chains))));
+                }
+            }
             _ => match self.screen {
                 Screen::Rules => return self.on_rules_action(action),
                 Screen::Conntrack => return self.on_ct_action(action),
@@ -1329,6 +1479,29 @@ impl App {
                 }
             }
             Action::ExactNumbers => self.exact = !self.exact,
+            Action::SearchNext => self.search_step(1),
+            Action::SearchPrev => self.search_step(-1),
+            Action::ScrollRight | Action::ScrollLeft => {
+                if self.rules.wrap {
+                    self.edit
+                        .say("long rules are wrapped: w shows them on one row again", false);
+                } else if action == Action::ScrollLeft {
+                    self.rules.hscroll = self.rules.hscroll.saturating_sub(HSCROLL_STEP);
+                } else {
+                    let limit = view::rules::hscroll_limit(self, self.rule_rows());
+                    self.rules.hscroll = (self.rules.hscroll + HSCROLL_STEP).min(limit);
+                }
+            }
+            Action::ToggleWrap => {
+                self.rules.wrap = !self.rules.wrap;
+                self.rules.hscroll = 0;
+                self.clamp_scroll();
+            }
+            Action::SaveForm => {
+                self.rules.save_form = !self.rules.save_form;
+                self.rules.hscroll = 0;
+                self.clamp_scroll();
+            }
             Action::Yank => {
                 let line = match (self.selected_rule(), self.selected_native_rule()) {
                     (Some((_, r)), _) => self.rules.selected.as_ref().map(|k| {
@@ -1460,6 +1633,9 @@ pub fn filter_haystack(r: &Rule, family: Family) -> String {
     .join(" \u{1f} ")
     .to_lowercase()
 }
+
+/// How many columns `<` and `>` scroll long text.
+pub const HSCROLL_STEP: usize = 16;
 
 /// Keep a cursor within `n` rows and the window of `rows` rows starting at `offset` around
 /// it, the window never past the end.

@@ -145,6 +145,8 @@ pub enum Scope {
     Commit,
     /// The countdown after a commit: nothing else gets through.
     Countdown,
+    /// The jump-to-chain popup: other keys type the name.
+    Jump,
 }
 
 impl Scope {
@@ -162,6 +164,7 @@ impl Scope {
             Scope::Editor => "Rule and chain editor (other keys type)",
             Scope::Commit => "Commit checklist",
             Scope::Countdown => "Countdown after a commit",
+            Scope::Jump => "Jump to a chain (: or Ctrl-p; other keys type its name)",
         }
     }
 }
@@ -1009,6 +1012,41 @@ pub const KEYMAP: &[Binding] = &[
         action: Action::RollBack,
         help: "roll back now",
         hint: Some("roll back"),
+    },
+    Binding {
+        scope: Scope::Jump,
+        keys: &[code(KeyCode::Enter)],
+        action: Action::Enter,
+        help: "open the chain",
+        hint: Some("open"),
+    },
+    Binding {
+        scope: Scope::Jump,
+        keys: &[code(KeyCode::Esc)],
+        action: Action::ClosePopup,
+        help: "close, staying where you were",
+        hint: Some("cancel"),
+    },
+    Binding {
+        scope: Scope::Jump,
+        keys: &[code(KeyCode::Up), ctrl('k')],
+        action: Action::Up,
+        help: "the chain above",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Jump,
+        keys: &[code(KeyCode::Down), ctrl('j')],
+        action: Action::Down,
+        help: "the chain below",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Jump,
+        keys: &[code(KeyCode::Backspace)],
+        action: Action::Back,
+        help: "delete the last character",
+        hint: None,
     },
     Binding {
         scope: Scope::Global,

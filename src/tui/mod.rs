@@ -10,6 +10,7 @@ pub mod edit;
 pub mod editor;
 pub mod event;
 pub mod flow;
+pub mod jump;
 pub mod keymap;
 pub mod scroll;
 pub mod theme;

@@ -21,10 +21,12 @@ pub mod conntrack;
 mod ct_popup;
 mod edit_popup;
 mod flow;
+pub mod long;
 use crate::format;
 mod header;
+pub mod jump;
 mod popup;
-mod rules;
+pub mod rules;
 mod trace;
 
 pub use format::{human, rate as format_rate, sparkline};
@@ -169,6 +171,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
             edit_popup::draw_editor(frame, app);
         }
         Some(Popup::Commit) => edit_popup::draw_commit(frame, app),
+        Some(Popup::Jump(ref j)) => jump::draw(frame, app, j),
         Some(Popup::Countdown) => {
             edit_popup::draw_commit(frame, app);
             edit_popup::draw_countdown(frame, app);

@@ -14,6 +14,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
+use super::long;
 
 fn count(app: &App, n: u64) -> String {
     if app.exact { n.to_string() } else { human(n) }
@@ -257,7 +258,7 @@ fn table_refs(app: &App, key: &ChainKey) -> usize {
 
 /// One column of the rules table.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Col {
+pub(crate) enum Col {
     Num,
     Pkts,
     Bytes,
@@ -314,22 +315,6 @@ struct Shown<'a> {
     packets: u64,
     bytes: u64,
     jump: bool,
-}
-
-fn width_of(
-    items: &[Shown],
-    f: impl Fn(&Shown) -> usize,
-    title: &str,
-    min: usize,
-    max: usize,
-) -> u16 {
-    items
-        .iter()
-        .map(f)
-        .chain([crate::format::width(title), min])
-        .max()
-        .unwrap_or(min)
-        .min(max) as u16
 }
 
 pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
@@ -462,127 +447,16 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
         })
         .collect();
 
-    // Widths from what is on screen; optional columns only while they fit.
-    let num_w = width_of(
-        &shown,
-        |s| s.num.to_string().len() + usize::from(s.mark != Mark::Same),
-        "num",
-        3,
-        8,
-    );
-    let cnt_w = if app.exact {
-        width_of(
-            &shown,
-            |s| s.bytes.to_string().len().max(s.packets.to_string().len()),
-            "bytes",
-            5,
-            20,
-        )
-    } else {
-        5
-    };
-    let target_w = width_of(
-        &shown,
-        |s| crate::format::width(&s.cols.target),
-        "target",
-        6,
-        18,
-    );
-    let prot_w = width_of(&shown, |s| crate::format::width(&s.cols.prot), "prot", 4, 8);
-    let in_w = width_of(
-        &shown,
-        |s| crate::format::width(&s.cols.iface_in),
-        "in",
-        3,
-        16,
-    );
-    let out_w = width_of(
-        &shown,
-        |s| crate::format::width(&s.cols.iface_out),
-        "out",
-        3,
-        16,
-    );
-    let src_w = width_of(
-        &shown,
-        |s| crate::format::width(&s.cols.source),
-        "source",
-        9,
-        43,
-    );
-    let dst_w = width_of(
-        &shown,
-        |s| crate::format::width(&s.cols.destination),
-        "destination",
-        11,
-        43,
-    );
-    let defaults_only = |f: &dyn Fn(&Shown) -> bool| shown.iter().all(f);
-    let opt_default = defaults_only(&|s| s.cols.opt == "--");
-    let in_default = defaults_only(&|s| s.cols.iface_in == "*");
-    let out_default = defaults_only(&|s| s.cols.iface_out == "*");
-
-    // Always: what decides a packet's fate. An interface or fragment column that says more than
-    // "any" is as important as the addresses (an "-i lo" rule must never read as "accept all").
-    let mut cols: Vec<(Col, u16)> = vec![
-        (Col::Num, num_w),
-        (Col::Pkts, cnt_w),
-        (Col::Target, target_w),
-        (Col::Prot, prot_w),
-        (Col::Source, src_w),
-        (Col::Dest, dst_w),
-    ];
-    if !opt_default {
-        cols.push((Col::Opt, 3));
+    if app.rules.save_form {
+        draw_save_form(frame, app, &key, &shown, inner);
+        return;
     }
-    if !in_default {
-        cols.push((Col::In, in_w));
-    }
-    if !out_default {
-        cols.push((Col::Out, out_w));
-    }
-    // The matches say much about a rule too: keep a fifth of the width for them.
-    let rest_min = (inner.width / 5).max(10);
-    let mut optional = vec![
-        (Col::Rate, 6u16),
-        (Col::Hist, HIST_W as u16),
-        (Col::Bytes, cnt_w),
-    ];
-    if opt_default {
-        optional.push((Col::Opt, 3));
-    }
-    if in_default {
-        optional.push((Col::In, in_w));
-    }
-    if out_default {
-        optional.push((Col::Out, out_w));
-    }
-    let used = |cols: &[(Col, u16)]| cols.iter().map(|(_, w)| w + 1).sum::<u16>();
-    for (c, w) in optional {
-        if used(&cols) + w + 1 + rest_min <= inner.width {
-            cols.push((c, w));
-        }
-    }
-    let order = [
-        Col::Num,
-        Col::Pkts,
-        Col::Bytes,
-        Col::Rate,
-        Col::Hist,
-        Col::Target,
-        Col::Prot,
-        Col::Opt,
-        Col::In,
-        Col::Out,
-        Col::Source,
-        Col::Dest,
-    ];
-    cols.sort_by_key(|(c, _)| order.iter().position(|o| o == c));
-    let rest_w = inner.width.saturating_sub(used(&cols));
-    cols.push((Col::Rest, rest_w));
-
+    let cols = rule_columns(inner.width, app.exact);
     let header = Row::new(cols.iter().map(|(c, _)| {
-        let s = c.title();
+        let s = match c {
+            Col::Rest if app.rules.hscroll > 0 => format!("« +{}", app.rules.hscroll),
+            _ => c.title().to_string(),
+        };
         if matches!(c, Col::Num | Col::Pkts | Col::Bytes | Col::Rate) {
             Cell::from(Line::from(s).right_aligned())
         } else {
@@ -593,53 +467,197 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
 
     let selected_row = app.rules.visible.get(app.rules.cursor).copied();
     let needles = app.filter_words();
-    let rows: Vec<Row> = shown
-        .iter()
-        .map(|s| {
-            let hit = s.stat.is_some_and(|st| st.delta > 0);
-            let cells = cols.iter().map(|(c, _)| match c {
-                Col::Num => {
-                    let n = match s.mark {
-                        Mark::Staged => format!("+{}", s.num),
-                        Mark::Deleted => format!("-{}", s.num),
-                        Mark::Same => s.num.to_string(),
-                    };
-                    Cell::from(Line::from(n).right_aligned())
-                }
-                Col::Pkts => Cell::from(Line::from(count(app, s.packets)).right_aligned())
-                    .style(if hit { t.hit() } else { Style::new() }),
-                Col::Bytes => Cell::from(Line::from(count(app, s.bytes)).right_aligned()),
-                Col::Rate => rate_cell(s.stat, t),
-                Col::Hist => hist_cell(s.stat, t),
-                Col::Target => {
-                    let name = s.cols.target.clone();
-                    let label = if s.jump { format!("{name} ›") } else { name };
-                    let style = t.target(s.cols.target.split(' ').next().unwrap_or(""));
-                    Cell::from(Span::styled(label, style))
-                }
-                Col::Prot => Cell::from(marked(&s.cols.prot, &needles, t)),
-                Col::Opt => Cell::from(s.cols.opt.clone()),
-                Col::In => Cell::from(marked(&s.cols.iface_in, &needles, t)),
-                Col::Out => Cell::from(marked(&s.cols.iface_out, &needles, t)),
-                Col::Source => Cell::from(marked(&s.cols.source, &needles, t)),
-                Col::Dest => Cell::from(marked(&s.cols.destination, &needles, t)),
-                Col::Rest => Cell::from(marked(&s.cols.rest, &needles, t)),
-            });
-            let row = Row::new(cells.collect::<Vec<_>>());
-            let style = match s.mark {
-                Mark::Staged => t.staged(),
-                Mark::Deleted => t.staged_deleted(),
-                Mark::Same => Style::new(),
-            };
-            if Some(s.row) == selected_row {
-                // The cursor's colours, but a deleted rule stays struck through.
-                row.style(style.patch(cursor(t, focused)))
+    let mut room = rows_fit;
+    let mut rows: Vec<Row> = Vec::new();
+    for s in &shown {
+        let hit = s.stat.is_some_and(|st| st.delta > 0);
+        let height = if app.rules.wrap {
+            row_height(&s.cols, s.jump, &cols)
+        } else {
+            1
+        };
+        if height > room && !rows.is_empty() {
+            break;
+        }
+        room = room.saturating_sub(height);
+        let text_cell = |text: &str, w: u16, hscroll: usize| -> Cell<'static> {
+            if app.rules.wrap {
+                let lines: Vec<Line> = long::wrap(text, usize::from(w))
+                    .into_iter()
+                    .map(|l| marked(&l, &needles, t))
+                    .collect();
+                Cell::from(ratatui::text::Text::from(lines))
             } else {
-                row.style(style)
+                Cell::from(marked(&long::window(text, hscroll, usize::from(w)), &needles, t))
+            }
+        };
+        let cells = cols.iter().map(|&(c, w)| match c {
+            Col::Num => {
+                let n = match s.mark {
+                    Mark::Staged => format!("+{}", s.num),
+                    Mark::Deleted => format!("-{}", s.num),
+                    Mark::Same => s.num.to_string(),
+                };
+                Cell::from(Line::from(n).right_aligned())
+            }
+            Col::Pkts => Cell::from(Line::from(count(app, s.packets)).right_aligned())
+                .style(if hit { t.hit() } else { Style::new() }),
+            Col::Bytes => Cell::from(Line::from(count(app, s.bytes)).right_aligned()),
+            Col::Rate => rate_cell(s.stat, t),
+            Col::Hist => hist_cell(s.stat, t),
+            Col::Target => {
+                let style = t.target(s.cols.target.split(' ').next().unwrap_or(""));
+                text_cell(&target_label(&s.cols, s.jump), w, 0).style(style)
+            }
+            Col::Prot => text_cell(&s.cols.prot, w, 0),
+            Col::Opt => Cell::from(s.cols.opt.clone()),
+            Col::In => text_cell(&s.cols.iface_in, w, 0),
+            Col::Out => text_cell(&s.cols.iface_out, w, 0),
+            Col::Source => text_cell(&s.cols.source, w, 0),
+            Col::Dest => text_cell(&s.cols.destination, w, 0),
+            Col::Rest => text_cell(&rest_text(&s.cols, &cols), w, app.rules.hscroll),
+        });
+        let row = Row::new(cells.collect::<Vec<_>>()).height(height as u16);
+        let style = match s.mark {
+            Mark::Staged => t.staged(),
+            Mark::Deleted => t.staged_deleted(),
+            Mark::Same => Style::new(),
+        };
+        rows.push(if Some(s.row) == selected_row {
+            // The cursor's colours, but a deleted rule stays struck through.
+            row.style(style.patch(cursor(t, focused)))
+        } else {
+            row.style(style)
+        });
+    }
+    super::render_table(frame, rows, header, cols.iter().map(|(_, w)| *w), inner);
+}
+
+/// The rules table's columns at an inner width. They depend on the width (and on exact
+/// numbers, `x`) only, never on the chain or its rules, so that no column moves or vanishes
+/// under the eye between chains. Where the interface and fragment columns have no room, what
+/// they would say is at the head of the matches (`in=lo`), so an `-i lo` rule never reads as
+/// "accept all".
+pub(crate) fn rule_columns(width: u16, exact: bool) -> Vec<(Col, u16)> {
+    let cnt = if exact { 12 } else { 5 };
+    let wide = width >= 120;
+    let mut cols = vec![(Col::Num, 5), (Col::Pkts, cnt)];
+    if width >= 140 {
+        cols.push((Col::Bytes, cnt));
+    }
+    if width >= 100 {
+        cols.push((Col::Rate, 6));
+        cols.push((Col::Hist, HIST_W as u16));
+    }
+    cols.push((Col::Target, if wide { 16 } else { 10 }));
+    cols.push((Col::Prot, 4));
+    if width >= 125 {
+        cols.push((Col::Opt, 3));
+        cols.push((Col::In, 6));
+        cols.push((Col::Out, 6));
+    }
+    let addr = if wide { 20 } else { 16 };
+    cols.push((Col::Source, addr));
+    cols.push((Col::Dest, addr));
+    let used: u16 = cols.iter().map(|(_, w)| w + 1).sum();
+    cols.push((Col::Rest, width.saturating_sub(used)));
+    cols
+}
+
+/// The target as its cell shows it: a jump's target marked `›` (Enter follows it).
+fn target_label(c: &Columns, jump: bool) -> String {
+    if jump {
+        format!("{} ›", c.target)
+    } else {
+        c.target.clone()
+    }
+}
+
+/// The matches column: what the interface and fragment columns would say when they are not
+/// shown (and say more than "any"), then the rule's other matches.
+pub(crate) fn rest_text(c: &Columns, cols: &[(Col, u16)]) -> String {
+    let has = |col: Col| cols.iter().any(|(x, _)| *x == col);
+    let mut parts: Vec<String> = Vec::new();
+    if !has(Col::In) && c.iface_in != "*" {
+        parts.push(format!("in={}", c.iface_in));
+    }
+    if !has(Col::Out) && c.iface_out != "*" {
+        parts.push(format!("out={}", c.iface_out));
+    }
+    if !has(Col::Opt) && c.opt != "--" {
+        parts.push(format!("opt={}", c.opt));
+    }
+    if !c.rest.is_empty() {
+        parts.push(c.rest.clone());
+    }
+    parts.join(" ")
+}
+
+/// How many rows a rule takes when long text wraps (`w`): its tallest cell.
+pub(crate) fn row_height(c: &Columns, jump: bool, cols: &[(Col, u16)]) -> usize {
+    cols.iter()
+        .map(|&(col, w)| {
+            let w = usize::from(w);
+            match col {
+                Col::Target => long::wrapped_rows(&target_label(c, jump), w),
+                Col::Prot => long::wrapped_rows(&c.prot, w),
+                Col::In => long::wrapped_rows(&c.iface_in, w),
+                Col::Out => long::wrapped_rows(&c.iface_out, w),
+                Col::Source => long::wrapped_rows(&c.source, w),
+                Col::Dest => long::wrapped_rows(&c.destination, w),
+                Col::Rest => long::wrapped_rows(&rest_text(c, cols), w),
+                _ => 1,
             }
         })
-        .collect();
-    super::render_table(frame, rows, header, cols.iter().map(|(_, w)| *w), inner);
+        .max()
+        .unwrap_or(1)
+}
+
+/// The chain in save form (`S`): its rules as `-A CHAIN ...` lines, full width, as
+/// iptables-save writes them (counters left out), scrolled sideways or wrapped like the table.
+fn draw_save_form(frame: &mut Frame, app: &App, key: &ChainKey, shown: &[Shown], inner: Rect) {
+    let t = app.theme;
+    let focused = app.rules.focus == Focus::Rules;
+    let selected_row = app.rules.visible.get(app.rules.cursor).copied();
+    let needles = app.filter_words();
+    let w = usize::from(inner.width);
+    let mut lines: Vec<Line> = Vec::new();
+    for s in shown {
+        let Some(rule) = app.row_rule(key, s.row) else {
+            continue;
+        };
+        let text = crate::format::visible(&crate::ruleset::save::rule_line(
+            &key.chain,
+            rule,
+            crate::ruleset::save::CounterMode::Without,
+        ))
+        .into_owned();
+        let style = match s.mark {
+            Mark::Staged => t.staged(),
+            Mark::Deleted => t.staged_deleted(),
+            Mark::Same => Style::new(),
+        };
+        let style = if Some(s.row) == selected_row {
+            style.patch(cursor(t, focused))
+        } else {
+            style
+        };
+        let parts = if app.rules.wrap {
+            long::wrap(&text, w)
+        } else {
+            vec![long::window(&text, app.rules.hscroll, w)]
+        };
+        for p in parts {
+            if lines.len() >= usize::from(inner.height) {
+                break;
+            }
+            let pad = w.saturating_sub(crate::format::width(&p));
+            let mut l = marked(&p, &needles, t);
+            l.spans.push(Span::raw(" ".repeat(pad)));
+            lines.push(l.style(style));
+        }
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
 }
 
 /// A native nftables chain, read-only: its hook, priority, type and policy in the title, then
@@ -712,36 +730,15 @@ fn draw_native(frame: &mut Frame, app: &App, area: Rect) {
         })
         .collect();
     let counted = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |n| count(app, n));
-    let cnt_w = if app.exact {
-        shown
-            .iter()
-            .map(|(_, r, _)| counted(r.bytes).len().max(counted(r.packets).len()))
-            .chain([5])
-            .max()
-            .unwrap_or(5)
-            .min(20) as u16
-    } else {
-        5
-    };
-    let num_w = shown
-        .iter()
-        .map(|(i, _, _)| (i + 1).to_string().len())
-        .chain([3])
-        .max()
-        .unwrap_or(3) as u16;
-    let handle_w = shown
-        .iter()
-        .map(|(_, r, _)| r.handle.to_string().len())
-        .chain([6])
-        .max()
-        .unwrap_or(6) as u16;
+    // Widths from the pane's width only, as in the iptables table.
+    let cnt_w: u16 = if app.exact { 12 } else { 5 };
     // The rule's text is all it says: keep more than half the width for it.
     let text_min = (inner.width * 11 / 20).max(20);
-    let mut cols: Vec<(&str, u16)> = vec![("num", num_w), ("pkts", cnt_w)];
+    let mut cols: Vec<(&str, u16)> = vec![("num", 5), ("pkts", cnt_w)];
     // The handle before the history and the bytes: it is what `nft` names a rule by.
     for (c, w) in [
         ("pkt/s", 6u16),
-        ("handle", handle_w),
+        ("handle", 6),
         ("hist", HIST_W as u16),
         ("bytes", cnt_w),
     ] {
@@ -753,10 +750,17 @@ fn draw_native(frame: &mut Frame, app: &App, area: Rect) {
     let order = ["num", "pkts", "bytes", "pkt/s", "hist", "handle"];
     cols.sort_by_key(|(c, _)| order.iter().position(|o| o == c));
     let used: u16 = cols.iter().map(|(_, w)| w + 1).sum();
-    cols.push(("rule", inner.width.saturating_sub(used)));
+    let text_w = inner.width.saturating_sub(used);
+    cols.push(("rule", text_w));
+    if app.rules.save_form {
+        // The whole width for the rules' text.
+        cols = vec![("rule", inner.width)];
+    }
     let header = Row::new(cols.iter().map(|(c, _)| {
         if matches!(*c, "num" | "pkts" | "bytes" | "pkt/s" | "handle") {
             Cell::from(Line::from(*c).right_aligned())
+        } else if *c == "rule" && app.rules.hscroll > 0 {
+            Cell::from(format!("rule « +{}", app.rules.hscroll))
         } else {
             Cell::from(*c)
         }
@@ -764,42 +768,64 @@ fn draw_native(frame: &mut Frame, app: &App, area: Rect) {
     .style(t.header());
     let selected_row = app.rules.visible.get(app.rules.cursor).copied();
     let needles = app.filter_words();
-    let rows: Vec<Row> = shown
-        .iter()
-        .map(|&(i, r, st)| {
-            let hit = st.is_some_and(|st| st.delta > 0);
-            let cells: Vec<Cell> =
-                cols.iter()
-                    .map(|(c, _)| match *c {
-                        "num" => Cell::from(Line::from((i + 1).to_string()).right_aligned()),
-                        "pkts" => Cell::from(Line::from(counted(r.packets)).right_aligned())
-                            .style(if hit { t.hit() } else { Style::new() }),
-                        "bytes" => Cell::from(Line::from(counted(r.bytes)).right_aligned()),
-                        "pkt/s" => rate_cell(st, t),
-                        "hist" => hist_cell(st, t),
-                        "handle" => Cell::from(Line::from(r.handle.to_string()).right_aligned())
-                            .style(t.dim()),
-                        _ => {
-                            let text = crate::format::visible(&r.text);
-                            let jump = app.native_jump_target(r).is_some();
-                            let label = if jump {
-                                format!("{text} ›")
-                            } else {
-                                text.into_owned()
-                            };
-                            Cell::from(marked(&label, &needles, t))
-                        }
-                    })
-                    .collect();
-            let row = Row::new(cells);
-            if Some(RowRef::Rule(i)) == selected_row {
-                row.style(cursor(t, focused))
-            } else {
-                row
-            }
-        })
-        .collect();
+    let mut room = rows_fit;
+    let mut rows: Vec<Row> = Vec::new();
+    for &(i, r, st) in &shown {
+        let hit = st.is_some_and(|st| st.delta > 0);
+        let label = native_label(app, r);
+        let text_w = cols.last().map_or(1, |(_, w)| usize::from(*w));
+        let height = if app.rules.wrap {
+            long::wrapped_rows(&label, text_w)
+        } else {
+            1
+        };
+        if height > room && !rows.is_empty() {
+            break;
+        }
+        room = room.saturating_sub(height);
+        let cells: Vec<Cell> = cols
+            .iter()
+            .map(|(c, _)| match *c {
+                "num" => Cell::from(Line::from((i + 1).to_string()).right_aligned()),
+                "pkts" => Cell::from(Line::from(counted(r.packets)).right_aligned())
+                    .style(if hit { t.hit() } else { Style::new() }),
+                "bytes" => Cell::from(Line::from(counted(r.bytes)).right_aligned()),
+                "pkt/s" => rate_cell(st, t),
+                "hist" => hist_cell(st, t),
+                "handle" => {
+                    Cell::from(Line::from(r.handle.to_string()).right_aligned()).style(t.dim())
+                }
+                _ if app.rules.wrap => Cell::from(ratatui::text::Text::from(
+                    long::wrap(&label, text_w)
+                        .into_iter()
+                        .map(|l| marked(&l, &needles, t))
+                        .collect::<Vec<_>>(),
+                )),
+                _ => Cell::from(marked(
+                    &long::window(&label, app.rules.hscroll, text_w),
+                    &needles,
+                    t,
+                )),
+            })
+            .collect();
+        let row = Row::new(cells).height(height as u16);
+        rows.push(if Some(RowRef::Rule(i)) == selected_row {
+            row.style(cursor(t, focused))
+        } else {
+            row
+        });
+    }
     super::render_table(frame, rows, header, cols.iter().map(|(_, w)| *w), inner);
+}
+
+/// A native rule's text as its cell shows it: visible, a jump marked `›`.
+pub(crate) fn native_label(app: &App, r: &crate::source::native::NativeRule) -> String {
+    let text = crate::format::visible(&r.text);
+    if app.native_jump_target(r).is_some() {
+        format!("{text} ›")
+    } else {
+        text.into_owned()
+    }
 }
 
 /// `text` with every case-insensitive occurrence of a filter word marked, so a filtered row
@@ -868,4 +894,74 @@ fn draw_empty(frame: &mut Frame, app: &App, area: Rect) {
         }
     };
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+/// The width of the rules pane's inside, as `draw` lays it out now.
+pub fn rules_inner_width(app: &App) -> u16 {
+    let tree_shown = app.size.0 >= super::NARROW || app.rules.focus == Focus::Tree;
+    super::areas(app.size, tree_shown)
+        .rules
+        .width
+        .saturating_sub(2)
+}
+
+/// The long text of row `i` of the visible rows (the matches, a native rule, a save line),
+/// and the width its column has.
+fn long_text(app: &App, i: usize) -> Option<(String, usize)> {
+    let row = *app.rules.visible.get(i)?;
+    let width = rules_inner_width(app);
+    if let Some((_, chain)) = app.native_chain() {
+        let RowRef::Rule(j) = row else { return None };
+        let label = native_label(app, chain.rules.get(j)?);
+        let w = if app.rules.save_form {
+            width
+        } else {
+            // The text column: what the other columns leave (at most their widest set).
+            width.saturating_sub(5 + 1 + 12 + 1 + 6 + 1 + 6 + 1 + HIST_W as u16 + 1 + 12 + 1)
+                .max(width * 11 / 20)
+        };
+        return Some((label, usize::from(w)));
+    }
+    let key = app.rules.selected.as_ref()?;
+    let rule = app.row_rule(key, row)?;
+    if app.rules.save_form {
+        let line = crate::ruleset::save::rule_line(
+            &key.chain,
+            rule,
+            crate::ruleset::save::CounterMode::Without,
+        );
+        return Some((crate::format::visible(&line).into_owned(), usize::from(width)));
+    }
+    let cols = rule_columns(width, app.exact);
+    let c = summary::columns(rule, key.family);
+    let rest_w = cols.last().map_or(0, |(_, w)| usize::from(*w));
+    Some((rest_text(&c, &cols), rest_w))
+}
+
+/// How many rows visible row `i` takes (more than one only while long text wraps).
+pub fn row_height_at(app: &App, i: usize) -> usize {
+    if !app.rules.wrap {
+        return 1;
+    }
+    if app.rules.save_form || app.native_chain().is_some() {
+        return long_text(app, i).map_or(1, |(t, w)| long::wrapped_rows(&t, w));
+    }
+    let (Some(key), Some(row)) = (app.rules.selected.as_ref(), app.rules.visible.get(i)) else {
+        return 1;
+    };
+    let Some(rule) = app.row_rule(key, *row) else {
+        return 1;
+    };
+    let cols = rule_columns(rules_inner_width(app), app.exact);
+    row_height(&summary::columns(rule, key.family), app.jump_target(rule).is_some(), &cols)
+}
+
+/// How far the long text can scroll sideways: until the longest of the rows on screen ends at
+/// its column's right edge.
+pub fn hscroll_limit(app: &App, rows: usize) -> usize {
+    (app.rules.offset..app.rules.offset + rows)
+        .filter_map(|i| long_text(app, i))
+        .map(|(t, w)| crate::format::width(&t).saturating_sub(w.saturating_sub(2)))
+        .max()
+        .unwrap_or(0)
 }
