@@ -826,7 +826,10 @@ impl App {
             return;
         }
         self.edit.say(
-            format!("no other chain has a rule matching \"{}\"", self.rules.filter),
+            format!(
+                "no other chain has a rule matching \"{}\"",
+                self.rules.filter
+            ),
             false,
         );
     }
@@ -921,12 +924,16 @@ impl App {
                 }
                 return Update::default();
             }
-            // Typing into the Trace screen's form.
+            // Typing into the Trace screen's form (Space cycles a fixed-value field).
             if form
                 && let KeyCode::Char(c) = ev.code
                 && !ev.modifiers.contains(KeyModifiers::CONTROL)
             {
-                self.trace.type_char(c);
+                if c == ' ' {
+                    self.trace.space();
+                } else {
+                    self.trace.type_char(c);
+                }
                 return Update::redraw(Vec::new());
             }
             return Update::default();
@@ -1022,10 +1029,9 @@ impl App {
                             self.select(sel, 0);
                             self.show_screen(Screen::Rules);
                         }
-                        None => self.edit.say(
-                            format!("no chain matches \"{}\"", j.query),
-                            true,
-                        ),
+                        None => self
+                            .edit
+                            .say(format!("no chain matches \"{}\"", j.query), true),
                     }
                     return Vec::new();
                 }
@@ -1137,7 +1143,8 @@ impl App {
             Action::JumpChain => {
                 let chains = self.tree_chains();
                 if chains.is_empty() {
-                    self.edit.say("no chain to jump to: no rule set is loaded", true);
+                    self.edit
+                        .say("no chain to jump to: no rule set is loaded", true);
                 } else {
                     self.popup = Some(Popup::Jump(Box::new(super::jump::Jump::new(chains))));
                 }
@@ -1145,7 +1152,7 @@ impl App {
             _ => match self.screen {
                 Screen::Rules => return self.on_rules_action(action),
                 Screen::Conntrack => return self.on_ct_action(action),
-                Screen::Trace => self.on_trace_action(action),
+                Screen::Trace => return self.on_trace_action(action),
                 Screen::Flow => self.on_flow_action(action),
                 Screen::Changes => return self.on_changes_action(action),
             },
@@ -1242,7 +1249,28 @@ impl App {
         self.trace.scroll_into_view(rows);
     }
 
-    fn on_trace_action(&mut self, action: Action) {
+    fn on_trace_action(&mut self, action: Action) -> Vec<Cmd> {
+        match action {
+            Action::Yank | Action::WriteView => {
+                let Some(text) = view::trace::trace_text(self) else {
+                    self.trace.message =
+                        Some("no trace yet: e edits the packet, Enter traces".into());
+                    return Vec::new();
+                };
+                if action == Action::Yank {
+                    return self.copy(text);
+                }
+                return vec![self.write_view("trace", "txt", text, "the trace".into())];
+            }
+            _ => self.trace_step_action(action),
+        }
+        if self.trace.wrap {
+            self.trace_keep_in_view();
+        }
+        Vec::new()
+    }
+
+    fn trace_step_action(&mut self, action: Action) {
         let rows = self.trace_rows();
         let page = rows.max(1) as isize;
         let tr = &mut self.trace;
@@ -1251,8 +1279,32 @@ impl App {
             Action::PrevField => tr.move_field(-1),
             Action::Back => tr.delete_char(),
             Action::RunTrace => self.run_trace(),
-            Action::LeaveForm => tr.focus = TraceFocus::Steps,
+            Action::LeaveForm => {
+                tr.expand_field();
+                tr.focus = TraceFocus::Steps;
+            }
             Action::EditForm => tr.focus = TraceFocus::Form,
+            // Nothing traced yet: Enter starts on the form.
+            Action::Enter if tr.result.is_none() => tr.focus = TraceFocus::Form,
+            Action::CycleNext => tr.cycle(1),
+            Action::CyclePrev => tr.cycle(-1),
+            Action::ToggleWrap => {
+                tr.wrap = !tr.wrap;
+                tr.hscroll = 0;
+                self.trace_keep_in_view();
+            }
+            Action::ScrollLeft | Action::ScrollRight => {
+                if tr.wrap {
+                    tr.message = Some("steps are wrapped: w shows them on one row again".into());
+                } else if action == Action::ScrollLeft {
+                    tr.hscroll = tr.hscroll.saturating_sub(HSCROLL_STEP);
+                } else {
+                    let limit = view::trace::widest_row(self)
+                        .saturating_sub(view::trace::list_width(self).saturating_sub(2));
+                    let tr = &mut self.trace;
+                    tr.hscroll = (tr.hscroll + HSCROLL_STEP).min(limit);
+                }
+            }
             Action::SshFill if tr.fill_from_ssh() => self.run_trace(),
             Action::NextPath => {
                 tr.switch_path(1);
@@ -1281,6 +1333,22 @@ impl App {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Keep the Trace screen's cursor on screen, whole, when steps wrap over several rows.
+    fn trace_keep_in_view(&mut self) {
+        let rows = self.trace_rows();
+        self.trace.scroll_into_view(rows);
+        if self.trace.wrap {
+            while self.trace.offset < self.trace.cursor
+                && (self.trace.offset..=self.trace.cursor)
+                    .map(|i| view::trace::row_height_at(self, i))
+                    .sum::<usize>()
+                    > rows
+            {
+                self.trace.offset += 1;
+            }
         }
     }
 
@@ -1483,8 +1551,10 @@ impl App {
             Action::SearchPrev => self.search_step(-1),
             Action::ScrollRight | Action::ScrollLeft => {
                 if self.rules.wrap {
-                    self.edit
-                        .say("long rules are wrapped: w shows them on one row again", false);
+                    self.edit.say(
+                        "long rules are wrapped: w shows them on one row again",
+                        false,
+                    );
                 } else if action == Action::ScrollLeft {
                     self.rules.hscroll = self.rules.hscroll.saturating_sub(HSCROLL_STEP);
                 } else {

@@ -149,6 +149,9 @@ pub struct EditScreen {
     /// The Changes screen: the selected operation and the diff's scroll.
     pub cursor: usize,
     pub diff_scroll: super::scroll::Scroll,
+    /// Columns the diff is scrolled sideways (`<` `>`), or whether its lines wrap (`w`).
+    pub diff_hscroll: usize,
+    pub diff_wrap: bool,
     /// The diff of the staging, per table, kept up to date with it.
     pub diff: Vec<(String, Vec<DiffRow>)>,
     /// Chains the staging edited (result names), and renames, kept up to date with it.
@@ -190,6 +193,8 @@ impl Default for EditScreen {
             stale: None,
             cursor: 0,
             diff_scroll: super::scroll::Scroll::TOP,
+            diff_hscroll: 0,
+            diff_wrap: false,
             diff: Vec::new(),
             edited: BTreeSet::new(),
             renames: Vec::new(),
@@ -781,6 +786,50 @@ impl App {
                 self.edit.diff_scroll = self.edit.diff_scroll.moved(action, page, u16::MAX);
             }
             Action::Undo | Action::Redo => return self.undo_redo(action),
+            Action::ToggleWrap => {
+                self.edit.diff_wrap = !self.edit.diff_wrap;
+                self.edit.diff_hscroll = 0;
+            }
+            Action::ScrollLeft => {
+                self.edit.diff_hscroll = self
+                    .edit
+                    .diff_hscroll
+                    .saturating_sub(super::app::HSCROLL_STEP);
+            }
+            Action::ScrollRight if self.edit.diff_wrap => {
+                self.edit
+                    .say("the diff is wrapped: w shows its lines whole again", false);
+            }
+            Action::ScrollRight => {
+                let widest = self
+                    .edit
+                    .diff
+                    .iter()
+                    .flat_map(|(_, rows)| rows)
+                    .map(|r| crate::format::width(&r.text))
+                    .max()
+                    .unwrap_or(0);
+                let room = usize::from(self.size.0.saturating_sub(4));
+                self.edit.diff_hscroll = (self.edit.diff_hscroll + super::app::HSCROLL_STEP)
+                    .min(widest.saturating_sub(room.saturating_sub(2)));
+            }
+            Action::Yank | Action::WriteView => {
+                let text: String = self
+                    .edit
+                    .diff
+                    .iter()
+                    .flat_map(|(_, rows)| rows)
+                    .map(|r| format!("{}\n", r.text))
+                    .collect();
+                if text.is_empty() {
+                    self.edit.say("no diff: nothing is staged", true);
+                    return Vec::new();
+                }
+                if action == Action::Yank {
+                    return self.copy(text);
+                }
+                return vec![self.write_view("changes", "diff", text, "the staged diff".into())];
+            }
             Action::Enter => {
                 let Some(op) = self
                     .edit

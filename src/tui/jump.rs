@@ -124,7 +124,10 @@ mod tests {
         for c in "kubsvc".chars() {
             j.type_char(c);
         }
-        assert_eq!(j.chosen(), Some(&chain(Family::V4, "nat", "KUBE-SVC-ABCDEF")));
+        assert_eq!(
+            j.chosen(),
+            Some(&chain(Family::V4, "nat", "KUBE-SVC-ABCDEF"))
+        );
         j.query = "6 input".into();
         j.rank();
         assert_eq!(j.chosen(), Some(&chain(Family::V6, "filter", "INPUT")));

@@ -151,6 +151,9 @@ pub struct TraceScreen {
     /// The NAT bindings of the conntrack entry the form was filled from (`t`), with the
     /// entry's original tuple: they apply while the form still describes that packet.
     pub nat: Option<EntryNat>,
+    /// Columns the steps are scrolled sideways (`<` `>`), or whether they wrap (`w`).
+    pub hscroll: usize,
+    pub wrap: bool,
     /// Prepared tracers by family, with what they were built from: the snapshot generation,
     /// and the staging's version for a staged rule set.
     cache: Vec<((u64, Option<u64>), Family, Tracer)>,
@@ -171,7 +174,8 @@ impl TraceScreen {
         TraceScreen {
             values,
             field: 0,
-            focus: TraceFocus::Form,
+            // The global keys work on entry: the form takes them only once edited (e, Enter, /).
+            focus: TraceFocus::Steps,
             error: None,
             message: None,
             result: None,
@@ -182,6 +186,8 @@ impl TraceScreen {
             kernel_only: false,
             nat: None,
             ssh: None,
+            hscroll: 0,
+            wrap: false,
             cache: Vec::new(),
         }
     }
@@ -195,11 +201,75 @@ impl TraceScreen {
     }
 
     pub fn move_field(&mut self, delta: isize) {
+        self.expand_field();
         let n = FORM.len() as isize;
         self.field = ((self.field as isize + delta).rem_euclid(n)) as usize;
     }
 
+    /// The field being edited, if it takes one of a few fixed values.
+    fn fixed(&self) -> Option<&'static [&'static str]> {
+        choices(FORM.get(self.field)?.0)
+    }
+
+    /// A fixed-value field (proto, local, state): the next (`delta` 1) or previous value.
+    /// Says so for a free-text field.
+    pub fn cycle(&mut self, delta: isize) {
+        let Some(options) = self.fixed() else {
+            self.message = Some(format!(
+                "{} is typed, not chosen: ←/→ and Space cycle proto, local and state",
+                FORM.get(self.field).map_or("this field", |f| f.1)
+            ));
+            return;
+        };
+        self.expand_field();
+        let cur = &self.values[self.field];
+        let n = options.len() as isize;
+        let at = options
+            .iter()
+            .position(|o| o.eq_ignore_ascii_case(cur.trim()))
+            .map_or(if delta > 0 { -1 } else { 0 }, |i| i as isize);
+        self.values[self.field] = options[(at + delta).rem_euclid(n) as usize].to_string();
+        self.error = None;
+        self.message = None;
+    }
+
+    /// Space: cycles a fixed-value field, types a space in the others.
+    pub fn space(&mut self) {
+        if self.fixed().is_some() {
+            self.cycle(1);
+        } else {
+            self.type_char(' ');
+        }
+    }
+
+    /// A unique prefix of a fixed value (`est`) becomes the value (ESTABLISHED), in place.
+    pub fn expand_field(&mut self) {
+        let Some(options) = self.fixed() else { return };
+        if let Some(v) = expand(options, &self.values[self.field]) {
+            self.values[self.field] = v.to_string();
+        }
+    }
+
+    /// Every fixed-value field's unique prefix expanded (before a trace).
+    fn expand_all(&mut self) {
+        for (i, (f, _)) in FORM.iter().enumerate() {
+            if let Some(options) = choices(*f)
+                && let Some(v) = expand(options, &self.values[i])
+            {
+                self.values[i] = v.to_string();
+            }
+        }
+    }
+
     pub fn type_char(&mut self, c: char) {
+        // A fixed-value field showing a whole value: typing starts a new one (`est`).
+        if let Some(options) = self.fixed()
+            && options
+                .iter()
+                .any(|o| o.eq_ignore_ascii_case(self.values[self.field].trim()))
+        {
+            self.values[self.field].clear();
+        }
         if let Some(v) = self.values.get_mut(self.field)
             && v.chars().count() < 64
         {
@@ -300,6 +370,7 @@ impl TraceScreen {
     /// `kernel_only`), else through `snap`. Errors land on the form.
     pub fn run(&mut self, snap: Option<&RulesetSnapshot>, staged: StagedSets) {
         self.message = None;
+        self.expand_all();
         let packet = match self.packet() {
             Ok(p) => p,
             Err((f, e)) => {
@@ -538,6 +609,36 @@ impl TraceScreen {
             return Vec::new();
         };
         step_rows(&path.steps)
+    }
+}
+
+/// The values a fixed-value field cycles through (`None`: typed freely).
+pub fn choices(f: Field) -> Option<&'static [&'static str]> {
+    match f {
+        Field::Proto => Some(&["tcp", "udp", "icmp", "ipv6-icmp", "sctp", "gre", "esp"]),
+        Field::Local => Some(&["no", "yes"]),
+        Field::State => Some(&["NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED"]),
+        _ => None,
+    }
+}
+
+/// The one option that `typed` is a case-insensitive prefix of (an exact match first), if it
+/// is unique. An empty text expands to nothing.
+pub fn expand(options: &[&'static str], typed: &str) -> Option<&'static str> {
+    let typed = typed.trim();
+    if typed.is_empty() {
+        return None;
+    }
+    if let Some(o) = options.iter().find(|o| o.eq_ignore_ascii_case(typed)) {
+        return Some(o);
+    }
+    let lower = typed.to_ascii_lowercase();
+    let mut hits = options
+        .iter()
+        .filter(|o| o.to_ascii_lowercase().starts_with(&lower));
+    match (hits.next(), hits.next()) {
+        (Some(o), None) => Some(o),
+        _ => None,
     }
 }
 

@@ -59,7 +59,7 @@ fn draw_ops(frame: &mut Frame, app: &App, area: Rect) {
     let Some(st) = app.edit.active() else {
         frame.render_widget(
             Paragraph::new(Line::styled(
-                "Nothing is staged. On the Rules screen: a adds a rule, e edits one, - deletes, N makes a chain, P flips a policy (? lists every key).",
+                "Nothing is staged. On the Rules screen: a adds a rule, e edits one, - deletes, A makes a chain, P flips a policy (? lists every key).",
                 t.dim(),
             ))
             .wrap(Wrap { trim: false }),
@@ -112,10 +112,18 @@ fn draw_diff(frame: &mut Frame, app: &App, area: Rect) {
                 DiffKind::Removed => t.removed(),
                 DiffKind::Context => t.base(),
             };
-            lines.push(Line::from(Span::styled(
-                crate::format::visible(&r.text).into_owned(),
-                style,
-            )));
+            let text = crate::format::visible(&r.text);
+            let w = usize::from(inner.width);
+            let parts = if app.edit.diff_wrap {
+                super::long::wrap(&text, w)
+            } else {
+                vec![super::long::window(&text, app.edit.diff_hscroll, w)]
+            };
+            lines.extend(
+                parts
+                    .into_iter()
+                    .map(|p| Line::from(Span::styled(p, style))),
+            );
         }
     }
     if lines.is_empty() {

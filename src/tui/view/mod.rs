@@ -27,7 +27,7 @@ mod header;
 pub mod jump;
 mod popup;
 pub mod rules;
-mod trace;
+pub mod trace;
 
 pub use format::{human, rate as format_rate, sparkline};
 pub use popup::help_max_scroll;

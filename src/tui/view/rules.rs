@@ -3,6 +3,7 @@
 //! nftables chain (read-only) shows its rules as nft prints them, with their handles.
 
 use super::format::{human, rate, sparkline};
+use super::long;
 use crate::ruleset::Family;
 use crate::ruleset::rates::{ChainKey, RuleStat};
 use crate::ruleset::summary::{self, Columns};
@@ -14,7 +15,6 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
-use super::long;
 
 fn count(app: &App, n: u64) -> String {
     if app.exact { n.to_string() } else { human(n) }
@@ -488,7 +488,11 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
                     .collect();
                 Cell::from(ratatui::text::Text::from(lines))
             } else {
-                Cell::from(marked(&long::window(text, hscroll, usize::from(w)), &needles, t))
+                Cell::from(marked(
+                    &long::window(text, hscroll, usize::from(w)),
+                    &needles,
+                    t,
+                ))
             }
         };
         let cells = cols.iter().map(|&(c, w)| match c {
@@ -917,7 +921,8 @@ fn long_text(app: &App, i: usize) -> Option<(String, usize)> {
             width
         } else {
             // The text column: what the other columns leave (at most their widest set).
-            width.saturating_sub(5 + 1 + 12 + 1 + 6 + 1 + 6 + 1 + HIST_W as u16 + 1 + 12 + 1)
+            width
+                .saturating_sub(5 + 1 + 12 + 1 + 6 + 1 + 6 + 1 + HIST_W as u16 + 1 + 12 + 1)
                 .max(width * 11 / 20)
         };
         return Some((label, usize::from(w)));
@@ -930,7 +935,10 @@ fn long_text(app: &App, i: usize) -> Option<(String, usize)> {
             rule,
             crate::ruleset::save::CounterMode::Without,
         );
-        return Some((crate::format::visible(&line).into_owned(), usize::from(width)));
+        return Some((
+            crate::format::visible(&line).into_owned(),
+            usize::from(width),
+        ));
     }
     let cols = rule_columns(width, app.exact);
     let c = summary::columns(rule, key.family);
@@ -953,7 +961,11 @@ pub fn row_height_at(app: &App, i: usize) -> usize {
         return 1;
     };
     let cols = rule_columns(rules_inner_width(app), app.exact);
-    row_height(&summary::columns(rule, key.family), app.jump_target(rule).is_some(), &cols)
+    row_height(
+        &summary::columns(rule, key.family),
+        app.jump_target(rule).is_some(),
+        &cols,
+    )
 }
 
 /// How far the long text can scroll sideways: until the longest of the rows on screen ends at

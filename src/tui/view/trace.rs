@@ -21,11 +21,18 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
-/// Header, body (form | result), footer.
-fn areas(size: (u16, u16)) -> (Rect, Rect, Rect, Rect) {
+/// Below this width the form is shown only while it is edited: the path gets the width.
+pub const FORM_ALWAYS: u16 = 100;
+
+/// Header, body (form | result), footer. `form`: whether the form is shown.
+fn areas(size: (u16, u16), form: bool) -> (Rect, Rect, Rect, Rect) {
     // The Rules screen's layout without its tree: the whole body.
     let a = super::areas(size, false);
-    let form_w = if size.0 >= 100 { 42 } else { 32 };
+    let form_w = match (form, size.0 >= FORM_ALWAYS) {
+        (false, _) => 0,
+        (true, true) => 42,
+        (true, false) => 32,
+    };
     let [form, result] =
         Layout::horizontal([Constraint::Length(form_w), Constraint::Min(20)]).areas(a.rules);
     (a.header, form, result, a.footer)
@@ -36,17 +43,31 @@ const RESULT_HEAD: u16 = 4;
 
 /// How many step rows the result pane shows.
 pub fn viewport_rows(size: (u16, u16)) -> usize {
-    let (_, _, result, _) = areas(size);
+    let (_, _, result, _) = areas(size, true);
     result.height.saturating_sub(2 + RESULT_HEAD) as usize
 }
 
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
-    let (header, form, result, footer) = areas((area.width, area.height));
+    let (header, form, result, footer) = areas((area.width, area.height), form_shown(app));
     super::header::draw(frame, app, header);
-    draw_form(frame, app, form);
+    if form.width > 0 {
+        draw_form(frame, app, form);
+    }
     draw_result(frame, app, result);
     draw_footer(frame, app, footer);
+}
+
+/// Whether the form is on screen: always when wide, else only while it is edited (or no trace
+/// has been run yet, to show what there is to fill in).
+pub fn form_shown(app: &App) -> bool {
+    app.size.0 >= FORM_ALWAYS || app.trace.focus == TraceFocus::Form || app.trace.result.is_none()
+}
+
+/// The width of the steps list.
+pub fn list_width(app: &App) -> usize {
+    let (_, _, result, _) = areas(app.size, form_shown(app));
+    usize::from(result.width.saturating_sub(2))
 }
 
 fn pane(
@@ -173,12 +194,12 @@ fn draw_result(frame: &mut Frame, app: &App, area: Rect) {
     let Some(res) = &tr.result else {
         let lines = vec![
             Line::styled(
-                "Describe a packet in the form and press Enter to trace it through the rule set.",
+                "Describe a packet in the form and trace it through the rule set: e (or Enter, or /) edits the form, Enter there traces.",
                 t.base(),
             ),
             Line::raw(""),
             Line::styled(
-                "Esc leaves the form; then s traces this SSH session. t on the Conntrack screen traces the selected connection.",
+                "s traces this SSH session. t on the Conntrack screen traces the selected connection. Esc leaves the form.",
                 t.dim(),
             ),
         ];
@@ -233,45 +254,113 @@ fn draw_result(frame: &mut Frame, app: &App, area: Rect) {
 
     let rows = tr.rows();
     let focused = tr.focus == TraceFocus::Steps;
-    let lines: Vec<Line> = rows
-        .iter()
-        .enumerate()
-        .skip(tr.offset)
-        .take(list.height as usize)
-        .map(|(i, r)| {
-            let step = r.step.and_then(|s| path.steps.get(s));
-            let decider = r.step.is_some() && r.step == path.decided_by && r.is_step();
-            let indent = "  ".repeat(r.depth);
-            let (text, style) = match &r.kind {
-                RowKind::Hook(h) => (h.clone(), t.header()),
-                RowKind::Chain(c) => (format!("{indent}{c}"), t.key()),
-                RowKind::Rule { rule, matched } => {
-                    let words = step.and_then(|s| rule_text(app, s)).unwrap_or("?");
-                    let style = if matched.starts_with("yes") {
-                        t.base()
-                    } else if matched.starts_with('?') {
-                        t.warning()
-                    } else {
-                        t.dim()
-                    };
-                    (format!("{indent}{rule:>3} {matched:<5} {words}"), style)
-                }
-                RowKind::Effect(e) => (format!("{indent}    → {e}"), t.base()),
-                RowKind::Note(n) => (format!("{indent}{n}"), t.dim()),
+    let w = usize::from(list.width);
+    let mut lines: Vec<Line> = Vec::new();
+    for (i, r) in rows.iter().enumerate().skip(tr.offset) {
+        if lines.len() >= usize::from(list.height) {
+            break;
+        }
+        let (text, style, decider) = row_text(app, path, r);
+        let mut style = if decider { vstyle } else { style };
+        if i == tr.cursor {
+            style = if focused {
+                t.selected()
+            } else {
+                t.selected_unfocused()
             };
-            let marker = if decider { "►" } else { " " };
-            let mut style = if decider { vstyle } else { style };
-            if i == tr.cursor {
-                style = if focused {
-                    t.selected()
-                } else {
-                    t.selected_unfocused()
-                };
-            }
-            Line::styled(format!("{marker}{}", crate::format::visible(&text)), style)
-        })
-        .collect();
+        }
+        let parts = if tr.wrap {
+            super::long::wrap(&text, w)
+        } else {
+            vec![super::long::window(&text, tr.hscroll, w)]
+        };
+        for p in parts {
+            lines.push(Line::styled(p, style));
+        }
+    }
+    lines.truncate(usize::from(list.height));
     frame.render_widget(Paragraph::new(lines), list);
+}
+
+/// A row of the steps list as text (the decider marked `►`), its style, and whether it is the
+/// deciding step.
+fn row_text(
+    app: &App,
+    path: &crate::trace::Path,
+    r: &crate::tui::trace::StepRow,
+) -> (String, Style, bool) {
+    let t = app.theme;
+    let step = r.step.and_then(|s| path.steps.get(s));
+    let decider = r.step.is_some() && r.step == path.decided_by && r.is_step();
+    let indent = "  ".repeat(r.depth);
+    let (text, style) = match &r.kind {
+        RowKind::Hook(h) => (h.clone(), t.header()),
+        RowKind::Chain(c) => (format!("{indent}{c}"), t.key()),
+        RowKind::Rule { rule, matched } => {
+            let words = step.and_then(|s| rule_text(app, s)).unwrap_or("?");
+            let style = if matched.starts_with("yes") {
+                t.base()
+            } else if matched.starts_with('?') {
+                t.warning()
+            } else {
+                t.dim()
+            };
+            (format!("{indent}{rule:>3} {matched:<5} {words}"), style)
+        }
+        RowKind::Effect(e) => (format!("{indent}    → {e}"), t.base()),
+        RowKind::Note(n) => (format!("{indent}{n}"), t.dim()),
+    };
+    let marker = if decider { "►" } else { " " };
+    (
+        format!("{marker}{}", crate::format::visible(&text)),
+        style,
+        decider,
+    )
+}
+
+/// How many screen rows step row `i` of the shown path takes (more than one only wrapped).
+pub fn row_height_at(app: &App, i: usize) -> usize {
+    let tr = &app.trace;
+    if !tr.wrap {
+        return 1;
+    }
+    let Some(path) = tr.result.as_ref().and_then(|r| r.trace.paths.get(tr.path)) else {
+        return 1;
+    };
+    tr.rows().get(i).map_or(1, |r| {
+        super::long::wrapped_rows(&row_text(app, path, r).0, list_width(app))
+    })
+}
+
+/// The widest step row of the shown path, for the sideways scroll's limit.
+pub fn widest_row(app: &App) -> usize {
+    let tr = &app.trace;
+    let Some(path) = tr.result.as_ref().and_then(|r| r.trace.paths.get(tr.path)) else {
+        return 0;
+    };
+    tr.rows()
+        .iter()
+        .map(|r| crate::format::width(&row_text(app, path, r).0))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The trace shown, as text: the verdict, the packet, the path and its steps, as on screen.
+pub fn trace_text(app: &App) -> Option<String> {
+    let tr = &app.trace;
+    let res = tr.result.as_ref()?;
+    let path = res.trace.paths.get(tr.path)?;
+    let mut out = format!("verdict: {}\n{}\n", res.trace.summary(), res.packet);
+    let n = res.trace.paths.len();
+    if n > 1 {
+        out.push_str(&format!("path {} of {n}: ", path.id + 1));
+    }
+    out.push_str(&format!("{} · {}\n", path.verdict.name(), path.note));
+    for r in tr.rows() {
+        out.push_str(row_text(app, path, &r).0.trim_end());
+        out.push('\n');
+    }
+    Some(out)
 }
 
 fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
@@ -284,6 +373,11 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
     let mut spans = Vec::new();
     if let Some(m) = &app.trace.message {
         spans.push(Span::styled(format!(" {m} "), t.warning()));
+    } else if let Some((m, bad)) = &app.edit.message {
+        spans.push(Span::styled(
+            format!(" {m} "),
+            if *bad { t.error() } else { t.ok() },
+        ));
     }
     for (k, what) in keymap::hints(scopes) {
         spans.push(Span::styled(format!(" {k}"), t.key()));
