@@ -15,6 +15,7 @@ pub mod plan;
 pub mod stage;
 pub mod state;
 pub mod tools;
+pub mod zero;
 
 use crate::ruleset::Family;
 use serde::{Deserialize, Serialize};

@@ -898,6 +898,11 @@ impl App {
 
     /// A key press: redraws unless the key means nothing here.
     fn on_key(&mut self, ev: KeyEvent) -> Update {
+        // Ctrl-C quits at once, whatever is open or staged.
+        if ev.modifiers.contains(KeyModifiers::CONTROL) && ev.code == KeyCode::Char('c') {
+            self.quit = true;
+            return Update::quiet(vec![Cmd::Quit]);
+        }
         if self.mode == InputMode::Filter {
             return Update::redraw(self.on_filter_key(ev));
         }
@@ -1108,6 +1113,12 @@ impl App {
     /// Global actions first, then the current screen's.
     fn on_action(&mut self, action: Action) -> Vec<Cmd> {
         match action {
+            // Staged work the demo cannot keep: asked first (elsewhere it is saved and said).
+            Action::Quit if self.edit.count() > 0 && !self.edit.persist => {
+                self.popup = Some(Popup::Ask(Box::new(super::edit::Ask::QuitLosing {
+                    ops: self.edit.count(),
+                })));
+            }
             Action::Quit => {
                 self.quit = true;
                 return vec![Cmd::Quit];

@@ -73,6 +73,19 @@ pub enum Ask {
     DiscardSaved {
         ops: usize,
     },
+    /// Zero these counters now (no commit: counters are not configuration)? `s` stages the
+    /// chain's zeroing with the other changes instead.
+    Zero(crate::edit::zero::ZeroRequest),
+    /// Flip a built-in chain's policy (staged)?
+    Policy {
+        at: ChainRef,
+        from: String,
+        to: String,
+    },
+    /// Quit while staged work would be lost (the demo keeps nothing)?
+    QuitLosing {
+        ops: usize,
+    },
 }
 
 /// One line of the Changes screen's diff.
@@ -715,10 +728,11 @@ impl App {
             Action::TogglePolicy => match chain.policy.as_deref() {
                 Some(p) => {
                     let policy = if p == "ACCEPT" { "DROP" } else { "ACCEPT" };
-                    return self.stage(Op::SetPolicy {
+                    self.popup = Some(Popup::Ask(Box::new(Ask::Policy {
                         at,
-                        policy: policy.into(),
-                    });
+                        from: p.to_string(),
+                        to: policy.into(),
+                    })));
                 }
                 None => self.edit.say(
                     format!("{at} is a user chain: only built-in chains have a policy"),
@@ -735,7 +749,16 @@ impl App {
                     })));
                 }
             }
-            Action::ZeroCounters => return self.stage(Op::Zero { at }),
+            Action::ZeroCounters => {
+                // The rule under the cursor when the rules have the focus, else the chain.
+                let rule = match (self.rules.focus, sel) {
+                    (super::app::Focus::Rules, Some((pos, _))) => Some(pos),
+                    _ => None,
+                };
+                self.popup = Some(Popup::Ask(Box::new(Ask::Zero(
+                    crate::edit::zero::ZeroRequest { at, rule },
+                ))));
+            }
             _ => {}
         }
         Vec::new()
@@ -926,6 +949,15 @@ impl App {
                 self.popup = None;
                 match (Some(*asked), action) {
                     (Some(a), Action::Confirm) => return self.answered(a),
+                    (Some(Ask::Zero(req)), Action::StageInstead) => {
+                        if req.rule.is_some() {
+                            self.edit.say(
+                                "a staged zero covers the whole chain: staged for the chain",
+                                false,
+                            );
+                        }
+                        return self.stage(Op::Zero { at: req.at });
+                    }
                     // Discarding saved work is its own key, and asks again.
                     (Some(Ask::Resume { ops, .. }), Action::DiscardSaved) => {
                         self.popup = Some(Popup::Ask(Box::new(Ask::DiscardSaved { ops })));
@@ -1056,6 +1088,12 @@ impl App {
                 self.staging_changed()
             }
             Ask::Commit { .. } => self.start_commit(false),
+            Ask::Zero(req) => vec![Cmd::Zero(req)],
+            Ask::Policy { at, to, .. } => self.stage(Op::SetPolicy { at, policy: to }),
+            Ask::QuitLosing { .. } => {
+                self.quit = true;
+                vec![Cmd::Quit]
+            }
             Ask::Resume { ops, moved, .. } => self.resume(ops, &moved),
         }
     }

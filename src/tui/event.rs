@@ -73,6 +73,8 @@ pub enum Cmd {
     CheckPending {
         deadline_ms: u64,
     },
+    /// Zero counters now (`Z`, answered yes); a worker answers with `Msg::Said`.
+    Zero(crate::edit::zero::ZeroRequest),
     /// Put this text on the terminal's clipboard (OSC 52, through SSH and tmux).
     Clipboard(String),
     /// Write a view to a file; the loop answers with `Msg::Said`, naming the file. `what` says

@@ -168,6 +168,10 @@ fn run_cmds(cmds: Vec<Cmd>, ct: &CtHandle, w: &Workers) {
     for c in cmds {
         match c {
             Cmd::Quit => {}
+            Cmd::Zero(req) => w.spawn("zero", move |t| match crate::edit::zero::zero(t, &req) {
+                Ok(said) => Msg::Said(said, false),
+                Err(e) => Msg::Said(format!("not zeroed: {e}"), true),
+            }),
             Cmd::Clipboard(text) => {
                 use std::io::Write;
                 let mut out = std::io::stdout();
@@ -454,18 +458,48 @@ pub fn run(cfg: SourceConfig, opts: Options) -> color_eyre::Result<()> {
         run_cmds(cmds, &ct, &workers);
     }
     // Quit during a countdown: the terminal first, then what happens next and how to keep it.
-    let note = match &workers.target {
+    let mut note = match &workers.target {
         Target::Kernel { dir, .. } if app.edit.countdown.is_some() => {
             crate::edit::guard::status(dir).map(|p| quit_note(&p, opts.state_dir.as_deref()))
         }
         _ => None,
     };
+    // Staged work: written now, not left to the saver thread, so that what the note says holds.
+    if let (Some(path), Some(st), true) = (&state_path, app.edit.active(), app.edit.persist) {
+        let saved = state::SavedStaging::from_staging(st, &app.edit.origin);
+        let n = st.ops().len();
+        let said = match path
+            .parent()
+            .map_or(Ok(()), backup::ensure_dir)
+            .and_then(|()| state::save(path, &saved))
+        {
+            Ok(()) => kept_note(n, path),
+            Err(e) => format!(
+                "nfscope: your {n} staged change(s) could not be saved to {}: {e}",
+                path.display()
+            ),
+        };
+        note = Some(note.map_or(said.clone(), |n| format!("{n}\n{said}")));
+    }
     drop(terminal);
     drop(_guard);
     if let Some(note) = note {
         eprintln!("{note}");
     }
     Ok(())
+}
+
+/// What a user who quit with staged work must know: it is kept, and where.
+fn kept_note(n: usize, path: &std::path::Path) -> String {
+    let what = if n == 1 {
+        "your staged change is".to_string()
+    } else {
+        format!("your {n} staged changes are")
+    };
+    format!(
+        "nfscope: {what} kept (not committed) in {}; start nfscope again to resume or discard them.",
+        path.display()
+    )
 }
 
 /// What a user who quit during the countdown must know: the change stays only if confirmed.

@@ -264,6 +264,53 @@ pub fn draw_ask(frame: &mut Frame, app: &App) {
             ],
             "discard them",
         ),
+        Ask::Zero(req) => (
+            " Zero the counters? ",
+            vec![
+                Line::styled(format!("Zero {} now?", req.describe()), t.title()),
+                Line::raw(""),
+                Line::raw(
+                    "Counters are not configuration: they are zeroed at once, as iptables -Z does, with no commit or countdown, and the audit log records it.",
+                ),
+                Line::from(vec![
+                    Span::styled("s", t.key()),
+                    Span::raw(" stages the chain's zeroing with the other changes instead."),
+                ]),
+            ],
+            "zero now",
+        ),
+        Ask::Policy { at, from, to } => (
+            " Flip the policy? ",
+            vec![
+                Line::styled(
+                    format!("Change the policy of {at} from {from} to {to}?"),
+                    if to == "DROP" { t.error() } else { t.title() },
+                ),
+                Line::raw(""),
+                Line::raw("Staged, not applied: nothing changes until you commit (u undoes it)."),
+            ],
+            "stage it",
+        ),
+        Ask::QuitLosing { ops } => (
+            " Quit? ",
+            vec![
+                Line::styled(
+                    format!(
+                        "The demo keeps nothing: {} lost.",
+                        if *ops == 1 {
+                            "the staged change is".to_string()
+                        } else {
+                            format!("the {ops} staged changes are")
+                        }
+                    ),
+                    t.error(),
+                ),
+                Line::raw(
+                    "(On a kernel or a file, staged work is saved and offered again at the next start.)",
+                ),
+            ],
+            "quit",
+        ),
     };
     lines.push(Line::raw(""));
     lines.push(Line::from(vec![
