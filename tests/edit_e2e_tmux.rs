@@ -295,6 +295,8 @@ fn a_change_that_cuts_the_ssh_session_needs_the_word_typed() {
     tmux.keys(&["y"]);
     tmux.wait_for("1 staged change");
     tmux.keys(&["P"]);
+    tmux.wait_for("Flip the policy?");
+    tmux.keys(&["y"]);
     tmux.wait_for("2 staged changes");
     tmux.keys(&["5"]);
     tmux.wait_for("+:INPUT DROP");

@@ -217,8 +217,14 @@ fn append_insert_edit_delete_move_stage_operations() {
 fn chain_keys_stage_chain_operations() {
     let mut app = demo_app(120, 40);
     let at = at_input(&app);
-    // P flips INPUT's policy (the demo's is DROP).
+    // P flips INPUT's policy (the demo's is DROP), after asking.
     ch(&mut app, 'P');
+    assert!(matches!(
+        app.popup.as_ref().and_then(Popup::question),
+        Some(Ask::Policy { .. })
+    ));
+    assert!(ops(&app).is_empty(), "nothing staged before the answer");
+    ch(&mut app, 'y');
     assert_eq!(
         ops(&app),
         vec![Op::SetPolicy {
@@ -226,8 +232,15 @@ fn chain_keys_stage_chain_operations() {
             policy: "ACCEPT".into()
         }]
     );
-    // Z zeroes, F flushes after asking.
+    // Z asks, and s stages the zeroing with the other changes; F flushes after asking.
+    ch(&mut app, 'h');
     ch(&mut app, 'Z');
+    assert!(matches!(
+        app.popup.as_ref().and_then(Popup::question),
+        Some(Ask::Zero(_))
+    ));
+    ch(&mut app, 's');
+    ch(&mut app, 'l');
     ch(&mut app, 'F');
     assert!(matches!(
         app.popup.as_ref().and_then(Popup::question),
@@ -238,8 +251,8 @@ fn chain_keys_stage_chain_operations() {
     assert_eq!(ops(&app)[2], Op::Flush { at: at.clone() });
     assert!(app.chain().expect("chain").rules.is_empty());
 
-    // N makes a chain and selects it; R renames it; X deletes it.
-    ch(&mut app, 'N');
+    // A makes a chain and selects it; R renames it; X deletes it.
+    ch(&mut app, 'A');
     typed(&mut app, "WEB");
     key(&mut app, KeyCode::Enter);
     let web = nfscope::edit::ChainRef::new(at.family, "filter", "WEB");
@@ -394,6 +407,7 @@ fn changes_screen_lists_ops_and_the_diff_and_unstages() {
     let mut app = demo_app(120, 40);
     append(&mut app, "-p tcp --dport 8080 -j ACCEPT");
     ch(&mut app, 'P');
+    ch(&mut app, 'y');
     ch(&mut app, 'C');
     assert_eq!(app.screen, Screen::Changes);
     let screen = render(&app);
@@ -430,7 +444,7 @@ fn changes_screen_lists_ops_and_the_diff_and_unstages() {
 #[test]
 fn unstaging_an_op_that_later_ops_need_is_refused() {
     let mut app = demo_app(120, 40);
-    ch(&mut app, 'N');
+    ch(&mut app, 'A');
     typed(&mut app, "WEB");
     key(&mut app, KeyCode::Enter);
     append(&mut app, "-j ACCEPT");
@@ -571,6 +585,7 @@ fn an_unconfirmed_demo_commit_rolls_back_at_the_deadline() {
     let before = world.lock().expect("world").rulesets();
     let mut app = demo_app(100, 30);
     ch(&mut app, 'P');
+    ch(&mut app, 'y');
     ch(&mut app, 'C');
     ch(&mut app, 'c');
     let cmds = ch(&mut app, 'y');
@@ -823,6 +838,7 @@ fn the_countdown_ticks_even_when_other_messages_move_the_clock() {
     let world = shared_world();
     let mut app = demo_app(100, 30);
     ch(&mut app, 'P');
+    ch(&mut app, 'y');
     ch(&mut app, 'C');
     ch(&mut app, 'c');
     let cmds = ch(&mut app, 'y');

@@ -177,7 +177,7 @@ fn staging_keys_on_a_native_rule_refuse_and_stage_nothing() {
     let mut app = on_native_input(120, 40);
     key(&mut app, KeyCode::Down);
     let alt = |c| KeyEvent::new(c, KeyModifiers::ALT);
-    let keys: Vec<KeyEvent> = ['a', 'I', 'e', '-', 'K', 'J', 'N', 'R', 'X', 'P', 'F', 'Z']
+    let keys: Vec<KeyEvent> = ['a', 'I', 'e', '-', 'K', 'J', 'A', 'R', 'X', 'P', 'F', 'Z']
         .into_iter()
         .map(|c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
         .chain([

@@ -230,7 +230,7 @@ fn redraw_only_on_change() {
     assert!(!u.redraw, "no redraw while the age label stays the same");
     // An unbound key changes nothing.
     let press = |c| Msg::Key(KeyEvent::new(c, KeyModifiers::NONE));
-    assert!(!app.step(press(KeyCode::Char('W'))).redraw);
+    assert!(!app.step(press(KeyCode::Char('Q'))).redraw);
     assert!(app.step(press(KeyCode::Down)).redraw);
 }
 

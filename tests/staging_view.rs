@@ -128,6 +128,7 @@ fn the_title_counts_every_kind_of_staged_operation() {
     }
     key(&mut app, KeyCode::Enter);
     ch(&mut app, 'P');
+    ch(&mut app, 'y');
     app.update(Msg::Resize(200, 40));
     let screen = render(&app);
     assert!(

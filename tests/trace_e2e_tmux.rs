@@ -29,6 +29,9 @@ fn trace_then_open_the_deciding_rule(tag: &str, size: (u16, u16)) {
     let tmux = &run.tmux;
     tmux.wait_for("filter INPUT");
     tmux.keys(&["3"]);
+    // The global keys work on entry; e starts editing the form.
+    tmux.wait_for("e edit");
+    tmux.keys(&["e"]);
     tmux.wait_for("Esc leave form");
     // proto is tcp already; src, dst, dport, in, out.
     field(tmux, 1, "198.51.100.7");
@@ -125,6 +128,9 @@ fn the_trace_screen_walks_native_chains() {
     let tmux = &run.tmux;
     tmux.wait_for("filter INPUT");
     tmux.keys(&["3"]);
+    // The global keys work on entry; e starts editing the form.
+    tmux.wait_for("e edit");
+    tmux.keys(&["e"]);
     tmux.wait_for("Esc leave form");
     field(tmux, 1, "10.9.0.2");
     field(tmux, 1, "10.9.0.1");

@@ -891,9 +891,145 @@ impl App {
         }
     }
 
-    /// A click or the wheel.
-    fn on_mouse(&mut self, _ev: ratatui::crossterm::event::MouseEvent) -> Update {
-        Update::default()
+    /// A click or the wheel: a click selects the row, tree entry or tab under it (on a rule's
+    /// jump target, opens the chain), the wheel moves the selection under the pointer.
+    fn on_mouse(&mut self, ev: ratatui::crossterm::event::MouseEvent) -> Update {
+        use ratatui::crossterm::event::{MouseButton, MouseEventKind};
+        let (x, y) = (ev.column, ev.row);
+        let wheel = match ev.kind {
+            MouseEventKind::ScrollUp => Some(-1),
+            MouseEventKind::ScrollDown => Some(1),
+            _ => None,
+        };
+        let click = matches!(ev.kind, MouseEventKind::Down(MouseButton::Left));
+        if wheel.is_none() && !click {
+            return Update::default();
+        }
+        if let Some(p) = self.popup.clone() {
+            let action = match wheel {
+                Some(-1) => Action::Up,
+                Some(_) => Action::Down,
+                None => return self.on_popup_click(p, x, y),
+            };
+            // A question or an editor waits for its keys; the wheel scrolls the others.
+            if matches!(p, Popup::Confirm(_) | Popup::Ask(_) | Popup::Editor(_)) {
+                return Update::default();
+            }
+            return Update::redraw(self.on_popup_action(p, action));
+        }
+        if self.mode == InputMode::Filter {
+            return Update::default();
+        }
+        // The tabs, on the header's second line.
+        if click && y == 1 {
+            return match view::header::tab_at(self, x) {
+                Some(s) => {
+                    self.show_screen(s);
+                    Update::redraw(Vec::new())
+                }
+                None => Update::default(),
+            };
+        }
+        let step = wheel.unwrap_or(0) * 3;
+        match self.screen {
+            Screen::Rules => {
+                if let Some(i) = view::rules::tree_row_at(self, x, y) {
+                    if let Some(w) = wheel {
+                        self.move_tree(w);
+                    } else if let Some(sel) = match &self.rules.tree[i] {
+                        TreeRow::Chain(k) => Some(ChainSel::Iptables(k.clone())),
+                        TreeRow::NativeChain(k) => Some(ChainSel::Native(k.clone())),
+                        _ => None,
+                    } {
+                        self.rules.focus = Focus::Tree;
+                        if self.shown_chain().as_ref() != Some(&sel) {
+                            self.rules.back.clear();
+                            self.screen_back = None;
+                            self.select(sel, 0);
+                        }
+                    }
+                } else if wheel.is_some() {
+                    self.move_cursor(step);
+                } else if let Some((i, on_target)) = view::rules::rule_row_at(self, x, y) {
+                    self.rules.focus = Focus::Rules;
+                    self.rules.cursor = i;
+                    self.clamp_scroll();
+                    let jumps = self
+                        .selected_rule()
+                        .is_some_and(|(_, r)| self.jump_target(r).is_some());
+                    if on_target && jumps {
+                        self.enter_rule();
+                    }
+                } else {
+                    return Update::default();
+                }
+            }
+            Screen::Conntrack => {
+                if wheel.is_some() {
+                    self.ct.move_cursor(step);
+                } else {
+                    let list = view::conntrack::areas(self).list;
+                    let top = list.y + 2;
+                    if y < top || y + 1 >= list.y + list.height {
+                        return Update::default();
+                    }
+                    let target = self.ct.offset + usize::from(y - top);
+                    self.ct
+                        .move_cursor(target as isize - self.ct.cursor as isize);
+                }
+                self.sync_ct_viewport();
+            }
+            Screen::Trace => {
+                let rows = self.trace_rows();
+                if wheel.is_some() {
+                    self.trace.move_cursor(step, rows);
+                } else if let Some(i) = view::trace::step_row_at(self, x, y) {
+                    self.trace.focus = TraceFocus::Steps;
+                    let delta = i as isize - self.trace.cursor as isize;
+                    self.trace.move_cursor(delta, rows);
+                } else if view::trace::form_at(self, x, y) {
+                    self.trace.focus = TraceFocus::Form;
+                } else {
+                    return Update::default();
+                }
+            }
+            Screen::Changes => {
+                if let Some(w) = wheel {
+                    let a = if w < 0 {
+                        Action::PageUp
+                    } else {
+                        Action::PageDown
+                    };
+                    self.edit.diff_scroll = self.edit.diff_scroll.moved(a, 3, u16::MAX);
+                } else {
+                    return Update::default();
+                }
+            }
+            Screen::Flow => return Update::default(),
+        }
+        Update::redraw(Vec::new())
+    }
+
+    /// A click in a popup: in the jump popup, on a chain, opens it.
+    fn on_popup_click(&mut self, p: Popup, x: u16, y: u16) -> Update {
+        let Popup::Jump(j) = &p else {
+            return Update::default();
+        };
+        let area = view::jump::area(self.size);
+        let inner = ratatui::widgets::Block::bordered().inner(area);
+        // The query line, then the list.
+        if !inner.contains(ratatui::layout::Position { x, y }) || y <= inner.y {
+            return Update::default();
+        }
+        let rows = view::jump::list_rows(self.size);
+        let offset = j.cursor.saturating_sub(rows.saturating_sub(1));
+        let at = offset + usize::from(y - inner.y - 1);
+        if at >= j.matches.len() {
+            return Update::default();
+        }
+        let mut j = j.clone();
+        j.cursor = at;
+        Update::redraw(self.on_popup_action(Popup::Jump(j), Action::Enter))
     }
 
     /// A key press: redraws unless the key means nothing here.

@@ -450,7 +450,7 @@ pub const KEYMAP: &[Binding] = &[
         scope: Scope::Rules,
         keys: &[k('Z')],
         action: Action::ZeroCounters,
-        help: "zero the counters of the chain (or rule) now: asks once, or s stages it",
+        help: "zero the counters now (asks; s stages instead)",
         hint: None,
     },
     Binding {
@@ -471,7 +471,7 @@ pub const KEYMAP: &[Binding] = &[
         scope: Scope::Rules,
         keys: &[k('n')],
         action: Action::SearchNext,
-        help: "next rule matching the filter, in any chain of either family",
+        help: "next rule the filter matches, in any chain",
         hint: Some("next hit"),
     },
     Binding {
@@ -695,7 +695,7 @@ pub const KEYMAP: &[Binding] = &[
         scope: Scope::TraceForm,
         keys: &[code(KeyCode::Right)],
         action: Action::CycleNext,
-        help: "proto, local, state: the next value (Space too); a unique prefix is enough (est)",
+        help: "proto, local, state: next value (Space too; est = ESTABLISHED)",
         hint: None,
     },
     Binding {
@@ -842,7 +842,7 @@ pub const KEYMAP: &[Binding] = &[
         scope: Scope::Confirm,
         keys: &[k('s')],
         action: Action::StageInstead,
-        help: "on the zero-counters question: stage it with the other changes instead",
+        help: "zero-counters question: stage it instead",
         hint: None,
     },
     Binding {
@@ -1081,7 +1081,7 @@ pub const KEYMAP: &[Binding] = &[
         keys: &[k(':'), ctrl('p')],
         action: Action::JumpChain,
         help: "jump to a chain by a fuzzy name (iptables and native)",
-        hint: Some("jump"),
+        hint: None,
     },
     Binding {
         scope: Scope::Global,

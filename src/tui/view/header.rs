@@ -321,3 +321,40 @@ fn fit_footer_with(
     }
     Line::from(out)
 }
+
+/// The screen whose tab is at column `x` of the header's second line, as `draw` lays the tabs
+/// out (by number only when the problems beside them need the room).
+pub fn tab_at(app: &App, x: u16) -> Option<Screen> {
+    let width = usize::from(app.size.0);
+    let problems: usize = app.snapshot.as_ref().map_or(0, |s| {
+        s.errors()
+            .iter()
+            .map(|e| 4 + crate::format::width(&crate::format::visible(&e.to_string())))
+            .chain(
+                s.warnings
+                    .iter()
+                    .map(|w| 4 + crate::format::width(&crate::format::visible(w))),
+            )
+            .sum()
+    });
+    let full = |i: usize, s: Screen| crate::format::width(&format!(" {} {} ", i + 1, s.title()));
+    let full_w: usize = 1 + Screen::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, s)| full(i, *s) + 1)
+        .sum::<usize>();
+    let compact = problems > 0 && full_w + problems > width;
+    let mut at = 1usize;
+    for (i, s) in Screen::ALL.iter().enumerate() {
+        let w = if compact && *s != app.screen {
+            3
+        } else {
+            full(i, *s)
+        };
+        if (at..at + w).contains(&usize::from(x)) {
+            return Some(*s);
+        }
+        at += w + usize::from(!compact);
+    }
+    None
+}

@@ -23,7 +23,7 @@ mod edit_popup;
 mod flow;
 pub mod long;
 use crate::format;
-mod header;
+pub mod header;
 pub mod jump;
 mod popup;
 pub mod rules;

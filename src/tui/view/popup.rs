@@ -131,6 +131,7 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
         Scope::Editor,
         Scope::Commit,
         Scope::Countdown,
+        Scope::Jump,
     ] {
         if !scopes.contains(&s) {
             scopes.push(s);

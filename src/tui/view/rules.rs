@@ -977,3 +977,58 @@ pub fn hscroll_limit(app: &App, rows: usize) -> usize {
         .max()
         .unwrap_or(0)
 }
+
+/// The chain tree's row at a screen position (an index into `app.rules.tree`).
+pub fn tree_row_at(app: &App, x: u16, y: u16) -> Option<usize> {
+    let tree_shown = app.size.0 >= super::NARROW || app.rules.focus == Focus::Tree;
+    if !tree_shown {
+        return None;
+    }
+    let a = super::areas(app.size, true).tree;
+    let inner = Block::bordered().inner(a);
+    if !inner.contains(ratatui::layout::Position { x, y }) {
+        return None;
+    }
+    let i = app.rules.tree_offset + usize::from(y - inner.y);
+    (i < app.rules.tree.len()).then_some(i)
+}
+
+/// The rules pane's row at a screen position: the index into the visible rows, and whether
+/// the position is on the rule's target (a click there follows a jump).
+pub fn rule_row_at(app: &App, x: u16, y: u16) -> Option<(usize, bool)> {
+    let tree_shown = app.size.0 >= super::NARROW || app.rules.focus == Focus::Tree;
+    let area = super::areas(app.size, tree_shown).rules;
+    let inner = Block::bordered().inner(area);
+    if !inner.contains(ratatui::layout::Position { x, y }) {
+        return None;
+    }
+    // The column header, except in save form.
+    let first = inner.y + u16::from(!app.rules.save_form);
+    if y < first {
+        return None;
+    }
+    let mut top = first;
+    let mut i = app.rules.offset;
+    while i < app.rules.visible.len() {
+        let h = row_height_at(app, i) as u16;
+        if y < top + h {
+            let on_target = app.native_chain().is_none() && !app.rules.save_form && {
+                let cols = rule_columns(inner.width, app.exact);
+                let mut left = inner.x;
+                let mut hit = false;
+                for (c, w) in &cols {
+                    if *c == Col::Target {
+                        hit = (left..left + w).contains(&x);
+                        break;
+                    }
+                    left += w + 1;
+                }
+                hit
+            };
+            return Some((i, on_target));
+        }
+        top += h;
+        i += 1;
+    }
+    None
+}

@@ -385,3 +385,31 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
+
+/// The steps list's row at a screen position (an index into the shown path's rows).
+pub fn step_row_at(app: &App, x: u16, y: u16) -> Option<usize> {
+    let tr = &app.trace;
+    tr.result.as_ref()?;
+    let (_, _, result, _) = areas(app.size, form_shown(app));
+    let inner = Block::bordered().inner(result);
+    let list_top = inner.y + RESULT_HEAD;
+    if !inner.contains(ratatui::layout::Position { x, y }) || y < list_top {
+        return None;
+    }
+    let mut top = list_top;
+    let n = tr.rows().len();
+    for i in tr.offset..n {
+        let h = row_height_at(app, i) as u16;
+        if y < top + h {
+            return Some(i);
+        }
+        top += h;
+    }
+    None
+}
+
+/// Whether a screen position is on the packet form.
+pub fn form_at(app: &App, x: u16, y: u16) -> bool {
+    let (_, form, _, _) = areas(app.size, form_shown(app));
+    form.width > 0 && form.contains(ratatui::layout::Position { x, y })
+}
