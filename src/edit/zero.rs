@@ -85,7 +85,9 @@ fn zero_kernel(tools: &Tools, dir: &std::path::Path, req: &ZeroRequest) -> Resul
     let tool = tools.list_tool(req.at.family);
     let args = req.args();
     let line = format!("{tool} {}", args.join(" "));
-    super::audit::check_writable(dir).map_err(|e| format!("not zeroed: {e}"))?;
+    super::backup::ensure_dir(dir)
+        .and_then(|()| super::audit::check_writable(dir))
+        .map_err(|e| format!("the audit log cannot record it: {e}"))?;
     let out = crate::source::kernel::tool_command(&tool, None)
         .map_err(|e| e.to_string())?
         .args(&args)

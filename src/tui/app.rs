@@ -808,10 +808,6 @@ impl App {
                 continue;
             };
             let sel = sel.clone();
-            let label = match &sel {
-                ChainSel::Iptables(k) => format!("{} {} {}", k.family.label(), k.table, k.chain),
-                ChainSel::Native(k) => k.to_string(),
-            };
             self.rules.back.clear();
             self.screen_back = None;
             self.select(sel, if dir > 0 { first } else { last });
@@ -821,8 +817,9 @@ impl App {
                 (true, false) => " (from the end)",
             };
             let plural = if hits.len() == 1 { "" } else { "s" };
+            // The title names the chain: the footer says little, to fit at 80 columns.
             self.edit
-                .say(format!("{label}: {} hit{plural}{round}", hits.len()), false);
+                .say(format!("{} hit{plural} here{round}", hits.len()), false);
             return;
         }
         self.edit.say(
