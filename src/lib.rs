@@ -4,6 +4,7 @@
 //! sits on the pure domain (`ruleset`, `conntrack`, `trace`, `edit`'s pure half). See docs/architecture.md.
 
 pub mod cli;
+pub mod config;
 pub mod conntrack;
 pub mod edit;
 pub mod format;

@@ -33,7 +33,7 @@ fn main() -> color_eyre::Result<()> {
             }
         }
     }
-    let cli = match Cli::from_arg_matches(&matches) {
+    let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
@@ -64,8 +64,34 @@ fn main() -> color_eyre::Result<()> {
         );
         std::process::exit(2);
     }
+    // The flags given on the command line win over the config file.
+    let flags = nfscope::config::Flags {
+        interval: given(&matches, "interval").then_some(cli.source.interval),
+        confirm_timeout: given(&matches, "confirm_timeout").then_some(cli.confirm_timeout),
+        no_mouse: cli.no_mouse,
+    };
     match &cli.command {
         None => {
+            // The config file first: a wrong one is refused before anything starts.
+            let settings = match nfscope::config::load(cli.config.as_deref(), &flags) {
+                Ok(loaded) => loaded.settings,
+                Err(e) => refuse(&e.0),
+            };
+            if let Err(e) = nfscope::tui::keymap::install(&settings.keys) {
+                refuse(&e);
+            }
+            if let Some(color) = settings.theme.color() {
+                nfscope::tui::theme::set_color(color);
+            }
+            cli.source.interval = settings.interval;
+            let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+            let write_dir = settings.write_dir(home.as_deref()).map(|d| {
+                if d.is_relative() {
+                    std::env::current_dir().map_or(d.clone(), |cwd| cwd.join(&d))
+                } else {
+                    d
+                }
+            });
             let cfg = cli.source.config()?;
             if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
                 eprintln!(
@@ -80,11 +106,17 @@ fn main() -> color_eyre::Result<()> {
                 cfg,
                 nfscope::tui::Options {
                     state_dir: cli.state_dir.clone(),
-                    confirm_timeout: std::time::Duration::from_secs(cli.confirm_timeout),
-                    ..Default::default()
+                    confirm_timeout: std::time::Duration::from_secs(settings.confirm_timeout),
+                    mouse: settings.mouse,
+                    write_dir,
                 },
             )
         }
+        Some(Command::Config(args)) => {
+            std::process::exit(cli::config::run(args, cli.config.as_deref(), &flags))
+        }
+        Some(Command::Completions(args)) => std::process::exit(cli::completions::run(args)),
+        Some(Command::Man) => std::process::exit(cli::man::run()),
         Some(Command::Rules(args)) => {
             let code = cli::rules::run(&cli.source, args)?;
             std::process::exit(code);
@@ -115,4 +147,24 @@ fn main() -> color_eyre::Result<()> {
             args.host_netns,
         )),
     }
+}
+
+/// Whether the argument `id` was given on the command line (before or after a subcommand),
+/// not defaulted.
+fn given(matches: &clap::ArgMatches, id: &str) -> bool {
+    let here = matches!(
+        matches.try_get_raw(id),
+        Ok(Some(_)) if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+    );
+    here || matches.subcommand().is_some_and(|(_, sub)| given(sub, id))
+}
+
+/// A configuration nfscope refuses: the sentence, and status 2 (a usage error) before
+/// anything starts.
+fn refuse(msg: &str) -> ! {
+    eprintln!(
+        "{}",
+        nfscope::format::visible_lines(&format!("nfscope: {msg}"))
+    );
+    std::process::exit(2)
 }

@@ -1,7 +1,10 @@
 //! The scriptable face: the command-line definition shared by the TUI and the subcommands.
 
 pub mod apply;
+pub mod completions;
+pub mod config;
 pub mod conntrack;
+pub mod man;
 pub mod rules;
 pub mod trace;
 mod trace_live;
@@ -24,9 +27,16 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Seconds a commit in the UI waits for its confirmation before the watchdog rolls it
-    /// back.
-    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    /// back (wins over the config file's `confirm_timeout`).
+    #[arg(long, value_name = "SECS", default_value_t = crate::config::DEFAULT_CONFIRM_TIMEOUT, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub confirm_timeout: u64,
+    /// The UI's config file (default: $XDG_CONFIG_HOME/nfscope/config.toml, else
+    /// ~/.config/nfscope/config.toml; see `nfscope config --print-default`).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// No mouse in the UI: clicks and the wheel are left to the terminal (to select text).
+    #[arg(long, global = true)]
+    pub no_mouse: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -47,6 +57,13 @@ pub enum Command {
     Confirm,
     /// Restore the latest backup of both families now, and disarm any pending watchdog.
     Rollback,
+    /// The UI's settings in effect, the config file's path (--path), or a commented default
+    /// file (--print-default).
+    Config(config::ConfigArgs),
+    /// Print a shell completion script (see docs/cli.md to install it).
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff): `nfscope man > nfscope.1; man -l nfscope.1`.
+    Man,
     /// The rollback watchdog, started by `apply` and the UI (not for people).
     #[command(hide = true)]
     Watchdog(apply::WatchdogArgs),
@@ -88,8 +105,9 @@ pub struct SourceArgs {
     /// this machine's. The iptables rules then come from --file/--file6 (none without them).
     #[arg(long, global = true, value_name = "PATH", conflicts_with_all = ["demo", "backend"])]
     pub nft_file: Option<PathBuf>,
-    /// Seconds between refreshes of the UI and `--watch` (0.1 to 3600; `apply` refuses it).
-    #[arg(long, global = true, default_value_t = 1.0, value_name = "SECS", value_parser = parse_interval)]
+    /// Seconds between refreshes of the UI and `--watch` (0.1 to 3600; wins over the config
+    /// file's `interval`; `apply` refuses it).
+    #[arg(long, global = true, default_value_t = crate::config::DEFAULT_INTERVAL, value_name = "SECS", value_parser = parse_interval)]
     pub interval: f64,
 }
 

@@ -2,6 +2,7 @@
 //! never drifts from what the keys do.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use std::sync::OnceLock;
 
 /// What the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -120,6 +121,97 @@ pub enum Action {
     /// A fixed-value field of the Trace form: the next / previous value.
     CycleNext,
     CyclePrev,
+}
+
+impl Action {
+    /// The action's name in the config file's `[keys]` table: stable snake_case, whatever the
+    /// variant is called in the code.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Quit => "quit",
+            Action::Help => "help",
+            Action::NextScreen => "next_screen",
+            Action::PrevScreen => "prev_screen",
+            Action::Up => "up",
+            Action::Down => "down",
+            Action::PageUp => "page_up",
+            Action::PageDown => "page_down",
+            Action::Top => "top",
+            Action::Bottom => "bottom",
+            Action::FocusLeft => "focus_left",
+            Action::FocusRight => "focus_right",
+            Action::Enter => "enter",
+            Action::Back => "back",
+            Action::Details => "details",
+            Action::Filter => "filter",
+            Action::ClearFilter => "clear_filter",
+            Action::ExactNumbers => "exact_numbers",
+            Action::ClosePopup => "close_popup",
+            Action::ShowRules => "show_rules",
+            Action::ShowConntrack => "show_conntrack",
+            Action::SortNext => "sort_next",
+            Action::SortPrev => "sort_prev",
+            Action::SortReverse => "sort_reverse",
+            Action::GroupBy => "group_by",
+            Action::Delete => "delete",
+            Action::DeleteMatching => "delete_matching",
+            Action::ShowMessages => "show_messages",
+            Action::Confirm => "confirm",
+            Action::Cancel => "cancel",
+            Action::DiscardSaved => "discard_saved",
+            Action::ShowTrace => "show_trace",
+            Action::TraceEntry => "trace_entry",
+            Action::NextField => "next_field",
+            Action::PrevField => "prev_field",
+            Action::RunTrace => "run_trace",
+            Action::LeaveForm => "leave_form",
+            Action::EditForm => "edit_form",
+            Action::SshFill => "ssh_fill",
+            Action::TraceKernel => "trace_kernel",
+            Action::NextPath => "next_path",
+            Action::PrevPath => "prev_path",
+            Action::ShowFlow => "show_flow",
+            Action::OtherFamily => "other_family",
+            Action::AddRule => "add_rule",
+            Action::InsertRule => "insert_rule",
+            Action::EditRule => "edit_rule",
+            Action::DeleteRule => "delete_rule",
+            Action::MoveRuleUp => "move_rule_up",
+            Action::MoveRuleDown => "move_rule_down",
+            Action::NewChain => "new_chain",
+            Action::RenameChain => "rename_chain",
+            Action::DeleteChain => "delete_chain",
+            Action::TogglePolicy => "toggle_policy",
+            Action::FlushChain => "flush_chain",
+            Action::ZeroCounters => "zero_counters",
+            Action::Undo => "undo",
+            Action::Redo => "redo",
+            Action::ShowChanges => "show_changes",
+            Action::Unstage => "unstage",
+            Action::DiscardAll => "discard_all",
+            Action::Commit => "commit",
+            Action::Save => "save",
+            Action::CancelEdit => "cancel_edit",
+            Action::Complete => "complete",
+            Action::Rebase => "rebase",
+            Action::KeepChange => "keep_change",
+            Action::Extend => "extend",
+            Action::RollBack => "roll_back",
+            Action::Yank => "yank",
+            Action::WriteView => "write_view",
+            Action::EventLog => "event_log",
+            Action::JumpChain => "jump_chain",
+            Action::SearchNext => "search_next",
+            Action::SearchPrev => "search_prev",
+            Action::ScrollLeft => "scroll_left",
+            Action::ScrollRight => "scroll_right",
+            Action::ToggleWrap => "toggle_wrap",
+            Action::SaveForm => "save_form",
+            Action::StageInstead => "stage_instead",
+            Action::CycleNext => "cycle_next",
+            Action::CyclePrev => "cycle_prev",
+        }
+    }
 }
 
 /// Where a key binding applies. Popups see keys first, then the screen, then global keys.
@@ -1183,6 +1275,282 @@ pub const KEYMAP: &[Binding] = &[
     },
 ];
 
+/// The table in effect: `KEYMAP` with the config file's `[keys]` overrides, once `install`ed
+/// at start-up; `KEYMAP` itself until then (and in tests).
+static INSTALLED: OnceLock<Vec<Binding>> = OnceLock::new();
+
+/// The keymap in effect: dispatch, the footer hints and the help all read this.
+pub fn bindings() -> &'static [Binding] {
+    INSTALLED.get().map_or(KEYMAP, Vec::as_slice)
+}
+
+/// Make `overrides` (from the config file's `[keys]`) the keymap in effect, once, before the UI
+/// starts. The same checks as `overridden`.
+pub fn install(overrides: &[(Action, Vec<Key>)]) -> Result<(), String> {
+    if overrides.is_empty() {
+        return Ok(());
+    }
+    let table = overridden(overrides).map_err(|e| e.message)?;
+    INSTALLED
+        .set(table)
+        .map_err(|_| "the keymap was installed twice".to_string())
+}
+
+/// Why a set of key overrides was refused, and the override to blame (for the config file's
+/// line number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverrideError {
+    pub action: Action,
+    pub message: String,
+}
+
+/// The screens' scopes: each is looked at before `Global`, so a key bound on one of them hides
+/// the global key everywhere on that screen.
+const SCREENS: &[Scope] = &[
+    Scope::Rules,
+    Scope::Conntrack,
+    Scope::Trace,
+    Scope::Flow,
+    Scope::Changes,
+];
+
+/// `KEYMAP` with each overridden action's keys replaced by the given ones, in every scope
+/// where the action is bound (an empty list unbinds it). Refused: Ctrl-C for anything but
+/// quit (it always quits), and a key an override makes ambiguous: bound twice in one scope,
+/// or bound on a screen and globally (the screen's would hide the global one there). The
+/// override key lists are leaked: this runs once at start-up.
+pub fn overridden(overrides: &[(Action, Vec<Key>)]) -> Result<Vec<Binding>, OverrideError> {
+    let mut table = KEYMAP.to_vec();
+    for (action, keys) in overrides {
+        let action = *action;
+        if !KEYMAP.iter().any(|b| b.action == action) {
+            return Err(OverrideError {
+                action,
+                message: format!("{} has no keys to replace", action.name()),
+            });
+        }
+        let mut uniq: Vec<Key> = Vec::with_capacity(keys.len());
+        for key in keys {
+            if *key == ctrl('c') && action != Action::Quit {
+                return Err(OverrideError {
+                    action,
+                    message: format!(
+                        "ctrl-c cannot be bound to {}: it always quits",
+                        action.name()
+                    ),
+                });
+            }
+            if !uniq.contains(key) {
+                uniq.push(*key);
+            }
+        }
+        let keys: &'static [Key] = Box::leak(uniq.into_boxed_slice());
+        for b in table.iter_mut().filter(|b| b.action == action) {
+            b.keys = keys;
+        }
+    }
+    let changed = |b: &Binding| overrides.iter().any(|(a, _)| *a == b.action);
+    for (i, a) in table.iter().enumerate() {
+        for b in &table[i + 1..] {
+            if !(changed(a) || changed(b)) || a.action == b.action {
+                continue;
+            }
+            let shadow = (a.scope == Scope::Global && SCREENS.contains(&b.scope))
+                || (b.scope == Scope::Global && SCREENS.contains(&a.scope));
+            if a.scope != b.scope && !shadow {
+                continue;
+            }
+            let Some(key) = a.keys.iter().find(|k| b.keys.contains(k)) else {
+                continue;
+            };
+            let blame = if changed(a) { a.action } else { b.action };
+            let message = if a.scope == b.scope {
+                format!(
+                    "{} would be bound to both {} and {} ({}): give one of them another key",
+                    key_spec(key),
+                    a.action.name(),
+                    b.action.name(),
+                    a.scope.title()
+                )
+            } else {
+                let (global, screen) = if a.scope == Scope::Global {
+                    (a, b)
+                } else {
+                    (b, a)
+                };
+                format!(
+                    "{} would be both {} (everywhere) and {} ({}, which sees it first): give one of them another key",
+                    key_spec(key),
+                    global.action.name(),
+                    screen.action.name(),
+                    screen.scope.title()
+                )
+            };
+            return Err(OverrideError {
+                action: blame,
+                message,
+            });
+        }
+    }
+    Ok(table)
+}
+
+/// The action called `name` in the config file, among those the keymap binds.
+pub fn action_named(name: &str) -> Result<Action, String> {
+    let names = action_names();
+    if let Some(a) = KEYMAP.iter().map(|b| b.action).find(|a| a.name() == name) {
+        return Ok(a);
+    }
+    // Names holding what was typed (or held in it) first, else the few within a typo or two.
+    let holds = |n: &str| n.contains(name) || (name.len() >= 3 && name.contains(n));
+    let mut close: Vec<(usize, &str)> = if names.iter().any(|n| holds(n)) {
+        names
+            .iter()
+            .filter(|n| holds(n))
+            .map(|n| (n.len(), *n))
+            .collect()
+    } else {
+        names
+            .iter()
+            .map(|n| (distance(name, n), *n))
+            .filter(|(d, _)| *d <= (name.chars().count() / 3).max(2))
+            .collect()
+    };
+    close.sort();
+    let close: Vec<&str> = close.into_iter().take(4).map(|(_, n)| n).collect();
+    Err(if close.is_empty() {
+        format!("there is no action {name:?} (`nfscope config --print-default` lists them all)")
+    } else {
+        format!(
+            "there is no action {name:?}; did you mean {}? (`nfscope config --print-default` lists them all)",
+            close.join(", ")
+        )
+    })
+}
+
+/// Every action the keymap binds, by name, in the table's order.
+pub fn action_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for b in KEYMAP {
+        if !names.contains(&b.action.name()) {
+            names.push(b.action.name());
+        }
+    }
+    names
+}
+
+/// Levenshtein distance, for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The named keys of the config file's key syntax (lower case), with their codes.
+const KEY_NAMES: &[(&str, KeyCode)] = &[
+    ("enter", KeyCode::Enter),
+    ("return", KeyCode::Enter),
+    ("esc", KeyCode::Esc),
+    ("escape", KeyCode::Esc),
+    ("tab", KeyCode::Tab),
+    ("backtab", KeyCode::BackTab),
+    ("shift-tab", KeyCode::BackTab),
+    ("backspace", KeyCode::Backspace),
+    ("bksp", KeyCode::Backspace),
+    ("up", KeyCode::Up),
+    ("down", KeyCode::Down),
+    ("left", KeyCode::Left),
+    ("right", KeyCode::Right),
+    ("pgup", KeyCode::PageUp),
+    ("pageup", KeyCode::PageUp),
+    ("pgdn", KeyCode::PageDown),
+    ("pagedown", KeyCode::PageDown),
+    ("home", KeyCode::Home),
+    ("end", KeyCode::End),
+    ("del", KeyCode::Delete),
+    ("delete", KeyCode::Delete),
+    ("ins", KeyCode::Insert),
+    ("insert", KeyCode::Insert),
+    ("space", KeyCode::Char(' ')),
+];
+
+/// A key as the config file writes it: one character (`x`, `G`, `:`), `ctrl-x`, `alt-x`
+/// (`ctrl-alt-x` too), or a name (`enter`, `esc`, `tab`, `backtab`, `backspace`, `up`,
+/// `down`, `left`, `right`, `pgup`, `pgdn`, `home`, `end`, `del`, `ins`, `space`, `f1` to
+/// `f12`), modifiers and names in any case.
+pub fn parse_key(spec: &str) -> Result<Key, String> {
+    let bad = || {
+        format!(
+            "{spec:?} is not a key: write one character (\"x\", \"G\", \":\"), ctrl-x, alt-x, or a name \
+             (enter, esc, tab, backtab, backspace, up, down, left, right, pgup, pgdn, home, end, del, space, f1 to f12)"
+        )
+    };
+    let (mut ctrl, mut alt) = (false, false);
+    let mut rest = spec;
+    loop {
+        // The prefixes are ASCII: a lower-cased copy has the same byte offsets.
+        let lower = rest.to_ascii_lowercase();
+        if !ctrl && lower.starts_with("ctrl-") && rest.len() > 5 {
+            ctrl = true;
+            rest = &rest[5..];
+        } else if !alt && lower.starts_with("alt-") && rest.len() > 4 {
+            alt = true;
+            rest = &rest[4..];
+        } else {
+            break;
+        }
+    }
+    let mut chars = rest.chars();
+    let code = match (chars.next(), chars.next()) {
+        (Some(c), None) if !c.is_control() => {
+            // Terminals send Ctrl with a letter as the lower-case letter.
+            KeyCode::Char(if ctrl { c.to_ascii_lowercase() } else { c })
+        }
+        (Some(_), Some(_)) => {
+            let lower = rest.to_ascii_lowercase();
+            if let Some((_, code)) = KEY_NAMES.iter().find(|(n, _)| *n == lower) {
+                *code
+            } else if let Some(n) = lower
+                .strip_prefix('f')
+                .and_then(|n| n.parse::<u8>().ok())
+                .filter(|n| (1..=12).contains(n))
+            {
+                KeyCode::F(n)
+            } else {
+                return Err(bad());
+            }
+        }
+        _ => return Err(bad()),
+    };
+    Ok(Key { code, ctrl, alt })
+}
+
+/// How the config file writes `key` (what `parse_key` reads back).
+pub fn key_spec(key: &Key) -> String {
+    let base = match key.code {
+        KeyCode::Char(' ') => "space".to_string(),
+        KeyCode::Char(c) => c.to_string(),
+        KeyCode::F(n) => format!("f{n}"),
+        code => KEY_NAMES.iter().find(|(_, c)| *c == code).map_or_else(
+            || format!("{code:?}").to_lowercase(),
+            |(n, _)| n.to_string(),
+        ),
+    };
+    format!(
+        "{}{}{base}",
+        if key.ctrl { "ctrl-" } else { "" },
+        if key.alt { "alt-" } else { "" }
+    )
+}
+
 fn key_matches(key: &Key, ev: &KeyEvent) -> bool {
     let is_ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
     if key.ctrl != is_ctrl || key.alt != ev.modifiers.contains(KeyModifiers::ALT) {
@@ -1197,12 +1565,17 @@ fn key_matches(key: &Key, ev: &KeyEvent) -> bool {
 
 /// Resolve a key press, looking at the scopes in the order given (first match wins).
 pub fn resolve(ev: &KeyEvent, scopes: &[Scope]) -> Option<Action> {
+    resolve_in(bindings(), ev, scopes)
+}
+
+/// `resolve` in the given table.
+fn resolve_in(table: &[Binding], ev: &KeyEvent, scopes: &[Scope]) -> Option<Action> {
     // Ctrl-C always quits, whatever has the focus.
     if ev.modifiers.contains(KeyModifiers::CONTROL) && ev.code == KeyCode::Char('c') {
         return Some(Action::Quit);
     }
     scopes.iter().find_map(|scope| {
-        KEYMAP
+        table
             .iter()
             .filter(|b| b.scope == *scope)
             .find(|b| b.keys.iter().any(|key| key_matches(key, ev)))
@@ -1229,18 +1602,17 @@ pub fn key_label(key: &Key) -> String {
         KeyCode::Home => "Home".into(),
         KeyCode::End => "End".into(),
         KeyCode::Delete => "Del".into(),
+        KeyCode::Insert => "Ins".into(),
+        KeyCode::F(n) => format!("F{n}"),
         other => format!("{other:?}"),
     };
-    if key.ctrl {
-        format!("Ctrl-{base}")
-    } else if key.alt {
-        format!("Alt-{base}")
-    } else {
-        base
-    }
+    format!(
+        "{}{}{base}",
+        if key.ctrl { "Ctrl-" } else { "" },
+        if key.alt { "Alt-" } else { "" }
+    )
 }
 
-/// The footer's hints for the given scopes: `(keys, what)` pairs.
 /// The hints a narrow footer keeps before any other: what the screen is for (commit on the
 /// Changes screen, answering a question, the countdown), help and quit.
 pub const PRIMARY: &[&str] = &[
@@ -1259,11 +1631,13 @@ pub const PRIMARY: &[&str] = &[
 /// native nftables chain, read-only).
 pub const STAGING_HINTS: &[&str] = &["add"];
 
+/// The footer's hints for the given scopes: `(keys, what)` pairs. An action the config file
+/// unbound (`[]`) has none.
 pub fn hints(scopes: &[Scope]) -> Vec<(String, &'static str)> {
-    KEYMAP
+    bindings()
         .iter()
         .filter(|b| scopes.contains(&b.scope))
-        .filter_map(|b| b.hint.map(|h| (key_label(&b.keys[0]), h)))
+        .filter_map(|b| Some((key_label(b.keys.first()?), b.hint?)))
         .collect()
 }
 
@@ -1342,5 +1716,176 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn ov(name: &str, keys: &[&str]) -> (Action, Vec<Key>) {
+        (
+            action_named(name).unwrap(),
+            keys.iter().map(|k| parse_key(k).unwrap()).collect(),
+        )
+    }
+
+    #[test]
+    fn action_names_are_the_variants_in_snake_case_and_unique() {
+        let names = action_names();
+        for b in KEYMAP {
+            let debug = format!("{:?}", b.action);
+            let mut snake = String::new();
+            for (i, c) in debug.chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    snake.push('_');
+                }
+                snake.push(c.to_ascii_lowercase());
+            }
+            assert_eq!(b.action.name(), snake);
+            assert_eq!(action_named(&snake), Ok(b.action));
+        }
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len());
+    }
+
+    #[test]
+    fn unknown_actions_suggest_close_names() {
+        let err = action_named("qiut").unwrap_err();
+        assert!(err.contains("did you mean quit"), "{err}");
+        let err = action_named("jump").unwrap_err();
+        assert!(err.contains("jump_chain"), "{err}");
+        assert!(action_named("zzzzzzzzzzzz").is_err());
+    }
+
+    #[test]
+    fn key_specs() {
+        assert_eq!(parse_key("x"), Ok(k('x')));
+        assert_eq!(parse_key("G"), Ok(k('G')));
+        assert_eq!(parse_key("-"), Ok(k('-')));
+        assert_eq!(parse_key(":"), Ok(k(':')));
+        assert_eq!(parse_key("ctrl-p"), Ok(ctrl('p')));
+        assert_eq!(parse_key("Ctrl-P"), Ok(ctrl('p')));
+        assert_eq!(parse_key("alt-up"), Ok(alt(KeyCode::Up)));
+        assert_eq!(parse_key("ALT-x"), Ok(alt(KeyCode::Char('x'))));
+        assert_eq!(
+            parse_key("ctrl-alt-x"),
+            Ok(Key {
+                code: KeyCode::Char('x'),
+                ctrl: true,
+                alt: true
+            })
+        );
+        assert_eq!(parse_key("Enter"), Ok(code(KeyCode::Enter)));
+        assert_eq!(parse_key("space"), Ok(k(' ')));
+        assert_eq!(parse_key("pgdn"), Ok(code(KeyCode::PageDown)));
+        assert_eq!(parse_key("backtab"), Ok(code(KeyCode::BackTab)));
+        assert_eq!(parse_key("F12"), Ok(code(KeyCode::F(12))));
+        for bad in [
+            "",
+            "f13",
+            "f0",
+            "ctrl-",
+            "ctrl-enterx",
+            "xy",
+            "\t",
+            "\u{7}",
+            "hyper-x",
+        ] {
+            let err = parse_key(bad).unwrap_err();
+            assert!(err.contains("is not a key"), "{bad:?}: {err}");
+        }
+        // What the help shows, and what the config file writes, read back the same.
+        for b in KEYMAP {
+            for key in b.keys {
+                assert_eq!(parse_key(&key_spec(key)), Ok(*key), "{key:?}");
+            }
+        }
+        assert_eq!(key_label(&code(KeyCode::F(5))), "F5");
+    }
+
+    #[test]
+    fn an_override_replaces_the_keys_in_every_scope() {
+        let table = overridden(&[ov("quit", &["x"]), ov("exact_numbers", &["#"])]).unwrap();
+        let x = press(KeyCode::Char('x'));
+        let q = press(KeyCode::Char('q'));
+        let hash = press(KeyCode::Char('#'));
+        let rules = [Scope::Rules, Scope::Global];
+        assert_eq!(resolve_in(&table, &x, &rules), Some(Action::Quit));
+        assert_eq!(resolve_in(&table, &q, &rules), None);
+        assert_eq!(
+            resolve_in(&table, &hash, &rules),
+            Some(Action::ExactNumbers)
+        );
+        let ct = [Scope::Conntrack, Scope::Global];
+        assert_eq!(resolve_in(&table, &hash, &ct), Some(Action::ExactNumbers));
+        // Popups keep their own q, and Ctrl-C still quits.
+        assert_eq!(
+            resolve_in(&table, &q, &[Scope::Popup, Scope::Global]),
+            Some(Action::ClosePopup)
+        );
+        let c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(resolve_in(&table, &c, &rules), Some(Action::Quit));
+        // The rest of the table is untouched, in its order.
+        assert_eq!(table.len(), KEYMAP.len());
+        for (a, b) in table.iter().zip(KEYMAP) {
+            assert_eq!((a.scope, a.action, a.help), (b.scope, b.action, b.help));
+            if ![Action::Quit, Action::ExactNumbers].contains(&a.action) {
+                assert_eq!(a.keys, b.keys);
+            }
+        }
+    }
+
+    #[test]
+    fn an_override_that_makes_a_key_ambiguous_is_refused() {
+        // j is already "down" on the Rules screen.
+        let err = overridden(&[ov("up", &["up", "j"])]).unwrap_err();
+        assert_eq!(err.action, Action::Up);
+        assert!(
+            err.message.contains("up") && err.message.contains("down"),
+            "{}",
+            err.message
+        );
+        // x is exact_numbers on the Rules screen, which is looked at before the global quit.
+        let err = overridden(&[ov("quit", &["x"])]).unwrap_err();
+        assert_eq!(err.action, Action::Quit);
+        assert!(
+            err.message.contains("quit") && err.message.contains("exact_numbers"),
+            "{}",
+            err.message
+        );
+        // Swapping two keys is fine.
+        overridden(&[ov("undo", &["U"]), ov("insert_rule", &["u"])]).unwrap();
+        overridden(&[ov("up", &["j"]), ov("down", &["k"])]).unwrap();
+        let err = overridden(&[ov("help", &["ctrl-c"])]).unwrap_err();
+        assert!(err.message.contains("always quits"), "{}", err.message);
+        overridden(&[ov("quit", &["q", "ctrl-c", "ctrl-q"])]).unwrap();
+    }
+
+    #[test]
+    fn an_empty_list_unbinds() {
+        let table = overridden(&[ov("help", &[])]).unwrap();
+        let help = press(KeyCode::Char('?'));
+        assert_eq!(resolve_in(&table, &help, &[Scope::Global]), None);
+    }
+
+    #[test]
+    fn no_screen_key_hides_a_global_key() {
+        for g in KEYMAP.iter().filter(|b| b.scope == Scope::Global) {
+            for s in KEYMAP.iter().filter(|b| SCREENS.contains(&b.scope)) {
+                for key in g.keys {
+                    assert!(
+                        !s.keys.contains(key),
+                        "{key:?} is {:?} everywhere and {:?} on {:?}",
+                        g.action,
+                        s.action,
+                        s.scope
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn without_overrides_the_table_is_keymap() {
+        assert!(install(&[]).is_ok());
+        assert_eq!(bindings().len(), KEYMAP.len());
     }
 }

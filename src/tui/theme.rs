@@ -1,6 +1,18 @@
 //! Colours and emphasis, in one place. With NO_COLOR set, only bold, dim and reverse are used.
 
 use ratatui::style::{Color, Modifier, Style};
+use std::sync::OnceLock;
+
+/// Colour on or off whatever NO_COLOR says: the config file's `theme`, set once at start-up.
+static COLOR: OnceLock<bool> = OnceLock::new();
+
+/// Turn colour on or off for the whole run (the config file's `theme = "color"` or `"mono"`;
+/// `"auto"` sets nothing). Once only: false if it was set already.
+pub fn set_color(color: bool) -> bool {
+    // crossterm drops colour sequences under NO_COLOR on its own; the user's choice wins.
+    ratatui::crossterm::style::Colored::set_ansi_color_disabled(!color);
+    COLOR.set(color).is_ok()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Theme {
@@ -8,10 +20,15 @@ pub struct Theme {
 }
 
 impl Theme {
-    /// Colour unless the NO_COLOR convention (https://no-color.org) asks for none.
+    /// Colour unless the NO_COLOR convention (https://no-color.org) asks for none, or the
+    /// config file's `theme` decided (a user's configuration wins over NO_COLOR, as the
+    /// convention says).
     pub fn from_env() -> Self {
         Theme {
-            color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            color: COLOR
+                .get()
+                .copied()
+                .unwrap_or_else(|| std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())),
         }
     }
 

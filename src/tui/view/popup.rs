@@ -4,7 +4,7 @@ use super::format::{human, rate};
 use crate::ruleset::rule::OptionArg;
 use crate::ruleset::save::{CounterMode, rule_line};
 use crate::tui::app::App;
-use crate::tui::keymap::{KEYMAP, Scope, key_label};
+use crate::tui::keymap::{Scope, bindings, key_label};
 use crate::tui::scroll::Scroll;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
@@ -139,7 +139,7 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
     }
     for scope in scopes {
         lines.push(Line::styled(scope.title(), t.header()));
-        for b in KEYMAP.iter().filter(|b| b.scope == scope) {
+        for b in bindings().iter().filter(|b| b.scope == scope) {
             let keys: Vec<String> = b.keys.iter().map(key_label).collect();
             lines.push(Line::from(vec![
                 Span::styled(format!("  {:<16}", keys.join(" ")), t.key()),
