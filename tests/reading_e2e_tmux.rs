@@ -5,6 +5,12 @@
 //! entering the Trace screen, and `Z` zeroing a chain's counters in a throwaway namespace with
 //! no countdown.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 mod common;
 use common::tmux::{Run, Tmux};
 use common::{NetNs, have_tools};
