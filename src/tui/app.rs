@@ -1173,12 +1173,12 @@ impl App {
                     }
                     return Vec::new();
                 }
-                Action::ClosePopup => {
+                Action::CancelEdit => {
                     self.popup = None;
                     return Vec::new();
                 }
-                Action::Up => j.move_cursor(-1),
-                Action::Down => j.move_cursor(1),
+                Action::PrevField | Action::Up => j.move_cursor(-1),
+                Action::NextField | Action::Down => j.move_cursor(1),
                 Action::Back => j.delete_char(),
                 _ => {}
             }
