@@ -11,7 +11,6 @@
 
 mod common;
 use common::screen::{ch, demo_app, key, render, typed};
-use nfscope::tui::app::Popup;
 use nfscope::tui::event::Cmd;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -160,7 +159,7 @@ fn the_search_survives_a_chain_change_and_n_walks_the_chains() {
 fn the_trace_screen_gives_the_path_the_width_at_80_columns() {
     let mut app = demo_app(80, 24);
     ch(&mut app, '3');
-    assert!(matches!(app.popup, None));
+    assert!(app.popup.is_none());
     ch(&mut app, 'e');
     for (tabs, text) in [
         (1, "198.51.100.7"),
