@@ -678,14 +678,9 @@ impl App {
         );
         // Wrapped rows are taller: the cursor's row must still be on screen, whole.
         if self.rules.wrap {
-            while self.rules.offset < self.rules.cursor
-                && (self.rules.offset..=self.rules.cursor)
-                    .map(|i| view::rules::row_height_at(self, i))
-                    .sum::<usize>()
-                    > rows
-            {
-                self.rules.offset += 1;
-            }
+            self.rules.offset = whole_in_view(self.rules.offset, self.rules.cursor, rows, |i| {
+                view::rules::row_height_at(self, i)
+            });
         }
         // The tree scrolls to keep the selected chain in view.
         if let Some(i) = self.tree_index() {
@@ -1485,14 +1480,9 @@ impl App {
         let rows = self.trace_rows();
         self.trace.scroll_into_view(rows);
         if self.trace.wrap {
-            while self.trace.offset < self.trace.cursor
-                && (self.trace.offset..=self.trace.cursor)
-                    .map(|i| view::trace::row_height_at(self, i))
-                    .sum::<usize>()
-                    > rows
-            {
-                self.trace.offset += 1;
-            }
+            self.trace.offset = whole_in_view(self.trace.offset, self.trace.cursor, rows, |i| {
+                view::trace::row_height_at(self, i)
+            });
         }
     }
 
@@ -1846,6 +1836,20 @@ pub fn filter_haystack(r: &Rule, family: Family) -> String {
     ]
     .join(" \u{1f} ")
     .to_lowercase()
+}
+
+/// The first row to show so that the cursor's row, `height(i)` screen rows tall, is on screen
+/// whole in `rows` rows, moving the window down from `offset` only as far as needed.
+fn whole_in_view(
+    mut offset: usize,
+    cursor: usize,
+    rows: usize,
+    height: impl Fn(usize) -> usize,
+) -> usize {
+    while offset < cursor && (offset..=cursor).map(&height).sum::<usize>() > rows {
+        offset += 1;
+    }
+    offset
 }
 
 /// How many columns `<` and `>` scroll long text.

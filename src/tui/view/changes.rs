@@ -114,11 +114,7 @@ fn draw_diff(frame: &mut Frame, app: &App, area: Rect) {
             };
             let text = crate::format::visible(&r.text);
             let w = usize::from(inner.width);
-            let parts = if app.edit.diff_wrap {
-                super::long::wrap(&text, w)
-            } else {
-                vec![super::long::window(&text, app.edit.diff_hscroll, w)]
-            };
+            let parts = super::long::rows(&text, app.edit.diff_wrap, app.edit.diff_hscroll, w);
             lines.extend(
                 parts
                     .into_iter()

@@ -87,6 +87,16 @@ pub fn wrap(text: &str, cols: usize) -> Vec<String> {
         .collect()
 }
 
+/// The rows a long line shows as: wrapped to `cols` (`wrap`), else the one window of it after
+/// `skip` columns.
+pub fn rows(text: &str, wrap_it: bool, skip: usize, cols: usize) -> Vec<String> {
+    if wrap_it {
+        wrap(text, cols)
+    } else {
+        vec![window(text, skip, cols)]
+    }
+}
+
 /// How many rows `text` takes wrapped to `cols`.
 pub fn wrapped_rows(text: &str, cols: usize) -> usize {
     wrap(text, cols).len()

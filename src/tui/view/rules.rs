@@ -481,19 +481,7 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
         }
         room = room.saturating_sub(height);
         let text_cell = |text: &str, w: u16, hscroll: usize| -> Cell<'static> {
-            if app.rules.wrap {
-                let lines: Vec<Line> = long::wrap(text, usize::from(w))
-                    .into_iter()
-                    .map(|l| marked(&l, &needles, t))
-                    .collect();
-                Cell::from(ratatui::text::Text::from(lines))
-            } else {
-                Cell::from(marked(
-                    &long::window(text, hscroll, usize::from(w)),
-                    &needles,
-                    t,
-                ))
-            }
+            marked_rows(text, app.rules.wrap, hscroll, usize::from(w), &needles, t)
         };
         let cells = cols.iter().map(|&(c, w)| match c {
             Col::Num => {
@@ -646,11 +634,7 @@ fn draw_save_form(frame: &mut Frame, app: &App, key: &ChainKey, shown: &[Shown],
         } else {
             style
         };
-        let parts = if app.rules.wrap {
-            long::wrap(&text, w)
-        } else {
-            vec![long::window(&text, app.rules.hscroll, w)]
-        };
+        let parts = long::rows(&text, app.rules.wrap, app.rules.hscroll, w);
         for p in parts {
             if lines.len() >= usize::from(inner.height) {
                 break;
@@ -799,17 +783,14 @@ fn draw_native(frame: &mut Frame, app: &App, area: Rect) {
                 "handle" => {
                     Cell::from(Line::from(r.handle.to_string()).right_aligned()).style(t.dim())
                 }
-                _ if app.rules.wrap => Cell::from(ratatui::text::Text::from(
-                    long::wrap(&label, text_w)
-                        .into_iter()
-                        .map(|l| marked(&l, &needles, t))
-                        .collect::<Vec<_>>(),
-                )),
-                _ => Cell::from(marked(
-                    &long::window(&label, app.rules.hscroll, text_w),
+                _ => marked_rows(
+                    &label,
+                    app.rules.wrap,
+                    app.rules.hscroll,
+                    text_w,
                     &needles,
                     t,
-                )),
+                ),
             })
             .collect();
         let row = Row::new(cells).height(height as u16);
@@ -830,6 +811,23 @@ pub(crate) fn native_label(app: &App, r: &crate::source::native::NativeRule) -> 
     } else {
         text.into_owned()
     }
+}
+
+/// A cell of long text: wrapped over several rows or one sideways window of it, the filter's
+/// words marked.
+fn marked_rows(
+    text: &str,
+    wrap: bool,
+    hscroll: usize,
+    cols: usize,
+    needles: &[String],
+    t: crate::tui::theme::Theme,
+) -> Cell<'static> {
+    let lines: Vec<Line> = long::rows(text, wrap, hscroll, cols)
+        .iter()
+        .map(|l| marked(l, needles, t))
+        .collect();
+    Cell::from(ratatui::text::Text::from(lines))
 }
 
 /// `text` with every case-insensitive occurrence of a filter word marked, so a filtered row

@@ -269,11 +269,7 @@ fn draw_result(frame: &mut Frame, app: &App, area: Rect) {
                 t.selected_unfocused()
             };
         }
-        let parts = if tr.wrap {
-            super::long::wrap(&text, w)
-        } else {
-            vec![super::long::window(&text, tr.hscroll, w)]
-        };
+        let parts = super::long::rows(&text, tr.wrap, tr.hscroll, w);
         for p in parts {
             lines.push(Line::styled(p, style));
         }
