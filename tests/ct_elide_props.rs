@@ -123,14 +123,3 @@ proptest! {
         prop_assert!(width(&wide) >= width(&narrow), "{narrow:?} at {w}, {wide:?} at {}", w + 1);
     }
 }
-
-#[test]
-fn examples_from_the_rule() {
-    assert_eq!(
-        elide_addr("2001:db8:85a3::8a2e:370:7334", 20),
-        "2001:db8:85a3:…:7334"
-    );
-    assert_eq!(elide_addr("192.168.100.200", 12), "192.….200");
-    assert_eq!(elide_addr("[2001:db8::7]:443", 40), "[2001:db8::7]:443");
-    assert_eq!(elide_addr("10.0.0.103:33588", 15), "10.….103:33588");
-}
