@@ -785,6 +785,12 @@ fn file_sources_say_there_is_no_conntrack() {
     key(&mut app, KeyCode::Char('d'));
     assert_eq!(app.popup, None);
     assert!(render(&app).contains("no conntrack table to delete from"));
+    // The event log says the same, not that the table is being read.
+    key(&mut app, KeyCode::Char('E'));
+    let screen = render(&app);
+    assert!(screen.contains("✗ no conntrack with --file"), "{screen}");
+    assert!(!screen.contains("Reading the conntrack table"), "{screen}");
+    key(&mut app, KeyCode::Char('E'));
     key(&mut app, KeyCode::Tab);
     assert_eq!(app.screen, Screen::Trace);
 }

@@ -1167,6 +1167,13 @@ fn draw_log(frame: &mut Frame, app: &App, area: Rect) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if log.is_empty() {
+        if ct.via.is_none()
+            && let Some(why) = empty_reason(app)
+        {
+            // No table (yet, or at all): the list's own words for it.
+            frame.render_widget(Paragraph::new(why).wrap(Wrap { trim: false }), inner);
+            return;
+        }
         let why = match (&log.filter, ct.via) {
             (_, None) => "Reading the conntrack table…".to_string(),
             (Some(f), _) => format!(
