@@ -257,6 +257,132 @@ fn is_mark(c: char) -> bool {
     !c.is_ascii() && escape_of(c).is_none() && unicode_width::UnicodeWidthChar::width(c) == Some(0)
 }
 
+/// An address split for [`elide_addr`]: what wraps it (`[`, `]:443`, `:443`), the address
+/// itself, and the character between its groups.
+struct AddrParts<'a> {
+    pre: &'a str,
+    addr: &'a str,
+    post: &'a str,
+    sep: u8,
+}
+
+/// `a.b.c.d`, `a.b.c.d:port`, an IPv6 address, or `[v6]:port`; `None` for anything else.
+fn addr_parts(s: &str) -> Option<AddrParts<'_>> {
+    let port_ok = |p: &str| p.is_empty() || p.bytes().all(|b| b.is_ascii_digit());
+    let v4_ok = |a: &str| a.contains('.') && a.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let v6_ok = |a: &str| {
+        a.contains(':')
+            && a.bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+    };
+    if let Some(rest) = s.strip_prefix('[') {
+        let (a, after) = rest.split_once(']')?;
+        let port = match after {
+            "" => "",
+            p => p.strip_prefix(':')?,
+        };
+        return (v6_ok(a) && port_ok(port)).then(|| AddrParts {
+            pre: "[",
+            addr: a,
+            post: &rest[a.len()..],
+            sep: b':',
+        });
+    }
+    match s.split_once(':') {
+        // One colon after a dotted address: IPv4 with a port.
+        Some((a, port)) if !port.contains(':') && v4_ok(a) => port_ok(port).then(|| AddrParts {
+            pre: "",
+            addr: a,
+            post: &s[a.len()..],
+            sep: b'.',
+        }),
+        Some(_) => v6_ok(s).then_some(AddrParts {
+            pre: "",
+            addr: s,
+            post: "",
+            sep: b':',
+        }),
+        None => v4_ok(s).then_some(AddrParts {
+            pre: "",
+            addr: s,
+            post: "",
+            sep: b'.',
+        }),
+    }
+}
+
+/// An IPv4 or IPv6 address, bare or with a port (`192.0.2.7:443`, `[2001:db8::7]:443`),
+/// shortened to fit `width` cells without ever cutting a group (an IPv4 octet, an IPv6
+/// hextet). The first of these that fits is returned:
+///
+/// 1. the whole address;
+/// 2. its first groups, as many as fit (one at least), then `…` in place of one or more whole
+///    groups, then its last group, with the separators on both sides of the `…` kept, and the
+///    port whole: `2001:db8:85a3:…:7334`, `192.168.….200`, `[2001:db8:…::105]:443`;
+/// 3. `…` and the last group (not even the first group fits): `….200:443`, `[…::105]:443`;
+/// 4. `…` and the port: `…:443`, `[…]:443`;
+/// 5. `…` alone (nothing at width 0).
+///
+/// So what is shown is never ambiguous: every group on screen is whole and in its place from
+/// the start or from the end, the last group is always kept from a width of form 3 up, and
+/// `…` always stands for at least one whole group (and for a `::` run when the run is not
+/// shown whole: `2001:db8:85a3:…:7334` for `2001:db8:85a3::8a2e:370:7334`). The result is
+/// never wider than `width`, and an address that fits comes back unchanged. Text that is not
+/// an address is shortened by [`elide_middle`].
+pub fn elide_addr(addr: &str, width: usize) -> String {
+    if self::width(addr) <= width {
+        return addr.to_string();
+    }
+    let Some(p) = addr_parts(addr) else {
+        return elide_middle(addr, width);
+    };
+    let b = p.addr.as_bytes();
+    let is_sep = |i: usize| b.get(i) == Some(&p.sep);
+    // The last group, with the separator before it (both colons of a `::`).
+    let tail_at = b.iter().rposition(|&c| c == p.sep).map(|t| {
+        if p.sep == b':' && t > 0 && is_sep(t - 1) {
+            t - 1
+        } else {
+            t
+        }
+    });
+    let fits = |s: &String| self::width(s) <= width;
+    if let Some(t) = tail_at {
+        let tail = &p.addr[t..];
+        // Cut points: just after a separator, with a group before (or a leading `::`) and a
+        // group left to elide. Between the colons of a `::`, the `…` stands for the `::` too.
+        for i in (1..t).rev() {
+            let head = &b[..i];
+            let elided = &b[i..t];
+            if !is_sep(i - 1)
+                || !elided.iter().any(|&c| c != p.sep)
+                || (head.iter().all(|&c| c == p.sep) && head.len() != 2)
+            {
+                continue;
+            }
+            let s = format!("{}{}…{tail}{}", p.pre, &p.addr[..i], p.post);
+            if fits(&s) {
+                return s;
+            }
+        }
+        if t > 0 {
+            let s = format!("{}…{tail}{}", p.pre, p.post);
+            if fits(&s) {
+                return s;
+            }
+        }
+    }
+    let s = format!("{}…{}", p.pre, p.post);
+    if fits(&s) {
+        return s;
+    }
+    if width == 0 {
+        String::new()
+    } else {
+        "…".to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,5 +465,38 @@ mod tests {
         assert_eq!(sparkline(v.iter(), 6), "   ▃▅█");
         assert_eq!(sparkline(v.iter(), 2), "▅█");
         assert_eq!(sparkline([].iter(), 3), "   ");
+    }
+
+    #[test]
+    fn addresses_are_shortened_between_whole_groups() {
+        let v6 = "2001:db8:85a3::8a2e:370:7334";
+        assert_eq!(elide_addr(v6, 40), v6);
+        assert_eq!(elide_addr(v6, 20), "2001:db8:85a3:…:7334");
+        assert_eq!(elide_addr(v6, 12), "2001:…:7334");
+        assert_eq!(elide_addr(v6, 7), "…:7334");
+        assert_eq!(elide_addr("192.168.100.200", 14), "192.168.….200");
+        assert_eq!(elide_addr("192.168.100.200", 12), "192.….200");
+        assert_eq!(elide_addr("192.168.100.200:443", 14), "192.….200:443");
+        assert_eq!(elide_addr("192.168.100.200:443", 12), "….200:443");
+        assert_eq!(elide_addr("192.168.100.200:443", 5), "…:443");
+        assert_eq!(elide_addr("192.168.100.200:443", 4), "…");
+        assert_eq!(elide_addr("192.168.100.200:443", 0), "");
+        // A `::` is never split: whole before the last group, or inside the `…`.
+        assert_eq!(
+            elide_addr("[2001:db8:0:10::105]:51000", 23),
+            "[2001:db8:…::105]:51000"
+        );
+        assert_eq!(
+            elide_addr("[2001:db8:0:10::105]:51000", 22),
+            "[2001:…::105]:51000"
+        );
+        assert_eq!(
+            elide_addr("[2001:db8:0:10::105]:51000", 16),
+            "[…::105]:51000"
+        );
+        assert_eq!(elide_addr("2001:db8::1:2", 12), "2001:db8:…:2");
+        assert_eq!(elide_addr("::ffff:192.0.2.1", 13), "::…:192.0.2.1");
+        // Not an address: shortened in the middle.
+        assert_eq!(elide_addr("abcdefgh", 5), "ab…gh");
     }
 }

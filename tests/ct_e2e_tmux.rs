@@ -1,6 +1,8 @@
 //! The Conntrack screen end to end: `nfscope --demo` in tmux, as a person would use it:
 //! switch to the screen, sort, filter, delete an entry, group, quit; then check the terminal
-//! was restored. Skipped (saying why) where tmux is missing, unless CI=true.
+//! was restored; and the event log in a throwaway network namespace, on the kernel's own
+//! conntrack: a connection's NEW and DESTROY. Skipped (saying why) where tmux, root or the
+//! conntrack tool is missing, unless CI=true.
 
 #![allow(
     clippy::unwrap_used,
@@ -149,4 +151,112 @@ fn conntrack_screen_at_80x24_stays_readable() {
     tmux.keys(&["q"]);
     assert_eq!(run.exit_status(), "0");
     run.assert_terminal_restored();
+}
+
+/// The event log's rows on screen: the lines inside its box below the column header.
+fn log_rows(screen: &str) -> Vec<String> {
+    screen
+        .lines()
+        .skip_while(|l| !l.starts_with("│time"))
+        .skip(1)
+        .take_while(|l| l.starts_with('│'))
+        .map(|l| l.trim_matches('│').trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// nfscope in a throwaway namespace, on the kernel's conntrack: a connection made there shows
+/// NEW in the event log, `conntrack -D` there shows its DESTROY, and `W` writes the log.
+fn event_log_shows_new_and_destroy(tag: &str, size: (u16, u16), port: u16) {
+    let Some(ns) = common::ct::tracked_ns(tag) else {
+        return;
+    };
+    // In the run's directory: `W` writes there.
+    let launch = format!(
+        "cd {{dir}} && env -u SSH_CONNECTION TZ=UTC NFSCOPE_STATE_DIR={{dir}}/state ip netns exec {} {{bin}} --backend nft --interval 0.5",
+        ns.name()
+    );
+    let Some(run) = Run::start(tag, size, &launch) else {
+        return;
+    };
+    let tmux = &run.tmux;
+    tmux.wait_for("1 Rules");
+    // E from the Rules screen: the Conntrack screen's event log.
+    tmux.keys(&["E"]);
+    tmux.wait_for("From the kernel's events (netlink).");
+    tmux.wait_for("No event yet");
+
+    let to = format!("127.0.0.1:{port}");
+    let held = common::ct::tcp_connection(&ns, port);
+    let with_port = |s: &str, kind: &str| {
+        log_rows(s)
+            .iter()
+            .any(|r| r.split_whitespace().nth(1) == Some(kind) && r.contains(&to))
+    };
+    let new = tmux.wait_until("NEW for the connection", |s| with_port(s, "NEW"));
+    assert!(
+        new.contains("kept of at most 10000"),
+        "the log says its size:\n{new}"
+    );
+
+    // Deleted in the namespace: the kernel announces its end.
+    let out = ns.exec(&["conntrack", "-D", "-p", "tcp", "--dport", &port.to_string()]);
+    assert!(
+        out.status.success(),
+        "conntrack -D: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let gone = tmux.wait_until("DESTROY for the connection", |s| with_port(s, "DESTROY"));
+    // Newest first: the destroy above the new.
+    let rows = log_rows(&gone);
+    let at = |kind: &str| {
+        rows.iter()
+            .position(|r| r.split_whitespace().nth(1) == Some(kind) && r.contains(&to))
+            .unwrap()
+    };
+    assert!(at("DESTROY") < at("NEW"), "{gone}");
+
+    // The log filtered to the connection, then written as JSON lines.
+    tmux.keys(&["/"]);
+    tmux.wait_for("filter: ");
+    tmux.keys(&["-l", &format!("dport={port}")]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&format!("filter dport={port} ("));
+    tmux.keys(&["W"]);
+    tmux.wait_for("wrote ");
+    let written = std::fs::read_dir(&run.dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("nfscope-conntrack-events-"))
+        .expect("the written log");
+    let text = std::fs::read_to_string(&written).unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"new"), "{text}");
+    assert_eq!(kinds.last(), Some(&"destroy"), "{text}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["entry"]["orig"]["dport"] == port && e["seen"] == "event"),
+        "{text}"
+    );
+
+    tmux.keys(&["q"]);
+    assert_eq!(run.exit_status(), "0");
+    run.assert_terminal_restored();
+    drop(held);
+}
+
+#[test]
+fn the_event_log_shows_a_connection_come_and_go_at_80x24() {
+    event_log_shows_new_and_destroy("ctlog80", (80, 24), 5681);
+}
+
+#[test]
+fn the_event_log_shows_a_connection_come_and_go_at_120x40() {
+    event_log_shows_new_and_destroy("ctlog120", (120, 40), 5682);
 }

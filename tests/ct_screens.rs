@@ -11,8 +11,11 @@
 
 use nfscope::conntrack::decode::CpuStats;
 use nfscope::conntrack::filter::Filter;
+use nfscope::conntrack::log::Seen;
 use nfscope::conntrack::table::{SortKey, compare_sorted};
-use nfscope::conntrack::{CtEvent, Entry, EntryKey, Icmp, Proto, State, Status, TcpState, Tuple};
+use nfscope::conntrack::{
+    CtEvent, CtEventKind, Entry, EntryKey, Icmp, Proto, State, Status, TcpState, Tuple,
+};
 use nfscope::ruleset::Family;
 use nfscope::source::ctdemo::CtDemo;
 use nfscope::source::ctfeed::{CtFeed, CtFigures, CtVia};
@@ -585,9 +588,9 @@ fn new_rows_stand_out_and_state_changes_flash() {
             .contains(Modifier::BOLD)
     );
     let screen = render(&app);
-    let l = line_with(&screen, "10::105]:51000").expect("the v6 row");
+    let l = line_with(&screen, "::105]:51000").expect("the v6 row");
     assert!(l.contains("CLOSE "), "{l}");
-    let st = style_in_row(&app, "10::105]:51000", "CLOSE");
+    let st = style_in_row(&app, "::105]:51000", "CLOSE");
     assert!(
         st.add_modifier.contains(Modifier::REVERSED),
         "{st:?} {screen}"
@@ -600,7 +603,7 @@ fn new_rows_stand_out_and_state_changes_flash() {
             .contains(Modifier::BOLD)
     );
     assert!(
-        !style_in_row(&app, "10::105]:51000", "CLOSE")
+        !style_in_row(&app, "::105]:51000", "CLOSE")
             .add_modifier
             .contains(Modifier::REVERSED)
     );
@@ -782,6 +785,12 @@ fn file_sources_say_there_is_no_conntrack() {
     key(&mut app, KeyCode::Char('d'));
     assert_eq!(app.popup, None);
     assert!(render(&app).contains("no conntrack table to delete from"));
+    // The event log says the same, not that the table is being read.
+    key(&mut app, KeyCode::Char('E'));
+    let screen = render(&app);
+    assert!(screen.contains("✗ no conntrack with --file"), "{screen}");
+    assert!(!screen.contains("Reading the conntrack table"), "{screen}");
+    key(&mut app, KeyCode::Char('E'));
     key(&mut app, KeyCode::Tab);
     assert_eq!(app.screen, Screen::Trace);
 }
@@ -880,4 +889,546 @@ fn the_accounting_hint_follows_the_sysctl() {
     feed(&mut app, CtFeed::Figures(figures(420, true)), at(2000));
     app.update(Msg::Tick(at(2400)));
     assert!(!render(&app).contains("nf_conntrack_acct=1"));
+}
+
+/// The hand-built table, then what happened to it: a new connection, a state change and a
+/// destroy announced by the kernel, then a re-read that finds one entry gone and one new
+/// without an event (`~`). On the Conntrack screen, with the log open.
+fn log_app(w: u16, h: u16) -> App {
+    let mut app = ct_app(w, h, hand(), figures(7, true));
+    let table = hand();
+    let mut fresh = tcp(
+        tuple(
+            "2001:db8:0:10::7",
+            52344,
+            "2001:db8:85a3::8a2e:370:7334",
+            443,
+        ),
+        tuple(
+            "2001:db8:85a3::8a2e:370:7334",
+            443,
+            "2001:db8:0:10::7",
+            52344,
+        ),
+        TcpState::SynSent,
+        201,
+    );
+    fresh.status = Status(Status::CONFIRMED);
+    let mut up = table[5].clone();
+    up.state = Some(State::Tcp(TcpState::Established));
+    up.status.0 |= Status::SEEN_REPLY;
+    feed(
+        &mut app,
+        CtFeed::Events(vec![
+            CtEvent::new(fresh.clone()),
+            CtEvent::update(up.clone()),
+        ]),
+        at(1_250),
+    );
+    feed(
+        &mut app,
+        CtFeed::Events(vec![CtEvent::destroy(table[3].clone())]),
+        at(2_480),
+    );
+    // The re-read: the ping is gone without a word, a new UDP flow came without one.
+    let mut reread: Vec<Entry> = table
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(i, e)| if i == 5 { up.clone() } else { e.clone() })
+        .collect();
+    reread.push(fresh);
+    let mut quiet = Entry::new(
+        Family::V4,
+        Proto::UDP,
+        tuple("10.0.0.12", 40400, "192.0.2.53", 53),
+        tuple("192.0.2.53", 53, "203.0.113.2", 40400),
+    );
+    quiet.status = Status(Status::CONFIRMED | Status::SEEN_REPLY | Status::SRC_NAT);
+    quiet.timeout = 30;
+    quiet.id = 301;
+    reread.push(quiet);
+    feed(
+        &mut app,
+        CtFeed::Table {
+            entries: reread,
+            via: CtVia::Netlink,
+            resync: true,
+        },
+        at(5_007),
+    );
+    app.update(Msg::Tick(at(5_100)));
+    key(&mut app, KeyCode::Char('E'));
+    app
+}
+
+/// The screen's list rows (inside the box, below the column header).
+fn list_rows(screen: &str) -> Vec<String> {
+    screen
+        .lines()
+        .skip_while(|l| !l.contains("│time ") && !l.contains("│prot "))
+        .skip(1)
+        .take_while(|l| l.contains('│'))
+        .map(|l| l.trim_matches('"').trim_matches('│').trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn event_log_at_both_sizes() {
+    for (w, h) in [(80, 24), (120, 40)] {
+        let app = log_app(w, h);
+        assert!(app.ct.log.open);
+        let screen = render(&app);
+        for l in screen.lines() {
+            assert_eq!(l.chars().count(), usize::from(w) + 2, "fits: {l}");
+        }
+        assert!(screen.contains("5 kept of at most 10000"), "{screen}");
+        assert!(screen.contains("0 dropped from the front"), "{screen}");
+        assert!(screen.contains("From the kernel's events (netlink)."));
+        // Newest first: the re-read's findings, then the kernel's destroy, update and new.
+        let rows = list_rows(&screen);
+        let kinds: Vec<&str> = rows
+            .iter()
+            .map(|r| r.split_whitespace().nth(1).unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["DESTROY~", "NEW~", "DESTROY", "UPDATE", "NEW"],
+            "{screen}"
+        );
+        assert!(rows[0].starts_with("14:13:25.007 "), "{}", rows[0]);
+        assert!(
+            rows[4].contains(":7334]:443"),
+            "the host end kept: {}",
+            rows[4]
+        );
+        insta::assert_snapshot!(format!("event_log_{w}x{h}"), screen);
+    }
+}
+
+#[test]
+fn event_log_keys_filter_copy_write_and_back() {
+    let mut app = log_app(120, 40);
+    // Back to the table and in again; from another screen E opens it.
+    key(&mut app, KeyCode::Esc);
+    assert!(!app.ct.log.open);
+    assert!(render(&app).contains("│prot "));
+    key(&mut app, KeyCode::Char('E'));
+    assert!(app.ct.log.open);
+    key(&mut app, KeyCode::Char('E'));
+    assert!(!app.ct.log.open);
+    key(&mut app, KeyCode::Char('1'));
+    assert_eq!(app.screen, Screen::Rules);
+    key(&mut app, KeyCode::Char('E'));
+    assert_eq!(app.screen, Screen::Conntrack);
+    assert!(app.ct.log.open);
+
+    // The cursor stays on its event as more come.
+    key(&mut app, KeyCode::Char('j'));
+    let chosen = app.ct.log.selected().unwrap().seq;
+    feed(
+        &mut app,
+        CtFeed::Events(vec![CtEvent::destroy(hand()[6].clone())]),
+        at(6_000),
+    );
+    assert_eq!(app.ct.log.selected().unwrap().seq, chosen);
+    assert_eq!(app.ct.log.cursor, 2);
+    key(&mut app, KeyCode::Char('g'));
+    assert_eq!(app.ct.log.cursor, 0);
+
+    // The table's keys say where they work.
+    key(&mut app, KeyCode::Char('d'));
+    assert!(render(&app).contains("that key acts on the table: E or Esc goes back to it"));
+
+    // The same filter language, on the log alone.
+    key(&mut app, KeyCode::Char('/'));
+    assert_eq!(app.mode, InputMode::Filter);
+    chars(&mut app, "proto=udp");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.mode, InputMode::Normal);
+    assert_eq!(app.ct.log.len(), 2);
+    assert!(app.ct.filter.is_none(), "the table's filter is its own");
+    let screen = render(&app);
+    assert!(screen.contains("filter proto=udp (2 of 6)"), "{screen}");
+    assert!(list_rows(&screen).iter().all(|r| r.contains(" udp ")));
+
+    // y: the event's line, as conntrack -E tags it, with how it was learnt.
+    let cmds = key(&mut app, KeyCode::Char('y'));
+    let [Cmd::Clipboard(text)] = cmds.as_slice() else {
+        panic!("{cmds:?}");
+    };
+    assert!(
+        text.starts_with(
+            "14:13:25.007 [NEW] udp      17 30 src=10.0.0.12 dst=192.0.2.53 sport=40400 dport=53"
+        ),
+        "{text}"
+    );
+    assert!(text.ends_with("(found by re-reading the table)"), "{text}");
+    assert!(render(&app).contains("copied: 14:13:25.007 [NEW]"));
+
+    // W: the filtered log as JSON lines, oldest first.
+    let cmds = key(&mut app, KeyCode::Char('W'));
+    let [Cmd::WriteFile { path, text, what }] = cmds.as_slice() else {
+        panic!("{cmds:?}");
+    };
+    assert!(path.to_string_lossy().ends_with(".jsonl"), "{path:?}");
+    assert!(
+        path.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("nfscope-conntrack-events-")
+    );
+    assert_eq!(
+        what,
+        "2 conntrack events matching 'proto=udp' as JSON lines"
+    );
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["event"], "destroy");
+    assert_eq!(lines[0]["seen"], "event");
+    assert_eq!(lines[0]["time"], "2026-09-21T14:13:22.480Z");
+    assert_eq!(lines[0]["entry"], serde_json::to_value(&hand()[3]).unwrap());
+    assert_eq!(lines[1]["seen"], "reread");
+    // What the loop answers shows in the footer.
+    app.update(Msg::Said(
+        format!("wrote {what} to {}", path.display()),
+        false,
+    ));
+    assert!(render(&app).contains("wrote 2 conntrack events"));
+}
+
+#[test]
+fn the_event_log_is_bounded_and_says_what_it_dropped() {
+    let mut app = ct_app(120, 40, demo_entries(), figures(351, true));
+    let es = demo_entries();
+    // A storm: 25,000 state changes.
+    for batch in 0..25u64 {
+        let events: Vec<CtEvent> = (0..1_000)
+            .map(|i| {
+                let mut e = es[i % es.len()].clone();
+                e.timeout = (batch * 1000 + i as u64) as u32;
+                CtEvent::update(e)
+            })
+            .collect();
+        feed(&mut app, CtFeed::Events(events), at(1_000 + batch * 150));
+    }
+    let log = &app.ct.log.log;
+    assert_eq!(log.len(), 10_000);
+    assert_eq!(log.dropped(), 15_000);
+    let bytes = log.heap_bytes();
+    eprintln!("the event log holds {} events in {bytes} bytes", log.len());
+    assert!(bytes < 3 << 20, "{bytes}");
+    key(&mut app, KeyCode::Char('E'));
+    let screen = render(&app);
+    assert!(screen.contains("10000 kept of at most 10000"), "{screen}");
+    assert!(screen.contains("15000 dropped from the front"), "{screen}");
+    assert_eq!(list_rows(&screen).len(), app.ct.viewport);
+}
+
+#[test]
+fn without_events_the_log_compares_reads_of_proc() {
+    nfscope::time::use_utc();
+    let mut app = App::new("gw01".into(), Theme { color: false }, (80, 24), t0());
+    key(&mut app, KeyCode::Char('2'));
+    let read = |entries: Vec<Entry>| CtFeed::Table {
+        entries,
+        via: CtVia::Proc,
+        resync: false,
+    };
+    // /proc has no ids: entries are known by their tuples.
+    let table: Vec<Entry> = hand()
+        .into_iter()
+        .map(|mut e| {
+            e.id = 0;
+            e
+        })
+        .collect();
+    feed(&mut app, read(table.clone()), t0());
+    assert!(
+        app.ct.log.log.is_empty(),
+        "the first read is where the log starts"
+    );
+    let mut next = table.clone();
+    next.remove(3);
+    next[4].state = Some(State::Tcp(TcpState::Established));
+    next[4].status.0 |= Status::SEEN_REPLY;
+    let mut fresh = table[0].clone();
+    fresh.orig.sport = Some(40_001);
+    next.push(fresh.clone());
+    feed(&mut app, read(next.clone()), at(1_000));
+    // The same read again says nothing new.
+    feed(&mut app, read(next), at(2_000));
+    let seen: Vec<(CtEventKind, Seen, EntryKey)> = app
+        .ct
+        .log
+        .log
+        .iter()
+        .map(|l| (l.kind, l.seen, l.entry.key()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (CtEventKind::Update, Seen::Reread, table[5].key()),
+            (CtEventKind::New, Seen::Reread, fresh.key()),
+            (CtEventKind::Destroy, Seen::Reread, table[3].key()),
+        ]
+    );
+    key(&mut app, KeyCode::Char('E'));
+    let screen = render(&app);
+    assert!(
+        screen.contains("/proc/net/nf_conntrack has no events: ~ marks the changes found by"),
+        "{screen}"
+    );
+    assert!(screen.contains("UPDATE~"), "{screen}");
+}
+
+#[test]
+fn copy_and_write_the_table() {
+    let mut app = demo_app(120, 40);
+    key(&mut app, KeyCode::Char('/'));
+    chars(&mut app, "proto=udp");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('s'));
+    let shown = app.ct.keys();
+    assert!(shown.len() > 5);
+    let entry = |app: &App, k: &EntryKey| {
+        let p = app.ct.table.position(k).unwrap();
+        app.ct.table.get(p).unwrap().entry.clone()
+    };
+    // y: the selected entry as conntrack -L prints it.
+    let cmds = key(&mut app, KeyCode::Char('y'));
+    let want = nfscope::conntrack::format::line(
+        &entry(&app, &app.ct.selected_key().unwrap()),
+        nfscope::conntrack::format::Layout::Plain,
+    );
+    assert_eq!(cmds, vec![Cmd::Clipboard(want.clone())]);
+    assert!(want.starts_with("udp      17 "), "{want}");
+    let screen = render(&app);
+    let footer = screen.lines().last().unwrap();
+    assert!(footer.contains("copied: udp      17"), "{footer}");
+    // W: the entries shown, in the list's order, as `nfscope conntrack --format json` writes them.
+    let cmds = key(&mut app, KeyCode::Char('W'));
+    let [Cmd::WriteFile { path, text, what }] = cmds.as_slice() else {
+        panic!("{cmds:?}");
+    };
+    assert!(
+        path.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("nfscope-conntrack-2026")
+    );
+    assert_eq!(
+        what,
+        &format!(
+            "{} conntrack entries matching 'proto=udp' as JSON lines",
+            shown.len()
+        )
+    );
+    let written: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let expected: Vec<serde_json::Value> = shown
+        .iter()
+        .map(|k| serde_json::to_value(entry(&app, k)).unwrap())
+        .collect();
+    assert_eq!(written, expected);
+    app.update(Msg::Said(
+        format!("wrote {what} to {}", path.display()),
+        false,
+    ));
+    let screen = render(&app);
+    let footer = screen.lines().last().unwrap();
+    assert!(
+        footer.contains("wrote ") && footer.contains(".jsonl"),
+        "{footer}"
+    );
+}
+
+/// The list's columns (names and widths), and where its header row's titles start: the
+/// left-aligned ones, up to the first that is right-aligned (the timeout), sort arrows aside.
+fn columns(app: &App) -> (Vec<(&'static str, u16)>, Vec<usize>) {
+    let screen = render(app);
+    let header = screen
+        .lines()
+        .find(|l| l.contains("│prot"))
+        .expect("the list's header");
+    let chars: Vec<char> = header.chars().collect();
+    let starts = (2..chars.len())
+        .filter(|&i| chars[i] != ' ' && (chars[i - 1] == ' ' || chars[i - 1] == '│'))
+        .take(7)
+        .collect();
+    (view::conntrack::list_columns(app), starts)
+}
+
+#[test]
+fn columns_change_only_with_the_width() {
+    for (w, h) in [(80, 24), (120, 40), (200, 50)] {
+        let mut app = demo_app(w, h);
+        let first = columns(&app);
+        let width: u16 = first.0.iter().map(|(_, cw)| cw + 1).sum();
+        assert!(width < w, "{w}x{h}: {first:?}");
+        // Every sort order, both ways.
+        for _ in 0..SORT_ORDER.len() {
+            key(&mut app, KeyCode::Char('s'));
+            assert_eq!(columns(&app), first, "{w}x{h}, {:?}", app.ct.sort);
+            key(&mut app, KeyCode::Char('r'));
+            assert_eq!(columns(&app), first, "{w}x{h}, reversed");
+        }
+        // Through a group view and back, and filtered to a few entries.
+        key(&mut app, KeyCode::Char('v'));
+        key(&mut app, KeyCode::Backspace);
+        assert_eq!(columns(&app), first);
+        key(&mut app, KeyCode::Char('/'));
+        chars(&mut app, "proto=icmp");
+        key(&mut app, KeyCode::Enter);
+        assert_eq!(columns(&app), first);
+        // Other entries altogether: the hand-built table, IPv6 and NAT among them.
+        let other = ct_app(w, h, hand(), figures(7, true));
+        assert_eq!(columns(&other), first, "{w}x{h}: other data");
+    }
+    let narrow = columns(&demo_app(80, 24));
+    let wide = columns(&demo_app(120, 40));
+    assert_ne!(narrow, wide, "the width decides");
+}
+
+#[test]
+fn addresses_are_shortened_between_whole_groups() {
+    let mut v6 = tcp(
+        tuple(
+            "2001:db8:85a3:1:2:8a2e:370:7334",
+            51000,
+            "2606:4700:4700::1111",
+            443,
+        ),
+        tuple(
+            "2606:4700:4700::1111",
+            443,
+            "2001:db8:85a3:1:2:8a2e:370:7334",
+            51000,
+        ),
+        TcpState::Established,
+        401,
+    );
+    v6.timeout = 100;
+    let mut v4 = tcp(
+        tuple("192.168.100.200", 65000, "198.51.100.222", 8443),
+        tuple("198.51.100.222", 8443, "192.168.100.200", 65000),
+        TcpState::Established,
+        402,
+    );
+    v4.timeout = 100;
+    for (w, h) in [(80, 24), (120, 40)] {
+        let app = ct_app(w, h, vec![v6.clone(), v4.clone()], figures(2, true));
+        let screen = render(&app);
+        let rows = list_rows(&screen);
+        let six = rows
+            .iter()
+            .find(|r| r.contains(":7334]:51000"))
+            .expect("v6");
+        assert!(six.contains('…'), "{six}");
+        let four = rows.iter().find(|r| r.contains(":65000")).expect("v4");
+        // Every group shown is whole: the address's own prefix, `…`, its last group.
+        for r in [six, four] {
+            for word in r.split_whitespace().filter(|x| x.contains('…')) {
+                let (head, tail) = word.split_once('…').unwrap();
+                let whole = [
+                    "[2001:db8:85a3:1:2:8a2e:370:7334]:51000",
+                    "192.168.100.200:65000",
+                    "[2606:4700:4700::1111]:443",
+                    "198.51.100.222:8443",
+                ]
+                .into_iter()
+                .find(|a| a.starts_with(head) && a.ends_with(tail))
+                .unwrap_or_else(|| panic!("{word} is no address's start and end"));
+                assert!(
+                    head.is_empty() || head == "[" || head.ends_with([':', '.']),
+                    "{word} of {whole}"
+                );
+                assert!(tail.starts_with([':', '.']), "{word} of {whole}");
+            }
+        }
+        insta::assert_snapshot!(format!("elided_addresses_{w}x{h}"), screen);
+    }
+}
+
+#[test]
+fn the_flags_legend_is_in_the_details_and_the_help() {
+    let mut app = ct_app(120, 40, hand(), figures(7, true));
+    select(&mut app, &hand()[3].key());
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::End);
+    let screen = render(&app);
+    for want in [
+        "f column   U (UNREPLIED)",
+        "Conntrack flags (the f column",
+        "A ASSURED",
+        "U UNREPLIED",
+        "X DYING",
+    ] {
+        assert!(screen.contains(want), "{want:?}:\n{screen}");
+    }
+    insta::assert_snapshot!(screen);
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Char('?'));
+    key(&mut app, KeyCode::End);
+    let help = render(&app);
+    assert!(help.contains("Conntrack flags (the f column"), "{help}");
+    assert!(help.contains("A ASSURED"), "{help}");
+}
+
+#[test]
+fn the_messages_popup_reads_the_audit_log_back() {
+    use nfscope::edit::audit::{Record, Tail};
+    let mut app = ct_app(100, 30, hand(), figures(7, true));
+    let rec = |time: &str, action: &str, detail: &str| Record {
+        time: time.into(),
+        action: action.into(),
+        user: "root (sudo from alice)".into(),
+        ssh_client: Some("192.0.2.7 52311".into()),
+        pid: 4242,
+        detail: detail.into(),
+    };
+    let tail = Tail {
+        path: "/var/lib/nfscope/audit.log".into(),
+        records: Ok(vec![
+            rec(
+                "2026-09-21T14:00:03.120Z",
+                "commit",
+                "--- filter INPUT\n+-A INPUT -p tcp --dport 22 -j ACCEPT",
+            ),
+            rec("2026-09-21T14:00:21.500Z", "confirm", "kept"),
+        ]),
+    };
+    let redraw = app.step(Msg::Audit(tail.clone()));
+    assert!(!redraw.redraw, "nothing shows it yet");
+    key(&mut app, KeyCode::Char('!'));
+    assert!(app.step(Msg::Audit(tail)).redraw, "the popup shows it");
+    let screen = render(&app);
+    assert!(
+        screen.contains("The audit log (/var/lib/nfscope/audit.log): the last 2, newest first"),
+        "{screen}"
+    );
+    let confirm = screen.find("confirm by root").expect("the confirmation");
+    let commit = screen.find("commit by root").expect("the commit");
+    assert!(confirm < commit, "newest first");
+    assert!(
+        screen.contains("52311: --- filter INPUT (+1 lines in audit.log)"),
+        "{screen}"
+    );
+    insta::assert_snapshot!(screen);
+    app.update(Msg::Audit(Tail {
+        path: "/var/lib/nfscope/audit.log".into(),
+        records: Err("Permission denied (os error 13)".into()),
+    }));
+    assert!(render(&app).contains("✗ cannot read it: Permission denied (os error 13)"));
+    app.update(Msg::Audit(Tail {
+        path: "/var/lib/nfscope/audit.log".into(),
+        records: Ok(Vec::new()),
+    }));
+    assert!(render(&app).contains("No record yet"));
 }

@@ -8,11 +8,13 @@
 //! - `filter`: the filter expression language (docs/conntrack-filter.md);
 //! - `table`: the live table that dumps and events ([`CtEvent`]) keep current, with
 //!   sorting, grouping and the summary counts;
+//! - `log`: the event log, the last events with their times, bounded;
 //! - `synth`: a deterministic synthetic table for benchmarks, tests and the demo.
 
 pub mod decode;
 pub mod filter;
 pub mod format;
+pub mod log;
 pub mod procfs;
 pub mod synth;
 pub mod table;
@@ -405,6 +407,22 @@ impl Entry {
 
     pub fn stop_ns(&self) -> Option<u64> {
         self.extra.as_ref()?.stop_ns
+    }
+
+    /// Bytes the entry holds on the heap beyond itself: a state's name where the protocol is
+    /// not TCP, and the rare attributes. For the memory figures.
+    pub fn heap_bytes(&self) -> usize {
+        let state = match &self.state {
+            Some(State::Other(s)) => s.capacity(),
+            _ => 0,
+        };
+        state
+            + self.extra.as_ref().map_or(0, |x| {
+                std::mem::size_of::<Extra>()
+                    + x.helper.as_ref().map_or(0, String::capacity)
+                    + x.secctx.as_ref().map_or(0, String::capacity)
+                    + x.labels.as_ref().map_or(0, Vec::capacity)
+            })
     }
 
     /// Change the rare attributes; the box goes away again when they are all empty.

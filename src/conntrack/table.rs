@@ -215,6 +215,14 @@ fn entry_id(e: &Entry) -> u32 {
     e.id
 }
 
+/// What a re-read compares to find an update: the state and the reply/assured flags.
+fn noted_state(e: &Entry) -> (Option<&State>, u32) {
+    (
+        e.state.as_ref(),
+        e.status.0 & (Status::SEEN_REPLY | Status::ASSURED),
+    )
+}
+
 /// See the module documentation.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -275,24 +283,7 @@ impl Table {
     /// Roughly how many bytes the table holds on the heap: its rows (with the entries' own
     /// strings) and its two indexes. For the memory-per-entry figure.
     pub fn heap_bytes(&self) -> usize {
-        let strings: usize = self
-            .rows
-            .iter()
-            .map(|r| {
-                let e = &r.entry;
-                let state = match &e.state {
-                    Some(State::Other(s)) => s.capacity(),
-                    _ => 0,
-                };
-                state
-                    + e.extra.as_ref().map_or(0, |x| {
-                        std::mem::size_of::<super::Extra>()
-                            + x.helper.as_ref().map_or(0, String::capacity)
-                            + x.secctx.as_ref().map_or(0, String::capacity)
-                            + x.labels.as_ref().map_or(0, Vec::capacity)
-                    })
-            })
-            .sum();
+        let strings: usize = self.rows.iter().map(|r| r.entry.heap_bytes()).sum();
         self.rows.capacity() * std::mem::size_of::<Row>()
             + strings
             + self.by_key.heap_bytes()
@@ -426,6 +417,19 @@ impl Table {
     /// that were already there keep their birth and serial, and count as changed only if they
     /// differ; a later duplicate in the dump wins.
     pub fn replace_all(&mut self, dump: Vec<Entry>) -> Resync {
+        self.replace_all_noting(dump, &mut |_, _| {})
+    }
+
+    /// [`Table::replace_all`], telling `note` what the dump says happened since the table
+    /// before it, as the events that would have said so: `New` for an entry it did not have,
+    /// `Destroy` (with the entry as it was) for one the dump no longer holds, and `Update` for
+    /// one whose state or reply/assured flags differ (counters and timeouts change with every
+    /// packet and are not worth an event). The news come in dump order, the destroys after.
+    pub fn replace_all_noting(
+        &mut self,
+        dump: Vec<Entry>,
+        note: &mut dyn FnMut(CtEventKind, &Entry),
+    ) -> Resync {
         self.generation += 1;
         let generation = self.generation;
         let old_rows = std::mem::take(&mut self.rows);
@@ -474,6 +478,9 @@ impl Table {
                         prev.changed
                     } else {
                         stats.changed += 1;
+                        if noted_state(&prev.entry) != noted_state(&e) {
+                            note(CtEventKind::Update, &e);
+                        }
                         generation
                     };
                     Row {
@@ -485,6 +492,7 @@ impl Table {
                 }
                 None => {
                     stats.added += 1;
+                    note(CtEventKind::New, &e);
                     self.serial += 1;
                     Row {
                         entry: e,
@@ -503,6 +511,11 @@ impl Table {
             }
         }
         stats.removed = taken.iter().filter(|t| !**t).count();
+        if stats.removed > 0 {
+            for (row, _) in old_rows.iter().zip(&taken).filter(|(_, t)| !**t) {
+                note(CtEventKind::Destroy, &row.entry);
+            }
+        }
         stats
     }
 
@@ -744,6 +757,35 @@ mod tests {
         let mut fresh = es[0].clone();
         fresh.id = 9_999_999;
         assert_eq!(t.apply(CtEvent::update(fresh)), Applied::Inserted);
+        consistent(&t);
+    }
+
+    #[test]
+    fn a_reread_notes_what_changed_as_events() {
+        let es = sample(10);
+        let mut t = Table::from_dump(es.clone());
+        let mut next = es.clone();
+        let gone = next.remove(2);
+        let mut moved = next[4].clone();
+        moved.state = Some(State::Tcp(TcpState::TimeWait));
+        next[4] = moved.clone();
+        // A timeout alone is no event.
+        next[5].timeout += 7;
+        let mut fresh = es[0].clone();
+        fresh.id = 4_242;
+        fresh.orig.sport = Some(1);
+        next.push(fresh.clone());
+        let mut noted = Vec::new();
+        let stats = t.replace_all_noting(next, &mut |k, e| noted.push((k, e.clone())));
+        assert_eq!(
+            noted,
+            [
+                (CtEventKind::Update, moved),
+                (CtEventKind::New, fresh),
+                (CtEventKind::Destroy, gone),
+            ]
+        );
+        assert_eq!((stats.added, stats.removed, stats.changed), (1, 1, 2));
         consistent(&t);
     }
 

@@ -135,6 +135,89 @@ pub fn read(dir: &Path) -> Vec<Record> {
         .collect()
 }
 
+/// The last `n` records of the audit log, oldest first: from `DIR/audit.log`, and from
+/// `audit.log.1` (the log before its last rotation) when that one holds fewer. Only the ends
+/// of the files are read (a few kilobytes for a few records, whatever the log's size); lines
+/// that do not parse are skipped. No log yet is no record, not an error.
+pub fn read_last(dir: &Path, n: usize) -> io::Result<Vec<Record>> {
+    let mut out = last_records(&dir.join("audit.log"), n)?;
+    if out.len() < n {
+        let mut older = last_records(&dir.join("audit.log.1"), n - out.len())?;
+        older.append(&mut out);
+        out = older;
+    }
+    Ok(out)
+}
+
+/// The last `n` records of one file (none when it does not exist).
+fn last_records(path: &Path, n: usize) -> io::Result<Vec<Record>> {
+    use std::io::{Read, Seek, SeekFrom};
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    // Read backwards in growing chunks until the tail holds `n` whole lines (and the end of
+    // the one before, so that the first is known to be whole), or the file's start.
+    let mut from = len;
+    let mut tail: Vec<u8> = Vec::new();
+    let mut chunk: u64 = 16 << 10;
+    loop {
+        let start = from.saturating_sub(chunk);
+        let mut buf = vec![0u8; usize::try_from(from - start).map_err(io::Error::other)?];
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut buf)?;
+        buf.extend_from_slice(&tail);
+        tail = buf;
+        from = start;
+        let newlines = tail.iter().filter(|&&b| b == b'\n').count();
+        if from == 0 || newlines > n {
+            break;
+        }
+        chunk = chunk.saturating_mul(2);
+    }
+    let text = String::from_utf8_lossy(&tail);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if from > 0 && !lines.is_empty() {
+        // Cut in the middle: not a record.
+        lines.remove(0);
+    }
+    let mut records: Vec<Record> = lines
+        .iter()
+        .rev()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .take(n)
+        .collect();
+    records.reverse();
+    Ok(records)
+}
+
+/// The audit log's last records as read for a screen: the file, and its records (oldest
+/// first) or why they could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tail {
+    pub path: std::path::PathBuf,
+    pub records: Result<Vec<Record>, String>,
+}
+
+/// [`read_last`] for a screen.
+pub fn tail(dir: &Path, n: usize) -> Tail {
+    Tail {
+        path: dir.join("audit.log"),
+        records: read_last(dir, n).map_err(|e| e.to_string()),
+    }
+}
+
+/// The log's size and time of change, to tell when it changed (`None`: no log).
+pub fn stamp(dir: &Path) -> Option<(u64, SystemTime)> {
+    let m = std::fs::metadata(dir.join("audit.log")).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
 /// The system log's line for a record: who, from where, and the size of the detail.
 pub fn summary(rec: &Record) -> String {
     let from = rec
@@ -215,6 +298,42 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_last_records_are_read_from_the_end_across_a_rotation() {
+        let dir = backup::test_dir("audit-last");
+        assert!(read_last(&dir, 5).unwrap().is_empty(), "no log: no record");
+        backup::ensure_dir(&dir).unwrap();
+        // An old log, rotated away, and a current one with a line that does not parse and
+        // records bigger than the first chunk.
+        let rec = |action: &str, detail: String| {
+            let mut r = record(action, "");
+            r.detail = detail;
+            serde_json::to_string(&r).unwrap() + "\n"
+        };
+        let old: String = (0..3).map(|i| rec("commit", format!("old {i}"))).collect();
+        std::fs::write(dir.join("audit.log.1"), old).unwrap();
+        let mut now = String::from("not json\n");
+        for i in 0..40 {
+            now.push_str(&rec("apply", format!("{i} {}", "x".repeat(2_000))));
+        }
+        std::fs::write(dir.join("audit.log"), &now).unwrap();
+        let last = read_last(&dir, 3).unwrap();
+        let firsts: Vec<&str> = last
+            .iter()
+            .map(|r| r.detail.split(' ').next().unwrap())
+            .collect();
+        assert_eq!(firsts, ["37", "38", "39"]);
+        let all = read_last(&dir, 50).unwrap();
+        assert_eq!(
+            all.len(),
+            43,
+            "the rotated log fills up, the bad line skipped"
+        );
+        assert_eq!(all[0].detail, "old 0");
+        assert!(all[42].detail.starts_with("39 "));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

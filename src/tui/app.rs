@@ -230,6 +230,9 @@ pub struct App {
     pub quit: bool,
     /// Where `W` writes the view.
     pub write_dir: std::path::PathBuf,
+    /// nfscope's own audit log as last read (`Msg::Audit`), for the messages popup (`!`).
+    /// `None` until read (never in the demo, which writes none).
+    pub audit: Option<crate::edit::audit::Tail>,
 }
 
 /// What one message did: the side effects it asks for, and whether what the screen shows
@@ -277,6 +280,7 @@ impl App {
             theme,
             quit: false,
             write_dir: std::path::PathBuf::from("."),
+            audit: None,
         }
     }
 
@@ -469,6 +473,13 @@ impl App {
                 Update::redraw(Vec::new())
             }
             Msg::Mouse(ev) => self.on_mouse(ev),
+            Msg::Audit(tail) => {
+                self.audit = Some(tail);
+                Update {
+                    cmds: Vec::new(),
+                    redraw: matches!(self.popup, Some(Popup::Messages { .. })),
+                }
+            }
         }
     }
 
@@ -1288,6 +1299,12 @@ impl App {
                     self.popup = Some(Popup::Jump(Box::new(super::jump::Jump::new(chains))));
                 }
             }
+            Action::EventLog => {
+                // From another screen it opens the log; on the Conntrack screen it toggles.
+                let open = self.screen != Screen::Conntrack || !self.ct.log.open;
+                self.show_screen(Screen::Conntrack);
+                self.ct.show_log(open, self.now);
+            }
             _ => match self.screen {
                 Screen::Rules => return self.on_rules_action(action),
                 Screen::Conntrack => return self.on_ct_action(action),
@@ -1311,6 +1328,75 @@ impl App {
         let now = self.now;
         let page = self.ct.viewport.max(1) as isize;
         let ct = &mut self.ct;
+        // Keys that mean the same in the table and in the event log.
+        match action {
+            Action::Yank if ct.group.is_some() && !ct.log.open => {
+                ct.say(
+                    "this is a group view: Enter lists the group's entries".into(),
+                    true,
+                    now,
+                );
+                return Vec::new();
+            }
+            Action::Yank => {
+                if let Some(text) = ct.yank_text() {
+                    // The footer shows the newest of its notice and the App's message.
+                    ct.notice = None;
+                    return self.copy(text);
+                }
+                let what = if ct.log.open { "event" } else { "entry" };
+                ct.say(format!("no {what} is selected to copy"), true, now);
+                return Vec::new();
+            }
+            Action::WriteView => {
+                ct.notice = None;
+                let (stem, text, what) = ct.jsonl(now);
+                return vec![self.write_view(stem, "jsonl", text, what)];
+            }
+            Action::Filter => {
+                ct.input = ct
+                    .active_filter()
+                    .map_or_else(String::new, |f| f.source().to_string());
+                ct.input_error = None;
+                self.mode = InputMode::Filter;
+                return Vec::new();
+            }
+            Action::ExactNumbers => {
+                self.exact = !self.exact;
+                return Vec::new();
+            }
+            Action::TraceEntry if ct.group.is_none() || ct.log.open => {
+                let entry = ct.selected_entry().cloned();
+                match entry {
+                    Some(e) => {
+                        self.trace.fill_from_entry(&e);
+                        self.run_trace();
+                        self.show_screen(Screen::Trace);
+                    }
+                    None => ct.say("no entry is selected to trace".into(), true, now),
+                }
+                return Vec::new();
+            }
+            _ => {}
+        }
+        if ct.log.open {
+            let rows = ct.viewport;
+            match action {
+                Action::Up => ct.log.move_cursor(-1, rows),
+                Action::Down => ct.log.move_cursor(1, rows),
+                Action::PageUp => ct.log.move_cursor(-page, rows),
+                Action::PageDown => ct.log.move_cursor(page, rows),
+                Action::Top => ct.log.move_cursor(isize::MIN / 2, rows),
+                Action::Bottom => ct.log.move_cursor(isize::MAX / 2, rows),
+                Action::ClearFilter | Action::Back => ct.show_log(false, now),
+                _ => ct.say(
+                    "that key acts on the table: E or Esc goes back to it".into(),
+                    true,
+                    now,
+                ),
+            }
+            return Vec::new();
+        }
         match action {
             Action::Up => ct.move_cursor(-1),
             Action::Down => ct.move_cursor(1),
@@ -1330,14 +1416,6 @@ impl App {
             Action::Back => {
                 ct.close_group(now);
             }
-            Action::Filter => {
-                ct.input = ct
-                    .filter
-                    .as_ref()
-                    .map_or_else(String::new, |f| f.source().to_string());
-                ct.input_error = None;
-                self.mode = InputMode::Filter;
-            }
             Action::ClearFilter => {
                 ct.clear_filter(now);
             }
@@ -1355,18 +1433,6 @@ impl App {
                 self.popup = ct
                     .ask_delete_matching(now)
                     .map(|q| Popup::Confirm(Box::new(q)));
-            }
-            Action::ExactNumbers => self.exact = !self.exact,
-            Action::TraceEntry => {
-                let entry = ct.selected_slot().map(|s| s.entry().clone());
-                match entry {
-                    Some(e) => {
-                        self.trace.fill_from_entry(&e);
-                        self.run_trace();
-                        self.show_screen(Screen::Trace);
-                    }
-                    None => ct.say("no entry is selected to trace".into(), true, now),
-                }
             }
             _ => {}
         }

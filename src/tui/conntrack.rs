@@ -2,7 +2,9 @@
 //! current, the sorted and filtered view of it (cached, and recomputed only when the table, the
 //! sort or the filter changed, at most a few times a second under an event storm), destroyed
 //! entries fading out, new entries and state changes standing out for a moment, the group-by
-//! view, and deletions waiting for a yes. No terminal and no clock: times come with messages.
+//! view, deletions waiting for a yes, and the event log (`E`): the last events the feed
+//! delivered, and the changes found by comparing reads of the table where there are no events.
+//! No terminal and no clock: times come with messages.
 //!
 //! The view holds table positions, which are valid for one table generation only; so events are
 //! applied to the table only right before the view is recomputed, and the selection is kept as
@@ -11,6 +13,7 @@
 use super::app::keep_in_view;
 use super::event::Cmd;
 use crate::conntrack::filter::{Filter, FilterError};
+use crate::conntrack::log::{EventLog, Logged, Seen};
 use crate::conntrack::table::{self, Applied, Group, GroupKey, Row, SortKey, Summary, Table};
 use crate::conntrack::{CtEvent, CtEventKind, Entry, EntryKey, State, Status};
 use crate::source::ctfeed::{CtFeed, CtFigures, CtVia};
@@ -148,6 +151,117 @@ pub struct Detail {
     pub scroll: crate::tui::scroll::Scroll,
 }
 
+/// The event log's view (`E`): the log, its filter, and the cursor. Rows are newest first; the
+/// cursor and the offset count rows from the top (the newest).
+#[derive(Debug, Default)]
+pub struct LogScreen {
+    /// Shown in place of the table.
+    pub open: bool,
+    pub log: EventLog,
+    pub filter: Option<Filter>,
+    pub cursor: usize,
+    pub offset: usize,
+    /// Numbers of the events passing the filter, oldest first (some may have left the log:
+    /// [`LogScreen::trim`] drops them).
+    view: VecDeque<u64>,
+    /// The selected event's number.
+    selected: Option<u64>,
+}
+
+impl LogScreen {
+    /// Log an event; it shows at once if it passes the filter.
+    pub fn record(&mut self, at: SystemTime, kind: CtEventKind, seen: Seen, entry: Entry) {
+        let pass = self.filter.as_ref().is_none_or(|f| f.matches(&entry));
+        let seq = self.log.push(at, kind, seen, entry);
+        if pass {
+            self.view.push_back(seq);
+        }
+        self.trim();
+    }
+
+    /// Forget the numbers of events that left the log.
+    fn trim(&mut self) {
+        let first = self.log.first_seq();
+        while self.view.front().is_some_and(|&s| s < first) {
+            self.view.pop_front();
+        }
+    }
+
+    /// Rows (events passing the filter).
+    pub fn len(&self) -> usize {
+        self.view.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.view.is_empty()
+    }
+
+    /// The event on row `i` (0: the newest).
+    pub fn row(&self, i: usize) -> Option<&Logged> {
+        let at = self.view.len().checked_sub(i + 1)?;
+        self.log.get(*self.view.get(at)?)
+    }
+
+    pub fn selected(&self) -> Option<&Logged> {
+        self.row(self.cursor)
+    }
+
+    /// The events passing the filter, oldest first.
+    pub fn shown(&self) -> impl Iterator<Item = &Logged> {
+        self.view.iter().filter_map(|&s| self.log.get(s))
+    }
+
+    /// After events came: the selection stays on its event, on the same line; on the top row
+    /// it follows the newest, as `tail -f` does.
+    fn settle(&mut self, rows: usize) {
+        let line = self.cursor.saturating_sub(self.offset);
+        let at_top = self.offset == 0;
+        let follow = self.cursor == 0 && at_top;
+        let n = self.view.len();
+        let found = self
+            .selected
+            .filter(|_| !follow)
+            .and_then(|s| self.view.binary_search(&s).ok());
+        self.cursor = match found {
+            Some(i) => n - 1 - i,
+            None if follow => 0,
+            None => self.cursor.min(n.saturating_sub(1)),
+        };
+        self.offset = if at_top {
+            0
+        } else {
+            self.cursor.saturating_sub(line)
+        };
+        keep_in_view(&mut self.cursor, &mut self.offset, n, rows);
+        self.selected = self.row(self.cursor).map(|l| l.seq);
+    }
+
+    pub fn move_cursor(&mut self, delta: isize, rows: usize) {
+        let n = self.view.len();
+        self.cursor = if n == 0 {
+            0
+        } else {
+            self.cursor.saturating_add_signed(delta).min(n - 1)
+        };
+        keep_in_view(&mut self.cursor, &mut self.offset, n, rows);
+        self.selected = self.row(self.cursor).map(|l| l.seq);
+    }
+
+    /// Filter the log (`None`: everything); the view starts again from the newest.
+    pub fn set_filter(&mut self, filter: Option<Filter>, rows: usize) {
+        self.filter = filter;
+        self.view = self
+            .log
+            .iter()
+            .filter(|l| self.filter.as_ref().is_none_or(|f| f.matches(&l.entry)))
+            .map(|l| l.seq)
+            .collect();
+        self.cursor = 0;
+        self.offset = 0;
+        self.settle(rows);
+    }
+}
+
 /// What the Conntrack screen shows, and how.
 #[derive(Debug)]
 pub struct CtScreen {
@@ -178,6 +292,8 @@ pub struct CtScreen {
     pub summary: Summary,
     pub notice: Option<Notice>,
     pub detail: Option<Detail>,
+    /// The event log (`E`).
+    pub log: LogScreen,
     /// Table positions of the entries passing the filter, in order.
     live: Vec<u32>,
     /// `live` with the fading entries merged in: what the list shows.
@@ -258,6 +374,7 @@ impl CtScreen {
             summary: Summary::default(),
             notice: None,
             detail: None,
+            log: LogScreen::default(),
             live: Vec::new(),
             view: Vec::new(),
             live_gen: None,
@@ -399,10 +516,26 @@ impl CtScreen {
     pub fn on_feed(&mut self, feed: CtFeed, at: SystemTime, visible: bool) -> bool {
         match feed {
             CtFeed::Table { entries, via, .. } => {
-                // The dump holds whatever the events before it said.
-                self.pending.clear();
+                // The events before the dump are in the log already: applied first, so that
+                // comparing the dump with the table finds only what they did not say (entries
+                // that changed without an event, or every change where there are none).
+                for (_, events) in std::mem::take(&mut self.pending) {
+                    for ev in events {
+                        self.table.apply(ev);
+                    }
+                }
                 let before = self.table.generation();
-                self.table.replace_all(entries);
+                if self.via.is_none() {
+                    // The first read is where the log starts: nothing happened before it.
+                    self.table.replace_all(entries);
+                } else {
+                    let log = &mut self.log;
+                    self.table.replace_all_noting(entries, &mut |kind, e| {
+                        log.record(at, kind, Seen::Reread, e.clone());
+                    });
+                }
+                let rows = self.viewport;
+                self.log.settle(rows);
                 self.times.push((before + 1, at));
                 if self.via.is_none() {
                     self.baseline = self.table.generation();
@@ -417,6 +550,11 @@ impl CtScreen {
                 true
             }
             CtFeed::Events(events) => {
+                for ev in &events {
+                    self.log.record(at, ev.kind, Seen::Event, ev.entry.clone());
+                }
+                let rows = self.viewport;
+                self.log.settle(rows);
                 self.arrivals.push_back((at, events.len()));
                 while self
                     .arrivals
@@ -425,12 +563,11 @@ impl CtScreen {
                 {
                     self.arrivals.pop_front();
                 }
+                // The open event log shows each batch as it comes.
+                let logged = self.log.open && !events.is_empty();
                 self.pending.push((at, events));
-                if self.flush_due(at) {
-                    self.flush(at, visible)
-                } else {
-                    false
-                }
+                let flushed = self.flush_due(at) && self.flush(at, visible);
+                flushed || logged
             }
             CtFeed::Lost { total, .. } => {
                 self.lost_total = total;
@@ -768,6 +905,8 @@ impl CtScreen {
     pub fn resized(&mut self, viewport: usize) {
         self.viewport = viewport;
         self.clamp();
+        let log = &mut self.log;
+        keep_in_view(&mut log.cursor, &mut log.offset, log.view.len(), viewport);
     }
 
     /// Move the cursor (of the list, or of the groups in a group view).
@@ -822,10 +961,17 @@ impl CtScreen {
         self.sort_by(key, reverse, now);
     }
 
-    /// Apply a filter expression (empty: none). A bad one leaves the current filter in place.
+    /// Apply a filter expression (empty: none) to what is shown: the event log when it is
+    /// open, else the table. A bad one leaves the current filter in place.
     pub fn set_filter(&mut self, expr: &str, now: SystemTime) -> Result<(), FilterError> {
         let f = Filter::parse(expr)?;
-        self.filter = (!f.is_empty()).then_some(f);
+        let f = (!f.is_empty()).then_some(f);
+        if self.log.open {
+            let rows = self.viewport;
+            self.log.set_filter(f, rows);
+            return Ok(());
+        }
+        self.filter = f;
         self.live_gen = None;
         self.groups_for = None;
         // Where the selected entry no longer shows, start from the top.
@@ -840,11 +986,101 @@ impl CtScreen {
     pub fn clear_filter(&mut self, now: SystemTime) -> bool {
         self.input.clear();
         self.input_error = None;
-        if self.filter.is_none() {
+        if self.active_filter().is_none() {
             return false;
         }
         let _ = self.set_filter("", now);
         true
+    }
+
+    /// The filter of what is shown: the event log's when it is open, else the table's.
+    pub fn active_filter(&self) -> Option<&Filter> {
+        if self.log.open {
+            self.log.filter.as_ref()
+        } else {
+            self.filter.as_ref()
+        }
+    }
+
+    /// `E`: show the event log (`true`) or the table.
+    pub fn show_log(&mut self, open: bool, now: SystemTime) {
+        self.log.open = open;
+        if open {
+            let rows = self.viewport;
+            self.log.settle(rows);
+        } else {
+            self.show(now);
+        }
+    }
+
+    /// The entry a key acts on: the selected event's in the event log, else the selected row's.
+    pub fn selected_entry(&self) -> Option<&Entry> {
+        if self.log.open {
+            self.log.selected().map(|l| &l.entry)
+        } else {
+            self.selected_slot().map(Slot::entry)
+        }
+    }
+
+    /// `y`: the selected entry as `conntrack -L` prints it, or the selected event as a line:
+    /// its time, `[NEW]` as `conntrack -E` tags it, the entry; `None` when nothing is selected.
+    pub fn yank_text(&self) -> Option<String> {
+        use crate::conntrack::format::{Layout, line};
+        if !self.log.open {
+            return self.selected_slot().map(|s| line(s.entry(), Layout::Plain));
+        }
+        let l = self.log.selected()?;
+        let how = match l.seen {
+            Seen::Event => "",
+            Seen::Reread => " (found by re-reading the table)",
+        };
+        Some(format!(
+            "{} [{}] {}{how}",
+            clock_ms(l.at),
+            l.tag(),
+            line(&l.entry, Layout::Plain)
+        ))
+    }
+
+    /// `W`: what is shown, as JSON lines, with a file-name stem and what it is (for the
+    /// footer): the entries the filter shows in the list's order (not the fading ones: they
+    /// are gone), each the object `nfscope conntrack --format json` prints; or the events the event
+    /// log's filter shows, oldest first.
+    pub fn jsonl(&mut self, now: SystemTime) -> (&'static str, String, String) {
+        let filtered = |f: Option<&Filter>| {
+            f.map_or_else(String::new, |f| format!(" matching '{}'", f.source()))
+        };
+        if self.log.open {
+            let mut text = String::new();
+            let mut n = 0;
+            for l in self.log.shown() {
+                text.push_str(&l.json());
+                text.push('\n');
+                n += 1;
+            }
+            let what = format!(
+                "{n} conntrack event{}{} as JSON lines",
+                if n == 1 { "" } else { "s" },
+                filtered(self.log.filter.as_ref())
+            );
+            return ("conntrack-events", text, what);
+        }
+        // The list's positions are those of the table as it is now.
+        self.show(now);
+        let mut text = String::new();
+        for &p in &self.live {
+            if let Some(r) = self.table.get(p) {
+                text.push_str(&serde_json::to_string(&r.entry).unwrap_or_default());
+                text.push('\n');
+            }
+        }
+        let n = self.live.len();
+        let what = format!(
+            "{n} conntrack entr{}{} as JSON lines",
+            if n == 1 { "y" } else { "ies" },
+            filtered(self.filter.as_ref())
+        );
+        ("conntrack", text, what)
     }
 
     /// `v`: the next group-by view.
@@ -969,6 +1205,13 @@ impl CtScreen {
         });
         true
     }
+}
+
+/// The local time of day with milliseconds, as the event log shows it: `14:02:31.123`.
+pub fn clock_ms(t: SystemTime) -> String {
+    let ms = crate::time::unix_ms(t);
+    let hms = crate::time::local_time(ms);
+    format!("{}.{:03}", hms.get(..8).unwrap_or(&hms), ms % 1000)
 }
 
 #[cfg(test)]

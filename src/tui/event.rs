@@ -41,6 +41,9 @@ pub enum Msg {
     StateError(String),
     /// A side effect's outcome for the footer (a view written to a file), and whether it is bad.
     Said(String, bool),
+    /// The audit log's last records, read at the start and whenever the file changed (the
+    /// messages popup shows them).
+    Audit(crate::edit::audit::Tail),
 }
 
 /// A side effect that `update` asks the loop to carry out.

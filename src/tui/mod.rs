@@ -163,6 +163,32 @@ fn spawn_saver(path: PathBuf, tx: mpsc::Sender<Msg>) -> Option<mpsc::Sender<Opti
     Some(stx)
 }
 
+/// How many of the audit log's records the messages popup shows.
+const AUDIT_SHOWN: usize = 20;
+
+/// nfscope's audit log read back for the messages popup (`!`), so that `update` stays pure:
+/// read at the start, then again whenever the file changed (every commit, apply, confirm and
+/// rollback, this process's or another's, the watchdog's too), which a look at its size and
+/// time every two seconds tells.
+fn spawn_audit_reader(dir: PathBuf, tx: mpsc::Sender<Msg>) {
+    let _ = std::thread::Builder::new()
+        .name("nfscope-audit".into())
+        .spawn(move || {
+            let mut seen = None;
+            loop {
+                let now = crate::edit::audit::stamp(&dir);
+                if seen != Some(now) {
+                    let tail = crate::edit::audit::tail(&dir, AUDIT_SHOWN);
+                    if tx.send(Msg::Audit(tail)).is_err() {
+                        return;
+                    }
+                    seen = Some(now);
+                }
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        });
+}
+
 /// Carry out what `update` asked for (quitting is the loop's own business).
 fn run_cmds(cmds: Vec<Cmd>, ct: &CtHandle, w: &Workers) {
     for c in cmds {
@@ -334,6 +360,10 @@ pub fn run(cfg: SourceConfig, opts: Options) -> color_eyre::Result<()> {
         source::spawn(cfg, sink)
     }
     .wrap_err("cannot start the rule-set source thread")?;
+    // The demo writes no audit log.
+    if !demo {
+        spawn_audit_reader(dir.clone(), tx.clone());
+    }
     let workers = Workers {
         tx: tx.clone(),
         target,

@@ -21,6 +21,7 @@
 use super::format::human;
 use crate::conntrack::table::{GroupKey, SortKey};
 use crate::conntrack::{Entry, Status};
+use crate::source::ctfeed::CtVia;
 use crate::tui::app::{App, InputMode, Popup};
 use crate::tui::conntrack::{CtScreen, Slot, group_name, sort_name};
 use crate::tui::keymap::{self, Scope};
@@ -58,7 +59,11 @@ fn footer_height(app: &App) -> u16 {
 pub fn areas(app: &App) -> CtAreas {
     let (w, h) = app.size;
     let full = Rect::new(0, 0, w, h);
-    let strip_h = strip_lines(app).len() as u16;
+    let strip_h = if app.ct.log.open {
+        log_strip_lines(app).len()
+    } else {
+        strip_lines(app).len()
+    } as u16;
     let [header, strip, list, footer] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Length(strip_h),
@@ -81,6 +86,12 @@ pub fn viewport_rows(app: &App) -> usize {
 
 pub fn draw(frame: &mut Frame, app: &App) {
     let a = areas(app);
+    if app.ct.log.open {
+        frame.render_widget(Paragraph::new(log_strip_lines(app)), a.strip);
+        draw_log(frame, app, a.list);
+        draw_footer(frame, app, a.footer);
+        return;
+    }
     frame.render_widget(Paragraph::new(strip_lines(app)), a.strip);
     if app.ct.group.is_some() {
         draw_groups(frame, app, a.list);
@@ -113,32 +124,39 @@ fn count(app: &App, n: u64) -> String {
     if app.exact { n.to_string() } else { human(n) }
 }
 
+/// A count for a cell `w` wide: exact when asked for and it fits, else in human units (a
+/// number cut to fit would be a wrong number).
+fn count_in(app: &App, n: u64, w: usize) -> String {
+    let c = count(app, n);
+    if c.len() <= w { c } else { human(n) }
+}
+
+/// A duration for a cell `w` wide: `duration`, or whole days where that does not fit
+/// (`1234d`), rather than a cut one.
+fn duration_in(secs: u64, w: usize) -> String {
+    let d = duration(secs);
+    if d.len() <= w {
+        d
+    } else {
+        format!("{}d", secs / 86_400)
+    }
+}
+
 /// `s` with its middle replaced by `…` to fit `w` cells; the end (a host part) is kept over
 /// the start.
 pub fn elide(s: &str, w: usize) -> String {
     crate::format::elide_middle(s, w)
 }
 
-/// `addr:port` (`[v6]:port`), the address elided to fit `w`.
+/// `addr:port` (`[v6]:port`), shortened to fit `w` between whole groups
+/// ([`crate::format::elide_addr`]: the start and the last group kept, the port whole).
 pub fn endpoint(addr: IpAddr, port: Option<u16>, w: usize) -> String {
-    let a = addr.to_string();
-    let (pre, post) = match (addr, port) {
-        (IpAddr::V6(_), Some(p)) => ("[", format!("]:{p}")),
-        (IpAddr::V4(_), Some(p)) => ("", format!(":{p}")),
-        (_, None) => ("", String::new()),
+    let whole = match (addr, port) {
+        (IpAddr::V6(a), Some(p)) => format!("[{a}]:{p}"),
+        (a, Some(p)) => format!("{a}:{p}"),
+        (a, None) => a.to_string(),
     };
-    let fixed = pre.len() + post.len();
-    if fixed + a.len() <= w {
-        return format!("{pre}{a}{post}");
-    }
-    if w < fixed + 4 {
-        return elide(&format!("{pre}{a}{post}"), w);
-    }
-    format!("{pre}{}{post}", elide(&a, w - fixed))
-}
-
-fn endpoint_len(addr: IpAddr, port: Option<u16>) -> usize {
-    endpoint(addr, port, usize::MAX).len()
+    crate::format::elide_addr(&whole, w)
 }
 
 /// What NAT did to a connection, seen from its reply tuple.
@@ -158,10 +176,6 @@ fn nat(e: &Entry) -> Nat {
 }
 
 impl Nat {
-    fn is_some(self) -> bool {
-        self.dnat.is_some() || self.snat.is_some()
-    }
-
     fn parts(self) -> Vec<(&'static str, (IpAddr, Option<u16>))> {
         let mut v = Vec::new();
         if let Some(d) = self.dnat {
@@ -186,15 +200,6 @@ impl Nat {
         parts
     }
 
-    fn len(self, short_snat: bool) -> usize {
-        let parts = self.parts_as(short_snat);
-        parts
-            .iter()
-            .map(|(k, (a, p))| k.len() + 1 + endpoint_len(*a, *p))
-            .sum::<usize>()
-            + parts.len().saturating_sub(1)
-    }
-
     /// The cell: each kind in its colour, the addresses elided to fit `w` together.
     fn spans(self, w: usize, short_snat: bool, t: Theme) -> Vec<Span<'static>> {
         let parts = self.parts_as(short_snat);
@@ -210,7 +215,7 @@ impl Nat {
                 kind,
                 t.target(kind).add_modifier(Modifier::BOLD),
             ));
-            out.push(Span::raw(format!(" {}", endpoint(a, p, room.max(4)))));
+            out.push(Span::raw(format!(" {}", endpoint(a, p, room))));
         }
         out
     }
@@ -286,10 +291,37 @@ impl Col {
             (Col::Mark, _) => "mark",
             (Col::Zone, _) => "zone",
         };
-        if self.sorted_by(ct.sort) {
+        base.to_string()
+    }
+
+    /// The column's name, whatever the sort.
+    fn name(self) -> &'static str {
+        match self {
+            Col::Proto => "prot",
+            Col::State => "state",
+            Col::Flags => "flags",
+            Col::Src => "source",
+            Col::Dst => "destination",
+            Col::Nat => "NAT (reply)",
+            Col::Timeout => "timeout",
+            Col::OPkts => "→pkts",
+            Col::OBytes => "→bytes",
+            Col::RPkts => "←pkts",
+            Col::RBytes => "←bytes",
+            Col::Age => "age",
+            Col::Mark => "mark",
+            Col::Zone => "zone",
+        }
+    }
+
+    /// The title in a column `w` wide: with the sort's arrow where it fits (the list's title
+    /// says the order too, and the sorted column is underlined).
+    fn title_in(self, ct: &CtScreen, compact_flags: bool, w: u16) -> String {
+        let base = self.title(ct, compact_flags);
+        if self.sorted_by(ct.sort) && crate::format::width(&base) < usize::from(w) {
             format!("{base}{}", if ct.reverse { "▼" } else { "▲" })
         } else {
-            base.to_string()
+            base
         }
     }
 
@@ -326,15 +358,6 @@ impl Col {
     }
 }
 
-/// One visible row, formatted.
-struct Shown<'a> {
-    slot: Slot<'a>,
-    nat: Nat,
-    timeout: String,
-    counters: [Option<String>; 4],
-    age: Option<String>,
-}
-
 /// How the list fits its width: the columns and their widths, and which shorter forms of
 /// the cells it uses.
 struct Plan {
@@ -355,165 +378,117 @@ fn state_text(e: &Entry, short: bool) -> &str {
     }
 }
 
-/// Column widths: what the rows on screen need, with optional columns (counters, age, mark,
-/// zone) as room allows. Every combination of the shorter forms is tried; the winner elides
-/// the fewest characters of the required columns to fit, then shows the most of what matters,
-/// in this order: bytes, age, the flags in words, packets, mark, zone, whole IPv6 addresses,
-/// the SNAT port, `ESTABLISHED` in full.
-fn plan(shown: &[Shown], ct: &CtScreen, width: u16) -> Plan {
-    fn e<'a>(s: &Shown<'a>) -> &'a Entry {
-        s.slot.entry()
-    }
-    let title = |c: Col, compact: bool| crate::format::width(&c.title(ct, compact));
-    let w = |c: Col, compact: bool, f: &dyn Fn(&Shown) -> usize| -> u16 {
-        let t = title(c, compact);
-        shown.iter().map(f).chain([t]).max().unwrap_or(t) as u16
-    };
-    let has = |f: &dyn Fn(&Shown) -> bool| shown.iter().any(f);
-    let proto = w(Col::Proto, false, &|s| e(s).proto.name().len());
-    let timeout = w(Col::Timeout, false, &|s| s.timeout.len());
-    let any_nat = has(&|s| s.nat.is_some()) || ct.sort == SortKey::Reply;
-    let counter =
-        |c: Col, i: usize| w(c, false, &|s| s.counters[i].as_ref().map_or(0, String::len));
-    // (what it is worth, columns), most important first.
-    let mut optional: Vec<(u16, Vec<(Col, u16)>)> = Vec::new();
-    if has(&|s| s.counters[1].is_some()) {
-        optional.push((
-            1 << 8,
-            vec![
-                (Col::OBytes, counter(Col::OBytes, 1)),
-                (Col::RBytes, counter(Col::RBytes, 3)),
-            ],
-        ));
-    }
-    if has(&|s| s.age.is_some()) {
-        let aw = w(Col::Age, false, &|s| s.age.as_ref().map_or(0, String::len));
-        optional.push((1 << 7, vec![(Col::Age, aw)]));
-    }
-    if has(&|s| s.counters[0].is_some()) {
-        optional.push((
-            1 << 5,
-            vec![
-                (Col::OPkts, counter(Col::OPkts, 0)),
-                (Col::RPkts, counter(Col::RPkts, 2)),
-            ],
-        ));
-    }
-    if has(&|s| e(s).mark != 0) || ct.sort == SortKey::Mark {
-        let mw = w(Col::Mark, false, &|s| format!("{:#x}", e(s).mark).len());
-        optional.push((1 << 4, vec![(Col::Mark, mw)]));
-    }
-    if has(&|s| e(s).zone != 0) || ct.sort == SortKey::Zone {
-        let zw = w(Col::Zone, false, &|s| e(s).zone.to_string().len());
-        optional.push((1 << 3, vec![(Col::Zone, zw)]));
-    }
-    let used = |cols: &[(Col, u16)]| cols.iter().map(|(_, w)| w + 1).sum::<u16>();
+/// The address columns' widths (source, destination, NAT): the least they get, what they
+/// get before optional columns take more of the room, and the most they use.
+const ADDR_MIN: [u16; 3] = [16, 17, 16];
+const ADDR_GOOD: [u16; 3] = [22, 22, 20];
+const ADDR_MAX: [u16; 3] = [30, 30, 36];
+/// Below this NAT width, SNAT is shown without its port (the details show it).
+const NAT_WITH_PORT: u16 = 24;
 
-    // Bit 0: compact flags; 1: short states; 2: SNAT without port; 3: addresses capped.
-    let attempt = |forms: u8| -> ((std::cmp::Reverse<u16>, u16), Plan) {
-        let on = |bit: u8| forms & (1 << bit) != 0;
-        let (compact, short_state, short_snat, capped) = (on(0), on(1), on(2), on(3));
-        let cap = |w: u16, to: u16| if capped { w.min(to) } else { w };
-        let flags_w = if compact {
-            w(Col::Flags, true, &|_| 1)
-        } else {
-            w(Col::Flags, false, &|s| flags(e(s)).0.len())
-        };
-        let state = w(Col::State, false, &|s| state_text(e(s), short_state).len()).min(13);
-        let src = w(Col::Src, false, &|s| {
-            endpoint_len(e(s).orig.src, e(s).orig.sport)
-        });
-        let dst = w(Col::Dst, false, &|s| {
-            endpoint_len(e(s).orig.dst, e(s).orig.dport)
-        });
-        let nat = w(Col::Nat, false, &|s| s.nat.len(short_snat));
-        let mut cols = vec![
-            (Col::Proto, proto),
-            (Col::State, state),
-            (Col::Flags, flags_w),
-            (Col::Src, cap(src.min(30), 22)),
-            (Col::Dst, cap(dst.min(30), 22)),
-        ];
-        if any_nat {
-            cols.push((Col::Nat, cap(nat.min(48), 24)));
-        }
-        cols.push((Col::Timeout, timeout));
-        // Narrow the address columns (they elide), a character at a time where it elides
-        // the fewest rows, then the state, until the required columns fit.
-        let lens = |c: Col| -> Vec<usize> {
-            shown
-                .iter()
-                .map(|s| match c {
-                    Col::Src => endpoint_len(e(s).orig.src, e(s).orig.sport),
-                    Col::Dst => endpoint_len(e(s).orig.dst, e(s).orig.dport),
-                    _ => s.nat.len(short_snat),
-                })
-                .collect()
-        };
-        let lens = [lens(Col::Src), lens(Col::Dst), lens(Col::Nat)];
-        let mut over = used(&cols).saturating_sub(width + 1);
-        let mut cut = 0;
-        while over > 0 {
-            let cheapest = cols
-                .iter_mut()
-                .filter(|(c, w)| matches!(c, Col::Src | Col::Dst | Col::Nat) && *w > 13)
-                .map(|(c, w)| {
-                    let i = match c {
-                        Col::Src => 0,
-                        Col::Dst => 1,
-                        _ => 2,
-                    };
-                    let hurt = lens[i].iter().filter(|&&l| l >= usize::from(*w)).count();
-                    (hurt, std::cmp::Reverse(*w), w)
-                })
-                .min_by_key(|(hurt, wide, _)| (*hurt, *wide));
-            let Some((_, _, w)) = cheapest else { break };
-            *w -= 1;
-            over -= 1;
-            cut += 1;
-        }
-        if let Some((_, w)) = cols.iter_mut().find(|(c, _)| *c == Col::State) {
-            let c = over.min(w.saturating_sub(8));
-            *w -= c;
-            cut += c;
-        }
-        // The long forms are worth something too, between the optional columns.
-        let mut value: u16 = u16::from(!compact) << 6
-            | u16::from(!capped) << 2
-            | u16::from(!short_snat) << 1
-            | u16::from(!short_state);
-        for (v, group) in &optional {
-            let extra: u16 = group.iter().map(|(_, w)| w + 1).sum();
-            if used(&cols) + extra <= width + 1 {
-                cols.extend(group.iter().copied());
-                value |= v;
+/// The address columns' widths out of `room`: their least first (shared out in proportion
+/// when there is not even that), then one cell each in turn up to [`ADDR_GOOD`], then up to
+/// [`ADDR_MAX`].
+fn share_addresses(room: u16) -> [u16; 3] {
+    let least: u16 = ADDR_MIN.iter().sum();
+    if room < least {
+        return ADDR_MIN.map(|m| room * m / least);
+    }
+    let mut w = ADDR_MIN;
+    let mut left = room - least;
+    for target in [ADDR_GOOD, ADDR_MAX] {
+        let mut grew = true;
+        while grew && left > 0 {
+            grew = false;
+            for (wi, ti) in w.iter_mut().zip(target) {
+                if left > 0 && *wi < ti {
+                    *wi += 1;
+                    left -= 1;
+                    grew = true;
+                }
             }
         }
-        let score = (std::cmp::Reverse(cut), value);
-        let plan = Plan {
-            cols,
-            compact_flags: compact,
-            short_state,
-            short_snat,
-        };
-        (score, plan)
-    };
-    let mut best: Option<((std::cmp::Reverse<u16>, u16), Plan)> = None;
-    for forms in 0..16u8 {
-        let (score, plan) = attempt(forms);
-        if best.as_ref().is_none_or(|(b, _)| score > *b) {
-            best = Some((score, plan));
-        }
     }
-    let mut plan = best.map(|(_, p)| p).unwrap_or(Plan {
-        cols: Vec::new(),
-        compact_flags: false,
-        short_state: false,
-        short_snat: false,
-    });
-    plan.cols
-        .sort_by_key(|(c, _)| ORDER.iter().position(|o| o == c));
-    plan
+    w
+}
+
+/// The columns and their widths, from the list's width alone (and from what does not change
+/// with the rows: whether the kernel counts packets and keeps start times, and exact numbers),
+/// never from the entries on screen: columns stay put between sorts, filters and group views
+/// and as entries come and go, as htop's do. The required columns come first; then, while the
+/// addresses keep [`ADDR_GOOD`], in this order: `ESTABLISHED` in full, bytes, age, the flags
+/// in words, packets; then mark and zone while they keep [`ADDR_MAX`]. Each comes only after
+/// the one before it (where it exists at all), so a wider terminal never shows less.
+fn plan(ct: &CtScreen, width: u16, exact: bool) -> Plan {
+    let acct = ct.accounting() != Some(false);
+    let stamps = ct.figures.as_ref().and_then(|f| f.timestamps) != Some(false);
+    let counter: u16 = if exact { 11 } else { 6 };
+    // prot, state, f and timeout, and a separator between each of the seven columns.
+    let base: u16 = 6 + 9 + 1 + 7 + 6;
+    let mut room = width.saturating_sub(base);
+    let mut open = true;
+    // Whether the next upgrade (if it applies at all) fits after all the ones before.
+    let mut take = |applies: bool, cost: u16, keep: [u16; 3]| -> bool {
+        if !applies {
+            return false;
+        }
+        let keep: u16 = keep.iter().sum();
+        open = open && room >= cost + keep;
+        if open {
+            room -= cost;
+        }
+        open
+    };
+    let state_full = take(true, 2, ADDR_GOOD);
+    let bytes = take(acct, 2 * (counter + 1), ADDR_GOOD);
+    let age = take(stamps, 7, ADDR_GOOD);
+    let flag_words = take(true, 8, ADDR_GOOD);
+    let packets = take(acct, 2 * (counter + 1), ADDR_GOOD);
+    let mark = take(true, 11, ADDR_MAX);
+    let zone = take(true, 6, ADDR_MAX);
+    let [src, dst, nat] = share_addresses(room);
+    let mut cols = vec![
+        (Col::Proto, 6),
+        (Col::State, if state_full { 11 } else { 9 }),
+        (Col::Flags, if flag_words { 9 } else { 1 }),
+        (Col::Src, src),
+        (Col::Dst, dst),
+        (Col::Nat, nat),
+        (Col::Timeout, 7),
+    ];
+    let optional = [
+        (bytes, Col::OBytes, counter),
+        (bytes, Col::RBytes, counter),
+        (packets, Col::OPkts, counter),
+        (packets, Col::RPkts, counter),
+        (age, Col::Age, 6),
+        (mark, Col::Mark, 10),
+        (zone, Col::Zone, 5),
+    ];
+    cols.extend(
+        optional
+            .into_iter()
+            .filter(|(on, _, _)| *on)
+            .map(|(_, c, w)| (c, w)),
+    );
+    cols.sort_by_key(|(c, _)| ORDER.iter().position(|o| o == c));
+    Plan {
+        cols,
+        compact_flags: !flag_words,
+        short_state: !state_full,
+        short_snat: nat < NAT_WITH_PORT,
+    }
+}
+
+/// The list's columns as they are laid out now: each one's name and width (for tests, and
+/// for whatever maps a click to a column).
+pub fn list_columns(app: &App) -> Vec<(&'static str, u16)> {
+    let width = areas(app).list.width.saturating_sub(2);
+    plan(&app.ct, width, app.exact)
+        .cols
+        .into_iter()
+        .map(|(c, w)| (c.name(), w))
+        .collect()
 }
 
 fn list_title(app: &App) -> Line<'static> {
@@ -591,34 +566,11 @@ fn draw_list(frame: &mut Frame, app: &App, area: Rect) {
         return;
     }
     let rows_fit = inner.height.saturating_sub(1) as usize;
-    let shown: Vec<Shown> = (ct.offset..ct.offset + rows_fit)
-        .filter_map(|i| ct.slot(i))
-        .map(|slot| {
-            let e = slot.entry();
-            let timeout = match slot {
-                Slot::Ghost(_) => "gone".to_string(),
-                Slot::Live(r) => duration(ct.timeout_left(r, now)),
-            };
-            let c = |v: Option<u64>| v.map(|n| count(app, n));
-            Shown {
-                slot,
-                nat: nat(e),
-                timeout,
-                counters: [
-                    c(e.orig_packets),
-                    c(e.orig_bytes),
-                    c(e.reply_packets),
-                    c(e.reply_bytes),
-                ],
-                age: age(e, now).map(duration),
-            }
-        })
-        .collect();
-    let plan = plan(&shown, ct, inner.width);
+    let plan = plan(ct, inner.width, app.exact);
     let (cols, compact) = (&plan.cols, plan.compact_flags);
 
-    let header = Row::new(cols.iter().map(|(c, _)| {
-        let title = c.title(ct, compact);
+    let header = Row::new(cols.iter().map(|&(c, w)| {
+        let title = c.title_in(ct, compact, w);
         let style = if c.sorted_by(ct.sort) {
             t.header().add_modifier(Modifier::UNDERLINED)
         } else {
@@ -632,13 +584,13 @@ fn draw_list(frame: &mut Frame, app: &App, area: Rect) {
         })
     }));
 
-    let rows: Vec<Row> = shown
-        .iter()
+    let rows: Vec<Row> = (ct.offset..ct.offset + rows_fit)
+        .filter_map(|i| ct.slot(i))
         .enumerate()
-        .map(|(i, s)| {
-            let e = s.slot.entry();
-            let ghost = matches!(s.slot, Slot::Ghost(_));
-            let fresh = match s.slot {
+        .map(|(i, slot)| {
+            let e = slot.entry();
+            let ghost = matches!(slot, Slot::Ghost(_));
+            let fresh = match slot {
                 Slot::Live(r) => ct.is_new(r, now),
                 Slot::Ghost(_) => false,
             };
@@ -646,8 +598,9 @@ fn draw_list(frame: &mut Frame, app: &App, area: Rect) {
             let cells = cols.iter().map(|&(c, w)| {
                 let w = usize::from(w);
                 let right = |text: String| Cell::from(Line::from(text).right_aligned());
+                let counter = |v: Option<u64>| v.map_or_else(String::new, |n| count_in(app, n, w));
                 match c {
-                    Col::Proto => Cell::from(e.proto.name()),
+                    Col::Proto => Cell::from(elide(&e.proto.name(), w)),
                     Col::State => {
                         let cell = Cell::from(elide(state_text(e, plan.short_state), w));
                         if flash { cell.style(t.flash()) } else { cell }
@@ -663,13 +616,16 @@ fn draw_list(frame: &mut Frame, app: &App, area: Rect) {
                     }
                     Col::Src => Cell::from(endpoint(e.orig.src, e.orig.sport, w)),
                     Col::Dst => Cell::from(endpoint(e.orig.dst, e.orig.dport, w)),
-                    Col::Nat => Cell::from(Line::from(s.nat.spans(w, plan.short_snat, t))),
-                    Col::Timeout => right(s.timeout.clone()),
-                    Col::OPkts => right(s.counters[0].clone().unwrap_or_default()),
-                    Col::OBytes => right(s.counters[1].clone().unwrap_or_default()),
-                    Col::RPkts => right(s.counters[2].clone().unwrap_or_default()),
-                    Col::RBytes => right(s.counters[3].clone().unwrap_or_default()),
-                    Col::Age => right(s.age.clone().unwrap_or_default()),
+                    Col::Nat => Cell::from(Line::from(nat(e).spans(w, plan.short_snat, t))),
+                    Col::Timeout => right(match slot {
+                        Slot::Ghost(_) => "gone".to_string(),
+                        Slot::Live(r) => duration_in(ct.timeout_left(r, now), w),
+                    }),
+                    Col::OPkts => right(counter(e.orig_packets)),
+                    Col::OBytes => right(counter(e.orig_bytes)),
+                    Col::RPkts => right(counter(e.reply_packets)),
+                    Col::RBytes => right(counter(e.reply_bytes)),
+                    Col::Age => right(age(e, now).map_or_else(String::new, |a| duration_in(a, w))),
                     Col::Mark if e.mark == 0 => {
                         Cell::from(Line::styled("0", t.dim()).right_aligned())
                     }
@@ -729,15 +685,12 @@ fn draw_groups(frame: &mut Frame, app: &App, area: Rect) {
         GroupKey::Src => "source address",
         GroupKey::Dport => "destination port",
     };
-    let label_w = visible
-        .clone()
-        .map(|g| crate::format::width(&g.label))
-        .chain([title.len()])
-        .max()
-        .unwrap_or(8)
-        .min(40) as u16;
     let acct = ct.accounting() != Some(false);
     let bar_w: u16 = 20;
+    // The label takes what the other columns leave, up to 40: from the width alone, the same
+    // in every grouping and whatever the groups are.
+    let others: u16 = 8 + 6 + bar_w + 3 + if acct { 2 * (8 + 1) } else { 0 };
+    let label_w = inner.width.saturating_sub(others + 1).clamp(16, 40);
     let mut cols: Vec<(&str, u16)> =
         vec![(title, label_w), ("entries", 8), ("share", 6), ("", bar_w)];
     if acct {
@@ -759,7 +712,7 @@ fn draw_groups(frame: &mut Frame, app: &App, area: Rect) {
                 bar.push(['▏', '▎', '▍', '▌', '▋', '▊', '▉'][eighths % 8 - 1]);
             }
             let mut cells = vec![
-                Cell::from(elide(&grp.label, usize::from(label_w))),
+                Cell::from(crate::format::elide_addr(&grp.label, usize::from(label_w))),
                 Cell::from(Line::from(grp.count.to_string()).right_aligned()),
                 Cell::from(Line::from(format!("{:.1}%", share * 100.0)).right_aligned()),
                 Cell::from(Span::styled(bar, t.ok())),
@@ -969,30 +922,344 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
         frame.render_widget(Paragraph::new(lines), area);
         return;
     }
+    let width = usize::from(area.width);
     let mut spans = Vec::new();
-    if let Some(n) = &ct.notice {
+    let mut used = 0;
+    // The newest of the screen's notice (a deletion's outcome, for a few seconds) and the
+    // App's message (what was copied or written: `y` and `W` clear the notice).
+    let said = match (&ct.notice, &app.edit.message) {
+        (Some(n), _) => Some((n.text.as_str(), n.error)),
+        (None, Some((m, bad))) => Some((m.as_str(), *bad)),
+        (None, None) => None,
+    };
+    if let Some((text, bad)) = said {
+        // A long one keeps its end (a file's name) and gives up the hints.
+        let text = crate::format::elide_middle(text, width.saturating_sub(2));
+        let text = format!(" {text} ");
+        used += crate::format::width(&text);
         spans.push(Span::styled(
-            format!(" {} ", n.text),
-            if n.error {
+            text,
+            if bad {
                 t.error()
             } else {
                 t.ok().add_modifier(Modifier::BOLD)
             },
         ));
     }
-    let scopes: &[Scope] = match app.popup {
-        Some(Popup::Confirm(_)) => &[Scope::Confirm],
-        Some(_) => &[Scope::Popup],
-        None => &[Scope::Conntrack, Scope::Global],
+    let hints = match app.popup {
+        Some(Popup::Confirm(_)) => keymap::hints(&[Scope::Confirm]),
+        Some(_) => keymap::hints(&[Scope::Popup]),
+        None if ct.log.open => log_hints(),
+        None => keymap::hints(&[Scope::Conntrack, Scope::Global]),
     };
-    for (k, what) in keymap::hints(scopes) {
+    // Whole hints, as many as fit.
+    for (k, what) in hints {
+        let w = crate::format::width(&k) + crate::format::width(what) + 3;
+        if used + w > width {
+            break;
+        }
+        used += w;
         spans.push(Span::styled(format!(" {k}"), t.key()));
         spans.push(Span::styled(format!(" {what} "), t.dim()));
     }
-    if app.exact {
+    if app.exact && !ct.log.open && used + 16 <= width {
         spans.push(Span::styled(" [exact numbers]", t.warning()));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The first key of an action in the keymap, as the help writes it.
+fn key_of(scope: Scope, action: keymap::Action) -> Option<String> {
+    keymap::KEYMAP
+        .iter()
+        .find(|b| b.scope == scope && b.action == action)
+        .and_then(|b| b.keys.first())
+        .map(keymap::key_label)
+}
+
+/// The event log's footer hints, from the keymap.
+fn log_hints() -> Vec<(String, &'static str)> {
+    use keymap::Action;
+    [
+        (Scope::Global, Action::EventLog, "table"),
+        (Scope::Conntrack, Action::Filter, "filter"),
+        (Scope::Conntrack, Action::Yank, "copy"),
+        (Scope::Global, Action::WriteView, "write"),
+        (Scope::Global, Action::Help, "help"),
+        (Scope::Global, Action::Quit, "quit"),
+    ]
+    .into_iter()
+    .filter_map(|(scope, action, what)| key_of(scope, action).map(|k| (k, what)))
+    .collect()
+}
+
+/// Spans laid out on lines of `width` cells, a span going to the next line where it does
+/// not fit (after a space, for the words of a sentence).
+fn flow(pieces: Vec<Span<'static>>, width: u16) -> Vec<Line<'static>> {
+    let width = usize::from(width);
+    let mut lines = Vec::new();
+    let mut line: Vec<Span<'static>> = Vec::new();
+    let mut used = 0;
+    for p in pieces {
+        let w = crate::format::width(&p.content);
+        if used + w > width && !line.is_empty() {
+            lines.push(Line::from(std::mem::take(&mut line)));
+            used = 0;
+        }
+        used += w;
+        line.push(p);
+    }
+    if !line.is_empty() {
+        lines.push(Line::from(line));
+    }
+    lines
+}
+
+/// A sentence as one span a word (each after a space), for [`flow`].
+fn words(text: &str, style: Style) -> Vec<Span<'static>> {
+    text.split(' ')
+        .filter(|w| !w.is_empty())
+        .map(|w| Span::styled(format!(" {w}"), style))
+        .collect()
+}
+
+/// The event log's size, and how it learns of changes.
+pub fn log_strip_lines(app: &App) -> Vec<Line<'static>> {
+    let t = app.theme;
+    let ct = &app.ct;
+    let log = &ct.log.log;
+    let width = app.size.0;
+    let mut first = vec![
+        Span::styled(" event log ", t.header()),
+        Span::styled(
+            format!(" {} kept of at most {}", log.len(), log.cap()),
+            t.base(),
+        ),
+        Span::styled(
+            format!(" · {} dropped from the front", log.dropped()),
+            if log.dropped() > 0 {
+                t.warning()
+            } else {
+                t.dim()
+            },
+        ),
+    ];
+    // The oldest event's time, where it fits on the line.
+    if let Some(oldest) = log.iter().next() {
+        let piece = format!(" · oldest {}", crate::tui::conntrack::clock_ms(oldest.at));
+        let used: usize = first.iter().map(|s| crate::format::width(&s.content)).sum();
+        if used + crate::format::width(&piece) <= usize::from(width) {
+            first.push(Span::styled(piece, t.dim()));
+        }
+    }
+    let how = match ct.via {
+        Some(CtVia::Netlink) => {
+            "From the kernel's events (netlink). ~ marks a change found by re-reading the table: entries older than nfscope's subscription send no events."
+        }
+        Some(CtVia::Proc) => {
+            "/proc/net/nf_conntrack has no events: ~ marks the changes found by comparing successive reads of the table (what comes and goes between two reads is not seen)."
+        }
+        Some(CtVia::Demo) => "The demo's simulated events.",
+        None => "No conntrack table read yet.",
+    };
+    let mut lines = flow(first, width);
+    lines.extend(flow(words(how, t.dim()), width));
+    if ct.lost_total > 0 {
+        let lost = format!(
+            "⚠ The kernel dropped {} events; after each loss the table was re-read and what changed is logged with ~.",
+            ct.lost_total
+        );
+        lines.extend(flow(words(&lost, t.warning()), width));
+    }
+    if let Some((e, _)) = &ct.feed_error {
+        lines.extend(flow(words(&format!("✗ {e}"), t.error()), width));
+    }
+    lines
+}
+
+/// The event log's columns: time, event, protocol, state, the original direction, and the
+/// rest where there is room. From the width alone.
+fn log_plan(width: u16) -> (u16, u16, u16) {
+    let state: u16 = if width >= 100 { 11 } else { 9 };
+    // time, event, prot, state, each with a separator.
+    let fixed = 12 + 8 + 6 + state + 4;
+    let left = width.saturating_sub(fixed);
+    let mut orig = left.min(22 + 3 + 22);
+    let mut rest = left.saturating_sub(orig + 1);
+    if rest < 12 {
+        orig = left;
+        rest = 0;
+    } else if rest > 40 {
+        let more = (rest - 40).min(16);
+        orig += more;
+        rest -= more;
+    }
+    (state, orig, rest)
+}
+
+/// What else an event says, short: flags, NAT, the timeout it set, mark and zone.
+fn log_rest(e: &Entry, kind: crate::conntrack::CtEventKind) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let (flag, _) = flags(e);
+    if !flag.is_empty() {
+        parts.push(flag.to_string());
+    }
+    for (k, (a, p)) in nat(e).parts() {
+        parts.push(format!("{k} {}", endpoint(a, p, usize::MAX)));
+    }
+    if kind != crate::conntrack::CtEventKind::Destroy {
+        parts.push(format!("timeout {}", duration(u64::from(e.timeout))));
+    }
+    if e.mark != 0 {
+        parts.push(format!("mark {:#x}", e.mark));
+    }
+    if e.zone != 0 {
+        parts.push(format!("zone {}", e.zone));
+    }
+    parts.join(" ")
+}
+
+/// `s` cut at its end to `w` cells, `…` marking the cut.
+fn cut_end(s: &str, w: usize) -> String {
+    if crate::format::width(s) <= w {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    for c in s.chars() {
+        if crate::format::width(&out) + crate::format::width(&c.to_string()) + 1 > w {
+            break;
+        }
+        out.push(c);
+    }
+    if w > 0 {
+        out.push('…');
+    }
+    out
+}
+
+fn draw_log(frame: &mut Frame, app: &App, area: Rect) {
+    use crate::conntrack::CtEventKind;
+    use crate::conntrack::log::Seen;
+    let t = app.theme;
+    let ct = &app.ct;
+    let log = &ct.log;
+    let mut title = vec![
+        Span::styled(" Event log ", t.title()),
+        Span::styled(
+            format!("· newest first · {} ", count_of(log.log.len(), "event")),
+            t.dim(),
+        ),
+    ];
+    if let Some(f) = &log.filter {
+        title.push(Span::styled(
+            format!(
+                "· filter {} ({} of {}) ",
+                f.source(),
+                log.len(),
+                log.log.len()
+            ),
+            t.warning(),
+        ));
+    }
+    let block = Block::bordered()
+        .title(Line::from(title))
+        .border_style(t.border_focused());
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if log.is_empty() {
+        if ct.via.is_none()
+            && let Some(why) = empty_reason(app)
+        {
+            // No table (yet, or at all): the list's own words for it.
+            frame.render_widget(Paragraph::new(why).wrap(Wrap { trim: false }), inner);
+            return;
+        }
+        let why = match (&log.filter, ct.via) {
+            (_, None) => "Reading the conntrack table…".to_string(),
+            (Some(f), _) => format!(
+                "No event matches the filter \"{}\" (/ then Esc clears it).",
+                f.source()
+            ),
+            (None, _) => {
+                "No event yet: connections that come, change and go appear here.".to_string()
+            }
+        };
+        frame.render_widget(
+            Paragraph::new(Line::styled(why, t.dim())).wrap(Wrap { trim: false }),
+            inner,
+        );
+        return;
+    }
+    let (state_w, orig_w, rest_w) = log_plan(inner.width);
+    let mut widths = vec![12, 8, 6, state_w, orig_w];
+    let mut titles = vec!["time", "event", "prot", "state", "original"];
+    if rest_w > 0 {
+        widths.push(rest_w);
+        titles.push("flags, NAT, timeout");
+    }
+    let header = Row::new(
+        titles
+            .into_iter()
+            .map(|x| Cell::from(Line::styled(x, t.header()))),
+    );
+    let side = usize::from(orig_w).saturating_sub(3) / 2;
+    let rows_fit = inner.height.saturating_sub(1) as usize;
+    let rows: Vec<Row> = (log.offset..log.offset + rows_fit)
+        .filter_map(|i| log.row(i).map(|l| (i, l)))
+        .map(|(i, l)| {
+            let e = &l.entry;
+            let style = match l.kind {
+                CtEventKind::New => t.ok(),
+                CtEventKind::Update => t.warning(),
+                CtEventKind::Destroy => t.error(),
+            };
+            let mark = match l.seen {
+                Seen::Event => "",
+                Seen::Reread => "~",
+            };
+            let orig = format!(
+                "{} → {}",
+                endpoint(e.orig.src, e.orig.sport, side),
+                endpoint(
+                    e.orig.dst,
+                    e.orig.dport,
+                    usize::from(orig_w).saturating_sub(side + 3)
+                )
+            );
+            let mut cells = vec![
+                Cell::from(crate::tui::conntrack::clock_ms(l.at)),
+                Cell::from(Span::styled(
+                    format!("{}{mark}", l.tag()),
+                    style.add_modifier(Modifier::BOLD),
+                )),
+                Cell::from(elide(&e.proto.name(), 6)),
+                Cell::from(elide(state_text(e, state_w < 11), usize::from(state_w))),
+                Cell::from(orig),
+            ];
+            if rest_w > 0 {
+                cells.push(Cell::from(cut_end(
+                    &log_rest(e, l.kind),
+                    usize::from(rest_w),
+                )));
+            }
+            let row = Row::new(cells);
+            if i == log.cursor {
+                row.style(t.selected())
+            } else {
+                row
+            }
+        })
+        .collect();
+    super::render_table(frame, rows, header, widths, inner);
+}
+
+/// `1 event`, `12 events`.
+fn count_of(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 #[cfg(test)]
@@ -1012,8 +1279,9 @@ mod tests {
     fn long_addresses_keep_their_ends() {
         let v6: IpAddr = "2001:db8:0:10::105".parse().unwrap();
         assert_eq!(endpoint(v6, Some(443), 40), "[2001:db8:0:10::105]:443");
-        assert_eq!(endpoint(v6, Some(443), 16), "[2001…::105]:443");
-        assert_eq!(endpoint(v6, None, 10), "2001…::105");
+        assert_eq!(endpoint(v6, Some(443), 17), "[2001:…::105]:443");
+        assert_eq!(endpoint(v6, Some(443), 16), "[…::105]:443");
+        assert_eq!(endpoint(v6, None, 11), "2001:…::105");
         let v4: IpAddr = "10.0.0.5".parse().unwrap();
         assert_eq!(endpoint(v4, Some(22), 40), "10.0.0.5:22");
         assert_eq!(elide("abcdef", 0), "");

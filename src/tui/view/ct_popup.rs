@@ -24,6 +24,68 @@ fn ns_of(t: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// The Conntrack list's flags column: its letter (the `f` column), its word (the `flags`
+/// column, where the list is wide enough), and what it means. An entry shows the first that
+/// applies, in this order; none of them shows nothing (replies seen, not assured yet).
+pub fn help_legend() -> Vec<(&'static str, &'static str, &'static str)> {
+    vec![
+        (
+            "X",
+            "DYING",
+            "the kernel is destroying the entry (it is going away)",
+        ),
+        (
+            "U",
+            "UNREPLIED",
+            "no packet seen in the reply direction yet (conntrack -L prints [UNREPLIED])",
+        ),
+        (
+            "A",
+            "ASSURED",
+            "enough traffic seen both ways for the kernel to call it established (TCP: the handshake completed); a full table drops only entries that are not assured to make room (conntrack -L prints [ASSURED])",
+        ),
+        (" ", "", "replies seen, not assured yet"),
+    ]
+}
+
+/// The legend as lines: a title, then a letter and its meaning a line.
+pub fn legend_lines(t: crate::tui::theme::Theme) -> Vec<Line<'static>> {
+    let mut lines = vec![Line::styled(
+        "Conntrack flags (the f column; the flags column at wider widths): the first that applies",
+        t.header(),
+    )];
+    for (letter, word, meaning) in help_legend() {
+        let name = if letter.trim().is_empty() {
+            format!("  {:<13}", "(blank)")
+        } else {
+            format!("  {letter} {word:<11}")
+        };
+        lines.push(Line::from(vec![
+            Span::styled(name, t.key()),
+            Span::raw(format!(" {meaning}")),
+        ]));
+    }
+    lines.push(Line::styled(
+        "The flags, the event log and the filter language: docs/conntrack-filter.md.",
+        t.dim(),
+    ));
+    lines
+}
+
+/// The letter of the flags column for an entry, from the legend's order.
+fn flag_letter(e: &Entry) -> &'static str {
+    use crate::conntrack::Status;
+    if e.status.has(Status::DYING) {
+        "X (DYING)"
+    } else if !e.status.has(Status::SEEN_REPLY) {
+        "U (UNREPLIED)"
+    } else if e.status.has(Status::ASSURED) {
+        "A (ASSURED)"
+    } else {
+        "blank (replied, not assured)"
+    }
+}
+
 /// One direction: `10.0.0.5:40000 → 93.184.216.34:443`, with ICMP's type, code and id.
 fn tuple(t: &Tuple) -> String {
     let mut s = format!(
@@ -106,6 +168,7 @@ pub fn draw_detail(frame: &mut Frame, app: &App) {
             names.join(" ")
         },
     ));
+    lines.push(field("f column", flag_letter(e).to_string()));
     let live = ct.table.position(&d.key).and_then(|p| ct.table.get(p));
     let timeout = match (d.gone, live) {
         (None, Some(r)) => {
@@ -186,6 +249,8 @@ pub fn draw_detail(frame: &mut Frame, app: &App) {
         t.header(),
     ));
     lines.push(Line::raw(line(e, Layout::Extended)));
+    lines.push(Line::raw(""));
+    lines.extend(legend_lines(t));
     let title = format!(" Conntrack entry: {} {} ", e.proto.name(), e.state_label());
     show(frame, app, title, lines, d.scroll, 80);
 }

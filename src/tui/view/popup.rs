@@ -65,44 +65,101 @@ pub(super) fn show(
 }
 
 /// What the rule-set source says now (the header may cut it), then every message said so
-/// far, newest first, whole.
+/// far, newest first, whole, then the last records of the audit log (every commit, apply,
+/// confirm and rollback, by whoever made them), newest first.
 pub fn draw_messages(frame: &mut Frame, app: &App, scroll: Scroll) {
     let t = app.theme;
-    let mut now: Vec<Line<'static>> = Vec::new();
+    let mut lines: Vec<Line<'static>> = Vec::new();
     if let Some(s) = &app.snapshot {
         for e in s.errors() {
-            now.push(Line::styled(
+            lines.push(Line::styled(
                 format!("✗ {}", crate::format::visible(&e)),
                 t.error(),
             ));
         }
         for w in &s.warnings {
-            now.push(Line::styled(
+            lines.push(Line::styled(
                 format!("⚠ {}", crate::format::visible(w)),
                 t.warning(),
             ));
         }
     }
-    if !now.is_empty() {
-        now.insert(0, Line::styled("The rule sets, now", t.header()));
-        now.push(Line::raw(""));
-        now.push(Line::styled("Messages", t.header()));
+    let audit = audit_lines(app);
+    if !lines.is_empty() {
+        lines.insert(0, Line::styled("The rule sets, now", t.header()));
+        lines.push(Line::raw(""));
     }
-    let lines: Vec<Line<'static>> =
-        if app.edit.log.is_empty() {
-            now.into_iter()
-                .chain([Line::styled("Nothing has been said yet.", t.dim())])
-                .collect()
-        } else {
-            now.into_iter()
-                .chain(
-                    app.edit.log.iter().rev().map(|(m, err)| {
-                        Line::styled(m.clone(), if *err { t.error() } else { t.ok() })
-                    }),
-                )
-                .collect()
-        };
+    if !lines.is_empty() || !audit.is_empty() {
+        lines.push(Line::styled("Messages", t.header()));
+    }
+    if app.edit.log.is_empty() {
+        lines.push(Line::styled("Nothing has been said yet.", t.dim()));
+    } else {
+        lines.extend(
+            app.edit
+                .log
+                .iter()
+                .rev()
+                .map(|(m, err)| Line::styled(m.clone(), if *err { t.error() } else { t.ok() })),
+        );
+    }
+    if !audit.is_empty() {
+        lines.push(Line::raw(""));
+        lines.extend(audit);
+    }
     show(frame, app, " Messages ".into(), lines, scroll, 80);
+}
+
+/// The audit log's section of the messages popup: its last records, newest first, a line
+/// each (the time as written, in UTC; who did what from where; the first line of the
+/// detail). Nothing before it was read.
+fn audit_lines(app: &App) -> Vec<Line<'static>> {
+    let t = app.theme;
+    let Some(tail) = &app.audit else {
+        return Vec::new();
+    };
+    let path = crate::format::visible(&tail.path.display().to_string()).into_owned();
+    let mut lines = Vec::new();
+    match &tail.records {
+        Err(e) => {
+            lines.push(Line::styled(format!("The audit log ({path})"), t.header()));
+            lines.push(Line::styled(
+                format!("✗ cannot read it: {}", crate::format::visible(e)),
+                t.error(),
+            ));
+        }
+        Ok(records) if records.is_empty() => {
+            lines.push(Line::styled(format!("The audit log ({path})"), t.header()));
+            lines.push(Line::styled(
+                "No record yet: commits, applies, confirmations and rollbacks are recorded here.",
+                t.dim(),
+            ));
+        }
+        Ok(records) => {
+            lines.push(Line::styled(
+                format!(
+                    "The audit log ({path}): the last {}, newest first",
+                    records.len()
+                ),
+                t.header(),
+            ));
+            for r in records.iter().rev() {
+                let style = if r.action.contains("fail") || r.action.contains("refused") {
+                    t.error()
+                } else if r.action.starts_with("rollback") {
+                    t.warning()
+                } else {
+                    t.base()
+                };
+                let text = format!("{} {}", r.time, crate::edit::audit::summary(r));
+                lines.push(Line::styled(
+                    crate::format::visible(&text).into_owned(),
+                    style,
+                ));
+            }
+        }
+    }
+    lines
 }
 
 pub fn draw_help(frame: &mut Frame, app: &App, scroll: Scroll) {
@@ -160,6 +217,9 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
         "Conntrack: bold green rows are new, a highlighted state just changed, struck-out grey rows were just destroyed. Timeouts count down from the kernel's last report; →/← are the original and reply directions. The filter language: docs/conntrack-filter.md.",
         t.dim(),
     ));
+    // The conntrack flags' legend (the same as in an entry's details).
+    lines.push(Line::raw(""));
+    lines.extend(super::ct_popup::legend_lines(t));
     lines
 }
 
