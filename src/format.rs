@@ -266,8 +266,35 @@ struct AddrParts<'a> {
     sep: u8,
 }
 
-/// `a.b.c.d`, `a.b.c.d:port`, an IPv6 address, or `[v6]:port`; `None` for anything else.
+/// An address as [`bare_addr_parts`] reads it, negated (`!`, as iptables writes `! -s`)
+/// and with a prefix length or mask (`/24`, `/255.255.0.255`, `/64`) or neither, the
+/// negation kept in `pre` and the mask in `post` so that they are shown whole.
 fn addr_parts(s: &str) -> Option<AddrParts<'_>> {
+    let neg = usize::from(s.starts_with('!'));
+    let body = &s[neg..];
+    let body = match body.rfind('/') {
+        Some(i)
+            if i + 1 < body.len()
+                && body[i + 1..]
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':') =>
+        {
+            &body[..i]
+        }
+        Some(_) => return None,
+        None => body,
+    };
+    let p = bare_addr_parts(body)?;
+    Some(AddrParts {
+        pre: &s[..neg + p.pre.len()],
+        addr: p.addr,
+        post: &s[neg + body.len() - p.post.len()..],
+        sep: p.sep,
+    })
+}
+
+/// `a.b.c.d`, `a.b.c.d:port`, an IPv6 address, or `[v6]:port`; `None` for anything else.
+fn bare_addr_parts(s: &str) -> Option<AddrParts<'_>> {
     let port_ok = |p: &str| p.is_empty() || p.bytes().all(|b| b.is_ascii_digit());
     let v4_ok = |a: &str| a.contains('.') && a.bytes().all(|b| b.is_ascii_digit() || b == b'.');
     let v6_ok = |a: &str| {
@@ -311,8 +338,9 @@ fn addr_parts(s: &str) -> Option<AddrParts<'_>> {
     }
 }
 
-/// An IPv4 or IPv6 address, bare or with a port (`192.0.2.7:443`, `[2001:db8::7]:443`),
-/// shortened to fit `width` cells without ever cutting a group (an IPv4 octet, an IPv6
+/// An IPv4 or IPv6 address, bare or with a port (`192.0.2.7:443`, `[2001:db8::7]:443`) or
+/// a prefix (`2001:db8:aaaa:bbbb::/64`, `!10.1.0.0/16`, the `!` and prefix kept whole like a
+/// port), shortened to fit `width` cells without ever cutting a group (an IPv4 octet, an IPv6
 /// hextet). The first of these that fits is returned:
 ///
 /// 1. the whole address;
@@ -496,7 +524,17 @@ mod tests {
         );
         assert_eq!(elide_addr("2001:db8::1:2", 12), "2001:db8:…:2");
         assert_eq!(elide_addr("::ffff:192.0.2.1", 13), "::…:192.0.2.1");
+        // A rule's prefix and negation are kept whole, like a port.
+        assert_eq!(
+            elide_addr("2001:db8:aaaa:bbbb:cccc::/80", 16),
+            "2001:db8:…::/80"
+        );
+        assert_eq!(elide_addr("!192.168.100.0/24", 16), "!192.168.….0/24");
+        assert_eq!(elide_addr("!192.168.100.0/24", 14), "!192.….0/24");
+        assert_eq!(elide_addr("10.0.0.0/255.0.255.0", 16), "….0/255.0.255.0");
+        assert_eq!(elide_addr("!10.1.2.0/24", 16), "!10.1.2.0/24");
         // Not an address: shortened in the middle.
         assert_eq!(elide_addr("abcdefgh", 5), "ab…gh");
+        assert_eq!(elide_addr("1.2.3.4/zz-top", 9), "1.2.…-top");
     }
 }

@@ -1,5 +1,6 @@
 //! `format::elide_addr`, the address shortening of the Conntrack screen's columns, over random
-//! IPv4 and IPv6 addresses (with and without ports, with `::` runs) and every width: never
+//! IPv4 and IPv6 addresses (with and without ports, with `::` runs, and as a rule writes them:
+//! negated and with a prefix length) and every width: never
 //! wider than asked, never a group cut, what fits unchanged, the last group kept as long as
 //! form 3 of the rule fits.
 
@@ -25,7 +26,7 @@ fn address() -> impl Strategy<Value = String> {
     // Hextets that are often zero, so that `::` runs of every length and place occur.
     let hextet = prop_oneof![Just(0u16), Just(0u16), any::<u16>(), 0u16..16];
     let v6 = (
-        proptest::array::uniform8(hextet),
+        proptest::array::uniform8(hextet.clone()),
         proptest::option::of(any::<u16>()),
     )
         .prop_map(|(h, port)| {
@@ -35,11 +36,26 @@ fn address() -> impl Strategy<Value = String> {
                 None => a,
             }
         });
-    prop_oneof![v4, v6]
+    // As the Rules screen's source and destination: `!10.1.0.0/16`, `2001:db8::/48`.
+    let rule = (
+        any::<bool>(),
+        prop_oneof![
+            any::<[u8; 4]>().prop_map(|a| Ipv4Addr::from(a).to_string()),
+            proptest::array::uniform8(hextet).prop_map(|h| Ipv6Addr::from(h).to_string()),
+        ],
+        0u8..=128,
+    )
+        .prop_map(|(neg, a, len)| format!("{}{a}/{len}", if neg { "!" } else { "" }));
+    prop_oneof![v4, v6, rule]
 }
 
-/// The address without its port and brackets, and what wraps it.
+/// The address without its port, brackets, negation or prefix length, and what wraps it.
 fn parts(s: &str) -> (&str, &str, &str) {
+    if s.starts_with('!') || s.contains('/') {
+        let neg = usize::from(s.starts_with('!'));
+        let slash = s.find('/').unwrap();
+        return (&s[..neg], &s[neg..slash], &s[slash..]);
+    }
     if let Some(rest) = s.strip_prefix('[') {
         let close = rest.find(']').unwrap();
         return ("[", &rest[..close], &rest[close..]);
@@ -94,24 +110,28 @@ proptest! {
         let sep = sep_of(addr);
         // The kept start ends at a boundary: after a separator (or is only the bracket).
         prop_assert!(
-            l.is_empty() || l == "[" || l.ends_with(sep),
+            l.is_empty() || l == "[" || l == "!" || l.ends_with(sep),
             "{out:?} cuts a group at the start ({s:?})"
         );
         // The kept end starts at a boundary: a separator, or the bracket or port after it.
         prop_assert!(
-            r.is_empty() || r.starts_with(sep) || r.starts_with(']') || r.starts_with(':'),
+            r.is_empty()
+                || r.starts_with(sep)
+                || r.starts_with(']')
+                || r.starts_with(':')
+                || r.starts_with('/'),
             "{out:?} cuts a group at the end ({s:?})"
         );
         // The groups that are shown are the address's own, whole.
         let groups: Vec<&str> = addr.split(sep).collect();
-        let shown = l.trim_start_matches('[');
+        let shown = l.trim_start_matches(['[', '!']);
         for g in shown.split(sep).filter(|g| !g.is_empty()) {
             prop_assert!(groups.contains(&g), "{g:?} is not a group of {s:?}");
         }
         // The last group is kept whenever form 3 fits.
         let f3 = form3(&s);
         if width(&f3) <= w {
-            let kept = f3.trim_start_matches('[').trim_start_matches('…');
+            let kept = f3.trim_start_matches(['[', '!']).trim_start_matches('…');
             prop_assert!(out.ends_with(kept), "{out:?} lost the last group of {s:?}");
         }
     }

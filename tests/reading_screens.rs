@@ -201,3 +201,21 @@ fn the_diff_scrolls_and_wraps() {
         insta::assert_snapshot!(format!("diff_wrapped_{w}x{h}"), render(&app));
     }
 }
+
+#[test]
+fn long_addresses_are_cut_between_groups_with_the_prefix_kept() {
+    // ip6 filter FWD_IN's destinations are `2001:db8:10::10/128`, wider than the column at 80.
+    let mut app = demo_app(80, 24);
+    ch(&mut app, ':');
+    typed(&mut app, "ip6 filter FWD_IN");
+    key(&mut app, KeyCode::Enter);
+    let k = app.rules.selected.clone().expect("a chain");
+    assert_eq!(k.chain, "FWD_IN");
+    let screen = render(&app);
+    assert!(screen.contains("2001:…::10/128"), "{screen}");
+    assert!(!screen.contains("2001:db8:10::1…"), "{screen}");
+    // Wrapped, the address is whole.
+    ch(&mut app, 'w');
+    let screen = render(&app);
+    assert!(screen.contains("2001:db8:10::10/"), "{screen}");
+}

@@ -64,7 +64,7 @@ pub fn areas(size: (u16, u16), tree_shown: bool) -> Areas {
     ])
     .areas(full);
     let tree_w = if tree_shown {
-        (size.0 / 4 + 1).clamp(26, 31)
+        (size.0 / 4 + 2).clamp(26, 32)
     } else {
         0
     };
@@ -83,9 +83,9 @@ pub fn rules_viewport_rows(size: (u16, u16)) -> usize {
     areas(size, true).rules.height.saturating_sub(3) as usize
 }
 
-/// How many tree rows fit inside its border.
+/// How many tree rows fit inside its border, under its column header.
 pub fn tree_viewport_rows(size: (u16, u16)) -> usize {
-    areas(size, true).tree.height.saturating_sub(2) as usize
+    areas(size, true).tree.height.saturating_sub(3) as usize
 }
 
 /// A table with a header row and fixed column widths, one space between columns.

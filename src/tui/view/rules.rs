@@ -35,16 +35,21 @@ pub fn draw_tree(frame: &mut Frame, app: &App, area: Rect) {
     let block = pane(app, Line::styled(" Chains ", t.title()), focused);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    // name | policy or references | rules | pkt/s; the rule count goes first when narrow.
+    // name | policy or references | rules | pkt/s, under a header naming them; the rule
+    // count goes first when narrow.
     let w = inner.width;
-    let with_count = w >= 29;
-    let fixed = 6 + 4 + 2 + if with_count { 5 } else { 0 };
+    let with_count = w >= 30;
+    let fixed = 6 + 4 + 2 + if with_count { 6 } else { 0 };
     let name_w = w.saturating_sub(fixed).max(6);
     let mut widths = vec![Constraint::Length(name_w), Constraint::Length(6)];
+    let mut header = vec![Cell::from("chain"), Cell::from("policy")];
     if with_count {
-        widths.push(Constraint::Length(4));
+        widths.push(Constraint::Length(5));
+        header.push(Cell::from(Line::from("rules").right_aligned()));
     }
     widths.push(Constraint::Length(4));
+    header.push(Cell::from(Line::from("pk/s").right_aligned()));
+    let header = Row::new(header).style(t.header());
 
     let sel = app.tree_index();
     let snap = app.snapshot.as_ref();
@@ -81,7 +86,7 @@ pub fn draw_tree(frame: &mut Frame, app: &App, area: Rect) {
         .iter()
         .enumerate()
         .skip(app.rules.tree_offset)
-        .take(inner.height as usize)
+        .take(inner.height.saturating_sub(1) as usize)
         .map(|(i, row)| match row {
             TreeRow::Family(f) => {
                 let failed = snap.and_then(|s| s.family(*f).error()).is_some();
@@ -143,13 +148,16 @@ pub fn draw_tree(frame: &mut Frame, app: &App, area: Rect) {
         })
         .collect();
     let (rows, labels): (Vec<Row>, Vec<_>) = rows.into_iter().unzip();
-    frame.render_widget(Table::new(rows, widths).column_spacing(1), inner);
+    frame.render_widget(
+        Table::new(rows, widths).header(header).column_spacing(1),
+        inner,
+    );
     for (y, (text, style)) in labels
         .into_iter()
         .enumerate()
         .filter_map(|(y, l)| Some((y, l?)))
     {
-        let r = Rect::new(inner.x, inner.y + y as u16, inner.width, 1);
+        let r = Rect::new(inner.x, inner.y + 1 + y as u16, inner.width, 1);
         frame.render_widget(Paragraph::new(Line::styled(text, style)), r);
     }
 }
@@ -505,8 +513,8 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
             Col::Opt => Cell::from(s.cols.opt.clone()),
             Col::In => text_cell(&s.cols.iface_in, w, 0),
             Col::Out => text_cell(&s.cols.iface_out, w, 0),
-            Col::Source => text_cell(&s.cols.source, w, 0),
-            Col::Dest => text_cell(&s.cols.destination, w, 0),
+            Col::Source => text_cell(&addr_text(&s.cols.source, w, app.rules.wrap), w, 0),
+            Col::Dest => text_cell(&addr_text(&s.cols.destination, w, app.rules.wrap), w, 0),
             Col::Rest => text_cell(&rest_text(&s.cols, &cols), w, app.rules.hscroll),
         });
         let row = Row::new(cells.collect::<Vec<_>>()).height(height as u16);
@@ -554,6 +562,16 @@ pub(crate) fn rule_columns(width: u16, exact: bool) -> Vec<(Col, u16)> {
     let used: u16 = cols.iter().map(|(_, w)| w + 1).sum();
     cols.push((Col::Rest, width.saturating_sub(used)));
     cols
+}
+
+/// An address cell's text: whole when rows wrap (`w`), else shortened between whole groups
+/// with the prefix length kept (`2001:db8:…::/64`), never cut mid-octet.
+fn addr_text(addr: &str, w: u16, wrap: bool) -> String {
+    if wrap {
+        addr.to_string()
+    } else {
+        crate::format::elide_addr(addr, usize::from(w))
+    }
 }
 
 /// The target as its cell shows it: a jump's target marked `›` (Enter follows it).
@@ -987,7 +1005,8 @@ pub fn tree_row_at(app: &App, x: u16, y: u16) -> Option<usize> {
     if !inner.contains(ratatui::layout::Position { x, y }) {
         return None;
     }
-    let i = app.rules.tree_offset + usize::from(y - inner.y);
+    // Under the column header.
+    let i = app.rules.tree_offset + usize::from(y.checked_sub(inner.y + 1)?);
     (i < app.rules.tree.len()).then_some(i)
 }
 
