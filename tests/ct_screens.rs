@@ -1099,6 +1099,30 @@ fn event_log_keys_filter_copy_write_and_back() {
         false,
     ));
     assert!(render(&app).contains("wrote 2 conntrack events"));
+
+    // Enter on an event opens its entry's details; a destroyed one says since when, and Esc
+    // gives the log back.
+    key(&mut app, KeyCode::Char('G'));
+    assert_eq!(app.ct.log.selected().unwrap().seen, Seen::Event);
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.popup, Some(Popup::CtDetail));
+    let screen = render(&app);
+    assert!(screen.contains("This entry was destroyed"), "{screen}");
+    assert!(screen.contains("10.0.0."), "{screen}");
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.popup, None);
+    assert!(app.ct.log.open);
+    // A filter that passes nothing: nothing to open, said.
+    key(&mut app, KeyCode::Char('/'));
+    for _ in "proto=udp".chars() {
+        key(&mut app, KeyCode::Backspace);
+    }
+    chars(&mut app, "proto=sctp");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.popup, None);
+    let screen = render(&app);
+    assert!(screen.contains("no event here to open"), "{screen}");
 }
 
 #[test]

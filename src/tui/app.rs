@@ -1389,6 +1389,12 @@ impl App {
                 Action::Top => ct.log.move_cursor(isize::MIN / 2, rows),
                 Action::Bottom => ct.log.move_cursor(isize::MAX / 2, rows),
                 Action::ClearFilter | Action::Back => ct.show_log(false, now),
+                Action::Enter | Action::Details if ct.open_event_detail() => {
+                    self.popup = Some(Popup::CtDetail);
+                }
+                Action::Enter | Action::Details => {
+                    ct.say("no event here to open".into(), true, now);
+                }
                 _ => ct.say(
                     "that key acts on the table: E or Esc goes back to it".into(),
                     true,

@@ -1188,6 +1188,23 @@ impl CtScreen {
         self.notice = Some(Notice { text, error, at });
     }
 
+    /// Open the detail popup on the entry of the event selected in the event log: the entry
+    /// as it is now while it lives, as the event carried it once it is gone (a destroy event:
+    /// gone since then).
+    pub fn open_event_detail(&mut self) -> bool {
+        let Some(l) = self.log.selected() else {
+            return false;
+        };
+        let gone = (l.kind == crate::conntrack::CtEventKind::Destroy).then_some(l.at);
+        self.detail = Some(Detail {
+            key: l.entry.key(),
+            entry: l.entry.clone(),
+            gone,
+            scroll: crate::tui::scroll::Scroll::TOP,
+        });
+        true
+    }
+
     /// Open the detail popup on the selected entry.
     pub fn open_detail(&mut self) -> bool {
         let Some(slot) = self.selected_slot() else {
