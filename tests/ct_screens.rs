@@ -1456,3 +1456,41 @@ fn the_messages_popup_reads_the_audit_log_back() {
     }));
     assert!(render(&app).contains("No record yet"));
 }
+
+#[test]
+fn the_mouse_selects_and_scrolls_in_the_event_log_and_the_list() {
+    use ratatui::crossterm::event::{KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+    let mouse = |kind, row| {
+        Msg::Mouse(MouseEvent {
+            kind,
+            column: 20,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    let mut app = log_app(120, 40);
+    let screen = render(&app);
+    let header = screen
+        .lines()
+        .position(|l| l.contains("│time "))
+        .expect("the log's column header") as u16;
+    // A click on the third event selects it, in the log (not in the table behind it).
+    let table_cursor = app.ct.cursor;
+    app.update(mouse(MouseEventKind::Down(MouseButton::Left), header + 3));
+    assert_eq!(app.ct.log.cursor, 2);
+    assert_eq!(app.ct.cursor, table_cursor);
+    // The wheel moves the log's selection too.
+    app.update(mouse(MouseEventKind::ScrollUp, header + 3));
+    assert_eq!(app.ct.log.cursor, 0);
+    // A click under the last event, or on the header, selects nothing new.
+    app.update(mouse(MouseEventKind::Down(MouseButton::Left), header));
+    assert_eq!(app.ct.log.cursor, 0);
+    // Back in the list, a click selects the entry there.
+    key(&mut app, KeyCode::Esc);
+    let header = render(&app)
+        .lines()
+        .position(|l| l.contains("│prot "))
+        .expect("the list's column header") as u16;
+    app.update(mouse(MouseEventKind::Down(MouseButton::Left), header + 2));
+    assert_eq!(app.ct.cursor, 1);
+}

@@ -423,6 +423,32 @@ fn changes_screen_lists_ops_and_the_diff_and_unstages() {
         render(&app)
     });
     app.update(Msg::Resize(120, 40));
+    // A click selects an operation; the wheel over them moves through them.
+    {
+        use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+        let screen = render(&app);
+        let row = |n: &str| {
+            screen
+                .lines()
+                .position(|l| l.contains(&format!(" {n} IPv4 filter/INPUT")))
+                .expect("the operation's row") as u16
+        };
+        let mouse = |app: &mut App, kind, row| {
+            app.update(Msg::Mouse(MouseEvent {
+                kind,
+                column: 10,
+                row,
+                modifiers: KeyModifiers::NONE,
+            }));
+        };
+        let (first, second) = (row("1"), row("2"));
+        mouse(&mut app, MouseEventKind::Down(MouseButton::Left), second);
+        assert_eq!(app.edit.cursor, 1);
+        mouse(&mut app, MouseEventKind::ScrollUp, second);
+        assert_eq!(app.edit.cursor, 0);
+        mouse(&mut app, MouseEventKind::Down(MouseButton::Left), first);
+        assert_eq!(app.edit.cursor, 0);
+    }
     // Tab cycles through it too.
     key(&mut app, KeyCode::Tab);
     assert_eq!(app.screen, Screen::Rules);

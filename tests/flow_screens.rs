@@ -317,3 +317,62 @@ fn a_crowded_hook_leaves_out_what_is_not_loaded_then_scrolls() {
     let app = crowded_app(120, 40);
     insta::assert_snapshot!("flow_crowded_120x40", render(&app));
 }
+
+#[test]
+fn a_click_selects_a_box_and_a_second_click_opens_it() {
+    use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    let mouse = |app: &mut App, kind, column, row| {
+        app.update(Msg::Mouse(MouseEvent {
+            kind,
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        }));
+    };
+    let click = MouseEventKind::Down(MouseButton::Left);
+    let mut app = flow_app(120, 40);
+    // Where the screen draws FORWARD's filter box and INPUT's native box.
+    let screen = render(&app);
+    let at = |needle: &str, nth: usize| -> (u16, u16) {
+        screen
+            .lines()
+            .enumerate()
+            .find_map(|(y, l)| {
+                let l = l.trim_matches('"');
+                let x = l.match_indices(needle).nth(nth)?.0;
+                Some((l[..x].chars().count() as u16 + 2, y as u16 + 1))
+            })
+            .expect(needle)
+    };
+    let (x, y) = at("┌ filter ─", 0);
+    mouse(&mut app, click, x, y);
+    assert_eq!(app.screen, Screen::Flow);
+    assert_eq!(
+        app.flow_selected().expect("a box"),
+        (Hook::Forward, FlowBox::Iptables(TableId::Filter))
+    );
+    let (x, y) = at("╔ inet fw input", 0);
+    mouse(&mut app, click, x, y);
+    assert_eq!(
+        app.flow_selected().expect("a box"),
+        (
+            Hook::Input,
+            FlowBox::Native(native_key("inet", "fw", "input"))
+        )
+    );
+    // The wheel moves down the column; the gap between boxes selects nothing.
+    mouse(&mut app, MouseEventKind::ScrollDown, x, y);
+    assert_eq!(app.flow.row, 3);
+    mouse(&mut app, click, x - 3, y);
+    assert_eq!(app.flow.row, 3);
+    // A second click on the selected box opens its chain.
+    let (x, y) = at("┌ filter ─", 0);
+    mouse(&mut app, click, x, y);
+    mouse(&mut app, click, x, y);
+    assert_eq!(app.screen, Screen::Rules);
+    let sel = app.rules.selected.clone().expect("a chain selected");
+    assert_eq!(
+        (sel.table.as_str(), sel.chain.as_str()),
+        ("filter", "FORWARD")
+    );
+}

@@ -968,17 +968,30 @@ impl App {
                 }
             }
             Screen::Conntrack => {
-                if wheel.is_some() {
-                    self.ct.move_cursor(step);
+                let rows = self.ct.viewport;
+                // The row under the pointer, in the list, the group view or the event log
+                // (all under a border and a column header).
+                let list = view::conntrack::areas(self).list;
+                let ct = &mut self.ct;
+                let top = list.y + 2;
+                let (cursor, offset) = if ct.log.open {
+                    (ct.log.cursor, ct.log.offset)
+                } else if ct.group.is_some() {
+                    (ct.group_cursor, ct.group_offset)
                 } else {
-                    let list = view::conntrack::areas(self).list;
-                    let top = list.y + 2;
-                    if y < top || y + 1 >= list.y + list.height {
-                        return Update::default();
-                    }
-                    let target = self.ct.offset + usize::from(y - top);
-                    self.ct
-                        .move_cursor(target as isize - self.ct.cursor as isize);
+                    (ct.cursor, ct.offset)
+                };
+                let delta = if wheel.is_some() {
+                    step
+                } else if y < top || y + 1 >= list.y + list.height {
+                    return Update::default();
+                } else {
+                    (offset + usize::from(y - top)) as isize - cursor as isize
+                };
+                if ct.log.open {
+                    ct.log.move_cursor(delta, rows);
+                } else {
+                    ct.move_cursor(delta);
                 }
                 self.sync_ct_viewport();
             }
@@ -997,7 +1010,17 @@ impl App {
                 }
             }
             Screen::Changes => {
-                if let Some(w) = wheel {
+                let n = self.edit.count();
+                if let (Some(w), true) = (wheel, view::changes::over_ops(self, x, y)) {
+                    // Over the operations, the wheel moves through them.
+                    self.edit.cursor = self
+                        .edit
+                        .cursor
+                        .saturating_add_signed(w)
+                        .min(n.saturating_sub(1));
+                } else if let Some(i) = view::changes::op_at(self, x, y) {
+                    self.edit.cursor = i;
+                } else if let Some(w) = wheel {
                     let a = if w < 0 {
                         Action::PageUp
                     } else {
@@ -1008,7 +1031,25 @@ impl App {
                     return Update::default();
                 }
             }
-            Screen::Flow => return Update::default(),
+            Screen::Flow => {
+                if let Some(w) = wheel {
+                    self.on_flow_action(if w < 0 { Action::Up } else { Action::Down });
+                } else if let Some((col, row)) = view::flow::box_at(self, x, y) {
+                    // A click selects a box; a click on the selected box opens its chain.
+                    let columns = super::flow::layout(self).columns;
+                    let n = columns.get(col).map_or(0, Vec::len);
+                    let again =
+                        self.flow.col == col && self.flow.row.min(n.saturating_sub(1)) == row;
+                    self.flow.col = col;
+                    self.flow.row = row;
+                    self.flow.message = None;
+                    if again {
+                        self.on_flow_action(Action::Enter);
+                    }
+                } else {
+                    return Update::default();
+                }
+            }
         }
         Update::redraw(Vec::new())
     }

@@ -93,6 +93,25 @@ fn draw_ops(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
+/// The staged operation at a screen position (a click selects it), `None` outside the list.
+pub fn op_at(app: &App, x: u16, y: u16) -> Option<usize> {
+    let [_, list, _, _] = areas(app.size, app.edit.count());
+    let inner = Block::bordered().inner(list);
+    if !inner.contains(ratatui::layout::Position { x, y }) {
+        return None;
+    }
+    let rows = inner.height as usize;
+    let offset = app.edit.cursor.saturating_sub(rows.saturating_sub(1));
+    let i = offset + usize::from(y - inner.y);
+    (i < app.edit.count()).then_some(i)
+}
+
+/// Whether a screen position is over the operations' box (the wheel moves through them there).
+pub fn over_ops(app: &App, x: u16, y: u16) -> bool {
+    let [_, list, _, _] = areas(app.size, app.edit.count());
+    list.contains(ratatui::layout::Position { x, y })
+}
+
 fn draw_diff(frame: &mut Frame, app: &App, area: Rect) {
     let t = app.theme;
     let block = Block::bordered()

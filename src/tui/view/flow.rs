@@ -109,10 +109,10 @@ fn draw_body(frame: &mut Frame, app: &App, area: Rect) {
             y += 1;
         }
     }
-    let col_w = area.width.saturating_sub(GAP * 4) / 5;
-    if col_w < 8 {
+    let Some(placed) = place(app, &lay, area) else {
         return;
-    }
+    };
+    let col_w = placed.col_w;
     let x_of = |c: u16| area.x + c * (col_w + GAP);
     // The hooks' names, with arrows between them.
     for (c, hook) in COLUMNS.iter().enumerate() {
@@ -132,13 +132,59 @@ fn draw_body(frame: &mut Frame, app: &App, area: Rect) {
             }
         }
     }
-    y += 1;
+    debug_assert_eq!(
+        y + 1,
+        placed.top,
+        "place() and the drawing agree on the rows"
+    );
+    let sel_col = fl.col.min(COLUMNS.len() - 1);
+    for (c, r, rect) in &placed.boxes {
+        let sel_row = (*c == sel_col).then(|| fl.row.min(lay.columns[*c].len().saturating_sub(1)));
+        draw_box(frame, app, *rect, &lay.columns[*c][*r], sel_row == Some(*r));
+    }
+    for (rect, text) in placed.markers {
+        frame.render_widget(Paragraph::new(Span::styled(text, t.dim())).centered(), rect);
+    }
     // The last row says what the selected box is.
     let boxes_bottom = bottom.saturating_sub(1);
-    let box_h = lay.box_h;
-    let sel_col = fl.col.min(COLUMNS.len() - 1);
+    if let Some((hook, entry)) = fl.selected(&lay.columns) {
+        line(
+            frame,
+            boxes_bottom,
+            describe(app, hook, entry, &lay.columns[sel_col]),
+        );
+    }
+}
+
+/// Where the boxes go: each box's column, row and rectangle, and the "↑ 3 more" markers of
+/// the columns that scroll. One function for drawing and for the mouse, so a click lands on
+/// the box that is drawn there.
+struct Placed {
+    col_w: u16,
+    /// The first row of boxes.
+    top: u16,
+    boxes: Vec<(usize, usize, Rect)>,
+    markers: Vec<(Rect, String)>,
+}
+
+/// The boxes' places in the body `area`; `None` when the columns are too narrow to draw.
+fn place(app: &App, lay: &flow::Layout, area: Rect) -> Option<Placed> {
+    let col_w = area.width.saturating_sub(GAP * 4) / 5;
+    if col_w < 8 {
+        return None;
+    }
+    // The family's line, the routes, the hooks' names; the last row says what is selected.
+    let top = area.y + 1 + if lay.routes { ROUTES.len() as u16 } else { 0 } + 1;
+    let boxes_bottom = (area.y + area.height).saturating_sub(1);
+    let sel_col = app.flow.col.min(COLUMNS.len() - 1);
+    let mut placed = Placed {
+        col_w,
+        top,
+        boxes: Vec::new(),
+        markers: Vec::new(),
+    };
     for (c, boxes) in lay.columns.iter().enumerate() {
-        let sel_row = (c == sel_col).then(|| fl.row.min(boxes.len().saturating_sub(1)));
+        let sel_row = (c == sel_col).then(|| app.flow.row.min(boxes.len().saturating_sub(1)));
         // A column taller than the room scrolls with its selection, and says what is hidden.
         let (from, shown) = if boxes.len() <= lay.fit {
             (0, boxes.len())
@@ -148,40 +194,42 @@ fn draw_body(frame: &mut Frame, app: &App, area: Rect) {
             (from, k)
         };
         // What is scrolled off is said above and below (one row each: a box's room).
-        let x = x_of(c as u16);
-        let marker = |frame: &mut Frame, y: u16, text: String| {
+        let x = area.x + c as u16 * (col_w + GAP);
+        let mut marker = |y: u16, text: String| {
             if y < boxes_bottom {
-                frame.render_widget(
-                    Paragraph::new(Span::styled(text, t.dim())).centered(),
-                    Rect::new(x, y, col_w, 1),
-                );
+                placed.markers.push((Rect::new(x, y, col_w, 1), text));
             }
         };
-        let mut top = y;
+        let mut y = top;
         if from > 0 {
-            marker(frame, top, format!("↑ {from} more"));
-            top += 1;
+            marker(y, format!("↑ {from} more"));
+            y += 1;
         }
-        for (r, entry) in boxes.iter().enumerate().skip(from).take(shown) {
-            if top + box_h > boxes_bottom {
+        for r in (from..boxes.len()).take(shown) {
+            if y + lay.box_h > boxes_bottom {
                 break;
             }
-            let rect = Rect::new(x, top, col_w, box_h);
-            draw_box(frame, app, rect, entry, sel_row == Some(r));
-            top += box_h;
+            placed.boxes.push((c, r, Rect::new(x, y, col_w, lay.box_h)));
+            y += lay.box_h;
         }
         let below = boxes.len() - from - shown;
         if below > 0 {
-            marker(frame, top, format!("↓ {below} more"));
+            marker(y, format!("↓ {below} more"));
         }
     }
-    if let Some((hook, entry)) = fl.selected(&lay.columns) {
-        line(
-            frame,
-            boxes_bottom,
-            describe(app, hook, entry, &lay.columns[sel_col]),
-        );
-    }
+    Some(placed)
+}
+
+/// The box at a screen position, as (column, row) of the layout's columns.
+pub fn box_at(app: &App, x: u16, y: u16) -> Option<(usize, usize)> {
+    let area = super::areas(app.size, false).rules;
+    let lay = flow::layout(app);
+    let placed = place(app, &lay, area)?;
+    placed
+        .boxes
+        .into_iter()
+        .find(|(_, _, r)| r.contains(ratatui::layout::Position { x, y }))
+        .map(|(c, r, _)| (c, r))
 }
 
 /// One box: the chain's table (and name, for a native chain) on its border, its policy, its

@@ -16,11 +16,11 @@
 //! Popups (help, rule details) are drawn over the body. The Conntrack screen has its own layout
 //! under the same header: see `conntrack.rs`.
 
-mod changes;
+pub mod changes;
 pub mod conntrack;
 mod ct_popup;
 mod edit_popup;
-mod flow;
+pub mod flow;
 pub mod long;
 use crate::format;
 pub mod header;
