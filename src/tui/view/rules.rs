@@ -556,7 +556,15 @@ pub(crate) fn rule_columns(width: u16, exact: bool) -> Vec<(Col, u16)> {
         cols.push((Col::In, 6));
         cols.push((Col::Out, 6));
     }
-    let addr = if wide { 20 } else { 16 };
+    // A narrow pane (the tree has the focus at 80 columns) gives up address width, never the
+    // target's: `ACCEP` would read as a cut word.
+    let addr = if wide {
+        20
+    } else if width >= 70 {
+        16
+    } else {
+        (width.saturating_sub(30) / 2).clamp(7, 16)
+    };
     cols.push((Col::Source, addr));
     cols.push((Col::Dest, addr));
     let used: u16 = cols.iter().map(|(_, w)| w + 1).sum();
