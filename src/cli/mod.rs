@@ -5,6 +5,7 @@ pub mod completions;
 pub mod config;
 pub mod conntrack;
 pub mod man;
+pub mod reach;
 pub mod rules;
 pub mod trace;
 mod trace_live;
@@ -50,6 +51,9 @@ pub enum Command {
     Conntrack(conntrack::ConntrackArgs),
     /// Trace one packet through the rule set: every rule it meets, and the verdict.
     Trace(trace::TraceArgs),
+    /// Who can reach what: the classes of addresses a chain treats alike, and which can reach
+    /// which for a protocol and port (certain, or possible where a match cannot be decided).
+    Reach(reach::ReachArgs),
     /// Load whole rule sets from files, like iptables-apply, with a rollback that survives the
     /// terminal: unless confirmed in time, a watchdog restores the previous rule sets.
     Apply(apply::ApplyArgs),
@@ -159,5 +163,15 @@ impl SourceArgs {
                 interval,
             }
         })
+    }
+}
+
+/// The source's warnings on standard error, one line each, others' words shown visibly.
+pub(crate) fn warn_all(warnings: &[String]) {
+    for w in warnings {
+        eprintln!(
+            "{}",
+            crate::format::visible_lines(&format!("nfscope: warning: {w}"))
+        );
     }
 }

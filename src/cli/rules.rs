@@ -301,12 +301,7 @@ pub fn render(
             FamilyData::Absent => {}
         }
     }
-    for w in &snap.warnings {
-        eprintln!(
-            "{}",
-            crate::format::visible_lines(&format!("nfscope: warning: {w}"))
-        );
-    }
+    super::warn_all(&snap.warnings);
     if (args.table.is_some() || args.chain.is_some())
         && sets.iter().all(|s| s.tables.is_empty())
         && native.is_empty()

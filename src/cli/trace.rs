@@ -261,12 +261,7 @@ pub fn run(src: &SourceArgs, args: &TraceArgs) -> color_eyre::Result<i32> {
     };
     let cfg = src.config()?;
     let snap = source::load_once(&cfg);
-    for w in &snap.warnings {
-        eprintln!(
-            "{}",
-            crate::format::visible_lines(&format!("nfscope: warning: {w}"))
-        );
-    }
+    super::warn_all(&snap.warnings);
     let family = packet.family();
     // With --nft-file alone there is no iptables rule set: an empty one, as the kernel has.
     let empty = crate::ruleset::Ruleset::empty(family);

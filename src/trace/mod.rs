@@ -13,6 +13,8 @@ mod eval;
 pub mod fields;
 pub mod nft;
 pub mod packet;
+pub mod ranges;
+pub mod reach;
 mod walk;
 
 pub use packet::{Binding, CtState, LocalAddr, Origin, Packet, PktType};

@@ -104,6 +104,15 @@ fn ipt_chain(hook: Hook) -> &'static str {
 }
 
 impl Native {
+    /// The native base chains hooked at `hook` (`inet fw input`), in priority order.
+    pub fn hooked(&self, hook: Hook) -> Vec<String> {
+        self.bases[hook.index()]
+            .iter()
+            .filter_map(|&i| self.chains.get(i as usize))
+            .map(|c| format!("{} {}", c.table, c.name))
+            .collect()
+    }
+
     /// Prepare the native tables of `nft` (read with `nft_netlink::read_full`) for packets of
     /// `family`: every table of family ip/ip6 or inet but the iptables-nft ones (`iptables`: the
     /// family and name of each table the save tools printed; empty on the legacy backend, where
