@@ -203,6 +203,9 @@ fn question(r: &Reach, q: &ReachQuery) -> String {
     s
 }
 
+/// The rules named in text as what possible answers hinge on; JSON has them all.
+const MAX_HINGES: usize = 20;
+
 pub fn render_text(r: &Reach, q: &ReachQuery, native: &[String]) -> String {
     let mut s = format!("Reachability: {}\n", question(r, q));
     for n in &r.notes {
@@ -229,8 +232,15 @@ pub fn render_text(r: &Reach, q: &ReachQuery, native: &[String]) -> String {
     s += "\nNo edge: certainly not accepted (dropped or rejected on every way through).\n";
     if !r.hinges.is_empty() {
         s += "possible: it depends on a match the packet cannot decide, in these rules:\n";
-        for h in &r.hinges {
+        for h in r.hinges.iter().take(MAX_HINGES) {
             let _ = writeln!(s, "  {} {} rule {}: {}", h.table, h.chain, h.rule, h.text);
+        }
+        if r.hinges.len() > MAX_HINGES {
+            let _ = writeln!(
+                s,
+                "  and {} more rules (all of them with --format json)",
+                r.hinges.len() - MAX_HINGES
+            );
         }
     }
     if !native.is_empty() {
