@@ -94,6 +94,8 @@ pub enum Popup {
     },
     /// Jump to a chain by a fuzzy name.
     Jump(Box<super::jump::Jump>),
+    /// Who can reach what (`r`).
+    Reach(Box<super::reach::ReachView>),
 }
 
 impl Popup {
@@ -105,6 +107,7 @@ impl Popup {
             Popup::Commit => &[Scope::Commit],
             Popup::Countdown => &[Scope::Countdown],
             Popup::Jump(_) => &[Scope::Jump],
+            Popup::Reach(_) => &[Scope::Reach, Scope::Popup, Scope::Global],
             _ => &[Scope::Popup, Scope::Global],
         }
     }
@@ -1232,6 +1235,9 @@ impl App {
             self.popup = Some(Popup::Jump(j));
             return Vec::new();
         }
+        if let Popup::Reach(v) = popup {
+            return self.on_reach_action(v, action);
+        }
         if let Popup::Confirm(question) = &popup
             && action != Action::Quit
         {
@@ -1277,7 +1283,8 @@ impl App {
                     | Popup::Editor(_)
                     | Popup::Commit
                     | Popup::Countdown
-                    | Popup::Jump(_) => popup,
+                    | Popup::Jump(_)
+                    | Popup::Reach(_) => popup,
                     Popup::CtDetail | Popup::Confirm(_) => {
                         if let Some(d) = &mut self.ct.detail {
                             d.scroll = d.scroll.moved(a, page, u16::MAX);
@@ -1732,9 +1739,115 @@ impl App {
         }
     }
 
+    /// `r`: the Reach popup for the selected rule's protocol and port, at its chain's hook.
+    fn open_reach(&mut self) {
+        let Some(ChainSel::Iptables(key)) = self.shown_chain() else {
+            self.edit.say(
+                "reach answers for the iptables rule sets: select an iptables chain",
+                true,
+            );
+            return;
+        };
+        let rule = self.selected_rule().map(|(_, r)| r.clone());
+        let q = super::reach::query_for(&key.chain, rule.as_ref());
+        let staged = self.edit.active().is_some();
+        match self.shown(key.family) {
+            Some(rs) => {
+                let v = super::reach::ReachView::new(rs, q, staged);
+                self.popup = Some(Popup::Reach(Box::new(v)));
+            }
+            None => self.edit.say(
+                format!("no {} rule set is loaded", key.family.label()),
+                true,
+            ),
+        }
+    }
+
+    fn on_reach_action(&mut self, mut v: Box<super::reach::ReachView>, action: Action) -> Vec<Cmd> {
+        let page = view::reach::rows(self.size).max(1) as isize;
+        match action {
+            Action::Up => v.move_by(-1, 0),
+            Action::Down => v.move_by(1, 0),
+            Action::PageUp => v.move_by(-page, 0),
+            Action::PageDown => v.move_by(page, 0),
+            Action::Top => v.move_by(isize::MIN / 2, 0),
+            Action::Bottom => v.move_by(isize::MAX / 2, 0),
+            Action::FocusLeft => v.move_by(0, -1),
+            Action::FocusRight => v.move_by(0, 1),
+            Action::ReachChain | Action::OtherFamily => {
+                let family = match (action, v.family) {
+                    (Action::OtherFamily, Family::V4) => Family::V6,
+                    (Action::OtherFamily, Family::V6) => Family::V4,
+                    (_, f) => f,
+                };
+                let mut q = v.query.clone();
+                if action == Action::ReachChain {
+                    q.hook = v.next_hook();
+                }
+                let staged = self.edit.active().is_some();
+                match self.shown(family) {
+                    Some(rs) => v.ask(rs, q, staged),
+                    None => self
+                        .edit
+                        .say(format!("no {} rule set is loaded", family.label()), true),
+                }
+            }
+            Action::Yank => {
+                let text = v.text();
+                self.popup = Some(Popup::Reach(v));
+                return self.copy(text);
+            }
+            Action::Enter => {
+                let locals: Vec<std::net::IpAddr> = self
+                    .snapshot
+                    .as_ref()
+                    .map(|snap| self.trace.local_addrs(snap))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|l| l.addr)
+                    .collect();
+                let (src_pref, dst_pref): (&[std::net::IpAddr], &[std::net::IpAddr]) =
+                    match v.query.hook {
+                        crate::trace::Hook::Input => (&[], &locals),
+                        crate::trace::Hook::Output => (&locals, &[]),
+                        _ => (&[], &[]),
+                    };
+                let (Some(src), Some(dst)) =
+                    (v.sample_in(v.row, src_pref), v.sample_in(v.col, dst_pref))
+                else {
+                    self.popup = Some(Popup::Reach(v));
+                    return Vec::new();
+                };
+                self.popup = None;
+                self.trace.fill_from_reach(src, dst, &v.query);
+                self.run_trace();
+                self.show_screen(Screen::Trace);
+                return Vec::new();
+            }
+            Action::ClosePopup => {
+                self.popup = None;
+                return Vec::new();
+            }
+            Action::Quit => {
+                self.quit = true;
+                return vec![Cmd::Quit];
+            }
+            Action::Help => {
+                self.popup = Some(Popup::Help {
+                    scroll: Scroll::TOP,
+                });
+                return Vec::new();
+            }
+            _ => {}
+        }
+        self.popup = Some(Popup::Reach(v));
+        Vec::new()
+    }
+
     fn on_rules_action(&mut self, action: Action) -> Vec<Cmd> {
         let page = self.rule_rows().max(1) as isize;
         match action {
+            Action::Reach => self.open_reach(),
             Action::FocusLeft => self.rules.focus = Focus::Tree,
             Action::FocusRight => self.rules.focus = Focus::Rules,
             Action::Up

@@ -105,6 +105,10 @@ pub enum Action {
     WriteView,
     /// The conntrack event log: the last new, update and destroy events.
     EventLog,
+    /// Who can reach what through the chain, for the selected rule's protocol and port.
+    Reach,
+    /// In the Reach popup: ask about the next hook's chain (INPUT, FORWARD, OUTPUT).
+    ReachChain,
     /// Jump to a chain by a fuzzy name.
     JumpChain,
     /// The next / previous rule matching the search, in any chain.
@@ -200,6 +204,8 @@ impl Action {
             Action::Yank => "yank",
             Action::WriteView => "write_view",
             Action::EventLog => "event_log",
+            Action::Reach => "reach",
+            Action::ReachChain => "reach_chain",
             Action::JumpChain => "jump_chain",
             Action::SearchNext => "search_next",
             Action::SearchPrev => "search_prev",
@@ -239,6 +245,8 @@ pub enum Scope {
     Countdown,
     /// The jump-to-chain popup: other keys type the name.
     Jump,
+    /// The Reach popup's matrix.
+    Reach,
 }
 
 impl Scope {
@@ -257,6 +265,7 @@ impl Scope {
             Scope::Commit => "Commit checklist",
             Scope::Countdown => "Countdown after a commit",
             Scope::Jump => "Jump to a chain (: or Ctrl-p; other keys type its name)",
+            Scope::Reach => "Reach: who can reach what (r on the Rules screen)",
         }
     }
 }
@@ -1180,6 +1189,55 @@ pub const KEYMAP: &[Binding] = &[
         keys: &[k('W')],
         action: Action::WriteView,
         help: "write what the screen shows to a file (the footer says where)",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Rules,
+        keys: &[k('r')],
+        action: Action::Reach,
+        help: "who can reach what: the matrix for this rule's protocol and port",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Reach,
+        keys: &[code(KeyCode::Left), k('h')],
+        action: Action::FocusLeft,
+        help: "the destination class to the left",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Reach,
+        keys: &[code(KeyCode::Right), k('l')],
+        action: Action::FocusRight,
+        help: "the destination class to the right",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Reach,
+        keys: &[code(KeyCode::Enter), k('t')],
+        action: Action::Enter,
+        help: "trace the selected cell's packet (the rules that decide it)",
+        hint: Some("trace"),
+    },
+    Binding {
+        scope: Scope::Reach,
+        keys: &[k('c')],
+        action: Action::ReachChain,
+        help: "ask about the next chain: INPUT, FORWARD, OUTPUT",
+        hint: Some("chain"),
+    },
+    Binding {
+        scope: Scope::Reach,
+        keys: &[k('f')],
+        action: Action::OtherFamily,
+        help: "the other family",
+        hint: Some("family"),
+    },
+    Binding {
+        scope: Scope::Reach,
+        keys: &[k('y')],
+        action: Action::Yank,
+        help: "copy the answer as text (as nfscope reach prints it)",
         hint: None,
     },
     Binding {

@@ -12,6 +12,7 @@ pub mod event;
 pub mod flow;
 pub mod jump;
 pub mod keymap;
+pub mod reach;
 pub mod scroll;
 pub mod theme;
 pub mod trace;

@@ -358,7 +358,7 @@ impl TraceScreen {
     }
 
     /// This machine's addresses for a trace on `snap`.
-    fn local_addrs(&self, snap: &RulesetSnapshot) -> Vec<LocalAddr> {
+    pub(crate) fn local_addrs(&self, snap: &RulesetSnapshot) -> Vec<LocalAddr> {
         match (&self.locals, &snap.origin) {
             (Some(l), _) => l.clone(),
             (None, SourceOrigin::Demo) => local_addrs::demo(),
@@ -566,6 +566,38 @@ impl TraceScreen {
             dnat,
             snat,
         });
+    }
+
+    /// Fill the form with a packet of a reachability question (`r`, then Enter on a cell):
+    /// from `src` to `dst`, its protocol, ports and state; a forwarded question's packet
+    /// arrives from the network, an OUTPUT one is sent from here.
+    pub fn fill_from_reach(
+        &mut self,
+        src: std::net::IpAddr,
+        dst: std::net::IpAddr,
+        q: &crate::trace::reach::ReachQuery,
+    ) {
+        let mut s = TraceScreen::new();
+        s.set(Field::Proto, proto_name(q.proto));
+        s.set(Field::Src, src.to_string());
+        s.set(Field::Dst, dst.to_string());
+        if crate::trace::packet::has_ports(q.proto) {
+            s.set(
+                Field::Sport,
+                q.sport.map_or(String::new(), |p| p.to_string()),
+            );
+            s.set(
+                Field::Dport,
+                q.dport.map_or(String::new(), |p| p.to_string()),
+            );
+        }
+        s.set(Field::State, q.state.name());
+        if q.hook == crate::trace::Hook::Output {
+            s.set(Field::Local, "yes");
+        }
+        self.values = s.values;
+        self.field = 0;
+        self.nat = None;
     }
 
     /// Fill the form from `SSH_CONNECTION` ("client_ip client_port server_ip server_port"): a

@@ -198,7 +198,15 @@ pub fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
         ])
     } else {
         let scopes: &[Scope] = match &app.popup {
-            Some(p) if p.is_edit() || matches!(p, crate::tui::app::Popup::Jump(_)) => p.scopes(),
+            Some(p)
+                if p.is_edit()
+                    || matches!(
+                        p,
+                        crate::tui::app::Popup::Jump(_) | crate::tui::app::Popup::Reach(_)
+                    ) =>
+            {
+                p.scopes()
+            }
             Some(_) => &[Scope::Popup],
             None => &[Scope::Rules, Scope::Global],
         };

@@ -26,6 +26,7 @@ use crate::format;
 pub mod header;
 pub mod jump;
 mod popup;
+pub mod reach;
 pub mod rules;
 pub mod trace;
 
@@ -172,6 +173,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         }
         Some(Popup::Commit) => edit_popup::draw_commit(frame, app),
         Some(Popup::Jump(ref j)) => jump::draw(frame, app, j),
+        Some(Popup::Reach(ref v)) => reach::draw(frame, app, v),
         Some(Popup::Countdown) => {
             edit_popup::draw_commit(frame, app);
             edit_popup::draw_countdown(frame, app);

@@ -189,6 +189,7 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
         Scope::Commit,
         Scope::Countdown,
         Scope::Jump,
+        Scope::Reach,
     ] {
         if !scopes.contains(&s) {
             scopes.push(s);

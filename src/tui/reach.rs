@@ -1,0 +1,163 @@
+//! The Reach popup (`r` on the Rules screen): who can reach what through a chain for the
+//! selected rule's protocol and port, as a matrix of address classes (✓ certain, ? possible,
+//! · none). Enter traces the selected cell's packet, so the rules that decide it are one key
+//! away. `trace::reach` does the work; this is the view's state.
+
+use crate::ruleset::{Family, Rule, Ruleset};
+use crate::trace::reach::{Reach, ReachQuery, reach};
+use crate::trace::{CtState, Hook};
+
+#[derive(Debug, Clone)]
+pub struct ReachView {
+    pub family: Family,
+    pub query: ReachQuery,
+    pub result: Reach,
+    /// Over the staged rule set, not the kernel's.
+    pub staged: bool,
+    /// The selected cell: source class (row), destination class (column).
+    pub row: usize,
+    pub col: usize,
+}
+
+impl PartialEq for ReachView {
+    fn eq(&self, o: &ReachView) -> bool {
+        self.family == o.family
+            && self.query.hook == o.query.hook
+            && self.query.proto == o.query.proto
+            && self.query.dport == o.query.dport
+            && self.query.state == o.query.state
+            && self.row == o.row
+            && self.col == o.col
+            && self.staged == o.staged
+    }
+}
+
+/// The question a rule asks about: its protocol (tcp when it names none) and its first
+/// destination port, at the hook of its chain (INPUT for a user chain).
+pub fn query_for(chain: &str, rule: Option<&Rule>) -> ReachQuery {
+    let hook = match chain {
+        "FORWARD" => Hook::Forward,
+        "OUTPUT" => Hook::Output,
+        _ => Hook::Input,
+    };
+    let spec = rule.map(|r| &r.spec);
+    let proto = spec
+        .and_then(|s| s.protocol.as_ref())
+        .filter(|p| !p.negated)
+        .and_then(|p| crate::trace::packet::parse_proto(&p.value))
+        .filter(|p| *p != 0)
+        .unwrap_or(6);
+    let dport = spec.and_then(|s| {
+        s.matches.iter().find_map(|m| {
+            let o = m.option("--dport").or_else(|| m.option("--dports"))?;
+            if o.negated {
+                return None;
+            }
+            let first = o.values.first()?;
+            let first = first.split([',', ':']).next()?;
+            first.parse::<u16>().ok()
+        })
+    });
+    ReachQuery {
+        hook,
+        proto,
+        dport,
+        sport: None,
+        state: CtState::New,
+        ifaces: Vec::new(),
+        all_tables: false,
+    }
+}
+
+impl ReachView {
+    pub fn new(rs: &Ruleset, query: ReachQuery, staged: bool) -> ReachView {
+        let result = reach(rs, &query);
+        let mut v = ReachView {
+            family: rs.family,
+            query,
+            result,
+            staged,
+            row: 0,
+            col: 0,
+        };
+        v.settle();
+        v
+    }
+
+    /// The same question again (another chain, family or rule set): the cell kept where it
+    /// can be.
+    pub fn ask(&mut self, rs: &Ruleset, query: ReachQuery, staged: bool) {
+        self.result = reach(rs, &query);
+        self.family = rs.family;
+        self.query = query;
+        self.staged = staged;
+        self.settle();
+    }
+
+    fn settle(&mut self) {
+        let n = self.result.classes.len().max(1);
+        self.row = self.row.min(n - 1);
+        self.col = self.col.min(n - 1);
+    }
+
+    pub fn move_by(&mut self, rows: isize, cols: isize) {
+        let n = self.result.classes.len().max(1);
+        self.row = self.row.saturating_add_signed(rows).min(n - 1);
+        self.col = self.col.saturating_add_signed(cols).min(n - 1);
+    }
+
+    /// The next hook of INPUT, FORWARD, OUTPUT.
+    pub fn next_hook(&self) -> Hook {
+        match self.query.hook {
+            Hook::Input => Hook::Forward,
+            Hook::Forward => Hook::Output,
+            _ => Hook::Input,
+        }
+    }
+
+    /// The selected cell's answer: `None` no edge, `Some(certain)`.
+    pub fn cell(&self) -> Option<bool> {
+        self.result.edge(self.row, self.col)
+    }
+
+    /// An address of a class to trace from or to: the first of its first range, or the next
+    /// one when that is the all-zeros address (which no packet carries).
+    pub fn sample(&self, class: usize) -> Option<std::net::IpAddr> {
+        let c = self.result.classes.get(class)?;
+        let &(lo, hi) = c.set.ranges().first()?;
+        let n = if lo == 0 && hi > 0 { 1 } else { lo };
+        Some(crate::trace::ranges::addr(n, self.family == Family::V6))
+    }
+
+    /// An address of a class, one of `prefer` when the class holds one (this machine's, for
+    /// the destination of an INPUT question or the source of an OUTPUT one).
+    pub fn sample_in(&self, class: usize, prefer: &[std::net::IpAddr]) -> Option<std::net::IpAddr> {
+        let c = self.result.classes.get(class)?;
+        prefer
+            .iter()
+            .find(|a| c.set.contains(crate::trace::ranges::num(**a)))
+            .copied()
+            .or_else(|| self.sample(class))
+    }
+
+    /// What the popup says about the selected cell.
+    pub fn describe(&self) -> String {
+        let name = |i: usize| {
+            self.result
+                .classes
+                .get(i)
+                .map_or(String::new(), |c| c.name.clone())
+        };
+        let answer = match self.cell() {
+            Some(true) => "certainly accepted",
+            Some(false) => "possibly accepted (an undecidable match decides)",
+            None => "certainly not accepted",
+        };
+        format!("{} → {}: {answer}", name(self.row), name(self.col))
+    }
+
+    /// The answer as `nfscope reach` prints it (y, W).
+    pub fn text(&self) -> String {
+        crate::cli::reach::render_text(&self.result, &self.query, &[])
+    }
+}
