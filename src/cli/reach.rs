@@ -156,6 +156,7 @@ pub fn run(src: &SourceArgs, args: &ReachArgs) -> color_eyre::Result<i32> {
         return Ok(2);
     }
     match args.format {
+        Format::Text if text.is_empty() => {}
         Format::Text => {
             let out = crate::format::visible_lines(&text);
             print!("{out}");

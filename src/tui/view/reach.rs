@@ -183,7 +183,7 @@ pub fn draw(frame: &mut Frame, app: &App, v: &ReachView) {
         Line::styled(format!(" note: {note}"), t.warning())
     } else {
         Line::styled(
-            " no edge: certainly dropped or rejected · Enter traces the cell's packet",
+            " · means no edge: certainly dropped or rejected · Enter traces the cell's packet",
             t.dim(),
         )
     });
