@@ -4,6 +4,7 @@ pub mod apply;
 pub mod completions;
 pub mod config;
 pub mod conntrack;
+pub mod lint;
 pub mod man;
 pub mod rules;
 pub mod trace;
@@ -50,6 +51,9 @@ pub enum Command {
     Conntrack(conntrack::ConntrackArgs),
     /// Trace one packet through the rule set: every rule it meets, and the verdict.
     Trace(trace::TraceArgs),
+    /// Find shadowed and redundant rules, unused chains, risky habits and ports open in one
+    /// family only; exit status 1 when a finding of at least --severity exists.
+    Lint(lint::LintArgs),
     /// Load whole rule sets from files, like iptables-apply, with a rollback that survives the
     /// terminal: unless confirmed in time, a watchdog restores the previous rule sets.
     Apply(apply::ApplyArgs),
