@@ -880,11 +880,15 @@ pub(crate) fn chain_shapes(family: Family, pc: &PChain) -> Vec<Shape> {
 
 /// The rules of a chain that can never match, each with the earlier rules that decide its
 /// packets first (0-based indices).
+#[cfg(test)]
 pub(crate) fn shadowed_in(family: Family, pt: &PTable, pc: &PChain) -> Vec<(usize, Vec<usize>)> {
-    let shapes = chain_shapes(family, pc);
+    shadowed_with(&chain_shapes(family, pc), pt, pc)
+}
+
+fn shadowed_with(shapes: &[Shape], pt: &PTable, pc: &PChain) -> Vec<(usize, Vec<usize>)> {
     let mut covers: Vec<usize> = Vec::new();
     let mut out = Vec::new();
-    for (ri, (r, s)) in pc.rules.iter().zip(&shapes).enumerate() {
+    for (ri, (r, s)) in pc.rules.iter().zip(shapes).enumerate() {
         if !s.region.is_empty() {
             let by: Vec<usize> = covers
                 .iter()
@@ -894,7 +898,7 @@ pub(crate) fn shadowed_in(family: Family, pt: &PTable, pc: &PChain) -> Vec<(usiz
             if !by.is_empty() {
                 let regions: Vec<&Region> = by.iter().map(|&c| &shapes[c].region).collect();
                 if covered(&s.region, &regions) == Some(true) {
-                    out.push((ri, minimal(&s.region, by, &shapes)));
+                    out.push((ri, minimal(&s.region, by, shapes)));
                     continue;
                 }
             }
@@ -933,7 +937,8 @@ fn minimal(r: &Region, mut by: Vec<usize>, shapes: &[Shape]) -> Vec<usize> {
 }
 
 fn regions_of_chain(cx: &mut Ctx, pt: &PTable, ci: usize, pc: &PChain) {
-    let shadowed = shadowed_in(cx.family, pt, pc);
+    let shapes = chain_shapes(cx.family, pc);
+    let shadowed = shadowed_with(&shapes, pt, pc);
     let mut is_shadowed = vec![false; pc.rules.len()];
     for (ri, by) in &shadowed {
         is_shadowed[*ri] = true;
@@ -952,7 +957,7 @@ fn regions_of_chain(cx: &mut Ctx, pt: &PTable, ci: usize, pc: &PChain) {
         };
         cx.push(Kind::Shadowed, ci, Some(*ri), refs, msg);
     }
-    redundant(cx, ci, pc, &is_shadowed);
+    redundant(cx, ci, pc, &shapes, &is_shadowed);
 }
 
 /// Whether two rules' targets give the same verdict (the same words: REJECT's options too).
@@ -964,8 +969,7 @@ fn same_verdict(cx: &Ctx, ci: usize, a: usize, b: usize) -> bool {
     }
 }
 
-fn redundant(cx: &mut Ctx, ci: usize, pc: &PChain, shadowed: &[bool]) {
-    let shapes = chain_shapes(cx.family, pc);
+fn redundant(cx: &mut Ctx, ci: usize, pc: &PChain, shapes: &[Shape], shadowed: &[bool]) {
     let volatile = |ri: usize| pc.rules[ri].conds.iter().any(|c| !c.is_stable());
     for (ri, r) in pc.rules.iter().enumerate() {
         if shadowed[ri]
