@@ -189,3 +189,34 @@ fn source_and_usage_errors_are_status_2() {
     let r = nfscope(&["lint", "--demo", "-4", "-6"]);
     assert_eq!(r.code, 2, "{r:?}");
 }
+
+#[test]
+fn the_json_example_in_the_docs_has_the_keys_the_binary_prints() {
+    let doc = std::fs::read_to_string(format!("{}/docs/json.md", env!("CARGO_MANIFEST_DIR")))
+        .expect("docs/json.md");
+    let section = &doc[doc.find("## Lint findings").expect("a lint section")..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    let block = section.split("```json\n").nth(1).expect("an example");
+    let example: Value = serde_json::from_str(&block[..block.find("```").unwrap()]).unwrap();
+    assert_eq!(
+        keys(&example),
+        ["below", "findings", "severity", "source"]
+            .into_iter()
+            .collect()
+    );
+    let f = &example["findings"][0];
+    assert_eq!(
+        keys(f),
+        [
+            "by", "chain", "family", "kind", "message", "rule", "severity", "table", "text"
+        ]
+        .into_iter()
+        .collect()
+    );
+    assert_eq!(
+        keys(&f["by"][0]),
+        ["chain", "family", "rule", "table", "text"]
+            .into_iter()
+            .collect()
+    );
+}
