@@ -133,6 +133,10 @@ fn main() -> color_eyre::Result<()> {
             let code = cli::reach::run(&cli.source, args)?;
             std::process::exit(code);
         }
+        Some(Command::Lint(args)) => {
+            let code = cli::lint::run(&cli.source, args)?;
+            std::process::exit(code);
+        }
         Some(Command::Apply(args)) => {
             std::process::exit(cli::apply::run(cli.state_dir.as_deref(), &cli.source, args))
         }

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod completions;
 pub mod config;
 pub mod conntrack;
+pub mod lint;
 pub mod man;
 pub mod reach;
 pub mod rules;
@@ -54,6 +55,9 @@ pub enum Command {
     /// Who can reach what: the classes of addresses a chain treats alike, and which can reach
     /// which for a protocol and port (certain, or possible where a match cannot be decided).
     Reach(reach::ReachArgs),
+    /// Find shadowed and redundant rules, unused chains, risky habits and ports open in one
+    /// family only; exit status 1 when a finding of at least --severity exists.
+    Lint(lint::LintArgs),
     /// Load whole rule sets from files, like iptables-apply, with a rollback that survives the
     /// terminal: unless confirmed in time, a watchdog restores the previous rule sets.
     Apply(apply::ApplyArgs),

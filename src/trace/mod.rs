@@ -11,6 +11,7 @@
 mod compile;
 mod eval;
 pub mod fields;
+pub mod lint;
 pub mod nft;
 pub mod packet;
 pub mod ranges;

@@ -15,6 +15,7 @@ use crate::ruleset::rates::{ChainKey, NativeCount, NativeKey, NativeRates, RateT
 use crate::ruleset::{Chain, Family, Rule, Ruleset, TargetKind, table_rank};
 use crate::source::RulesetSnapshot;
 use crate::source::native::{NativeChain, NativeRule, NativeTable};
+use crate::trace::lint::{self, Severity};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::time::SystemTime;
 
@@ -203,12 +204,74 @@ pub struct RulesScreen {
     pub save_form: bool,
 }
 
+/// The lint's findings (docs/analysis.md, "Lint") on the snapshot's rules, by rule: computed
+/// when the rules' words change, not when only their counters move, and never per frame.
+/// `no_hits` is left out: the screens show the counters themselves.
+#[derive(Debug, Default)]
+pub struct LintMarks {
+    fingerprint: Option<u64>,
+    by_rule: std::collections::HashMap<lint::RuleKey, Vec<(Severity, String)>>,
+}
+
+impl LintMarks {
+    pub fn update(&mut self, snap: &RulesetSnapshot) {
+        use std::hash::{Hash, Hasher};
+        let sets: Vec<&Ruleset> = Family::ALL
+            .iter()
+            .filter_map(|&f| snap.family(f).ruleset())
+            .collect();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for rs in &sets {
+            rs.family.hash(&mut h);
+            for t in &rs.tables {
+                t.name.hash(&mut h);
+                for c in &t.chains {
+                    c.name.hash(&mut h);
+                    c.policy.hash(&mut h);
+                    for r in &c.rules {
+                        r.text.hash(&mut h);
+                    }
+                }
+            }
+        }
+        let fp = h.finish();
+        if self.fingerprint == Some(fp) {
+            return;
+        }
+        self.fingerprint = Some(fp);
+        let findings = lint::lint(&sets, lint::LintOptions::default());
+        self.by_rule = lint::findings_by_rule(&findings)
+            .into_iter()
+            .map(|(k, v)| {
+                let v = v.iter().map(|f| (f.severity, f.message.clone())).collect();
+                (k, v)
+            })
+            .collect();
+    }
+
+    /// The findings on rule `index` (0-based, in the snapshot) of the chain `key`.
+    pub fn of(&self, key: &ChainKey, index: usize) -> &[(Severity, String)] {
+        self.by_rule
+            .get(&(key.family, key.table.clone(), key.chain.clone(), index))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether the rule has a finding of severity warning or above.
+    pub fn warns(&self, key: &ChainKey, index: usize) -> bool {
+        self.of(key, index)
+            .iter()
+            .any(|(s, _)| *s >= Severity::Warning)
+    }
+}
+
 /// Everything the screens show.
 pub struct App {
     pub snapshot: Option<RulesetSnapshot>,
     pub rates: RateTracker,
     /// The native nftables chains' rates.
     pub native_rates: NativeRates,
+    /// The lint's findings on the snapshot's rules, recomputed only when the rules change.
+    pub lint: LintMarks,
     /// The Rules screen: the chain tree, the selected chain, its rows, the filter.
     pub rules: RulesScreen,
     pub mode: InputMode,
@@ -267,6 +330,7 @@ impl App {
             snapshot: None,
             rates: RateTracker::new(),
             native_rates: NativeRates::default(),
+            lint: LintMarks::default(),
             rules: RulesScreen::default(),
             mode: InputMode::Normal,
             popup: None,
@@ -520,6 +584,7 @@ impl App {
         if snap.taken_at > self.now {
             self.now = snap.taken_at;
         }
+        self.lint.update(&snap);
         self.snapshot = Some(snap);
         self.rules_changed();
         if self.edit.resume.is_some() {

@@ -418,6 +418,18 @@ pub fn draw_detail(frame: &mut Frame, app: &App, scroll: Scroll) {
     if !s.extra.is_empty() {
         lines.push(field("not parsed", s.extra.join(" ")));
     }
+    // The lint's findings on the rule as the snapshot has it (not on a staged one).
+    let base = app.chain_rows(key).base_of.get(idx).copied().flatten();
+    let findings = base.map_or(&[][..], |b| app.lint.of(key, b));
+    if !findings.is_empty() {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled("lint", t.header()));
+        for (sev, msg) in findings {
+            lines.push(Line::raw(
+                crate::format::visible(&format!("{}: {msg}", sev.name())).into_owned(),
+            ));
+        }
+    }
     lines.push(Line::raw(""));
     lines.push(Line::styled("save line", t.header()));
     lines.push(Line::raw(

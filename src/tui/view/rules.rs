@@ -323,6 +323,8 @@ struct Shown<'a> {
     packets: u64,
     bytes: u64,
     jump: bool,
+    /// The lint found something of severity warning or above: `!` before the number.
+    lint_warns: bool,
 }
 
 pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
@@ -451,6 +453,12 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
                 packets,
                 bytes,
                 jump: app.jump_target(rule).is_some(),
+                // The lint ran on the snapshot: a staged rule has no findings yet.
+                lint_warns: match row {
+                    RowRef::Rule(i) => rows.base_of.get(i).copied().flatten(),
+                    RowRef::Deleted(_) => None,
+                }
+                .is_some_and(|b| app.lint.warns(&key, b)),
             })
         })
         .collect();
@@ -496,6 +504,7 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
                 let n = match s.mark {
                     Mark::Staged => format!("+{}", s.num),
                     Mark::Deleted => format!("-{}", s.num),
+                    Mark::Same if s.lint_warns => format!("!{}", s.num),
                     Mark::Same => s.num.to_string(),
                 };
                 Cell::from(Line::from(n).right_aligned())
