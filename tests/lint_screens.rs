@@ -73,3 +73,38 @@ fn a_shadowed_rule_is_marked_and_explained() {
         "{screen}"
     );
 }
+
+#[test]
+fn a_big_rule_set_is_linted_on_a_thread_and_marked_when_done() {
+    // 3,000 rules: past what is linted at once. The shadowed rule sits at the end.
+    let mut text =
+        String::from("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n");
+    for i in 0..3_000u32 {
+        text += &format!(
+            "[1:60] -A INPUT -s 10.{}.{}.1/32 -p tcp -m tcp --dport 22 -j ACCEPT\n",
+            i / 250,
+            i % 250
+        );
+    }
+    text += "[0:0] -A INPUT -s 10.0.0.1/32 -p tcp -m tcp --dport 22 -j DROP\nCOMMIT\n";
+    let mut snap = snapshot(1, 10);
+    snap.v4 = FamilyData::Loaded(parse(&text, Family::V4).unwrap());
+    let mut app = App::new("gw01".into(), Theme { color: false }, (100, 20), t0());
+    app.update(Msg::Snapshot(Box::new(snap)));
+    let key = nfscope::ruleset::rates::ChainKey {
+        family: Family::V4,
+        table: "filter".into(),
+        chain: "INPUT".into(),
+    };
+    // The screen is not held up: the answer comes on a later tick.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !app.lint.warns(&key, 3_000) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lint never answered"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        app.update(Msg::Tick(t0()));
+    }
+    assert!(!app.lint.warns(&key, 0));
+}

@@ -971,6 +971,30 @@ fn same_verdict(cx: &Ctx, ci: usize, a: usize, b: usize) -> bool {
 
 fn redundant(cx: &mut Ctx, ci: usize, pc: &PChain, shapes: &[Shape], shadowed: &[bool]) {
     let volatile = |ri: usize| pc.rules[ri].conds.iter().any(|c| !c.is_stable());
+    // Each rule's words, comments aside, once (comparing pairs would be quadratic in clones).
+    let keys: Vec<String> = cx.table.chains[ci].rules.iter().map(spec_key).collect();
+    let mut same_words: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, k) in keys.iter().enumerate() {
+        same_words.entry(k.as_str()).or_default().push(i);
+    }
+    // For each rule, the last rule before it that may change what follows (a jump, a mark...).
+    let mut loud_before: Vec<Option<usize>> = Vec::with_capacity(pc.rules.len());
+    let mut last = None;
+    for r in &pc.rules {
+        loud_before.push(last);
+        let quiet = matches!(
+            r.action,
+            Action::None
+                | Action::Accept
+                | Action::Drop
+                | Action::Reject
+                | Action::Return
+                | Action::Goto(_)
+        ) || matches!(&r.action, Action::Continue(n) if n != "SET");
+        if !quiet {
+            last = Some(loud_before.len() - 1);
+        }
+    }
     for (ri, r) in pc.rules.iter().enumerate() {
         if shadowed[ri]
             || !matches!(
@@ -982,28 +1006,18 @@ fn redundant(cx: &mut Ctx, ci: usize, pc: &PChain, shapes: &[Shape], shadowed: &
             continue;
         }
         let me = &shapes[ri].region;
-        // An identical earlier rule with nothing in between that changes anything.
+        // An identical earlier rule with nothing in between that changes anything: the
+        // latest rule of the same words at or after the last one that is not quiet.
         let mut dup = None;
         if !volatile(ri) {
-            for j in (0..ri).rev() {
-                let rules = &cx.table.chains[ci].rules;
-                if !shadowed[j] && same_spec(&rules[j], &rules[ri]) {
-                    dup = Some(j);
-                    break;
-                }
-                let quiet = matches!(
-                    pc.rules[j].action,
-                    Action::None
-                        | Action::Accept
-                        | Action::Drop
-                        | Action::Reject
-                        | Action::Return
-                        | Action::Goto(_)
-                ) || matches!(&pc.rules[j].action, Action::Continue(n) if n != "SET");
-                if !quiet {
-                    break;
-                }
-            }
+            let from = loud_before[ri];
+            dup = same_words
+                .get(keys[ri].as_str())
+                .into_iter()
+                .flat_map(|v| v.iter().rev())
+                .copied()
+                .filter(|&j| j < ri && from.is_none_or(|b| j >= b))
+                .find(|&j| !shadowed[j]);
         }
         if let Some(j) = dup {
             let msg = format!(
@@ -1074,15 +1088,13 @@ fn redundant(cx: &mut Ctx, ci: usize, pc: &PChain, shapes: &[Shape], shadowed: &
     }
 }
 
-/// The same rule, comments aside.
-fn same_spec(a: &Rule, b: &Rule) -> bool {
-    let strip = |r: &Rule| {
-        let mut s = r.spec.clone();
-        s.matches.retain(|m| m.name != "comment");
-        s.inline_counters = None;
-        s
-    };
-    strip(a) == strip(b)
+/// A rule's words, comments and counters aside: two rules with the same key are the same
+/// rule.
+fn spec_key(r: &Rule) -> String {
+    let mut s = r.spec.clone();
+    s.matches.retain(|m| m.name != "comment");
+    s.inline_counters = None;
+    format!("{s:?}")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -210,11 +210,50 @@ pub struct RulesScreen {
 #[derive(Debug, Default)]
 pub struct LintMarks {
     fingerprint: Option<u64>,
-    by_rule: std::collections::HashMap<lint::RuleKey, Vec<(Severity, String)>>,
+    by_rule: ByRule,
+    /// A lint of a big rule set running on its own thread: its answer, when it comes.
+    pending: Option<std::sync::mpsc::Receiver<ByRule>>,
+}
+
+type ByRule = std::collections::HashMap<lint::RuleKey, Vec<(Severity, String)>>;
+
+/// Rule sets up to this size are linted at once (a few ms); bigger ones on a thread, so that a
+/// busy kube-proxy node's rule changes never stall the screen.
+const LINT_INLINE_RULES: usize = 2_000;
+
+fn lint_by_rule(sets: &[&Ruleset]) -> ByRule {
+    let findings = lint::lint(sets, lint::LintOptions::default());
+    lint::findings_by_rule(&findings)
+        .into_iter()
+        .map(|(k, v)| {
+            let v = v.iter().map(|f| (f.severity, f.message.clone())).collect();
+            (k, v)
+        })
+        .collect()
 }
 
 impl LintMarks {
+    /// Take the answer of a lint running on its thread, if it came: whether the marks changed.
+    pub fn poll(&mut self) -> bool {
+        let Some(rx) = &self.pending else {
+            return false;
+        };
+        match rx.try_recv() {
+            Ok(by_rule) => {
+                self.by_rule = by_rule;
+                self.pending = None;
+                true
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => false,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                self.pending = None;
+                false
+            }
+        }
+    }
+
     pub fn update(&mut self, snap: &RulesetSnapshot) {
+        self.poll();
         use std::hash::{Hash, Hasher};
         let sets: Vec<&Ruleset> = Family::ALL
             .iter()
@@ -239,14 +278,24 @@ impl LintMarks {
             return;
         }
         self.fingerprint = Some(fp);
-        let findings = lint::lint(&sets, lint::LintOptions::default());
-        self.by_rule = lint::findings_by_rule(&findings)
-            .into_iter()
-            .map(|(k, v)| {
-                let v = v.iter().map(|f| (f.severity, f.message.clone())).collect();
-                (k, v)
-            })
-            .collect();
+        let rules: usize = sets.iter().map(|rs| rs.rule_count()).sum();
+        if rules <= LINT_INLINE_RULES {
+            self.pending = None;
+            self.by_rule = lint_by_rule(&sets);
+            return;
+        }
+        // The marks of the old rules would point at the wrong ones: none until the answer.
+        self.by_rule.clear();
+        let owned: Vec<Ruleset> = sets.iter().map(|rs| (*rs).clone()).collect();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("nfscope-lint".into())
+            .spawn(move || {
+                let sets: Vec<&Ruleset> = owned.iter().collect();
+                // The receiver may be gone (newer rules): nothing to do then.
+                let _ = tx.send(lint_by_rule(&sets));
+            });
+        self.pending = spawned.ok().map(|_| rx);
     }
 
     /// The findings on rule `index` (0-based, in the snapshot) of the chain `key`.
@@ -504,6 +553,7 @@ impl App {
                 }
             }
             Msg::Tick(now) => {
+                let marks = self.lint.poll();
                 let before = self.age_label();
                 let second = whole_seconds(self.now);
                 self.now = now;
@@ -515,6 +565,7 @@ impl App {
                 self.sync_ct_viewport();
                 Update {
                     redraw: countdown.redraw
+                        || marks
                         || self.age_label() != before
                         || ct_changed
                         || ct_second,
