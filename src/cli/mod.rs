@@ -4,6 +4,7 @@ pub mod apply;
 pub mod completions;
 pub mod config;
 pub mod conntrack;
+mod conntrack_stale;
 pub mod man;
 pub mod rules;
 pub mod trace;

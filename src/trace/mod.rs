@@ -13,6 +13,7 @@ mod eval;
 pub mod fields;
 pub mod nft;
 pub mod packet;
+pub mod stale;
 mod walk;
 
 pub use packet::{Binding, CtState, LocalAddr, Origin, Packet, PktType};
