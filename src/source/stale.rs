@@ -3,10 +3,11 @@
 //! addresses. Shared by `nfscope conntrack --stale` and the Conntrack screen.
 
 use super::{FamilyData, Origin, RulesetSnapshot, local_addrs, native};
+use crate::conntrack::Entry;
 use crate::ruleset::Family;
 use crate::trace::LocalAddr;
 use crate::trace::nft::Native;
-use crate::trace::stale::Stale;
+use crate::trace::stale::{Found, Stale};
 
 /// This machine's addresses as the source knows them: the kernel's (read now), the demo
 /// gateway's, none for a file. A failure to read them is a warning.
@@ -51,4 +52,13 @@ pub fn prepare(snap: &RulesetSnapshot, locals: Vec<LocalAddr>) -> (Stale, Vec<St
         sets.push((rs.clone(), native));
     }
     (Stale::new(sets, locals), warnings)
+}
+
+/// The whole analysis of a table against `snap`, for a worker thread: this machine's addresses
+/// and the native chains are read here.
+pub fn scan(snap: &RulesetSnapshot, entries: &[Entry]) -> Found {
+    let (locals, w) = local_addresses(&snap.origin);
+    let (mut stale, mut warnings) = prepare(snap, locals);
+    warnings.extend(w);
+    Found::of(&mut stale, entries, warnings)
 }

@@ -153,6 +153,37 @@ impl Report {
     }
 }
 
+/// An analysis's answer kept by entry (for a screen that shows a live table): the stale and
+/// maybe entries' findings by their keys, and the counts.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    pub stale: FxHashMap<crate::conntrack::EntryKey, Arc<Finding>>,
+    pub maybe: usize,
+    /// Entries looked at.
+    pub total: usize,
+    pub skipped: usize,
+    /// What the analysis could not read (native chains, this machine's addresses).
+    pub warnings: Vec<String>,
+}
+
+impl Found {
+    /// Analyse `entries` with `stale`.
+    pub fn of(stale: &mut Stale, entries: &[Entry], warnings: Vec<String>) -> Found {
+        let r = stale.analyze(entries);
+        Found {
+            stale: r
+                .stale
+                .iter()
+                .filter_map(|(i, f)| Some((entries.get(*i)?.key(), f.clone())))
+                .collect(),
+            maybe: r.maybe.len(),
+            total: r.total,
+            skipped: r.skipped_total(),
+            warnings,
+        }
+    }
+}
+
 /// The cache key: what the first packet depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {

@@ -105,6 +105,8 @@ pub enum Action {
     WriteView,
     /// The conntrack event log: the last new, update and destroy events.
     EventLog,
+    /// The Conntrack screen: only the stale entries (the rules would not accept them anew).
+    StaleFlows,
     /// Jump to a chain by a fuzzy name.
     JumpChain,
     /// The next / previous rule matching the search, in any chain.
@@ -200,6 +202,7 @@ impl Action {
             Action::Yank => "yank",
             Action::WriteView => "write_view",
             Action::EventLog => "event_log",
+            Action::StaleFlows => "stale_flows",
             Action::JumpChain => "jump_chain",
             Action::SearchNext => "search_next",
             Action::SearchPrev => "search_prev",
@@ -725,6 +728,13 @@ pub const KEYMAP: &[Binding] = &[
         keys: &[k('D')],
         action: Action::DeleteMatching,
         help: "delete every entry the filter shows (asks first, says how many)",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Conntrack,
+        keys: &[k('X')],
+        action: Action::StaleFlows,
+        help: "stale flows: only the entries the rules would not accept anew, and why (again: all); D deletes them",
         hint: None,
     },
     Binding {
