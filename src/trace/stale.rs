@@ -474,11 +474,20 @@ fn finding(set: &Prepared, trace: &Trace) -> Finding {
         }),
         _ => None,
     };
+    // The summary weighs every fork against the others: only a "maybe" needs it.
+    let summary = match class {
+        Class::Maybe => trace.summary(),
+        _ => verdicts
+            .iter()
+            .map(|v| v.name())
+            .collect::<Vec<_>>()
+            .join(" or "),
+    };
     Finding {
         class,
         rule,
         verdicts,
-        summary: trace.summary(),
+        summary,
     }
 }
 
