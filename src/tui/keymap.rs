@@ -734,7 +734,7 @@ pub const KEYMAP: &[Binding] = &[
         scope: Scope::Conntrack,
         keys: &[k('X')],
         action: Action::StaleFlows,
-        help: "stale flows: only the entries the rules would not accept anew, and why (again: all); D deletes them",
+        help: "stale flows: entries the rules would refuse anew (again: all)",
         hint: None,
     },
     Binding {
