@@ -43,22 +43,35 @@ pub struct ConntrackArgs {
     #[arg(long, value_enum, default_value_t = CtSource::Auto)]
     pub source: CtSource,
     /// Follow the events (new, update, destroy) until interrupted or --count events.
-    #[arg(long, conflicts_with = "delete")]
+    #[arg(long, conflicts_with_all = ["delete", "stale"])]
     pub watch: bool,
     /// With --watch: stop after this many events (at least 1).
     #[arg(long, value_name = "N", requires = "watch", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
-    /// Delete every entry matching --filter (required, not empty) and say how many.
-    #[arg(long, requires = "filter")]
+    /// Delete every entry matching --filter (required, not empty) and say how many; with
+    /// --stale, the stale entries (asks first).
+    #[arg(long)]
     pub delete: bool,
     /// With --delete: allow a filter that names no address, port, id or mark (such as
     /// `proto=tcp`), which deletes a large part of the table, your SSH session's entry included.
-    #[arg(long, requires = "delete")]
+    #[arg(long, requires = "delete", conflicts_with = "stale")]
     pub all: bool,
+    /// List the entries whose first packet the rule set as it is now would not accept (they
+    /// live on only because ESTABLISHED is accepted early), with the rule that would drop them
+    /// (docs/analysis.md). --filter narrows the entries looked at.
+    #[arg(long)]
+    pub stale: bool,
+    /// With --stale --delete: do not ask (needed when standard input is not a terminal).
+    #[arg(long, requires = "delete")]
+    pub yes: bool,
+    /// With --stale: this machine's addresses, ADDR[/LEN][%IF] (default: read from the kernel;
+    /// for --demo the demo gateway's; for --file loopback only).
+    #[arg(long = "local-addr", value_name = "ADDR", num_args = 1.., requires = "stale", value_parser = super::trace::local_addr_arg)]
+    pub local_addr: Vec<crate::trace::LocalAddr>,
 }
 
 /// A failure of the subcommand, as a sentence and an exit status.
-fn fail(msg: impl std::fmt::Display, code: i32) -> i32 {
+pub(super) fn fail(msg: impl std::fmt::Display, code: i32) -> i32 {
     eprintln!(
         "{}",
         crate::format::visible_lines(&format!("nfscope: {msg}"))
@@ -69,7 +82,7 @@ fn fail(msg: impl std::fmt::Display, code: i32) -> i32 {
 /// Read the whole table from the chosen source. `Auto` falls back to /proc only where netlink
 /// is missing: where it is refused (no CAP_NET_ADMIN), /proc is refused too, and the netlink
 /// sentence says what to do.
-fn read_table(src: CtSource) -> Result<Vec<Entry>, CtError> {
+pub(super) fn read_table(src: CtSource) -> Result<Vec<Entry>, CtError> {
     let from_proc = || {
         let (entries, bad) = conntrack_proc::read_lenient(None)?;
         if let Some(b) = bad {
@@ -198,6 +211,21 @@ pub fn run(src: &SourceArgs, args: &ConntrackArgs) -> color_eyre::Result<i32> {
             return Ok(fail(format_args!("--filter {expr:?}: {e}"), 2));
         }
     };
+    if args.yes && !args.stale {
+        return Ok(fail(
+            "--yes answers the question --stale --delete asks; plain --delete does not ask",
+            2,
+        ));
+    }
+    if args.stale {
+        if args.source == CtSource::Proc && args.delete {
+            return Ok(fail(
+                "--delete needs netlink; /proc/net/nf_conntrack is read-only",
+                2,
+            ));
+        }
+        return super::conntrack_stale::run(src, args, filter.as_ref());
+    }
     if args.delete && filter.as_ref().is_none_or(Filter::is_empty) {
         return Ok(fail(
             "--delete needs a --filter that names what to delete; an empty one would delete the \

@@ -5,6 +5,7 @@ pub mod completions;
 pub mod config;
 pub mod conntrack;
 pub mod lint;
+mod conntrack_stale;
 pub mod man;
 pub mod reach;
 pub mod rules;

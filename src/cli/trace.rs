@@ -144,7 +144,7 @@ fn length_arg(s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("{s:?} is not a packet length: use a number from 0 to 65535"))
 }
 
-fn local_addr_arg(s: &str) -> Result<LocalAddr, String> {
+pub(super) fn local_addr_arg(s: &str) -> Result<LocalAddr, String> {
     LocalAddr::parse(s).map_err(|e| format!("{e} (write ADDR, ADDR/LEN or ADDR/LEN%IF)"))
 }
 

@@ -101,6 +101,8 @@ pub enum CtRequest {
     Delete(Box<Entry>),
     /// Delete every entry matching the filter (all entries with `None`).
     DeleteMatching(Option<Filter>),
+    /// Delete the entries with these keys (those still there).
+    DeleteKeys(Vec<crate::conntrack::EntryKey>),
     /// Read the whole table again.
     Reload,
 }
@@ -350,6 +352,10 @@ fn netlink(interval: Duration, sink: &mut CtSink, rx: &Receiver<CtRequest>) -> S
                 Ok(CtRequest::DeleteMatching(f)) => live
                     .sock
                     .delete_selected(|e| f.as_ref().is_none_or(|f| f.matches(e))),
+                Ok(CtRequest::DeleteKeys(keys)) => {
+                    let keys: rustc_hash::FxHashSet<_> = keys.into_iter().collect();
+                    live.sock.delete_selected(|e| keys.contains(&e.key()))
+                }
                 Ok(CtRequest::Reload) => {
                     if !live.resync(sink) {
                         return Stop::Listener;
@@ -498,6 +504,10 @@ fn demo(interval: Duration, sink: &mut CtSink, rx: &Receiver<CtRequest>) {
             Some(CtRequest::Delete(e)) => Some(world.remove(|x| x.key() == e.key())),
             Some(CtRequest::DeleteMatching(f)) => {
                 Some(world.remove(|x| f.as_ref().is_none_or(|f| f.matches(x))))
+            }
+            Some(CtRequest::DeleteKeys(keys)) => {
+                let keys: rustc_hash::FxHashSet<_> = keys.into_iter().collect();
+                Some(world.remove(|x| keys.contains(&x.key())))
             }
             Some(CtRequest::Reload) => {
                 let table = CtFeed::Table {

@@ -18,6 +18,7 @@ pub mod nft_expr;
 pub mod nft_file;
 pub mod nft_netlink;
 pub mod nft_trace;
+pub mod stale;
 
 use crate::ruleset::{Family, Ruleset};
 use std::path::PathBuf;

@@ -16,6 +16,7 @@ pub mod nft;
 pub mod packet;
 pub mod ranges;
 pub mod reach;
+pub mod stale;
 mod walk;
 
 pub use packet::{Binding, CtState, LocalAddr, Origin, Packet, PktType};

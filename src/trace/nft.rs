@@ -225,6 +225,16 @@ impl Native {
         self.bases.iter().all(Vec::is_empty)
     }
 
+    /// Whether any rule loads the transport header's first two bytes (a TCP, UDP, SCTP or DCCP
+    /// source port): then a connection's source port can change a rule's answer.
+    pub fn reads_source_port(&self) -> bool {
+        self.chains.iter().flat_map(|c| &c.rules).any(|r| {
+            r.exprs
+                .iter()
+                .any(|e| matches!(e, Expr::Payload { base: 2, offset, .. } if *offset < 2))
+        })
+    }
+
     /// The text of rule `handle` of chain `chain` of table `table` (`inet fw`), if known.
     pub fn rule_text(&self, table: &str, chain: &str, handle: u64) -> Option<&str> {
         self.chains

@@ -348,6 +348,8 @@ pub struct App {
     /// nfscope's own audit log as last read (`Msg::Audit`), for the messages popup (`!`).
     /// `None` until read (never in the demo, which writes none).
     pub audit: Option<crate::edit::audit::Tail>,
+    /// A commit succeeded: count the stale entries once the rule set is read again.
+    pub stale_check: bool,
 }
 
 /// What one message did: the side effects it asks for, and whether what the screen shows
@@ -397,6 +399,7 @@ impl App {
             quit: false,
             write_dir: std::path::PathBuf::from("."),
             audit: None,
+            stale_check: false,
         }
     }
 
@@ -538,7 +541,7 @@ impl App {
             }
             Msg::Snapshot(s) => {
                 self.on_snapshot(*s);
-                Update::redraw(Vec::new())
+                Update::redraw(self.stale_after_commit())
             }
             Msg::Conntrack(feed, at) => {
                 if later_than(at, self.now) {
@@ -591,6 +594,13 @@ impl App {
                 Update::redraw(Vec::new())
             }
             Msg::Mouse(ev) => self.on_mouse(ev),
+            Msg::Stale {
+                found,
+                after_commit,
+            } => {
+                self.on_stale(*found, after_commit);
+                Update::redraw(Vec::new())
+            }
             Msg::Audit(tail) => {
                 self.audit = Some(tail);
                 Update {
@@ -1488,7 +1498,110 @@ impl App {
         }
     }
 
+    /// `X`: look for the stale entries on a worker, or show every entry again.
+    fn stale_flows(&mut self) -> Vec<Cmd> {
+        let now = self.now;
+        let ct = &mut self.ct;
+        if ct.stale.is_some() {
+            ct.set_stale(None, now);
+            ct.say("every entry again".into(), false, now);
+            return Vec::new();
+        }
+        if ct.stale_running {
+            ct.say("still looking for stale connections…".into(), false, now);
+            return Vec::new();
+        }
+        let Some(snap) = &self.snapshot else {
+            ct.say("no rule set is loaded yet".into(), true, now);
+            return Vec::new();
+        };
+        if ct.log.open {
+            ct.show_log(false, now);
+        }
+        let entries: Vec<crate::conntrack::Entry> =
+            ct.table.rows().iter().map(|r| r.entry.clone()).collect();
+        ct.stale_running = true;
+        ct.say(
+            format!(
+                "looking for stale connections among {} entries…",
+                entries.len()
+            ),
+            false,
+            now,
+        );
+        vec![Cmd::StaleScan {
+            entries,
+            snap: Box::new(snap.clone()),
+            after_commit: false,
+        }]
+    }
+
+    /// After a commit, with the rule set read again: count the stale entries on a worker.
+    fn stale_after_commit(&mut self) -> Vec<Cmd> {
+        if !std::mem::take(&mut self.stale_check) || self.ct.table.is_empty() {
+            return Vec::new();
+        }
+        let Some(snap) = &self.snapshot else {
+            return Vec::new();
+        };
+        let entries = self
+            .ct
+            .table
+            .rows()
+            .iter()
+            .map(|r| r.entry.clone())
+            .collect();
+        vec![Cmd::StaleScan {
+            entries,
+            snap: Box::new(snap.clone()),
+            after_commit: true,
+        }]
+    }
+
+    /// A stale-flow scan answered.
+    fn on_stale(&mut self, found: crate::trace::stale::Found, after_commit: bool) {
+        let now = self.now;
+        let n = found.stale.len();
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        if after_commit {
+            if n > 0 {
+                self.edit.say(
+                    format!(
+                        "{} would not be accepted anew: X on the Conntrack screen lists them",
+                        plural(n, "live connection", "live connections")
+                    ),
+                    false,
+                );
+            }
+            return;
+        }
+        let ct = &mut self.ct;
+        ct.stale_running = false;
+        let maybe = if found.maybe > 0 {
+            format!(" ({} maybe)", found.maybe)
+        } else {
+            String::new()
+        };
+        let mut said = if n == 0 {
+            format!("no stale connection{maybe} · X: all again")
+        } else {
+            format!(
+                "{}{maybe} · Enter: why · D deletes them · X: all",
+                plural(n, "stale connection", "stale connections")
+            )
+        };
+        if let Some(w) = found.warnings.first() {
+            said.push_str(&format!("; {w}"));
+        }
+        ct.set_stale(Some(found), now);
+        ct.say(said, false, now);
+    }
+
     fn on_ct_action(&mut self, action: Action) -> Vec<Cmd> {
+        if action == Action::StaleFlows {
+            return self.stale_flows();
+        }
         let now = self.now;
         let page = self.ct.viewport.max(1) as isize;
         let ct = &mut self.ct;

@@ -131,6 +131,17 @@ pub enum Confirm {
         filter: Option<Filter>,
         count: usize,
     },
+    /// The stale entries the list shows (`X`, then `D`).
+    Stale {
+        keys: Vec<EntryKey>,
+    },
+}
+
+/// The stale-flow view (`X`): the analysis's answer, shown as a filter on the list.
+#[derive(Debug, Clone)]
+pub struct StaleView {
+    pub found: crate::trace::stale::Found,
+    pub at: SystemTime,
 }
 
 /// A line for the footer, for a few seconds.
@@ -294,6 +305,9 @@ pub struct CtScreen {
     pub detail: Option<Detail>,
     /// The event log (`E`).
     pub log: LogScreen,
+    /// Only the stale entries (`X`), and whether a scan for them is running.
+    pub stale: Option<StaleView>,
+    pub stale_running: bool,
     /// Table positions of the entries passing the filter, in order.
     live: Vec<u32>,
     /// `live` with the fading entries merged in: what the list shows.
@@ -375,6 +389,8 @@ impl CtScreen {
             notice: None,
             detail: None,
             log: LogScreen::default(),
+            stale: None,
+            stale_running: false,
             live: Vec::new(),
             view: Vec::new(),
             live_gen: None,
@@ -756,6 +772,14 @@ impl CtScreen {
             self.live = self
                 .table
                 .sorted(self.sort, self.reverse, self.filter.as_ref());
+            if let Some(s) = &self.stale {
+                let table = &self.table;
+                self.live.retain(|&p| {
+                    table
+                        .get(p)
+                        .is_some_and(|r| s.found.stale.contains_key(&r.entry.key()))
+                });
+            }
             self.live_gen = Some(generation);
             self.merged = false;
         }
@@ -1128,6 +1152,32 @@ impl CtScreen {
         true
     }
 
+    /// `X`: show only the stale entries the scan found (`Some`), or every entry again.
+    pub fn set_stale(&mut self, found: Option<crate::trace::stale::Found>, now: SystemTime) {
+        self.stale = found.map(|found| StaleView { found, at: now });
+        self.live_gen = None;
+        self.groups_for = None;
+        self.cursor = 0;
+        self.offset = 0;
+        self.show(now);
+    }
+
+    /// The stale entry's finding (the rule that would now drop it), in the stale view.
+    pub fn stale_finding(&self, key: &EntryKey) -> Option<&crate::trace::stale::Finding> {
+        self.stale.as_ref()?.found.stale.get(key).map(|f| &**f)
+    }
+
+    /// `stale: 3 of 120 (would now be dropped)`, in the stale view: the stale entries the list
+    /// shows, of the entries in the table.
+    pub fn stale_label(&self) -> Option<String> {
+        self.stale.as_ref()?;
+        Some(format!(
+            "stale: {} of {} (would now be dropped)",
+            self.live.len(),
+            self.table.len()
+        ))
+    }
+
     /// `d`: what to ask before deleting the selected entry; `None` after saying why there is
     /// nothing to delete.
     pub fn ask_delete(&mut self, now: SystemTime) -> Option<Confirm> {
@@ -1150,6 +1200,19 @@ impl CtScreen {
             let why = self.not_deletable();
             self.say(why, true, now);
             return None;
+        }
+        if self.stale.is_some() {
+            self.show(now);
+            let keys: Vec<EntryKey> = self
+                .live
+                .iter()
+                .filter_map(|&p| self.table.get(p).map(|r| r.entry.key()))
+                .collect();
+            if keys.is_empty() {
+                self.say("no stale entry to delete".into(), true, now);
+                return None;
+            }
+            return Some(Confirm::Stale { keys });
         }
         let count = self.shown();
         if count == 0 {
@@ -1178,6 +1241,7 @@ impl CtScreen {
         let cmd = match question {
             Confirm::One(e) => Cmd::CtDelete(e),
             Confirm::Matching { filter, .. } => Cmd::CtDeleteMatching(filter),
+            Confirm::Stale { keys } => Cmd::CtDeleteKeys(keys),
         };
         self.in_flight += 1;
         self.say("deleting…".into(), false, now);

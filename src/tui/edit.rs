@@ -1448,6 +1448,7 @@ impl App {
                 view.running = false;
                 view.outcome = Some((format!("committed: {msg}"), false));
                 self.edit.staging = None;
+                self.stale_check = true;
                 return self.staging_changed();
             }
             Progress::Extended { deadline_ms } => {
@@ -1461,6 +1462,7 @@ impl App {
                 self.edit.staging = None;
                 self.popup = Some(Popup::Commit);
                 self.edit.say("committed and confirmed", false);
+                self.stale_check = true;
                 return self.staging_changed();
             }
             Progress::RolledBack(msg) => {

@@ -44,6 +44,11 @@ pub enum Msg {
     /// The audit log's last records, read at the start and whenever the file changed (the
     /// messages popup shows them).
     Audit(crate::edit::audit::Tail),
+    /// A stale-flow scan's answer (`Cmd::StaleScan`).
+    Stale {
+        found: Box<crate::trace::stale::Found>,
+        after_commit: bool,
+    },
 }
 
 /// A side effect that `update` asks the loop to carry out.
@@ -54,6 +59,15 @@ pub enum Cmd {
     CtDelete(Box<Entry>),
     /// Ask the conntrack feed to delete every entry matching the filter (all with `None`).
     CtDeleteMatching(Option<Filter>),
+    /// Ask the conntrack feed to delete these entries (the stale ones).
+    CtDeleteKeys(Vec<crate::conntrack::EntryKey>),
+    /// Look for stale flows (trace::stale) in these entries against this rule set, on a
+    /// worker; the answer comes back as `Msg::Stale`. `after_commit`: only to say how many.
+    StaleScan {
+        entries: Vec<Entry>,
+        snap: Box<RulesetSnapshot>,
+        after_commit: bool,
+    },
     /// Run `iptables-restore --test` on these staged rule sets (a worker answers with
     /// `Msg::Validated`).
     Validate {

@@ -109,6 +109,8 @@ pub enum Action {
     Reach,
     /// In the Reach popup: ask about the next hook's chain (INPUT, FORWARD, OUTPUT).
     ReachChain,
+    /// The Conntrack screen: only the stale entries (the rules would not accept them anew).
+    StaleFlows,
     /// Jump to a chain by a fuzzy name.
     JumpChain,
     /// The next / previous rule matching the search, in any chain.
@@ -206,6 +208,7 @@ impl Action {
             Action::EventLog => "event_log",
             Action::Reach => "reach",
             Action::ReachChain => "reach_chain",
+            Action::StaleFlows => "stale_flows",
             Action::JumpChain => "jump_chain",
             Action::SearchNext => "search_next",
             Action::SearchPrev => "search_prev",
@@ -734,6 +737,13 @@ pub const KEYMAP: &[Binding] = &[
         keys: &[k('D')],
         action: Action::DeleteMatching,
         help: "delete every entry the filter shows (asks first, says how many)",
+        hint: None,
+    },
+    Binding {
+        scope: Scope::Conntrack,
+        keys: &[k('X')],
+        action: Action::StaleFlows,
+        help: "stale flows: entries the rules would refuse anew (again: all)",
         hint: None,
     },
     Binding {

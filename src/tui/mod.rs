@@ -217,6 +217,15 @@ fn run_cmds(cmds: Vec<Cmd>, ct: &CtHandle, w: &Workers) {
             }
             Cmd::CtDelete(e) => ct.request(CtRequest::Delete(e)),
             Cmd::CtDeleteMatching(f) => ct.request(CtRequest::DeleteMatching(f)),
+            Cmd::CtDeleteKeys(keys) => ct.request(CtRequest::DeleteKeys(keys)),
+            Cmd::StaleScan {
+                entries,
+                snap,
+                after_commit,
+            } => w.spawn("stale", move |_| Msg::Stale {
+                found: Box::new(crate::source::stale::scan(&snap, &entries)),
+                after_commit,
+            }),
             Cmd::Validate { id, staged } => w.spawn("validate", move |t| Msg::Validated {
                 id,
                 result: commit::validate(t, &staged),

@@ -495,6 +495,10 @@ fn list_title(app: &App) -> Line<'static> {
     let t = app.theme;
     let ct = &app.ct;
     let mut spans = vec![Span::styled(" Conntrack ", t.title())];
+    // First: it says what the list is (and it is kept when the title is cut).
+    if let Some(label) = ct.stale_label() {
+        spans.push(Span::styled(format!("· {label} "), t.error()));
+    }
     let total = ct.table.len();
     match ct.group {
         Some(g) => spans.push(Span::styled(
@@ -536,6 +540,12 @@ fn empty_reason(app: &App) -> Option<Line<'static>> {
             Some((e, _)) => Line::styled(format!("✗ {e}"), t.error()),
             None => Line::styled("Reading the conntrack table…", t.dim()),
         });
+    }
+    if ct.is_empty() && ct.stale.is_some() {
+        return Some(Line::styled(
+            "No stale connection among the entries shown (X shows them all).",
+            t.dim(),
+        ));
     }
     if ct.is_empty() {
         return Some(match &ct.filter {

@@ -119,6 +119,21 @@ fn nat_words(e: &Entry) -> String {
     }
 }
 
+/// "the rules would now drop its first packet: filter INPUT rule 4: -A INPUT ... -j DROP".
+fn stale_because(f: &crate::trace::stale::Finding) -> String {
+    match &f.rule {
+        Some(r) => {
+            let how = if r.verdict == crate::trace::Verdict::Reject {
+                "reject"
+            } else {
+                "drop"
+            };
+            format!("the rules would now {how} its first packet: {r}")
+        }
+        None => format!("the rules might now refuse its first packet: {}", f.summary),
+    }
+}
+
 pub fn draw_detail(frame: &mut Frame, app: &App) {
     let t = app.theme;
     let ct = &app.ct;
@@ -138,6 +153,12 @@ pub fn draw_detail(frame: &mut Frame, app: &App) {
         let ago = now.duration_since(gone).map_or(0, |x| x.as_secs());
         lines.push(Line::styled(
             format!("This entry was destroyed {} ago.", duration(ago)),
+            t.error(),
+        ));
+    }
+    if let Some(f) = ct.stale_finding(&d.key) {
+        lines.push(Line::styled(
+            crate::format::visible(&format!("Stale: {}", stale_because(f))).into_owned(),
             t.error(),
         ));
     }
@@ -313,6 +334,23 @@ pub fn draw_confirm(frame: &mut Frame, app: &App, c: &Confirm) {
                 ],
             )
         }
+        Confirm::Stale { keys } => (
+            " Delete stale connections? ",
+            vec![
+                Line::styled(
+                    format!(
+                        "Delete {} stale connection{}?",
+                        keys.len(),
+                        if keys.len() == 1 { "" } else { "s" }
+                    ),
+                    t.error(),
+                ),
+                Line::raw(""),
+                Line::raw(
+                    "The rule set as it is now would not accept their first packet; only the early ESTABLISHED accept keeps them alive. Deleted, their next packets are NEW and meet the rules that refuse them.",
+                ),
+            ],
+        ),
     };
     lines.push(Line::raw(""));
     lines.push(Line::from(vec![

@@ -1,0 +1,161 @@
+//! The Conntrack screen's stale-flow view (`X`), rendered: the demo world's rule sets and
+//! conntrack table, the scan the App asks for run here as the worker would run it, the list
+//! showing only the stale entries with "stale: N of M" in its title, the deciding rule in an
+//! entry's details, `D` asking before deleting them; and after a commit, the footer counting
+//! them. insta snapshots at 80x24 and 120x40.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
+mod common;
+
+use common::screen::{ch, demo_app, key, render, t0};
+use nfscope::conntrack::Entry;
+use nfscope::source::ctdemo::CtDemo;
+use nfscope::source::ctfeed::{CtFeed, CtVia};
+use nfscope::tui::app::{App, Popup, Screen};
+use nfscope::tui::conntrack::Confirm;
+use nfscope::tui::event::{Cmd, Msg};
+use ratatui::crossterm::event::KeyCode;
+
+/// The demo world on the Conntrack screen, its table read at t0.
+fn ct_app(w: u16, h: u16) -> App {
+    let mut app = demo_app(w, h);
+    ch(&mut app, '2');
+    assert_eq!(app.screen, Screen::Conntrack);
+    let entries: Vec<Entry> = CtDemo::new().with_clock(t0()).entries();
+    app.update(Msg::Conntrack(
+        Box::new(CtFeed::Table {
+            entries,
+            via: CtVia::Netlink,
+            resync: false,
+        }),
+        t0(),
+    ));
+    app
+}
+
+/// Carry out a stale scan the App asked for, as the worker does, and hand back the answer.
+fn run_scan(app: &mut App, cmds: Vec<Cmd>) {
+    let mut ran = 0;
+    for c in cmds {
+        if let Cmd::StaleScan {
+            entries,
+            snap,
+            after_commit,
+        } = c
+        {
+            let found = nfscope::source::stale::scan(&snap, &entries);
+            app.update(Msg::Stale {
+                found: Box::new(found),
+                after_commit,
+            });
+            ran += 1;
+        }
+    }
+    assert_eq!(ran, 1, "one scan asked for");
+}
+
+fn stale_app(w: u16, h: u16) -> App {
+    let mut app = ct_app(w, h);
+    let cmds = ch(&mut app, 'X');
+    assert!(app.ct.stale_running);
+    run_scan(&mut app, cmds);
+    assert!(!app.ct.stale_running);
+    app
+}
+
+#[test]
+fn x_lists_only_the_stale_entries_80x24() {
+    let app = stale_app(80, 24);
+    let n = app.ct.stale.as_ref().unwrap().found.stale.len();
+    assert!(n > 0, "the demo world has stale entries");
+    assert_eq!(app.ct.shown(), n);
+    insta::assert_snapshot!(render(&app));
+}
+
+#[test]
+fn x_lists_only_the_stale_entries_120x40() {
+    let app = stale_app(120, 40);
+    let text = render(&app);
+    let label = app.ct.stale_label().unwrap();
+    assert!(text.contains("(would now be dropped)"), "{text}");
+    assert!(label.starts_with("stale: "), "{label}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn the_details_name_the_rule_and_x_again_shows_all() {
+    let mut app = stale_app(120, 40);
+    key(&mut app, KeyCode::Enter);
+    assert!(matches!(app.popup, Some(Popup::CtDetail)));
+    let text = render(&app);
+    assert!(text.contains("Stale: the rules would now drop"), "{text}");
+    insta::assert_snapshot!(text);
+    key(&mut app, KeyCode::Esc);
+    let total = app.ct.table.len();
+    assert!(ch(&mut app, 'X').is_empty(), "no scan to show them all");
+    assert!(app.ct.stale.is_none());
+    assert_eq!(app.ct.shown(), total);
+}
+
+#[test]
+fn d_asks_before_deleting_the_stale_ones_and_esc_is_no() {
+    let mut app = stale_app(80, 24);
+    let n = app.ct.shown();
+    ch(&mut app, 'D');
+    let Some(Popup::Confirm(q)) = &app.popup else {
+        panic!("a question: {:?}", app.popup);
+    };
+    assert!(matches!(&**q, Confirm::Stale { keys } if keys.len() == n));
+    let text = render(&app);
+    assert!(
+        text.contains(&format!("Delete {n} stale connections?")),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+    assert!(
+        key(&mut app, KeyCode::Esc).is_empty(),
+        "Esc deletes nothing"
+    );
+    assert!(app.popup.is_none());
+    ch(&mut app, 'D');
+    let cmds = ch(&mut app, 'y');
+    assert!(
+        matches!(&cmds[..], [Cmd::CtDeleteKeys(keys)] if keys.len() == n),
+        "{cmds:?}"
+    );
+}
+
+#[test]
+fn after_a_commit_the_footer_counts_them() {
+    let mut app = ct_app(120, 40);
+    app.stale_check = true;
+    let snap = app.snapshot.clone().unwrap();
+    let cmds = app.update(Msg::Snapshot(Box::new(snap.clone())));
+    assert!(
+        matches!(
+            &cmds[..],
+            [Cmd::StaleScan {
+                after_commit: true,
+                ..
+            }]
+        ),
+        "{cmds:?}"
+    );
+    run_scan(&mut app, cmds);
+    let (said, bad) = app.edit.message.clone().unwrap();
+    assert!(!bad);
+    assert!(
+        said.ends_with(
+            "live connections would not be accepted anew: X on the Conntrack screen lists them"
+        ),
+        "{said}"
+    );
+    assert!(app.ct.stale.is_none(), "the list is left as it was");
+    // Only once per commit.
+    assert!(app.update(Msg::Snapshot(Box::new(snap))).is_empty());
+}
