@@ -21,9 +21,29 @@ use nfscope::tui::conntrack::Confirm;
 use nfscope::tui::event::{Cmd, Msg};
 use ratatui::crossterm::event::KeyCode;
 
-/// The demo world on the Conntrack screen, its table read at t0.
+/// The demo's IPv4 rules after a change that refuses new HTTPS connections through the
+/// gateway (ESTABLISHED is still accepted first, so the live ones carry on: stale).
+fn https_refused() -> nfscope::ruleset::Ruleset {
+    let anchor = "-A FORWARD -m conntrack --ctstate INVALID -j DROP\n";
+    let text = nfscope::source::demo::DEMO_V4.replacen(
+        anchor,
+        &format!(
+            "{anchor}-A FORWARD -p tcp -m tcp --dport 443 -j REJECT --reject-with tcp-reset\n"
+        ),
+        1,
+    );
+    assert_ne!(text, nfscope::source::demo::DEMO_V4, "the rule went in");
+    nfscope::ruleset::parse(&text, nfscope::ruleset::Family::V4).unwrap()
+}
+
+/// The demo world on the Conntrack screen, its table read at t0, after the rules changed so
+/// that new HTTPS connections through the gateway are refused.
 fn ct_app(w: u16, h: u16) -> App {
     let mut app = demo_app(w, h);
+    let mut snap = app.snapshot.clone().unwrap();
+    snap.v4 = nfscope::source::FamilyData::Loaded(https_refused());
+    snap.generation += 1;
+    app.update(Msg::Snapshot(Box::new(snap)));
     ch(&mut app, '2');
     assert_eq!(app.screen, Screen::Conntrack);
     let entries: Vec<Entry> = CtDemo::new().with_clock(t0()).entries();
@@ -82,7 +102,7 @@ fn x_lists_only_the_stale_entries_120x40() {
     let app = stale_app(120, 40);
     let text = render(&app);
     let label = app.ct.stale_label().unwrap();
-    assert!(text.contains("(would now be dropped)"), "{text}");
+    assert!(text.contains("(would now be refused)"), "{text}");
     assert!(label.starts_with("stale: "), "{label}");
     insta::assert_snapshot!(text);
 }
@@ -93,7 +113,10 @@ fn the_details_name_the_rule_and_x_again_shows_all() {
     key(&mut app, KeyCode::Enter);
     assert!(matches!(app.popup, Some(Popup::CtDetail)));
     let text = render(&app);
-    assert!(text.contains("Stale: the rules would now drop"), "{text}");
+    assert!(
+        text.contains("Stale: the rules would now reject its first packet: filter FORWARD rule 3"),
+        "{text}"
+    );
     insta::assert_snapshot!(text);
     key(&mut app, KeyCode::Esc);
     let total = app.ct.table.len();

@@ -37,7 +37,8 @@ struct Conn {
 /// The gateway's addresses.
 const WAN: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
 const LAN_GW: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-const V6_PREFIX: [u16; 4] = [0x2001, 0x0db8, 0, 0x10];
+/// The LAN's IPv6 network, as the demo's rules and addresses have it: 2001:db8:10::/64.
+const V6_PREFIX: [u16; 4] = [0x2001, 0x0db8, 0x10, 0];
 
 pub struct CtDemo {
     conns: Vec<Conn>,

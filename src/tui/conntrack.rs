@@ -1167,12 +1167,12 @@ impl CtScreen {
         self.stale.as_ref()?.found.stale.get(key).map(|f| &**f)
     }
 
-    /// `stale: 3 of 120 (would now be dropped)`, in the stale view: the stale entries the list
+    /// `stale: 3 of 120 (would now be refused)`, in the stale view: the stale entries the list
     /// shows, of the entries in the table.
     pub fn stale_label(&self) -> Option<String> {
         self.stale.as_ref()?;
         Some(format!(
-            "stale: {} of {} (would now be dropped)",
+            "stale: {} of {} (would now be refused)",
             self.live.len(),
             self.table.len()
         ))
