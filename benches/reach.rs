@@ -1,7 +1,8 @@
-//! Reachability at real scale: a zoned firewall of about 5,500 rules with hundreds of user
-//! chains (`synth::zoned`), and a 50,000-rule kube-proxy rule set (`synth::kube_proxy`, with
-//! `--all-tables`). Prints the minimum and the median of `reach` for a few questions, with the
-//! classes, edges and source ranges it found. Targets (issue 13): under 2 s for the zoned
+//! Reachability and lint at real scale: a zoned firewall of about 5,500 rules with hundreds of
+//! user chains (`synth::zoned`), a 50,000-rule kube-proxy rule set (`synth::kube_proxy`, with
+//! `--all-tables`) and one chain of 5,000 host rules. Prints the minimum and the median of
+//! `reach` for a few questions, with the classes, edges and source ranges it found, and of
+//! `lint` over the same rule sets. Targets (issue 13): under 2 s for the zoned
 //! firewall, under 10 s for kube-proxy. The verified analyser of the Iptables_Semantics work
 //! takes minutes on a firewall of the first size (its authors' figures; not run here).
 //!
@@ -15,6 +16,7 @@
 )]
 
 use nfscope::ruleset::{self, Family, synth};
+use nfscope::trace::lint::{LintOptions, lint};
 use nfscope::trace::reach::{ReachQuery, reach};
 use nfscope::trace::{CtState, Hook};
 use std::hint::black_box;
@@ -74,6 +76,35 @@ fn run(
     }
 }
 
+fn time_lint(name: &str, rs: &ruleset::Ruleset, rounds: usize) {
+    let mut times = Vec::new();
+    let mut n = 0;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let f = lint(&[black_box(rs)], LintOptions::default());
+        times.push(t.elapsed());
+        n = f.len();
+    }
+    let (min, med) = support::stats(times);
+    println!("lint {name}: min {min:.1} ms, median {med:.1} ms ({rounds} rounds); {n} findings");
+}
+
+/// One INPUT chain of `n` rules, each accepting one host's SSH (no two alike: nothing to find,
+/// every pair compared).
+fn host_chain(n: usize) -> String {
+    let mut s =
+        String::from("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n");
+    for i in 0..n {
+        s += &format!(
+            "-A INPUT -s 10.{}.{}.{}/32 -p tcp -m tcp --dport 22 -j ACCEPT\n",
+            i / 65_536,
+            (i / 256) % 256,
+            i % 256
+        );
+    }
+    s + "COMMIT\n"
+}
+
 fn main() {
     let (full, rules, rounds) = support::scale("reach", (5_500, 5), (600, 1));
     let text = synth::zoned(rules);
@@ -96,6 +127,10 @@ fn main() {
             full,
         );
     }
+    time_lint("zoned", &rs, rounds);
+    let hosts = if full { 5_000 } else { 300 };
+    let chain = ruleset::parse(&host_chain(hosts), Family::V4).expect("the host chain parses");
+    time_lint(&format!("one chain of {hosts} host rules"), &chain, rounds);
 
     let kube_rules = if full { 50_000 } else { 2_000 };
     let text = synth::kube_proxy(kube_rules);
@@ -111,4 +146,5 @@ fn main() {
             full,
         );
     }
+    time_lint("kube-proxy", &rs, rounds);
 }
