@@ -115,3 +115,40 @@ fn a_native_chain_says_reach_is_for_iptables() {
     assert_eq!(app.popup, None);
     assert!(render(&app).contains("reach answers for the iptables rule sets"));
 }
+
+#[test]
+fn a_user_chain_is_asked_about_at_the_hook_that_reaches_it() {
+    let mut app = demo_app(120, 40);
+    ch(&mut app, ':');
+    for c in "ip6 filter FWD_IN".chars() {
+        ch(&mut app, c);
+    }
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.rules.selected.as_ref().unwrap().chain, "FWD_IN");
+    // FWD_IN's first rule: SSH to one LAN host, reached from FORWARD (a goto).
+    ch(&mut app, 'r');
+    let v = reach_view(&app);
+    assert_eq!(v.query.hook, Hook::Forward);
+    assert_eq!(v.query.dport, Some(22));
+    let host = v
+        .result
+        .class_of("2001:db8:10::10".parse().unwrap())
+        .unwrap();
+    let outside = v
+        .result
+        .class_of("2001:db8:ffff::9".parse().unwrap())
+        .unwrap();
+    // Possible: FORWARD goes to FWD_IN for `-i wan0 -o lan0 --ctstate NEW` and interfaces are
+    // not mapped in the UI; no other host is reached at all.
+    assert_eq!(v.result.edge(outside, host), Some(false), "{}", v.text());
+    let other = v.result.class_of("2001:db8:10::99".parse().unwrap()).unwrap();
+    assert_eq!(v.result.edge(outside, other), None, "{}", v.text());
+    // A class's sample is never the unspecified address.
+    for i in 0..v.result.classes.len() {
+        let a = v.sample(i).unwrap();
+        assert!(
+            !a.is_unspecified() || v.result.classes[i].ranges == ["::"],
+            "{a}"
+        );
+    }
+}

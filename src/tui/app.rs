@@ -1978,10 +1978,11 @@ impl App {
             return;
         };
         let rule = self.selected_rule().map(|(_, r)| r.clone());
-        let q = super::reach::query_for(&key.chain, rule.as_ref());
         let staged = self.edit.active().is_some();
         match self.shown(key.family) {
             Some(rs) => {
+                let hook = super::reach::hook_of(rs, &key.table, &key.chain);
+                let q = super::reach::query_for(hook, rule.as_ref());
                 let v = super::reach::ReachView::new(rs, q, staged);
                 self.popup = Some(Popup::Reach(Box::new(v)));
             }

@@ -32,14 +32,45 @@ impl PartialEq for ReachView {
     }
 }
 
-/// The question a rule asks about: its protocol (tcp when it names none) and its first
-/// destination port, at the hook of its chain (INPUT for a user chain).
-pub fn query_for(chain: &str, rule: Option<&Rule>) -> ReachQuery {
-    let hook = match chain {
-        "FORWARD" => Hook::Forward,
-        "OUTPUT" => Hook::Output,
-        _ => Hook::Input,
+/// The hook a filter chain is reached from: its own for a built-in chain; for a user chain
+/// the first of FORWARD, INPUT and OUTPUT whose chain jumps or goes to it (through other user
+/// chains too); INPUT when none does.
+pub fn hook_of(rs: &Ruleset, table: &str, chain: &str) -> Hook {
+    match chain {
+        "INPUT" => return Hook::Input,
+        "FORWARD" => return Hook::Forward,
+        "OUTPUT" => return Hook::Output,
+        _ => {}
+    }
+    let Some(t) = rs.table(table) else {
+        return Hook::Input;
     };
+    let reaches = |from: &str| {
+        let mut seen: Vec<&str> = vec![from];
+        let mut todo: Vec<&str> = vec![from];
+        while let Some(c) = todo.pop() {
+            for r in t.chain(c).map(|c| c.rules.as_slice()).unwrap_or(&[]) {
+                let target = r.spec.target_name();
+                if target == chain {
+                    return true;
+                }
+                if t.chain(target).is_some() && !seen.contains(&target) {
+                    seen.push(target);
+                    todo.push(target);
+                }
+            }
+        }
+        false
+    };
+    [Hook::Forward, Hook::Input, Hook::Output]
+        .into_iter()
+        .find(|h| reaches(h.name()))
+        .unwrap_or(Hook::Input)
+}
+
+/// The question a rule asks about: its protocol (tcp when it names none) and its first
+/// destination port, at `hook`.
+pub fn query_for(hook: Hook, rule: Option<&Rule>) -> ReachQuery {
     let spec = rule.map(|r| &r.spec);
     let proto = spec
         .and_then(|s| s.protocol.as_ref())
@@ -120,12 +151,19 @@ impl ReachView {
         self.result.edge(self.row, self.col)
     }
 
-    /// An address of a class to trace from or to: the first of its first range, or the next
-    /// one when that is the all-zeros address (which no packet carries).
+    /// An address of a class to trace from or to: the first of its ranges that is not the
+    /// all-zeros address (which no packet carries), unless that is all the class holds.
     pub fn sample(&self, class: usize) -> Option<std::net::IpAddr> {
         let c = self.result.classes.get(class)?;
-        let &(lo, hi) = c.set.ranges().first()?;
-        let n = if lo == 0 && hi > 0 { 1 } else { lo };
+        let ranges = c.set.ranges();
+        let n = ranges
+            .iter()
+            .find_map(|&(lo, hi)| match (lo, hi) {
+                (0, 0) => None,
+                (0, _) => Some(1),
+                (lo, _) => Some(lo),
+            })
+            .or_else(|| ranges.first().map(|r| r.0))?;
         Some(crate::trace::ranges::addr(n, self.family == Family::V6))
     }
 
