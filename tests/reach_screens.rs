@@ -141,7 +141,10 @@ fn a_user_chain_is_asked_about_at_the_hook_that_reaches_it() {
     // Possible: FORWARD goes to FWD_IN for `-i wan0 -o lan0 --ctstate NEW` and interfaces are
     // not mapped in the UI; no other host is reached at all.
     assert_eq!(v.result.edge(outside, host), Some(false), "{}", v.text());
-    let other = v.result.class_of("2001:db8:10::99".parse().unwrap()).unwrap();
+    let other = v
+        .result
+        .class_of("2001:db8:10::99".parse().unwrap())
+        .unwrap();
     assert_eq!(v.result.edge(outside, other), None, "{}", v.text());
     // A class's sample is never the unspecified address.
     for i in 0..v.result.classes.len() {

@@ -374,8 +374,16 @@ fn is_drop(a: &Action) -> bool {
 fn hygiene(cx: &mut Ctx, id: TableId, pt: &PTable, ci: usize, pc: &PChain) {
     let rules = &cx.table.chains[ci].rules;
     // DROP policy in filter INPUT / FORWARD without an ESTABLISHED accept first.
+    // A FORWARD chain that accepts nothing forwards nothing: no replies to lose (a host that
+    // is no router). INPUT always matters: replies to this machine's own connections.
+    let forwards = pc.rules.iter().any(|r| {
+        matches!(
+            r.action,
+            Action::Accept | Action::Jump(_) | Action::Goto(_) | Action::Queue
+        )
+    });
     if id == TableId::Filter
-        && matches!(pc.name.as_ref(), "INPUT" | "FORWARD")
+        && (pc.name.as_ref() == "INPUT" || (pc.name.as_ref() == "FORWARD" && forwards))
         && pc.policy == Some(Policy::Drop)
     {
         let mut at: Option<Option<usize>> = Some(None);

@@ -249,6 +249,19 @@ fn drop_policy_without_established_invalid_and_log() {
     assert!(has(&f, Kind::LogWithoutLimit, "LOGDROP", Some(1)));
     // OUTPUT's policy is ACCEPT: its LOG is nobody's business.
     assert!(!has(&f, Kind::LogWithoutLimit, "OUTPUT", Some(1)));
+    // A host that forwards nothing (FORWARD DROP, no rule accepting anything): no warning.
+    let host = rs(
+        "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+         -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+         -A FORWARD -j LOG --log-prefix \"fwd \"\nCOMMIT\n",
+        Family::V4,
+    );
+    let f = findings(&[&host]);
+    assert!(
+        !f.iter().any(|f| f.kind == Kind::NoEstablished),
+        "{:#?}",
+        summary(&f)
+    );
     // With the ESTABLISHED accept first (here in a chain jumped to), and a limited LOG: quiet.
     let r = rs(
         "*filter\n:INPUT DROP [0:0]\n:S - [0:0]\n-A INPUT -j S\n\
