@@ -182,3 +182,33 @@ fn after_a_commit_the_footer_counts_them() {
     // Only once per commit.
     assert!(app.update(Msg::Snapshot(Box::new(snap))).is_empty());
 }
+
+#[test]
+fn a_connection_that_ends_fades_in_the_stale_view_only_if_it_was_stale() {
+    let mut app = stale_app(120, 40);
+    let found = app.ct.stale.as_ref().unwrap().found.stale.clone();
+    let entries: Vec<Entry> = CtDemo::new().with_clock(t0()).entries();
+    let fine = entries
+        .iter()
+        .find(|e| !found.contains_key(&e.key()))
+        .expect("an entry that is not stale")
+        .clone();
+    let stale = entries
+        .iter()
+        .find(|e| found.contains_key(&e.key()))
+        .expect("a stale entry")
+        .clone();
+    let at = t0() + std::time::Duration::from_millis(500);
+    for e in [fine, stale.clone()] {
+        app.update(Msg::Conntrack(
+            Box::new(CtFeed::Events(vec![nfscope::conntrack::CtEvent::destroy(
+                e,
+            )])),
+            at,
+        ));
+    }
+    // Every row shown is a stale entry, the one that just ended among them (fading).
+    let keys = app.ct.keys();
+    assert!(keys.iter().all(|k| found.contains_key(k)), "{keys:?}");
+    assert!(keys.contains(&stale.key()));
+}

@@ -859,9 +859,13 @@ impl CtScreen {
     fn merge_ghosts(&mut self) {
         let mut gi: Vec<usize> = (0..self.ghosts.len())
             .filter(|&i| {
-                self.filter
-                    .as_ref()
-                    .is_none_or(|f| f.matches(&self.ghosts[i].row.entry))
+                let e = &self.ghosts[i].row.entry;
+                // In the stale view, only the stale ones fade there.
+                self.filter.as_ref().is_none_or(|f| f.matches(e))
+                    && self
+                        .stale
+                        .as_ref()
+                        .is_none_or(|s| s.found.stale.contains_key(&e.key()))
             })
             .collect();
         if gi.is_empty() {
