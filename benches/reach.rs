@@ -37,6 +37,7 @@ fn query(hook: Hook, dport: u16, all_tables: bool) -> ReachQuery {
         state: CtState::New,
         ifaces: Vec::new(),
         all_tables,
+        nat: false,
     }
 }
 

@@ -153,3 +153,48 @@ fn bad_input_gets_a_sentence_and_a_status() {
         String::from_utf8_lossy(&out.stdout).contains("note: --iface lan0 names no IPv4 address")
     );
 }
+
+#[test]
+fn with_nat_the_demo_port_forward_answers_at_the_public_address() {
+    let out = run(&[
+        "reach",
+        "--demo",
+        "-4",
+        "--chain",
+        "FORWARD",
+        "-p",
+        "tcp",
+        "--dport",
+        "8080",
+        "--nat",
+        "--iface",
+        "lan0=10.0.0.0/24",
+        "--iface",
+        "wan0=!10.0.0.0/24",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["walked"],
+        serde_json::json!(["nat PREROUTING", "filter FORWARD"])
+    );
+    let class = |a: &str| {
+        doc["classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["ranges"].as_array().unwrap().iter().any(|r| r == a))
+            .map(|c| c["name"].as_str().unwrap().to_string())
+    };
+    let public = class("203.0.113.2").expect("the public address is a class of its own");
+    let internet = doc["classes"][0]["name"].as_str().unwrap();
+    let edge = doc["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["from"] == internet && e["to"] == public.as_str())
+        .expect("the internet reaches the port forward");
+    assert_eq!(edge["certain"], true);
+}

@@ -27,6 +27,7 @@ fn query(hook: Hook, dport: u16) -> ReachQuery {
         state: CtState::New,
         ifaces: Vec::new(),
         all_tables: false,
+        nat: false,
     }
 }
 
@@ -187,7 +188,9 @@ fn rule() -> impl Strategy<Value = R> {
         proptest::option::of(prop_oneof![
             Just("NEW"),
             Just("ESTABLISHED"),
-            Just("INVALID")
+            Just("INVALID"),
+            Just("NEW,DNAT"),
+            Just("DNAT")
         ]),
         proptest::bool::weighted(0.15),
         prop_oneof![
@@ -285,6 +288,31 @@ fn probes() -> Vec<IpAddr> {
     v
 }
 
+/// The matrix's answer from `s` to `d` agrees with the trace of a packet between them: a
+/// certain edge traces to ACCEPT on every path, no edge to no ACCEPT.
+fn agrees(
+    r: &Reach,
+    s: IpAddr,
+    d: IpAddr,
+    t: &nfscope::trace::Trace,
+    text: &str,
+) -> Result<(), TestCaseError> {
+    let verdicts: Vec<Verdict> = t.paths.iter().map(|p| p.verdict).collect();
+    let (a, b) = (r.class_of(s).unwrap(), r.class_of(d).unwrap());
+    match r.edge(a, b) {
+        Some(true) => prop_assert!(
+            verdicts.iter().all(|v| *v == Verdict::Accept),
+            "{s} -> {d} certain, traced {verdicts:?}\n{text}"
+        ),
+        None => prop_assert!(
+            !verdicts.contains(&Verdict::Accept),
+            "{s} -> {d} no edge, traced {verdicts:?}\n{text}"
+        ),
+        Some(false) => {}
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 200,
@@ -328,19 +356,126 @@ proptest! {
                     opts.local_addrs = vec![LocalAddr::parse(&format!("{d}/32")).unwrap()];
                 }
                 let t = tracer.trace(&p, &opts);
-                let verdicts: Vec<Verdict> = t.paths.iter().map(|p| p.verdict).collect();
-                let (a, b) = (r.class_of(s).unwrap(), r.class_of(d).unwrap());
-                match r.edge(a, b) {
-                    Some(true) => prop_assert!(
-                        verdicts.iter().all(|v| *v == Verdict::Accept),
-                        "{s} -> {d} certain, traced {verdicts:?}\n{text}"
-                    ),
-                    None => prop_assert!(
-                        !verdicts.contains(&Verdict::Accept),
-                        "{s} -> {d} no edge, traced {verdicts:?}\n{text}"
-                    ),
-                    Some(false) => {}
-                }
+                agrees(&r, s, d, &t, &text)?;
+            }
+        }
+    }
+}
+
+// ---- NAT (--nat) ----
+
+const PORT_FORWARD: &str = "*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -d 203.0.113.2/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.0.0.5:8080
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -d 10.0.0.5/32 -p tcp -m tcp --dport 8080 -j ACCEPT
+COMMIT
+";
+
+#[test]
+fn with_nat_a_port_forward_answers_at_its_public_address() {
+    let rs = parse(PORT_FORWARD, Family::V4).unwrap();
+    // Without --nat: the filter table's view, port 80 reaches nothing.
+    let r = reach(&rs, &query(Hook::Forward, 80));
+    assert_eq!(answer(&r, "198.51.100.7", "203.0.113.2"), None);
+    assert_eq!(r.walked, ["filter FORWARD"]);
+    // With it: the public address reaches the server (DNAT to 8080, accepted); the server
+    // itself is not reached on port 80.
+    let mut q = query(Hook::Forward, 80);
+    q.nat = true;
+    let r = reach(&rs, &q);
+    assert_eq!(r.walked, ["nat PREROUTING", "filter FORWARD"]);
+    assert_eq!(answer(&r, "198.51.100.7", "203.0.113.2"), Some(true));
+    assert_eq!(answer(&r, "198.51.100.7", "10.0.0.5"), None);
+    assert_eq!(answer(&r, "198.51.100.7", "203.0.113.3"), None);
+    // Another port is not forwarded.
+    let mut q = query(Hook::Forward, 443);
+    q.nat = true;
+    assert_eq!(answer(&reach(&rs, &q), "198.51.100.7", "203.0.113.2"), None);
+}
+
+#[derive(Debug, Clone)]
+struct Fwd {
+    src: Option<usize>,
+    dst: usize,
+    dport: u16,
+    to: usize,
+    to_port: Option<u16>,
+    limit: bool,
+}
+
+fn fwd() -> impl Strategy<Value = Fwd> {
+    (
+        proptest::option::of(0..NETS.len()),
+        0..NETS.len(),
+        20u16..26,
+        0..NETS.len(),
+        proptest::option::of(20u16..26),
+        proptest::bool::weighted(0.15),
+    )
+        .prop_map(|(src, dst, dport, to, to_port, limit)| Fwd {
+            src,
+            dst,
+            dport,
+            to,
+            to_port,
+            limit,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 400,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn with_nat_the_matrix_agrees_with_tracing_packets(
+        fwds in proptest::collection::vec(fwd(), 0..4),
+        fw in proptest::collection::vec(rule(), 0..6),
+        policy_drop in any::<bool>(),
+        dport in 19u16..27,
+    ) {
+        let mut text = String::from(
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n",
+        );
+        for f in &fwds {
+            let net: ipnet::IpNet = NETS[f.to].parse().unwrap();
+            let to = match f.to_port {
+                Some(p) => format!("{}:{p}", net.network()),
+                None => net.network().to_string(),
+            };
+            text += &format!(
+                "-A PREROUTING{} -d {} -p tcp -m tcp --dport {}{} -j DNAT --to-destination {to}\n",
+                f.src.map_or(String::new(), |s| format!(" -s {}", NETS[s])),
+                NETS[f.dst],
+                f.dport,
+                if f.limit { " -m limit --limit 3/sec" } else { "" },
+            );
+        }
+        text += "COMMIT\n";
+        text += &ruleset("FORWARD", &fw, &[], &[], policy_drop);
+        let rs = parse(&text, Family::V4).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        let mut q = query(Hook::Forward, dport);
+        q.nat = true;
+        let r = reach(&rs, &q);
+        let tracer = Tracer::new(&rs);
+        let addrs = probes();
+        for &s in &addrs {
+            for &d in &addrs {
+                let mut p = Packet::new(6, s, d);
+                p.sport = Some(40000);
+                p.dport = Some(dport);
+                let t = tracer.trace(&p, &TraceOptions::default());
+                agrees(&r, s, d, &t, &text)?;
             }
         }
     }

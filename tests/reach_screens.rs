@@ -155,3 +155,21 @@ fn a_user_chain_is_asked_about_at_the_hook_that_reaches_it() {
         );
     }
 }
+
+#[test]
+fn n_walks_the_nat_table_first() {
+    let mut app = on_ssh_rule(120, 40);
+    ch(&mut app, 'r');
+    assert!(!reach_view(&app).query.nat);
+    ch(&mut app, 'n');
+    let v = reach_view(&app);
+    assert!(v.query.nat);
+    assert_eq!(v.result.walked, ["nat PREROUTING", "filter INPUT"]);
+    let screen = render(&app);
+    assert!(
+        screen.contains("Reach · IPv4 filter INPUT · tcp dport 22 · NEW · after nat"),
+        "{screen}"
+    );
+    ch(&mut app, 'n');
+    assert!(!reach_view(&app).query.nat);
+}

@@ -58,6 +58,11 @@ pub struct ReachArgs {
     /// an ACCEPT goes on to the next table), not the filter table alone.
     #[arg(long)]
     pub all_tables: bool,
+    /// Walk the nat table first (PREROUTING; OUTPUT for the OUTPUT chain): destinations it
+    /// DNATs are judged at their new address and port, so a port forward's public address
+    /// answers as a client sees it.
+    #[arg(long)]
+    pub nat: bool,
     /// IPv4 only.
     #[arg(short = '4', conflicts_with = "ipv6")]
     pub ipv4: bool,
@@ -82,6 +87,7 @@ impl ReachArgs {
             state: self.state,
             ifaces: self.ifaces.clone(),
             all_tables: self.all_tables,
+            nat: self.nat,
         }
     }
 }

@@ -13,7 +13,7 @@
 //! sources with the same answers and destinations with the same answers are grouped into
 //! classes. docs/analysis.md states the semantics.
 
-use super::compile::{Action, Cond, CtOpt, PChain, PRule, PTable, Policy, Prepared, ct_bit};
+use super::compile::{Action, Cond, CtOpt, NatTo, PChain, PRule, PTable, Policy, Prepared, ct_bit};
 use super::packet::{CtState, TCP_ACK, TCP_SYN};
 use super::ranges::{RangeSet, net_range, num, range_text};
 use super::{Hook, TableId, Tri};
@@ -79,6 +79,10 @@ pub struct ReachQuery {
     pub ifaces: Vec<IfaceMap>,
     /// raw, mangle, filter and security in their order, not the filter table alone.
     pub all_tables: bool,
+    /// Walk the nat table's PREROUTING (OUTPUT for the OUTPUT hook) first: a destination it
+    /// DNATs is judged at its new address and port, so the answer is for the address a client
+    /// uses (a port forward's public one).
+    pub nat: bool,
 }
 
 /// A set of addresses the rule set treats alike, as a source and as a destination.
@@ -178,6 +182,8 @@ struct Reader<'a> {
     v6: bool,
     /// Each mapped interface's addresses.
     mapped: Vec<(String, RangeSet)>,
+    /// Whether the packet was DNAT'd, when the nat table was walked (`--ctstate DNAT`).
+    dnat: Option<bool>,
 }
 
 impl Reader<'_> {
@@ -199,11 +205,13 @@ impl Reader<'_> {
     }
 
     fn state(&self, neg: bool, mask: u8) -> Tri {
-        let virt = super::compile::CT_SNAT | super::compile::CT_DNAT;
-        let t = if mask & ct_bit(self.q.state) != 0 {
+        use super::compile::{CT_DNAT, CT_SNAT};
+        let t = if mask & ct_bit(self.q.state) != 0
+            || (mask & CT_DNAT != 0 && self.dnat == Some(true))
+        {
             Tri::Yes
-        } else if mask & virt != 0 {
-            // Whether NAT applies is the nat table's business, not walked here.
+        } else if mask & CT_SNAT != 0 || (mask & CT_DNAT != 0 && self.dnat.is_none()) {
+            // SNAT comes after the filter table; DNAT is known when the nat table was walked.
             Tri::Unknown
         } else {
             Tri::No
@@ -390,6 +398,11 @@ struct Outcome {
     dp: RangeSet,
     /// Rules (chain, index) whose undecidable matches were met with something to decide.
     hinges: Vec<(u32, usize)>,
+    /// In the nat table: the destinations each DNAT rule may translate, and to what.
+    dnat: Vec<(RangeSet, NatTo)>,
+    /// In the nat table: destinations a translation nfscope does not follow may change
+    /// (REDIRECT, NETMAP): either answer.
+    unsure: RangeSet,
 }
 
 /// Deeper than any real rule set (the kernel refuses loops; a file may have one).
@@ -399,6 +412,8 @@ struct Walker<'a> {
     table: &'a PTable,
     pre: &'a [Vec<RulePre>],
     x: u128,
+    /// The nat table: its DNATs are collected, its ACCEPT means "not translated".
+    nat: bool,
 }
 
 impl Walker<'_> {
@@ -474,6 +489,15 @@ impl Walker<'_> {
                     back = back.union(&r);
                     here = here.minus(&sure);
                 }
+                Action::Dnat(to) if self.nat => {
+                    out.dnat.push((all, *to));
+                    here = here.minus(&sure);
+                }
+                Action::Redirect(_) | Action::Netmap(_) if self.nat => {
+                    out.unsure = out.unsure.union(&all);
+                    out.hinges.push((c, i));
+                    here = here.minus(&sure);
+                }
                 Action::Queue | Action::Unmodelled(_) => {
                     // Userspace or a target nfscope does not model decides: either way, and the
                     // packet may go on.
@@ -530,6 +554,7 @@ pub fn reach(rs: &Ruleset, q: &ReachQuery) -> Reach {
         all: all.clone(),
         v6,
         mapped: Vec::new(),
+        dnat: q.nat.then_some(false),
     };
     let mapped: Vec<(String, RangeSet)> = maps
         .iter()
@@ -577,19 +602,63 @@ pub fn reach(rs: &Ruleset, q: &ReachQuery) -> Reach {
             Some((*id, t, base))
         })
         .collect();
+    let read = |reader: &Reader, t: &PTable| -> Vec<Vec<RulePre>> {
+        t.chains
+            .iter()
+            .map(|c| c.rules.iter().map(|r| reader.rule(r)).collect())
+            .collect()
+    };
     let pres: Vec<Vec<Vec<RulePre>>> = walked_tables
         .iter()
-        .map(|(_, t, _)| {
-            t.chains
-                .iter()
-                .map(|c| c.rules.iter().map(|r| reader.rule(r)).collect())
-                .collect()
-        })
+        .map(|(_, t, _)| read(&reader, t))
         .collect();
+    // The nat table before them, and the rules read again for each port a DNAT sends to.
+    let nat_hook = if q.hook == Hook::Output {
+        Hook::Output
+    } else {
+        Hook::Prerouting
+    };
+    let nat: Option<(&PTable, u32, Vec<Vec<RulePre>>)> = if q.nat {
+        prep.tables[TableId::Nat.index()].as_ref().and_then(|t| {
+            let base = t.base[nat_hook.index()]?;
+            Some((t, base, read(&reader, t)))
+        })
+    } else {
+        None
+    };
+    // DNAT'd packets, by the port they go to (the asked one when a DNAT keeps it).
+    let mut by_port: FxHashMap<Option<u16>, Vec<Vec<Vec<RulePre>>>> = FxHashMap::default();
+    if let Some((t, _, _)) = &nat {
+        for r in t.chains.iter().flat_map(|c| &c.rules) {
+            if let Action::Dnat(to) = r.action {
+                let port = to.ports.map(|(lo, _)| lo).or(q.dport);
+                by_port.entry(port).or_insert_with(|| {
+                    let q2 = ReachQuery {
+                        dport: port,
+                        ..q.clone()
+                    };
+                    let r2 = Reader {
+                        q: &q2,
+                        all: reader.all.clone(),
+                        v6,
+                        mapped: reader.mapped.clone(),
+                        dnat: Some(true),
+                    };
+                    walked_tables.iter().map(|(_, t, _)| read(&r2, t)).collect()
+                });
+            }
+        }
+    }
 
     // Elementary source ranges: cut wherever a source condition changes its answer.
     let mut cuts: Vec<u128> = vec![0];
-    for p in pres.iter().flatten().flatten() {
+    let every = pres
+        .iter()
+        .chain(by_port.values().flatten())
+        .flatten()
+        .flatten()
+        .chain(nat.iter().flat_map(|(_, _, p)| p.iter().flatten()));
+    for p in every {
         if p.konst == Tri::No {
             continue;
         }
@@ -609,15 +678,26 @@ pub fn reach(rs: &Ruleset, q: &ReachQuery) -> Reach {
 
     // One walk per source range.
     let mut rows: Vec<(RangeSet, RangeSet)> = Vec::with_capacity(cuts.len());
-    let mut hinge_ids: Vec<(usize, u32, usize)> = Vec::new();
-    for &x in &cuts {
-        let mut here = all.clone();
+    let mut hinge_ids: Vec<(TableId, u32, usize)> = Vec::new();
+    let mut note = |id: TableId, hs: Vec<(u32, usize)>| {
+        for (c, i) in hs {
+            if !hinge_ids.contains(&(id, c, i)) {
+                hinge_ids.push((id, c, i));
+            }
+        }
+    };
+    // The tables in order from `here`: what some way accepts, what some way drops.
+    let walk = |pres: &[Vec<Vec<RulePre>>],
+                x: u128,
+                mut here: RangeSet,
+                note: &mut dyn FnMut(TableId, Vec<(u32, usize)>)| {
         let mut dp = RangeSet::empty();
-        for (k, (_, t, base)) in walked_tables.iter().enumerate() {
+        for (k, (id, t, base)) in walked_tables.iter().enumerate() {
             let w = Walker {
                 table: t,
                 pre: &pres[k],
                 x,
+                nat: false,
             };
             let mut out = Outcome::default();
             let policy = t.chains.get(*base as usize).and_then(chain_policy);
@@ -625,20 +705,94 @@ pub fn reach(rs: &Ruleset, q: &ReachQuery) -> Reach {
             dp = dp.union(&out.dp);
             // What a table accepts goes on to the next one.
             here = out.ap;
-            for (c, i) in out.hinges {
-                if !hinge_ids.contains(&(k, c, i)) {
-                    hinge_ids.push((k, c, i));
+            note(*id, out.hinges);
+        }
+        (here, dp)
+    };
+    for &x in &cuts {
+        let Some((t, base, nat_pres)) = &nat else {
+            rows.push(walk(&pres, x, all.clone(), &mut note));
+            continue;
+        };
+        let w = Walker {
+            table: t,
+            pre: nat_pres,
+            x,
+            nat: true,
+        };
+        let mut out = Outcome::default();
+        w.base(*base, all.clone(), Some(Policy::Accept), &mut out);
+        note(TableId::Nat, std::mem::take(&mut out.hinges));
+        // Not translated: as asked.
+        let (mut ap, dp0) = walk(&pres, x, out.ap, &mut note);
+        let mut dp = dp0.union(&out.dp);
+        for (m, to) in out.dnat {
+            let port = to.ports.map(|(lo, _)| lo).or(q.dport);
+            let pres2 = by_port.get(&port).unwrap_or(&pres);
+            let target = to
+                .addr
+                .filter(|(a, _)| matches!(a, std::net::IpAddr::V6(_)) == v6)
+                .map(|(a, b)| RangeSet::range(num(a), num(b)));
+            // A destination translated to itself (the same address, the same port) is not
+            // translated at all, as the kernel sees it: no DNAT status.
+            let same_port = to
+                .ports
+                .is_none_or(|(lo, hi)| lo == hi && Some(lo) == q.dport);
+            let m = match &target {
+                Some(tset) if same_port && !tset.intersect(&m).is_empty() => {
+                    let itself = tset.intersect(&m);
+                    let single =
+                        tset.ranges().len() == 1 && tset.ranges()[0].0 == tset.ranges()[0].1;
+                    if single {
+                        let (a, d) = walk(&pres, x, itself.clone(), &mut note);
+                        ap = ap.union(&a);
+                        dp = dp.union(&d);
+                    } else {
+                        // Which address of the range the kernel picks is not known.
+                        ap = ap.union(&itself);
+                        dp = dp.union(&itself);
+                    }
+                    m.minus(&itself)
+                }
+                _ => m,
+            };
+            if m.is_empty() {
+                continue;
+            }
+            match target {
+                // To one address (or a range): every destination it translates gets the
+                // answer of the new address(es).
+                Some(tset) => {
+                    let (apt, dpt) = walk(pres2, x, tset.clone(), &mut note);
+                    let any = !apt.intersect(&tset).is_empty();
+                    let every = apt.intersect(&tset) == tset && dpt.intersect(&tset).is_empty();
+                    if any {
+                        ap = ap.union(&m);
+                    }
+                    if !every {
+                        dp = dp.union(&m);
+                    }
+                }
+                // The port alone: each destination keeps its own answer.
+                None => {
+                    let (apt, dpt) = walk(pres2, x, m.clone(), &mut note);
+                    ap = ap.union(&apt);
+                    dp = dp.union(&dpt);
                 }
             }
+            // A port range: which port is not known.
+            if to.ports.is_some_and(|(lo, hi)| lo != hi) {
+                ap = ap.union(&m);
+                dp = dp.union(&m);
+            }
         }
-        rows.push((here, dp));
+        rows.push((ap.union(&out.unsure), dp.union(&out.unsure)));
     }
 
     let (classes, edges) = group(&cuts, &rows, top, v6);
     let hinges = hinge_ids
         .into_iter()
-        .filter_map(|(k, c, i)| {
-            let (id, _, _) = walked_tables.get(k)?;
+        .filter_map(|(id, c, i)| {
             let chain = rs.table(id.name())?.chains.get(c as usize)?;
             let rule = chain.rules.get(i)?;
             Some(Hinge {
@@ -658,9 +812,14 @@ pub fn reach(rs: &Ruleset, q: &ReachQuery) -> Reach {
         classes,
         edges,
         hinges,
-        walked: walked_tables
+        walked: nat
             .iter()
-            .map(|(id, _, _)| format!("{} {}", id.name(), q.hook.name()))
+            .map(|_| format!("nat {}", nat_hook.name()))
+            .chain(
+                walked_tables
+                    .iter()
+                    .map(|(id, _, _)| format!("{} {}", id.name(), q.hook.name())),
+            )
             .collect(),
         source_ranges: cuts.len(),
         notes,

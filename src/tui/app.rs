@@ -2004,7 +2004,7 @@ impl App {
             Action::Bottom => v.move_by(isize::MAX / 2, 0),
             Action::FocusLeft => v.move_by(0, -1),
             Action::FocusRight => v.move_by(0, 1),
-            Action::ReachChain | Action::OtherFamily => {
+            Action::ReachChain | Action::OtherFamily | Action::ReachNat => {
                 let family = match (action, v.family) {
                     (Action::OtherFamily, Family::V4) => Family::V6,
                     (Action::OtherFamily, Family::V6) => Family::V4,
@@ -2013,6 +2013,9 @@ impl App {
                 let mut q = v.query.clone();
                 if action == Action::ReachChain {
                     q.hook = v.next_hook();
+                }
+                if action == Action::ReachNat {
+                    q.nat = !q.nat;
                 }
                 let staged = self.edit.active().is_some();
                 match self.shown(family) {

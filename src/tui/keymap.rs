@@ -109,6 +109,9 @@ pub enum Action {
     Reach,
     /// In the Reach popup: ask about the next hook's chain (INPUT, FORWARD, OUTPUT).
     ReachChain,
+    /// In the Reach popup: walk the nat table first (a port forward answers at its public
+    /// address), or not.
+    ReachNat,
     /// The Conntrack screen: only the stale entries (the rules would not accept them anew).
     StaleFlows,
     /// Jump to a chain by a fuzzy name.
@@ -208,6 +211,7 @@ impl Action {
             Action::EventLog => "event_log",
             Action::Reach => "reach",
             Action::ReachChain => "reach_chain",
+            Action::ReachNat => "reach_nat",
             Action::StaleFlows => "stale_flows",
             Action::JumpChain => "jump_chain",
             Action::SearchNext => "search_next",
@@ -1235,6 +1239,13 @@ pub const KEYMAP: &[Binding] = &[
         action: Action::ReachChain,
         help: "ask about the next chain: INPUT, FORWARD, OUTPUT",
         hint: Some("chain"),
+    },
+    Binding {
+        scope: Scope::Reach,
+        keys: &[k('n')],
+        action: Action::ReachNat,
+        help: "walk the nat table first (DNAT: answer at the public address), or not",
+        hint: Some("nat"),
     },
     Binding {
         scope: Scope::Reach,

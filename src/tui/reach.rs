@@ -97,6 +97,7 @@ pub fn query_for(hook: Hook, rule: Option<&Rule>) -> ReachQuery {
         state: CtState::New,
         ifaces: Vec::new(),
         all_tables: false,
+        nat: false,
     }
 }
 

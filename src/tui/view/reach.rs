@@ -72,17 +72,20 @@ pub fn draw(frame: &mut Frame, app: &App, v: &ReachView) {
     let mut title = format!(
         " Reach · {} {} · {}",
         v.family.label(),
-        v.result.walked.first().map_or("filter", String::as_str),
+        v.result.walked.last().map_or("filter", String::as_str),
         crate::trace::packet::proto_name(q.proto)
     );
     if let Some(p) = q.dport {
         title += &format!(" dport {p}");
     }
     title += &format!(" · {} ", q.state.name());
+    if q.nat {
+        title += "· after nat ";
+    }
     if v.staged {
         title += "(staged) ";
     }
-    let bottom = " ←↑↓→ move · Enter trace · c chain · f family · y copy · Esc close ";
+    let bottom = " ←↑↓→ move · Enter trace · c chain · f family · n nat · y copy · Esc close ";
     let block = Block::bordered()
         .title(Line::styled(title, t.title()))
         .title_bottom(Line::styled(bottom, t.dim()))
