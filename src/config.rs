@@ -7,6 +7,7 @@
 //! `nfscope config` never read it, so a script does not depend on someone's preferences.
 //! `parse` is pure; `load` reads the file.
 
+use crate::trace::reach::IfaceMap;
 use crate::tui::keymap::{self, Action, Key, Scope};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -65,6 +66,9 @@ pub struct Settings {
     pub confirm_timeout: u64,
     /// Each overridden action with the keys that replace its keys.
     pub keys: Vec<(Action, Vec<Key>)>,
+    /// Which source addresses arrive on each interface, for the Reach popup (as
+    /// `nfscope reach --iface`).
+    pub ifaces: Vec<IfaceMap>,
 }
 
 impl Default for Settings {
@@ -76,6 +80,7 @@ impl Default for Settings {
             write_dir: PathBuf::from("."),
             confirm_timeout: DEFAULT_CONFIRM_TIMEOUT,
             keys: Vec::new(),
+            ifaces: Vec::new(),
         }
     }
 }
@@ -124,6 +129,7 @@ pub struct Origins {
     pub mouse: Origin,
     pub write_dir: Origin,
     pub confirm_timeout: Origin,
+    pub ifaces: Origin,
 }
 
 /// The flags given on the command line that the file's settings give way to.
@@ -155,6 +161,7 @@ struct Raw {
     mouse: Option<bool>,
     write_dir: Option<toml::Spanned<PathBuf>>,
     confirm_timeout: Option<toml::Spanned<i64>>,
+    ifaces: Option<Vec<toml::Spanned<String>>>,
     #[serde(default)]
     keys: BTreeMap<String, toml::Spanned<Vec<toml::Spanned<String>>>>,
 }
@@ -234,6 +241,14 @@ pub fn parse(text: &str, file: &Path, home: Option<&Path>) -> Result<(Settings, 
                 )
             })?;
         o.confirm_timeout = Origin::File;
+    }
+    if let Some(list) = raw.ifaces {
+        for spec in list {
+            let m = IfaceMap::parse(spec.get_ref())
+                .map_err(|e| at(spec.span().start, &format!("ifaces: {e}")))?;
+            s.ifaces.push(m);
+        }
+        o.ifaces = Origin::File;
     }
     let mut lines: Vec<(Action, usize)> = Vec::new();
     for (name, keys) in &raw.keys {
@@ -382,6 +397,14 @@ pub fn print_default() -> String {
         "# Seconds a commit waits for its confirmation before the watchdog rolls it back, 1 to 86400 (--confirm-timeout).\nconfirm_timeout = {}\n",
         d.confirm_timeout
     );
+    let _ = writeln!(
+        out,
+        "# Which source addresses arrive on each interface, for the Reach popup (r on the Rules screen),\n\
+         # as `nfscope reach --iface`: \"NAME=CIDR,...\", or \"NAME=!CIDR,...\" for every address but those.\n\
+         # Without it only lo is known, and other -i/-o matches make answers possible. For example:\n\
+         #   ifaces = [\"lan0=10.0.0.0/24,2001:db8:10::/64\", \"wan0=!10.0.0.0/24,2001:db8:10::/64\"]\n\
+         ifaces = []\n"
+    );
     out.push_str(
         "# Keys: an action = the keys that replace its keys, on every screen that binds it ([] unbinds it).\n\
          # A key is one character (\"x\", \"G\", \":\"), \"ctrl-x\", \"alt-x\", or a name: enter, esc, tab,\n\
@@ -467,6 +490,13 @@ impl Loaded {
             "confirm_timeout = {}  # {}",
             s.confirm_timeout,
             o.confirm_timeout.comment()
+        );
+        let ifaces: Vec<String> = s.ifaces.iter().map(|m| quote(&m.spec())).collect();
+        let _ = writeln!(
+            out,
+            "ifaces = [{}]  # {}",
+            ifaces.join(", "),
+            o.ifaces.comment()
         );
         out.push_str("\n[keys]\n");
         if s.keys.is_empty() {

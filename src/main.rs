@@ -109,6 +109,7 @@ fn main() -> color_eyre::Result<()> {
                     confirm_timeout: std::time::Duration::from_secs(settings.confirm_timeout),
                     mouse: settings.mouse,
                     write_dir,
+                    ifaces: settings.ifaces.clone(),
                 },
             )
         }

@@ -49,7 +49,14 @@ fn the_printed_default_reads_back_as_the_defaults() {
     assert_eq!(printed.code, 0, "{printed:?}");
     // Every setting is there, with a comment line above it.
     let lines: Vec<&str> = printed.stdout.lines().collect();
-    for key in ["interval", "theme", "mouse", "write_dir", "confirm_timeout"] {
+    for key in [
+        "interval",
+        "theme",
+        "mouse",
+        "write_dir",
+        "confirm_timeout",
+        "ifaces",
+    ] {
         let i = lines
             .iter()
             .position(|l| l.starts_with(&format!("{key} = ")))
@@ -91,7 +98,7 @@ fn the_command_line_wins_over_the_file_which_wins_over_the_defaults() {
     write(
         dir.path(),
         "nfscope/config.toml",
-        "interval = 2.5\nmouse = false\ntheme = \"mono\"\nconfirm_timeout = 90\n[keys]\njump_chain = [\":\", \"f2\"]\n",
+        "interval = 2.5\nmouse = false\ntheme = \"mono\"\nconfirm_timeout = 90\nifaces = [\"lan0=10.0.0.0/24\", \"wan0=!10.0.0.0/24\"]\n[keys]\njump_chain = [\":\", \"f2\"]\n",
     );
     let out = nfscope(dir.path(), &["config"]);
     assert_eq!(out.code, 0, "{out:?}");
@@ -100,6 +107,13 @@ fn the_command_line_wins_over_the_file_which_wins_over_the_defaults() {
     assert_eq!(s["mouse"].as_bool(), Some(false));
     assert_eq!(s["theme"].as_str(), Some("mono"));
     assert_eq!(s["confirm_timeout"].as_integer(), Some(90));
+    let ifaces: Vec<&str> = s["ifaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(ifaces, ["lan0=10.0.0.0/24", "wan0=!10.0.0.0/24"]);
     assert_eq!(
         s["keys"]["jump_chain"].as_array().unwrap().len(),
         2,
@@ -190,6 +204,11 @@ fn a_bad_file_is_refused_with_its_line() {
         &["line 2", "quit", "exact_numbers", "Rules screen"],
     );
     refused(d, "[keys]\nhelp = [\"ctrl-c\"]\n", &["always quits"]);
+    refused(
+        d,
+        "mouse = true\nifaces = [\"lan0=10.0.0.0/24\",\n  \"wan0\"]\n",
+        &["line 3", "ifaces", "NAME=CIDR"],
+    );
 }
 
 #[test]

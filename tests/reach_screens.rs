@@ -173,3 +173,28 @@ fn n_walks_the_nat_table_first() {
     ch(&mut app, 'n');
     assert!(!reach_view(&app).query.nat);
 }
+
+#[test]
+fn the_config_files_interfaces_decide_interface_matches() {
+    use nfscope::trace::reach::IfaceMap;
+    let mut app = on_ssh_rule(120, 40);
+    ch(&mut app, 'r');
+    let unmapped = reach_view(&app).result.hinges.clone();
+    assert!(
+        unmapped.iter().any(|h| h.text.contains("-i wan0")),
+        "{unmapped:?}"
+    );
+    key(&mut app, KeyCode::Esc);
+    app.reach_ifaces = vec![
+        IfaceMap::parse("lan0=10.0.0.0/24").unwrap(),
+        IfaceMap::parse("wan0=!10.0.0.0/24,127.0.0.0/8").unwrap(),
+    ];
+    ch(&mut app, 'r');
+    let v = reach_view(&app);
+    assert_eq!(v.query.ifaces.len(), 2);
+    assert!(
+        !v.result.hinges.iter().any(|h| h.text.contains("-i wan0")),
+        "{:?}",
+        v.result.hinges
+    );
+}

@@ -33,6 +33,17 @@ pub struct IfaceMap {
 }
 
 impl IfaceMap {
+    /// As written: `NAME=CIDR,...` or `NAME=!CIDR,...`.
+    pub fn spec(&self) -> String {
+        let nets: Vec<String> = self.nets.iter().map(ToString::to_string).collect();
+        format!(
+            "{}={}{}",
+            self.name,
+            if self.except { "!" } else { "" },
+            nets.join(",")
+        )
+    }
+
     /// `NAME=CIDR[,CIDR...]` or `NAME=!CIDR[,...]`.
     pub fn parse(s: &str) -> Result<IfaceMap, String> {
         let (name, rest) = s

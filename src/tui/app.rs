@@ -350,6 +350,8 @@ pub struct App {
     pub audit: Option<crate::edit::audit::Tail>,
     /// A commit succeeded: count the stale entries once the rule set is read again.
     pub stale_check: bool,
+    /// Which sources arrive on each interface, for the Reach popup (the config's `ifaces`).
+    pub reach_ifaces: Vec<crate::trace::reach::IfaceMap>,
 }
 
 /// What one message did: the side effects it asks for, and whether what the screen shows
@@ -399,6 +401,7 @@ impl App {
             quit: false,
             write_dir: std::path::PathBuf::from("."),
             audit: None,
+            reach_ifaces: Vec::new(),
             stale_check: false,
         }
     }
@@ -1982,7 +1985,8 @@ impl App {
         match self.shown(key.family) {
             Some(rs) => {
                 let hook = super::reach::hook_of(rs, &key.table, &key.chain);
-                let q = super::reach::query_for(hook, rule.as_ref());
+                let mut q = super::reach::query_for(hook, rule.as_ref());
+                q.ifaces.clone_from(&self.reach_ifaces);
                 let v = super::reach::ReachView::new(rs, q, staged);
                 self.popup = Some(Popup::Reach(Box::new(v)));
             }

@@ -99,6 +99,8 @@ pub struct Options {
     pub mouse: bool,
     /// Where `W` writes the view (the current directory unless the config file says).
     pub write_dir: Option<PathBuf>,
+    /// Which sources arrive on each interface, for the Reach popup (the config's `ifaces`).
+    pub ifaces: Vec<crate::trace::reach::IfaceMap>,
 }
 
 impl Default for Options {
@@ -108,6 +110,7 @@ impl Default for Options {
             confirm_timeout: Duration::from_secs(30),
             mouse: true,
             write_dir: None,
+            ifaces: Vec::new(),
         }
     }
 }
@@ -442,6 +445,7 @@ pub fn run(cfg: SourceConfig, opts: Options) -> color_eyre::Result<()> {
     );
     app.trace.locals = kernel_locals;
     app.trace.ssh = std::env::var("SSH_CONNECTION").ok();
+    app.reach_ifaces = opts.ifaces.clone();
     app.write_dir = opts
         .write_dir
         .clone()
