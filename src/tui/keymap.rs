@@ -1244,7 +1244,7 @@ pub const KEYMAP: &[Binding] = &[
         scope: Scope::Reach,
         keys: &[k('n')],
         action: Action::ReachNat,
-        help: "walk the nat table first (DNAT: answer at the public address), or not",
+        help: "nat table first or not (port forwards at their public address)",
         hint: Some("nat"),
     },
     Binding {
