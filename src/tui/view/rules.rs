@@ -523,6 +523,12 @@ pub fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
             Col::In => text_cell(&s.cols.iface_in, w, 0),
             Col::Out => text_cell(&s.cols.iface_out, w, 0),
             Col::Source => text_cell(&addr_text(&s.cols.source, w, app.rules.wrap), w, 0),
+            Col::Dest if matches_hidden(&cols) && !rest_text(&s.cols, &cols).is_empty() => {
+                // No room for the matches (a narrow pane): say there are some, so that an
+                // `-i lo` rule does not read as "accept all".
+                let d = addr_text(&s.cols.destination, w.saturating_sub(2), app.rules.wrap);
+                text_cell(&format!("{d} …"), w, 0)
+            }
             Col::Dest => text_cell(&addr_text(&s.cols.destination, w, app.rules.wrap), w, 0),
             Col::Rest => text_cell(&rest_text(&s.cols, &cols), w, app.rules.hscroll),
         });
@@ -583,6 +589,11 @@ pub(crate) fn rule_columns(width: u16, exact: bool) -> Vec<(Col, u16)> {
 
 /// An address cell's text: whole when rows wrap (`w`), else shortened between whole groups
 /// with the prefix length kept (`2001:db8:…::/64`), never cut mid-octet.
+/// The matches column has no room at this width.
+fn matches_hidden(cols: &[(Col, u16)]) -> bool {
+    cols.iter().any(|&(c, w)| c == Col::Rest && w < 2)
+}
+
 fn addr_text(addr: &str, w: u16, wrap: bool) -> String {
     if wrap {
         addr.to_string()
