@@ -57,6 +57,10 @@ fn text_and_json_on_a_file() {
         text.starts_with("Reachability: IPv4 filter FORWARD, tcp dport 22, state NEW (a SYN)"),
         "{text}"
     );
+    assert!(
+        text.contains("\n4 classes, 10 edges (7 certain, 3 possible)\n"),
+        "{text}"
+    );
     assert!(text.contains("10.0.0.0/8"), "{text}");
     assert!(text.contains("192.0.2.7"), "{text}");
     assert!(text.contains("possible"), "{text}");

@@ -214,7 +214,16 @@ fn question(r: &Reach, q: &ReachQuery) -> String {
 const MAX_HINGES: usize = 20;
 
 pub fn render_text(r: &Reach, q: &ReachQuery, native: &[String]) -> String {
-    let mut s = format!("Reachability: {}\n", question(r, q));
+    let certain = r.edges.iter().filter(|e| e.certain).count();
+    let mut s = format!(
+        "Reachability: {}\n{} class{}, {} edge{} ({certain} certain, {} possible)\n",
+        question(r, q),
+        r.classes.len(),
+        if r.classes.len() == 1 { "" } else { "es" },
+        r.edges.len(),
+        if r.edges.len() == 1 { "" } else { "s" },
+        r.edges.len() - certain
+    );
     for n in &r.notes {
         let _ = writeln!(s, "note: {n}");
     }
