@@ -102,8 +102,15 @@ pub fn run(src: &SourceArgs, args: &LintArgs) -> color_eyre::Result<i32> {
         eprintln!("nfscope: no rule set to lint: give --file or --file6 (or -4/-6 to match them)");
         return Ok(2);
     }
+    // This machine's addresses, for the parity check: the kernel's, or the demo gateway's.
+    let locals = match snap.origin {
+        source::Origin::Kernel { .. } => source::local_addrs::read().unwrap_or_default(),
+        source::Origin::Demo => source::local_addrs::demo(),
+        _ => Vec::new(),
+    };
     let opts = LintOptions {
         counters: matches!(snap.origin, source::Origin::Kernel { .. }),
+        locals,
     };
     let all = lint::lint(&sets, opts);
     let level = args.severity.severity();

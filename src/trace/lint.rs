@@ -140,22 +140,25 @@ impl Finding {
 }
 
 /// What the lint may look at besides the rules.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LintOptions {
     /// The counters are the kernel's (live): rules with 0 packets are reported (`no_hits`).
     pub counters: bool,
+    /// This machine's addresses, when known: the parity check's packets go to the first one of
+    /// each family that is not loopback (else to a documentation address).
+    pub locals: Vec<LocalAddr>,
 }
 
 /// Every finding in these rule sets (one per family), in family, table, chain, rule order.
 pub fn lint(rulesets: &[&Ruleset], opts: LintOptions) -> Vec<Finding> {
     let mut out = Vec::new();
     for rs in rulesets {
-        lint_family(rs, opts, &mut out);
+        lint_family(rs, &opts, &mut out);
     }
     let v4 = rulesets.iter().find(|r| r.family == Family::V4);
     let v6 = rulesets.iter().find(|r| r.family == Family::V6);
     if let (Some(v4), Some(v6)) = (v4, v6) {
-        parity(v4, v6, &mut out);
+        parity(v4, v6, &opts.locals, &mut out);
     }
     out
 }
@@ -223,7 +226,7 @@ impl Ctx<'_> {
     }
 }
 
-fn lint_family(rs: &Ruleset, opts: LintOptions, out: &mut Vec<Finding>) {
+fn lint_family(rs: &Ruleset, opts: &LintOptions, out: &mut Vec<Finding>) {
     let prep = Prepared::new(rs);
     for table in &rs.tables {
         let Some(id) = TableId::from_name(&table.name) else {
@@ -1155,7 +1158,13 @@ fn ports_named(rss: &[&Ruleset], cap: usize) -> Vec<u16> {
 
 /// What the filter INPUT chain does to a NEW packet to `port` from a couple of remote
 /// sources: `Some((verdict, deciding step))` when every path of every source agrees.
-fn new_verdict(tracer: &Tracer, family: Family, proto: u8, port: u16) -> Option<(Verdict, Step)> {
+fn new_verdict(
+    tracer: &Tracer,
+    family: Family,
+    proto: u8,
+    port: u16,
+    locals: &[LocalAddr],
+) -> Option<(Verdict, Step)> {
     let (dst, local, srcs): (&str, &str, [&str; 2]) = match family {
         Family::V4 => ("192.0.2.1", "192.0.2.1/24", ["198.51.100.7", "203.0.113.9"]),
         Family::V6 => (
@@ -1164,14 +1173,32 @@ fn new_verdict(tracer: &Tracer, family: Family, proto: u8, port: u16) -> Option<
             ["2001:db8:1::7", "2001:db8:2::9"],
         ),
     };
-    let opts = TraceOptions {
-        local_addrs: LocalAddr::parse(local).ok().into_iter().collect(),
-        max_paths: 16,
-        max_steps: 200_000,
+    // This machine's own address of the family, when known: rules that name it (`-d
+    // 203.0.113.2`) then count.
+    let own = locals
+        .iter()
+        .find(|l| super::packet::family_of(l.addr) == family && !l.addr.is_loopback());
+    let (d, opts) = match own {
+        Some(l) => (
+            l.addr,
+            TraceOptions {
+                local_addrs: locals.to_vec(),
+                max_paths: 16,
+                max_steps: 200_000,
+            },
+        ),
+        None => (
+            dst.parse::<IpAddr>().ok()?,
+            TraceOptions {
+                local_addrs: LocalAddr::parse(local).ok().into_iter().collect(),
+                max_paths: 16,
+                max_steps: 200_000,
+            },
+        ),
     };
     let mut result: Option<(Verdict, Step)> = None;
     for src in srcs {
-        let (Ok(s), Ok(d)) = (src.parse::<IpAddr>(), dst.parse::<IpAddr>()) else {
+        let Ok(s) = src.parse::<IpAddr>() else {
             return None;
         };
         let mut p = Packet::new(proto, s, d);
@@ -1205,7 +1232,7 @@ fn step_ref(rss: &[&Ruleset], family: Family, s: &Step) -> RuleRef {
     }
 }
 
-fn parity(v4: &Ruleset, v6: &Ruleset, out: &mut Vec<Finding>) {
+fn parity(v4: &Ruleset, v6: &Ruleset, locals: &[LocalAddr], out: &mut Vec<Finding>) {
     let rss = [v4, v6];
     let ports = ports_named(&rss, 512);
     let t4 = Tracer::new(v4);
@@ -1214,8 +1241,8 @@ fn parity(v4: &Ruleset, v6: &Ruleset, out: &mut Vec<Finding>) {
     for (proto, pname) in [(6u8, "tcp"), (17u8, "udp")] {
         for &port in &ports {
             let (Some((a, sa)), Some((b, sb))) = (
-                new_verdict(&t4, Family::V4, proto, port),
-                new_verdict(&t6, Family::V6, proto, port),
+                new_verdict(&t4, Family::V4, proto, port, locals),
+                new_verdict(&t6, Family::V6, proto, port, locals),
             ) else {
                 continue;
             };

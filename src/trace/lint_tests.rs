@@ -217,7 +217,13 @@ fn no_hits_only_with_live_counters() {
         Family::V4,
     );
     assert!(lint(&[&r], LintOptions::default()).is_empty());
-    let f = lint(&[&r], LintOptions { counters: true });
+    let f = lint(
+        &[&r],
+        LintOptions {
+            counters: true,
+            ..LintOptions::default()
+        },
+    );
     assert_eq!(summary(&f), [("no_hits", "INPUT".to_string(), Some(1))]);
     assert!(f[0].message.contains("since the counters were last zeroed"));
     assert_eq!(f[0].severity, Severity::Info);
@@ -311,6 +317,42 @@ fn ports_open_in_one_family_only() {
     assert_eq!(par[0].by[0].rule, None);
     // One family alone: no parity.
     assert!(findings(&[&a]).iter().all(|f| f.kind != Kind::Parity));
+
+    // A rule that names this machine's address counts once the address is known.
+    let a = rs(
+        "*filter\n:INPUT DROP [0:0]\n-A INPUT -m state --state ESTABLISHED,RELATED -j ACCEPT\n\
+         -A INPUT -d 203.0.113.2/32 -p tcp --dport 8443 -j ACCEPT\nCOMMIT\n",
+        Family::V4,
+    );
+    let b = rs(
+        "*filter\n:INPUT DROP [0:0]\n-A INPUT -m state --state ESTABLISHED,RELATED -j ACCEPT\nCOMMIT\n",
+        Family::V6,
+    );
+    let parity = |opts: LintOptions| -> Vec<Finding> {
+        lint(&[&a, &b], opts)
+            .into_iter()
+            .filter(|f| f.kind == Kind::Parity)
+            .collect()
+    };
+    assert!(parity(LintOptions::default()).is_empty());
+    let locals = [
+        "203.0.113.2/24%wan0",
+        "2001:db8:ffff::2/64%wan0",
+        "127.0.0.1/8%lo",
+    ]
+    .iter()
+    .map(|l| crate::trace::LocalAddr::parse(l).unwrap())
+    .collect();
+    let found = parity(LintOptions {
+        counters: false,
+        locals,
+    });
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].message.contains("tcp port 8443"),
+        "{}",
+        found[0].message
+    );
 }
 
 #[test]

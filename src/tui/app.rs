@@ -221,8 +221,12 @@ type ByRule = std::collections::HashMap<lint::RuleKey, Vec<(Severity, String)>>;
 /// busy kube-proxy node's rule changes never stall the screen.
 const LINT_INLINE_RULES: usize = 2_000;
 
-fn lint_by_rule(sets: &[&Ruleset]) -> ByRule {
-    let findings = lint::lint(sets, lint::LintOptions::default());
+fn lint_by_rule(sets: &[&Ruleset], locals: Vec<crate::trace::LocalAddr>) -> ByRule {
+    let opts = lint::LintOptions {
+        counters: false,
+        locals,
+    };
+    let findings = lint::lint(sets, opts);
     lint::findings_by_rule(&findings)
         .into_iter()
         .map(|(k, v)| {
@@ -252,7 +256,9 @@ impl LintMarks {
         }
     }
 
-    pub fn update(&mut self, snap: &RulesetSnapshot) {
+    /// Lint the snapshot's rules if they changed; `locals` are this machine's addresses (for
+    /// the parity check).
+    pub fn update(&mut self, snap: &RulesetSnapshot, locals: Vec<crate::trace::LocalAddr>) {
         self.poll();
         use std::hash::{Hash, Hasher};
         let sets: Vec<&Ruleset> = Family::ALL
@@ -273,6 +279,9 @@ impl LintMarks {
                 }
             }
         }
+        for l in &locals {
+            l.addr.hash(&mut h);
+        }
         let fp = h.finish();
         if self.fingerprint == Some(fp) {
             return;
@@ -281,7 +290,7 @@ impl LintMarks {
         let rules: usize = sets.iter().map(|rs| rs.rule_count()).sum();
         if rules <= LINT_INLINE_RULES {
             self.pending = None;
-            self.by_rule = lint_by_rule(&sets);
+            self.by_rule = lint_by_rule(&sets, locals);
             return;
         }
         // The marks of the old rules would point at the wrong ones: none until the answer.
@@ -293,7 +302,7 @@ impl LintMarks {
             .spawn(move || {
                 let sets: Vec<&Ruleset> = owned.iter().collect();
                 // The receiver may be gone (newer rules): nothing to do then.
-                let _ = tx.send(lint_by_rule(&sets));
+                let _ = tx.send(lint_by_rule(&sets, locals));
             });
         self.pending = spawned.ok().map(|_| rx);
     }
@@ -648,7 +657,8 @@ impl App {
         if snap.taken_at > self.now {
             self.now = snap.taken_at;
         }
-        self.lint.update(&snap);
+        let locals = self.trace.local_addrs(&snap);
+        self.lint.update(&snap, locals);
         self.snapshot = Some(snap);
         self.rules_changed();
         if self.edit.resume.is_some() {
