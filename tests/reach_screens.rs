@@ -198,3 +198,31 @@ fn the_config_files_interfaces_decide_interface_matches() {
         v.result.hinges
     );
 }
+
+#[test]
+fn p_steps_through_the_ports_the_rules_name() {
+    let mut app = on_ssh_rule(120, 40);
+    ch(&mut app, 'r');
+    let ports = reach_view(&app).ports.clone();
+    assert!(
+        ports.contains(&(6, 22)) && ports.contains(&(17, 123)),
+        "{ports:?}"
+    );
+    let at = ports.iter().position(|p| *p == (6, 22)).unwrap();
+    ch(&mut app, 'p');
+    let (proto, port) = ports[(at + 1) % ports.len()];
+    let v = reach_view(&app);
+    assert_eq!((v.query.proto, v.query.dport), (proto, Some(port)));
+    ch(&mut app, 'P');
+    let v = reach_view(&app);
+    assert_eq!((v.query.proto, v.query.dport), (6, Some(22)));
+    // Round from the first to the last.
+    for _ in 0..=at {
+        ch(&mut app, 'P');
+    }
+    let v = reach_view(&app);
+    assert_eq!(
+        (v.query.proto, v.query.dport.unwrap()),
+        *ports.last().unwrap()
+    );
+}

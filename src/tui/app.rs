@@ -2018,7 +2018,11 @@ impl App {
             Action::Bottom => v.move_by(isize::MAX / 2, 0),
             Action::FocusLeft => v.move_by(0, -1),
             Action::FocusRight => v.move_by(0, 1),
-            Action::ReachChain | Action::OtherFamily | Action::ReachNat => {
+            Action::ReachChain
+            | Action::OtherFamily
+            | Action::ReachNat
+            | Action::ReachNextPort
+            | Action::ReachPrevPort => {
                 let family = match (action, v.family) {
                     (Action::OtherFamily, Family::V4) => Family::V6,
                     (Action::OtherFamily, Family::V6) => Family::V4,
@@ -2030,6 +2034,22 @@ impl App {
                 }
                 if action == Action::ReachNat {
                     q.nat = !q.nat;
+                }
+                if matches!(action, Action::ReachNextPort | Action::ReachPrevPort) {
+                    let step = if action == Action::ReachNextPort {
+                        1
+                    } else {
+                        -1
+                    };
+                    match v.step_port(step) {
+                        Some((proto, port)) => {
+                            q.proto = proto;
+                            q.dport = Some(port);
+                        }
+                        None => self
+                            .edit
+                            .say("the filter rules name no port to step through", true),
+                    }
                 }
                 let staged = self.edit.active().is_some();
                 match self.shown(family) {

@@ -112,6 +112,9 @@ pub enum Action {
     /// In the Reach popup: walk the nat table first (a port forward answers at its public
     /// address), or not.
     ReachNat,
+    /// In the Reach popup: the next / previous port the rules name.
+    ReachNextPort,
+    ReachPrevPort,
     /// The Conntrack screen: only the stale entries (the rules would not accept them anew).
     StaleFlows,
     /// Jump to a chain by a fuzzy name.
@@ -212,6 +215,8 @@ impl Action {
             Action::Reach => "reach",
             Action::ReachChain => "reach_chain",
             Action::ReachNat => "reach_nat",
+            Action::ReachNextPort => "reach_next_port",
+            Action::ReachPrevPort => "reach_prev_port",
             Action::StaleFlows => "stale_flows",
             Action::JumpChain => "jump_chain",
             Action::SearchNext => "search_next",
@@ -1239,6 +1244,20 @@ pub const KEYMAP: &[Binding] = &[
         action: Action::ReachChain,
         help: "ask about the next chain: INPUT, FORWARD, OUTPUT",
         hint: Some("chain"),
+    },
+    Binding {
+        scope: Scope::Reach,
+        keys: &[k('p')],
+        action: Action::ReachNextPort,
+        help: "ask about the next port the rules name",
+        hint: Some("port"),
+    },
+    Binding {
+        scope: Scope::Reach,
+        keys: &[k('P')],
+        action: Action::ReachPrevPort,
+        help: "ask about the previous port the rules name",
+        hint: None,
     },
     Binding {
         scope: Scope::Reach,

@@ -9,6 +9,9 @@ use crate::trace::{CtState, Hook};
 
 #[derive(Debug, Clone)]
 pub struct ReachView {
+    /// The (protocol, port) pairs the filter table's rules name, sorted: what `p`/`P` step
+    /// through.
+    pub ports: Vec<(u8, u16)>,
     pub family: Family,
     pub query: ReachQuery,
     pub result: Reach,
@@ -101,10 +104,63 @@ pub fn query_for(hook: Hook, rule: Option<&Rule>) -> ReachQuery {
     }
 }
 
+/// The destination ports a rule set's filter rules name, with their protocol: each value of a
+/// `--dport`/`--dports` list, and each end of a range.
+pub fn ports_named(rs: &Ruleset) -> Vec<(u8, u16)> {
+    let mut out = std::collections::BTreeSet::new();
+    for r in rs
+        .table("filter")
+        .into_iter()
+        .flat_map(|t| &t.chains)
+        .flat_map(|c| &c.rules)
+    {
+        let Some(proto) = r
+            .spec
+            .protocol
+            .as_ref()
+            .filter(|p| !p.negated)
+            .and_then(|p| crate::trace::packet::parse_proto(&p.value))
+        else {
+            continue;
+        };
+        for m in &r.spec.matches {
+            for name in [
+                "--dport",
+                "--dports",
+                "--destination-port",
+                "--destination-ports",
+            ] {
+                for v in m.option(name).into_iter().flat_map(|o| &o.values) {
+                    for n in v.split([',', ':']).filter_map(|n| n.parse::<u16>().ok()) {
+                        out.insert((proto, n));
+                    }
+                }
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
 impl ReachView {
+    /// The next (`step` 1) or previous (-1) port the rules name, after the one asked now.
+    pub fn step_port(&self, step: isize) -> Option<(u8, u16)> {
+        if self.ports.is_empty() {
+            return None;
+        }
+        let now = (self.query.proto, self.query.dport.unwrap_or(0));
+        let n = self.ports.len() as isize;
+        let i = match self.ports.binary_search(&now) {
+            Ok(i) => i as isize + step,
+            Err(i) if step > 0 => i as isize,
+            Err(i) => i as isize - 1,
+        };
+        self.ports.get(i.rem_euclid(n) as usize).copied()
+    }
+
     pub fn new(rs: &Ruleset, query: ReachQuery, staged: bool) -> ReachView {
         let result = reach(rs, &query);
         let mut v = ReachView {
+            ports: ports_named(rs),
             family: rs.family,
             query,
             result,
@@ -120,6 +176,7 @@ impl ReachView {
     /// can be.
     pub fn ask(&mut self, rs: &Ruleset, query: ReachQuery, staged: bool) {
         self.result = reach(rs, &query);
+        self.ports = ports_named(rs);
         self.family = rs.family;
         self.query = query;
         self.staged = staged;

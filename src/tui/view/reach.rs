@@ -85,7 +85,7 @@ pub fn draw(frame: &mut Frame, app: &App, v: &ReachView) {
     if v.staged {
         title += "(staged) ";
     }
-    let bottom = " ←↑↓→ move · Enter trace · c chain · f family · n nat · y copy · Esc close ";
+    let bottom = " ←↑↓→ move · Enter trace · c chain · p port · f family · n nat · Esc close ";
     let block = Block::bordered()
         .title(Line::styled(title, t.title()))
         .title_bottom(Line::styled(bottom, t.dim()))
