@@ -226,3 +226,41 @@ fn p_steps_through_the_ports_the_rules_name() {
         *ports.last().unwrap()
     );
 }
+
+#[test]
+fn rules_changed_by_another_tool_are_answered_again_and_said() {
+    let mut app = on_ssh_rule(120, 40);
+    ch(&mut app, 'r');
+    let lo = reach_view(&app)
+        .result
+        .class_of("127.0.0.1".parse().unwrap())
+        .unwrap();
+    let other = reach_view(&app)
+        .result
+        .class_of("198.51.100.7".parse().unwrap())
+        .unwrap();
+    assert_eq!(reach_view(&app).result.edge(other, lo), Some(false));
+    // Counters alone moving: nothing asked again.
+    let snap = app.snapshot.clone().unwrap();
+    app.update(nfscope::tui::event::Msg::Snapshot(Box::new(snap.clone())));
+    assert!(!reach_view(&app).changed);
+    // Someone inserts an SSH accept at the top of INPUT.
+    let text = nfscope::source::demo::DEMO_V4.replacen(
+        "-A INPUT ",
+        "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n[0:0] -A INPUT ",
+        1,
+    );
+    let mut snap = snap;
+    snap.v4 =
+        nfscope::source::FamilyData::Loaded(nfscope::ruleset::parse(&text, Family::V4).unwrap());
+    snap.generation += 1;
+    app.update(nfscope::tui::event::Msg::Snapshot(Box::new(snap)));
+    let v = reach_view(&app);
+    assert!(v.changed);
+    assert_eq!(v.result.classes.len(), 1, "{}", v.text());
+    assert_eq!(v.result.edge(0, 0), Some(true));
+    assert!(render(&app).contains("the rules changed: answered again"));
+    // The next question is the user's own again.
+    ch(&mut app, 'c');
+    assert!(!reach_view(&app).changed);
+}

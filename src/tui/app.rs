@@ -237,6 +237,12 @@ fn lint_by_rule(sets: &[&Ruleset], locals: Vec<crate::trace::LocalAddr>) -> ByRu
 }
 
 impl LintMarks {
+    /// What the rules' words hash to (`None` before the first snapshot): another value means
+    /// the rules changed.
+    pub fn fingerprint(&self) -> Option<u64> {
+        self.fingerprint
+    }
+
     /// Take the answer of a lint running on its thread, if it came: whether the marks changed.
     pub fn poll(&mut self) -> bool {
         let Some(rx) = &self.pending else {
@@ -658,9 +664,14 @@ impl App {
             self.now = snap.taken_at;
         }
         let locals = self.trace.local_addrs(&snap);
+        let before = self.lint.fingerprint();
         self.lint.update(&snap, locals);
         self.snapshot = Some(snap);
         self.rules_changed();
+        // Another tool changed the rules while the Reach popup is open: ask again, and say so.
+        if before.is_some() && self.lint.fingerprint() != before {
+            self.reach_again();
+        }
         if self.edit.resume.is_some() {
             self.ask_resume();
         }
@@ -2004,6 +2015,28 @@ impl App {
                 format!("no {} rule set is loaded", key.family.label()),
                 true,
             ),
+        }
+    }
+
+    /// The rules changed under an open Reach popup: the same question on the new rules.
+    fn reach_again(&mut self) {
+        let Some(Popup::Reach(v)) = &mut self.popup else {
+            return;
+        };
+        let (family, q) = (v.family, v.query.clone());
+        let staged = self.edit.active().is_some();
+        let rs = if let Some(st) = self.edit.active()
+            && let Some(r) = st.result_for(family)
+        {
+            Some(r)
+        } else {
+            self.snapshot
+                .as_ref()
+                .and_then(|s| s.family(family).ruleset())
+        };
+        if let (Some(rs), Some(Popup::Reach(v))) = (rs, &mut self.popup) {
+            v.ask(rs, q, staged);
+            v.changed = true;
         }
     }
 

@@ -20,6 +20,8 @@ pub struct ReachView {
     /// The selected cell: source class (row), destination class (column).
     pub row: usize,
     pub col: usize,
+    /// The rules changed while the popup was open and the question was answered again.
+    pub changed: bool,
 }
 
 impl PartialEq for ReachView {
@@ -32,6 +34,7 @@ impl PartialEq for ReachView {
             && self.row == o.row
             && self.col == o.col
             && self.staged == o.staged
+            && self.changed == o.changed
     }
 }
 
@@ -167,6 +170,7 @@ impl ReachView {
             staged,
             row: 0,
             col: 0,
+            changed: false,
         };
         v.settle();
         v
@@ -176,6 +180,7 @@ impl ReachView {
     /// can be.
     pub fn ask(&mut self, rs: &Ruleset, query: ReachQuery, staged: bool) {
         self.result = reach(rs, &query);
+        self.changed = false;
         self.ports = ports_named(rs);
         self.family = rs.family;
         self.query = query;

@@ -85,6 +85,9 @@ pub fn draw(frame: &mut Frame, app: &App, v: &ReachView) {
     if v.staged {
         title += "(staged) ";
     }
+    if v.changed {
+        title += "· the rules changed: answered again ";
+    }
     let bottom = " ←↑↓→ move · Enter trace · c chain · p port · f family · n nat · Esc close ";
     let block = Block::bordered()
         .title(Line::styled(title, t.title()))
