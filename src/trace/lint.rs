@@ -482,103 +482,8 @@ const DIMS: usize = 9;
 /// udplite): port matches never match it, negated or not.
 const NO_PORT: u128 = 65536;
 
-/// A set of integers: sorted, disjoint, non-adjacent inclusive intervals.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Set(Vec<(u128, u128)>);
-
-impl Set {
-    fn range(lo: u128, hi: u128) -> Set {
-        if lo <= hi {
-            Set(vec![(lo, hi)])
-        } else {
-            Set(Vec::new())
-        }
-    }
-
-    fn from_ranges(mut v: Vec<(u128, u128)>) -> Set {
-        v.retain(|(a, b)| a <= b);
-        v.sort_unstable();
-        let mut out: Vec<(u128, u128)> = Vec::with_capacity(v.len());
-        for (a, b) in v {
-            if let Some(last) = out.last_mut()
-                && a <= last.1.saturating_add(1)
-            {
-                last.1 = last.1.max(b);
-                continue;
-            }
-            out.push((a, b));
-        }
-        Set(out)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn intersect(&self, o: &Set) -> Set {
-        let mut out = Vec::new();
-        let (mut i, mut j) = (0, 0);
-        while let (Some(&(a, b)), Some(&(c, d))) = (self.0.get(i), o.0.get(j)) {
-            let lo = a.max(c);
-            let hi = b.min(d);
-            if lo <= hi {
-                out.push((lo, hi));
-            }
-            if b < d {
-                i += 1;
-            } else {
-                j += 1;
-            }
-        }
-        Set(out)
-    }
-
-    fn intersects(&self, o: &Set) -> bool {
-        let (mut i, mut j) = (0, 0);
-        while let (Some(&(a, b)), Some(&(c, d))) = (self.0.get(i), o.0.get(j)) {
-            if a.max(c) <= b.min(d) {
-                return true;
-            }
-            if b < d {
-                i += 1;
-            } else {
-                j += 1;
-            }
-        }
-        false
-    }
-
-    fn subtract(&self, o: &Set) -> Set {
-        let mut out = Vec::new();
-        for &(a, b) in &self.0 {
-            let mut lo = a;
-            let mut done = false;
-            for &(c, d) in &o.0 {
-                if d < lo || c > b {
-                    continue;
-                }
-                if c > lo {
-                    out.push((lo, c - 1));
-                }
-                if d >= b {
-                    done = true;
-                    break;
-                }
-                lo = d + 1;
-            }
-            if !done {
-                out.push((lo, b));
-            }
-        }
-        Set(out)
-    }
-
-    /// The intervals, for sampling.
-    #[cfg(test)]
-    pub(crate) fn ranges(&self) -> &[(u128, u128)] {
-        &self.0
-    }
-}
+/// A set of integers (sorted, disjoint intervals): the shared one reach uses too.
+pub(crate) use super::ranges::RangeSet as Set;
 
 /// A box: a set per dimension. The packets in it are the product.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -601,7 +506,7 @@ impl Region {
         let mut out = Vec::new();
         let mut cur = self.clone();
         for d in 0..DIMS {
-            let diff = cur.0[d].subtract(&o.0[d]);
+            let diff = cur.0[d].minus(&o.0[d]);
             if !diff.is_empty() {
                 let mut piece = cur.clone();
                 piece.0[d] = diff;
@@ -688,13 +593,6 @@ struct Universe {
     addr_max: u128,
 }
 
-fn addr_num(a: IpAddr) -> u128 {
-    match a {
-        IpAddr::V4(v) => u128::from(u32::from(v)),
-        IpAddr::V6(v) => u128::from(v),
-    }
-}
-
 fn state_set(bits: u8) -> Set {
     Set::from_ranges(
         CtState::ALL
@@ -733,7 +631,7 @@ impl Universe {
         let mut exact = true;
         let full = self.full();
         let mut restrict = |d: usize, s: Set, neg: bool| {
-            let s = if neg { full.0[d].subtract(&s) } else { s };
+            let s = if neg { full.0[d].minus(&s) } else { s };
             region.0[d] = region.0[d].intersect(&s);
         };
         for c in conds {
@@ -746,14 +644,19 @@ impl Universe {
                 Cond::Addr { neg, dir, nets } => {
                     let s = Set::from_ranges(
                         nets.iter()
-                            .map(|n| (addr_num(n.network()), addr_num(n.broadcast())))
+                            .map(|n| {
+                                (
+                                    super::ranges::num(n.network()),
+                                    super::ranges::num(n.broadcast()),
+                                )
+                            })
                             .collect(),
                     );
                     restrict(if *dir == Dir::Src { SRC } else { DST }, s, *neg)
                 }
                 Cond::IpRange { neg, dir, lo, hi } => restrict(
                     if *dir == Dir::Src { SRC } else { DST },
-                    Set::range(addr_num(*lo), addr_num(*hi)),
+                    Set::range(super::ranges::num(*lo), super::ranges::num(*hi)),
                     *neg,
                 ),
                 Cond::Iface {
@@ -811,7 +714,7 @@ impl Universe {
                     }
                 }
                 Cond::Const(true) => {}
-                Cond::Const(false) => restrict(PROTO, Set(Vec::new()), false),
+                Cond::Const(false) => restrict(PROTO, Set::empty(), false),
                 _ => exact = false,
             }
         }

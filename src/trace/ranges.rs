@@ -48,6 +48,22 @@ impl RangeSet {
         self.ranges.is_empty()
     }
 
+    /// Whether the two sets have a member in common (without building the intersection).
+    pub fn intersects(&self, o: &RangeSet) -> bool {
+        let (mut i, mut j) = (0, 0);
+        while let (Some(&(a, b)), Some(&(c, d))) = (self.ranges.get(i), o.ranges.get(j)) {
+            if a.max(c) <= b.min(d) {
+                return true;
+            }
+            if b < d {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        false
+    }
+
     pub fn contains(&self, x: u128) -> bool {
         let i = self.ranges.partition_point(|r| r.1 < x);
         self.ranges.get(i).is_some_and(|r| r.0 <= x)
@@ -189,6 +205,7 @@ mod tests {
             let u = bits(&a.union(&b));
             let i = bits(&a.intersect(&b));
             let m = bits(&a.minus(&b));
+            prop_assert_eq!(a.intersects(&b), (0..64).any(|k| x[k] && y[k]));
             for k in 0..64 {
                 prop_assert_eq!(u[k], x[k] || y[k]);
                 prop_assert_eq!(i[k], x[k] && y[k]);
