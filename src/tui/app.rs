@@ -1385,9 +1385,15 @@ impl App {
             self.popup = Some(Popup::Jump(j));
             return Vec::new();
         }
-        if let Popup::Reach(v) = popup {
-            return self.on_reach_action(v, action);
-        }
+        // The Reach popup's own keys; closing, help and quitting as for every popup.
+        let popup = match popup {
+            Popup::Reach(v)
+                if !matches!(action, Action::ClosePopup | Action::Quit | Action::Help) =>
+            {
+                return self.on_reach_action(v, action);
+            }
+            p => p,
+        };
         if let Popup::Confirm(question) = &popup
             && action != Action::Quit
         {
@@ -2122,20 +2128,6 @@ impl App {
                 self.trace.fill_from_reach(src, dst, &v.query);
                 self.run_trace();
                 self.show_screen(Screen::Trace);
-                return Vec::new();
-            }
-            Action::ClosePopup => {
-                self.popup = None;
-                return Vec::new();
-            }
-            Action::Quit => {
-                self.quit = true;
-                return vec![Cmd::Quit];
-            }
-            Action::Help => {
-                self.popup = Some(Popup::Help {
-                    scroll: Scroll::TOP,
-                });
                 return Vec::new();
             }
             _ => {}
